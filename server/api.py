@@ -1,0 +1,213 @@
+"""HTTP API v1 and the page routes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from . import accounts
+from .keys import CALL_CENTER, CALL_LIMITER, LOGIN_THROTTLE, SETTINGS, STORE
+from .messages import PROTOCOL_VERSION
+from .store import iso
+from .security import (
+    COOKIE,
+    ApiError,
+    optional_str,
+    read_json,
+    require_staff,
+    set_login_cookie,
+)
+
+WEB_CLIENT = Path(__file__).resolve().parent.parent / "web_client"
+STAFF_ROLES = ("rep", "qa", "supervisor", "admin")
+INVITE_MAX_TTL_S = 7 * 24 * 3600
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status)
+
+
+# pages
+
+
+async def customer_page(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(WEB_CLIENT / "customer.html")
+
+
+async def console_page(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(WEB_CLIENT / "console.html")
+
+
+async def root(request: web.Request) -> web.Response:
+    raise web.HTTPFound("/call")
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return _json({"ok": True, **request.app[CALL_CENTER].floor()})
+
+
+# auth
+
+
+async def login(request: web.Request) -> web.Response:
+    body = await read_json(request)
+    username, password = body.get("username"), body.get("password")
+    if not isinstance(username, str) or not isinstance(password, str) or not username or len(username) > 64:
+        raise ApiError(400, "bad_request", "username and password are required strings")
+    if len(password) > 1024:
+        raise ApiError(400, "bad_request", "password: too long")
+    address = request.remote or "?"
+    throttle = request.app[LOGIN_THROTTLE]
+    wait = throttle.retry_after(username, address)
+    if wait > 0:
+        raise ApiError(429, "rate_limited", "too many failed logins", {"Retry-After": str(int(wait) + 1)})
+    store = request.app[STORE]
+    user = await accounts.authenticate(store, username, password)
+    if user is None:
+        throttle.failed(username, address)
+        raise ApiError(401, "not_authenticated", "wrong username or password")
+    throttle.succeeded(username, address)
+    cookie, csrf = await store.create_login(user.id, 12 * 3600)
+    response = _json({"user": user.to_json(), "csrf_token": csrf})
+    set_login_cookie(response, cookie, request.app[SETTINGS])
+    return response
+
+
+async def logout(request: web.Request) -> web.Response:
+    _user, _csrf, login_id = await require_staff(request)
+    await request.app[STORE].revoke_login(login_id)
+    await request.app[CALL_CENTER].close_login(login_id)
+    response = web.Response(status=204)
+    response.del_cookie(COOKIE, path="/")
+    return response
+
+
+async def me(request: web.Request) -> web.Response:
+    user, csrf, _login_id = await require_staff(request)
+    return _json({"user": user.to_json(), "csrf_token": csrf})
+
+
+# customers
+
+
+async def config(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS]
+    return _json(
+        {
+            "protocol": PROTOCOL_VERSION,
+            "ice_servers": [s.to_browser() for s in settings.ice_servers],
+            "reasons": [{"code": code, "label": label} for code, label in settings.reasons],
+        }
+    )
+
+
+def _reason(request: web.Request, body: dict[str, Any]) -> str | None:
+    reason = optional_str(body, "reason", 64)
+    codes = {code for code, _ in request.app[SETTINGS].reasons}
+    if reason is not None and reason not in codes:
+        raise ApiError(400, "bad_request", f"reason: one of {', '.join(sorted(codes))}")
+    return reason
+
+
+def _limit_calls(request: web.Request) -> None:
+    wait = request.app[CALL_LIMITER].hit(request.remote or "?")
+    if wait > 0:
+        raise ApiError(429, "rate_limited", "too many calls from this address", {"Retry-After": str(int(wait) + 1)})
+
+
+async def start_call(request: web.Request) -> web.Response:
+    body = await read_json(request)
+    reason = _reason(request, body)
+    name = optional_str(body, "name", 200)
+    device = optional_str(body, "device", 200)
+    _limit_calls(request)
+    record, token = await request.app[CALL_CENTER].create_call(reason=reason, customer_name=name, device=device)
+    return _json({"session_id": record.id, "token": token, "expires_at": iso(record.token_expires_at)}, 201)
+
+
+async def create_invite(request: web.Request) -> web.Response:
+    user, _csrf, _login = await require_staff(request, STAFF_ROLES)
+    body = await read_json(request)
+    reason = _reason(request, body)
+    name = optional_str(body, "customer_name", 200)
+    ttl = body.get("ttl_s", 24 * 3600)
+    if not isinstance(ttl, int) or isinstance(ttl, bool) or not 60 <= ttl <= INVITE_MAX_TTL_S:
+        raise ApiError(400, "bad_request", f"ttl_s: an integer from 60 to {INVITE_MAX_TTL_S}")
+    code, expires_at = await request.app[STORE].create_invite(
+        customer_name=name, reason=reason, created_by=user.id, ttl_s=ttl
+    )
+    base = request.app[SETTINGS].public_url or f"{request.scheme}://{request.host}"
+    return _json({"code": code, "url": f"{base.rstrip('/')}/join/{code}", "expires_at": iso(expires_at)}, 201)
+
+
+async def redeem_invite(request: web.Request) -> web.Response:
+    code = request.match_info["code"]
+    store = request.app[STORE]
+    invite = await store.get_invite(code) if len(code) <= 64 else None
+    if invite is None:
+        raise ApiError(404, "not_found", "this invite link is unknown or has expired")
+    body = await read_json(request)
+    device = optional_str(body, "device", 200)
+    _limit_calls(request)
+    if invite["session_id"]:
+        # Reopening an invite whose call is still open would hand out a second token: refuse.
+        existing = await store.get_session(invite["session_id"])
+        if existing is not None and existing.state in ("waiting", "active"):
+            raise ApiError(409, "conflict", "this invite is already in a call; use the original tab")
+    record, token = await request.app[CALL_CENTER].create_call(
+        reason=invite["reason"], customer_name=invite["customer_name"], device=device
+    )
+    await store.link_invite(code, record.id)
+    return _json({"session_id": record.id, "token": token, "expires_at": iso(record.token_expires_at)}, 201)
+
+
+# sessions (staff)
+
+
+async def list_sessions(request: web.Request) -> web.Response:
+    await require_staff(request, STAFF_ROLES)
+    state = request.query.get("state")
+    if state is not None and state not in ("waiting", "active", "ended", "abandoned", "interrupted"):
+        raise ApiError(400, "bad_request", "state: unknown")
+    try:
+        limit = int(request.query.get("limit", "50"))
+    except ValueError:
+        raise ApiError(400, "bad_request", "limit: an integer") from None
+    if not 1 <= limit <= 500:
+        raise ApiError(400, "bad_request", "limit: from 1 to 500")
+    items = await request.app[STORE].list_sessions(state=state, limit=limit)
+    return _json({"items": [s.to_json() for s in items]})
+
+
+async def get_session(request: web.Request) -> web.Response:
+    await require_staff(request, STAFF_ROLES)
+    store = request.app[STORE]
+    session_id = request.match_info["session_id"]
+    record = await store.get_session(session_id) if len(session_id) <= 64 else None
+    if record is None:
+        raise ApiError(404, "not_found", "no such session")
+    data = record.to_json()
+    data["chat"] = [c.to_json() for c in await store.list_chat(record.id)]
+    data["events"] = await store.list_events(record.id)
+    return _json(data)
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_get("/", root)
+    app.router.add_get("/call", customer_page)
+    app.router.add_get("/join/{code}", customer_page)
+    app.router.add_get("/console", console_page)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_static("/static/", WEB_CLIENT, follow_symlinks=False, append_version=False)
+    app.router.add_post("/api/v1/auth/login", login)
+    app.router.add_post("/api/v1/auth/logout", logout)
+    app.router.add_get("/api/v1/me", me)
+    app.router.add_get("/api/v1/config", config)
+    app.router.add_post("/api/v1/calls", start_call)
+    app.router.add_post("/api/v1/invites", create_invite)
+    app.router.add_post("/api/v1/invites/{code}/redeem", redeem_invite)
+    app.router.add_get("/api/v1/sessions", list_sessions)
+    app.router.add_get("/api/v1/sessions/{session_id}", get_session)
+

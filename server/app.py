@@ -1,0 +1,85 @@
+"""The application factory. Nothing happens at import time."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import weakref
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from aiohttp import WSCloseCode, web
+
+from . import accounts, api, signaling
+from .accounts import LoginThrottle
+from .calls import CallCenter
+from .config import Settings
+from .db import create_engine
+from .keys import CALL_CENTER, CALL_LIMITER, LOGIN_THROTTLE, SETTINGS, STORE, WEBSOCKETS
+from .migrations import migrate
+from .ratelimit import AddressLimiter
+from .security import MAX_BODY_BYTES, security_middleware
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+DEMO_FILE = "demo-accounts.txt"
+
+
+def _demo_banner(lines: list[tuple[str, str, str]], path: Path) -> str:
+    rows = "\n".join(f"  {role:<11} {user:<8} {password}" for user, role, password in lines)
+    return f"Demo accounts (also in {path}):\n  {'role':<11} {'username':<8} password\n{rows}"
+
+
+async def _announce_demo_accounts(store: Store, settings: Settings) -> None:
+    path = settings.data_dir / DEMO_FILE
+    created = await accounts.ensure_demo_accounts(store)
+    if created:
+        path.write_text("".join(f"{u} {r} {p}\n" for u, r, p in created))
+        os.chmod(path, 0o600)
+    if path.exists():
+        lines = [tuple(line.split()) for line in path.read_text().splitlines() if len(line.split()) == 3]
+        log.warning(_demo_banner([(u, r, p) for u, r, p in lines], path))
+
+
+async def _storage_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(settings.db_url)
+    await migrate(engine)
+    store = Store(engine)
+    app[STORE] = store
+    if settings.create_demo_accounts:
+        await _announce_demo_accounts(store, settings)
+    center = CallCenter(store, settings)
+    await center.start()
+    app[CALL_CENTER] = center
+    yield
+    await center.aclose()
+    await engine.dispose()
+
+
+async def _close_websockets(app: web.Application) -> None:
+    # Close sockets first so clients hear "going away", then the calls (and their peers).
+    for ws in list(app[WEBSOCKETS]):
+        with contextlib.suppress(Exception):
+            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
+    if CALL_CENTER in app:
+        await app[CALL_CENTER].aclose()
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(
+        middlewares=[security_middleware(settings)],
+        client_max_size=MAX_BODY_BYTES,
+    )
+    app[SETTINGS] = settings
+    app[LOGIN_THROTTLE] = LoginThrottle()
+    app[CALL_LIMITER] = AddressLimiter(limit=30, window_s=60.0)
+    app[WEBSOCKETS] = weakref.WeakSet()
+    app.cleanup_ctx.append(_storage_ctx)
+    app.on_shutdown.append(_close_websockets)
+    api.setup_routes(app)
+    signaling.setup_routes(app)
+    return app

@@ -1,0 +1,499 @@
+"""CallCenter: the live queue, reps, and the life of each support session.
+
+The database is the source of truth for session state; this module keeps the
+live parts (sockets, media, timers) and tells everyone what changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from .config import Settings
+from .connection import Connection
+from .media import CallMedia, other
+from .messages import PROTOCOL_VERSION, ProtocolError
+from .peers import BadOffer
+from .store import SessionRecord, Store, User, iso
+
+log = logging.getLogger(__name__)
+
+DEFAULT_WAIT_S = 60.0
+QUEUE_TICK_S = 10.0
+
+
+@dataclass
+class LiveSession:
+    record: SessionRecord
+    conns: dict[str, Connection | None] = field(default_factory=lambda: {"customer": None, "rep": None})
+    rep: User | None = None
+    media: CallMedia | None = None
+    grace: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    media_flags: dict[str, dict[str, Any]] = field(default_factory=dict)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def id(self) -> str:
+        return self.record.id
+
+    @property
+    def state(self) -> str:
+        return self.record.state
+
+
+@dataclass
+class RepState:
+    user: User
+    status: str = "away"
+    conns: set[Connection] = field(default_factory=set)
+    session_id: str | None = None
+    idle_since: float = field(default_factory=time.monotonic)
+
+
+class CallCenter:
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store = store
+        self.settings = settings
+        self.sessions: dict[str, LiveSession] = {}
+        self.reps: dict[int, RepState] = {}
+        self._wait_ewma: float | None = None
+        self._tick: asyncio.Task[None] | None = None
+        self._closing = False
+
+    # lifecycle
+
+    async def start(self) -> list[str]:
+        interrupted = await self.store.interrupt_active_sessions()
+        if interrupted:
+            log.warning("marked %d call(s) interrupted by the last shutdown", len(interrupted))
+        waits = await self.store.recent_waits()
+        for w in reversed(waits):
+            self._observe_wait(w)
+        for record in await self.store.waiting_sessions():
+            live = LiveSession(record)
+            self.sessions[record.id] = live
+            # Waiting customers keep their place if they come back in time.
+            self._start_grace(live, "customer")
+        self._tick = asyncio.create_task(self._queue_ticker(), name="queue-ticker")
+        return interrupted
+
+    async def aclose(self) -> None:
+        self._closing = True
+        if self._tick is not None:
+            self._tick.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._tick
+        for live in list(self.sessions.values()):
+            for task in live.grace.values():
+                task.cancel()
+            if live.state == "active":
+                await self.store.finish_session(live.id, state="interrupted", ended_by="system", reason="server_shutdown")
+            if live.media is not None:
+                await live.media.aclose()
+        self.sessions.clear()
+
+    # customers
+
+    async def create_call(
+        self, *, reason: str | None, customer_name: str | None, device: str | None, priority: int = 0
+    ) -> tuple[SessionRecord, str]:
+        record, token = await self.store.create_session(
+            reason=reason,
+            customer_name=customer_name,
+            device=device,
+            token_ttl_s=self.settings.session_token_ttl_s,
+            priority=priority,
+        )
+        live = LiveSession(record)
+        self.sessions[record.id] = live
+        # The customer has the grace period to open the socket, like a reconnect.
+        self._start_grace(live, "customer")
+        new_item = self._queue_item(live)
+        for rep in self.reps.values():
+            for conn in rep.conns:
+                conn.send({"type": "queue.new", "item": new_item})
+        self.broadcast_queue()
+        return record, token
+
+    async def customer_hello(self, conn: Connection, token: str) -> dict[str, Any]:
+        record = await self.store.session_for_token(token)
+        if record is None or record.token_expires_at < time.time() or record.id not in self.sessions:
+            raise ProtocolError("token_invalid", "this call link is no longer valid")
+        live = self.sessions[record.id]
+        previous = live.conns.get("customer")
+        if previous is not None and previous is not conn:
+            previous.send({"type": "bye", "reason": "replaced"})
+            previous.close(4002, "replaced by a newer connection")
+        conn.role = "customer"
+        conn.session_id = live.id
+        live.conns["customer"] = conn
+        self._cancel_grace(live, "customer")
+        chat = [c.to_json() for c in await self.store.list_chat(live.id)]
+        welcome: dict[str, Any] = {
+            "type": "welcome",
+            "protocol": PROTOCOL_VERSION,
+            "role": "customer",
+            "ice_servers": [s.to_browser() for s in self.settings.ice_servers],
+            "session": live.record.to_json(),
+            "chat": chat,
+        }
+        if live.state == "active" and live.rep is not None:
+            welcome["call"] = self._call_json(live)
+        conn.send(welcome)
+        if live.state == "waiting":
+            self.broadcast_queue()
+        else:
+            self._notify_peer_presence(live, "customer")
+        return welcome
+
+    # reps
+
+    async def rep_hello(self, conn: Connection, user: User) -> None:
+        rep = self.reps.setdefault(user.id, RepState(user))
+        rep.user = user
+        rep.conns.add(conn)
+        conn.role = "rep"
+        call = None
+        if rep.session_id and rep.session_id in self.sessions:
+            live = self.sessions[rep.session_id]
+            previous = live.conns.get("rep")
+            if previous is not None and previous is not conn:
+                previous.send({"type": "bye", "reason": "replaced"})
+                previous.close(4002, "replaced by a newer connection")
+            live.conns["rep"] = conn
+            self._cancel_grace(live, "rep")
+            call = self._call_json(live)
+            call["chat"] = [c.to_json() for c in await self.store.list_chat(live.id)]
+        conn.send(
+            {
+                "type": "welcome",
+                "protocol": PROTOCOL_VERSION,
+                "role": "rep",
+                "ice_servers": [s.to_browser() for s in self.settings.ice_servers],
+                "user": user.to_json(),
+                "status": rep.status,
+                "call": call,
+            }
+        )
+        conn.send(self._queue_snapshot())
+        if call is not None:
+            self._notify_peer_presence(self.sessions[rep.session_id or ""], "rep")
+
+    def set_rep_status(self, conn: Connection, status: str) -> None:
+        rep = self._rep(conn)
+        if status == "available" and rep.session_id is not None:
+            raise ProtocolError("not_available", "finish the current call first")
+        if rep.status != status:
+            rep.status = status
+            rep.idle_since = time.monotonic()
+        for c in rep.conns:
+            c.send({"type": "rep.status", "status": rep.status})
+        self.broadcast_queue()
+
+    async def accept(self, conn: Connection, session_id: str) -> None:
+        rep = self._rep(conn)
+        if rep.session_id is not None:
+            raise ProtocolError("not_available", "you are already in a call")
+        live = self.sessions.get(session_id)
+        if live is None:
+            raise ProtocolError("session_not_found", "no such waiting call")
+        if live.state != "waiting":
+            raise ProtocolError("already_taken", "another rep took this call")
+        claimed = await self.store.claim_session(session_id, rep.user.id)
+        if claimed is None:
+            raise ProtocolError("already_taken", "another rep took this call")
+        # A second rep may have claimed between our checks; the DB decided, so follow it.
+        live.record = claimed
+        live.rep = rep.user
+        live.conns["rep"] = conn
+        rep.session_id = live.id
+        rep.status = "busy"
+        self._observe_wait(claimed.answered_at - claimed.queued_at if claimed.answered_at else 0.0)
+        live.media = CallMedia(
+            live.id,
+            self.settings.ice_servers,
+            on_media_state=lambda role, state: self._media_state_changed(live, role, state),
+            stall_after_s=self.settings.media_stall_s,
+        )
+        accepted = self._call_json(live)
+        self._send_to(live, accepted)
+        for c in rep.conns:
+            if c is not conn:
+                c.send(accepted)
+        if live.conns.get("customer") is None:
+            self._notify_peer_presence(live, "customer")
+        self.broadcast_queue()
+
+    # both sides
+
+    def _session_of(self, conn: Connection, session_id: str | None) -> tuple[LiveSession, str]:
+        if conn.role == "customer":
+            live = self.sessions.get(conn.session_id or "")
+            if live is None or (session_id is not None and session_id != live.id):
+                raise ProtocolError("session_not_found", "no such session")
+            return live, "customer"
+        rep = self._rep(conn)
+        if rep.session_id is None:
+            if session_id is not None:
+                raise ProtocolError("session_not_found", "no such session")
+            raise ProtocolError("not_in_call", "you are not in a call")
+        if session_id is not None and session_id != rep.session_id:
+            raise ProtocolError("session_not_found", "no such session")
+        live = self.sessions.get(rep.session_id)
+        if live is None:
+            raise ProtocolError("not_in_call", "you are not in a call")
+        return live, "rep"
+
+    async def offer(self, conn: Connection, sdp: str, session_id: str | None) -> str:
+        live, role = self._session_of(conn, session_id)
+        if live.state != "active" or live.media is None:
+            raise ProtocolError("not_in_call", "media starts once a rep has accepted the call")
+        if live.media.is_negotiating(role):
+            raise ProtocolError("negotiation_in_progress", "the previous offer is still being answered")
+        try:
+            return await live.media.answer(role, sdp)
+        except BadOffer as exc:
+            raise ProtocolError("bad_sdp", str(exc)) from None
+
+    async def chat(self, conn: Connection, text: str, session_id: str | None) -> None:
+        live, role = self._session_of(conn, session_id)
+        if role == "customer":
+            name = live.record.customer_name or "Customer"
+        else:
+            name = conn.user.display_name if conn.user else "Rep"
+        record = await self.store.add_chat(live.id, role, name, text.strip())
+        self._send_to(live, {"type": "chat.message", **record.to_json()})
+
+    def media_flags(self, conn: Connection, flags: dict[str, Any], session_id: str | None) -> None:
+        live, role = self._session_of(conn, session_id)
+        live.media_flags[role] = flags
+        peer = live.conns.get(other(role))
+        if peer is not None:
+            peer.send({"type": "peer.media", "who": role, **flags})
+
+    async def end(self, conn: Connection, reason: str | None, session_id: str | None) -> None:
+        live, role = self._session_of(conn, session_id)
+        if live.state == "waiting":
+            await self._finish(live, state="abandoned", ended_by=role, reason="customer_left")
+        else:
+            await self._finish(live, state="ended", ended_by=role, reason=reason or f"{role}_hangup")
+
+    async def disconnected(self, conn: Connection) -> None:
+        if self._closing:
+            return
+        if conn.role == "customer":
+            live = self.sessions.get(conn.session_id or "")
+            if live is not None and live.conns.get("customer") is conn:
+                live.conns["customer"] = None
+                self._start_grace(live, "customer")
+                if live.state == "active":
+                    self._notify_peer_presence(live, "customer")
+        elif conn.role == "rep" and conn.user is not None:
+            rep = self.reps.get(conn.user.id)
+            if rep is None:
+                return
+            rep.conns.discard(conn)
+            live = self.sessions.get(rep.session_id or "")
+            if live is not None and live.conns.get("rep") is conn:
+                live.conns["rep"] = None
+                self._start_grace(live, "rep")
+                self._notify_peer_presence(live, "rep")
+            if not rep.conns and rep.session_id is None:
+                rep.status = "away"
+                self.broadcast_queue()
+
+    async def close_login(self, login_id: str) -> None:
+        for rep in self.reps.values():
+            for conn in list(rep.conns):
+                if conn.login_id == login_id:
+                    conn.send({"type": "bye", "reason": "logged_out"})
+                    conn.close(4001, "logged out")
+
+    # internals
+
+    def _rep(self, conn: Connection) -> RepState:
+        if conn.role != "rep" or conn.user is None:
+            raise ProtocolError("forbidden", "only reps may do this")
+        return self.reps.setdefault(conn.user.id, RepState(conn.user))
+
+    def _present(self, live: LiveSession, role: str) -> bool:
+        if live.conns.get(role) is None:
+            return False
+        return live.media is None or live.media.media_state(role) != "lost"
+
+    def _notify_peer_presence(self, live: LiveSession, role: str) -> None:
+        present = self._present(live, role)
+        if live.state == "active":
+            if present:
+                self._cancel_grace(live, role)
+            else:
+                self._start_grace(live, role)
+        target = live.conns.get(other(role))
+        if target is not None:
+            state = "connected" if present else "reconnecting"
+            target.send({"type": "peer.state", "session_id": live.id, "who": role, "state": state})
+
+    async def _media_state_changed(self, live: LiveSession, role: str, state: str) -> None:
+        if live.state == "active":
+            self._notify_peer_presence(live, role)
+
+    def _start_grace(self, live: LiveSession, role: str) -> None:
+        if role in live.grace:
+            return
+
+        async def expire() -> None:
+            await asyncio.sleep(self.settings.reconnect_grace_s)
+            live.grace.pop(role, None)
+            if live.state == "waiting":
+                await self._finish(live, state="abandoned", ended_by="system", reason="customer_lost")
+            elif live.state == "active":
+                await self._finish(live, state="ended", ended_by="system", reason=f"{role}_lost")
+
+        live.grace[role] = asyncio.create_task(expire(), name=f"grace-{live.id}-{role}")
+
+    def _cancel_grace(self, live: LiveSession, role: str) -> None:
+        task = live.grace.pop(role, None)
+        if task is not None:
+            task.cancel()
+
+    async def _finish(self, live: LiveSession, *, state: str, ended_by: str, reason: str) -> None:
+        async with live.lock:
+            if live.id not in self.sessions:
+                return
+            record = await self.store.finish_session(live.id, state=state, ended_by=ended_by, reason=reason)
+            if record is None:
+                record = await self.store.get_session(live.id)
+            if record is not None:
+                live.record = record
+            self.sessions.pop(live.id, None)
+        for role, task in list(live.grace.items()):
+            if task is not asyncio.current_task():
+                task.cancel()
+        live.grace.clear()
+        message = {
+            "type": "call.ended",
+            "session_id": live.id,
+            "state": live.record.state,
+            "ended_by": live.record.ended_by,
+            "reason": live.record.end_reason,
+        }
+        customer = live.conns.get("customer")
+        if customer is not None:
+            customer.send(message)
+            customer.close(4003, "session over")
+        if live.rep is not None:
+            rep = self.reps.get(live.rep.id)
+            if rep is not None:
+                if rep.session_id == live.id:
+                    rep.session_id = None
+                    rep.status = "away"
+                    rep.idle_since = time.monotonic()
+                for c in rep.conns:
+                    c.send(message)
+                    c.send({"type": "rep.status", "status": rep.status})
+        if live.media is not None:
+            await live.media.aclose()
+        log.info("session %s %s (%s by %s)", live.id, live.record.state, reason, ended_by)
+        self.broadcast_queue()
+
+    def _send_to(self, live: LiveSession, message: dict[str, Any]) -> None:
+        for conn in live.conns.values():
+            if conn is not None:
+                conn.send(message)
+
+    def _call_json(self, live: LiveSession) -> dict[str, Any]:
+        rep = live.rep
+        return {
+            "type": "call.accepted",
+            "session_id": live.id,
+            "answered_at": iso(live.record.answered_at),
+            "rep": {"display_name": rep.display_name if rep else None},
+            "customer": {
+                "name": live.record.customer_name,
+                "reason": live.record.reason,
+                "device": live.record.device,
+                "created_at": iso(live.record.created_at),
+            },
+            "peer_media": live.media_flags,
+        }
+
+    # queue
+
+    def _waiting(self) -> list[LiveSession]:
+        waiting = [s for s in self.sessions.values() if s.state == "waiting"]
+        waiting.sort(key=lambda s: (-s.record.priority, s.record.queued_at))
+        return waiting
+
+    def _positions(self) -> dict[str, int]:
+        return {s.id: i + 1 for i, s in enumerate(self._waiting())}
+
+    def available_reps(self) -> int:
+        return sum(1 for r in self.reps.values() if r.status == "available" and r.conns)
+
+    def _observe_wait(self, wait_s: float) -> None:
+        alpha = 0.3
+        self._wait_ewma = wait_s if self._wait_ewma is None else alpha * wait_s + (1 - alpha) * self._wait_ewma
+
+    def estimated_wait(self, position: int) -> int:
+        # Recent waits (smoothed) stand for one place in line per free rep.
+        per_place = self._wait_ewma if self._wait_ewma is not None else DEFAULT_WAIT_S
+        per_place = max(per_place, 10.0)
+        return int(round(per_place * position / max(1, self.available_reps())))
+
+    def _send_position(self, live: LiveSession, position: int) -> None:
+        conn = live.conns.get("customer")
+        if conn is not None:
+            conn.send(
+                {
+                    "type": "queue.position",
+                    "position": position,
+                    "estimated_wait_s": self.estimated_wait(position),
+                    "available_reps": self.available_reps(),
+                }
+            )
+
+    def _queue_item(self, live: LiveSession) -> dict[str, Any]:
+        return {
+            "session_id": live.id,
+            "customer_name": live.record.customer_name,
+            "reason": live.record.reason,
+            "device": live.record.device,
+            "priority": live.record.priority,
+            "queued_at": iso(live.record.queued_at),
+            "waited_s": int(time.time() - live.record.queued_at),
+            "connected": live.conns.get("customer") is not None,
+        }
+
+    def _queue_snapshot(self) -> dict[str, Any]:
+        return {
+            "type": "queue.snapshot",
+            "items": [self._queue_item(s) for s in self._waiting()],
+            "available_reps": self.available_reps(),
+        }
+
+    def broadcast_queue(self) -> None:
+        if self._closing:
+            return
+        for position, live in enumerate(self._waiting(), start=1):
+            self._send_position(live, position)
+        snapshot = self._queue_snapshot()
+        for rep in self.reps.values():
+            for conn in rep.conns:
+                conn.send(snapshot)
+
+    async def _queue_ticker(self) -> None:
+        while True:
+            await asyncio.sleep(QUEUE_TICK_S)
+            if self._waiting():
+                self.broadcast_queue()
+
+    def floor(self) -> dict[str, Any]:
+        return {
+            "waiting": len(self._waiting()),
+            "active": sum(1 for s in self.sessions.values() if s.state == "active"),
+            "available_reps": self.available_reps(),
+        }

@@ -1,0 +1,153 @@
+"""Settings: flags, then ``RAPPORT_*`` environment variables, then a TOML file, then defaults."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+DEFAULT_REASONS: tuple[tuple[str, str], ...] = (
+    ("order", "An order"),
+    ("complaint", "A complaint"),
+    ("not_working", "Something doesn't work"),
+    ("wrong_info", "Wrong information"),
+    ("other", "Something else"),
+)
+
+
+@dataclass(frozen=True)
+class IceServer:
+    urls: tuple[str, ...]
+    username: str | None = None
+    credential: str | None = None
+
+    def to_browser(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"urls": list(self.urls)}
+        if self.username is not None:
+            out["username"] = self.username
+        if self.credential is not None:
+            out["credential"] = self.credential
+        return out
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path = Path("data")
+    database_url: str | None = None
+    https: bool = False
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    # Empty by default: aiortc would otherwise fall back to Google's public STUN server.
+    ice_servers: tuple[IceServer, ...] = ()
+    public_url: str | None = None
+    allowed_origins: tuple[str, ...] = ()
+    session_token_ttl_s: int = 4 * 3600
+    reconnect_grace_s: float = 30.0
+    heartbeat_s: float = 10.0
+    media_stall_s: float = 6.0
+    ws_max_pending: int = 256
+    ws_rate_per_s: float = 20.0
+    ws_rate_burst: int = 40
+    create_demo_accounts: bool = True
+    reasons: tuple[tuple[str, str], ...] = DEFAULT_REASONS
+
+    @property
+    def db_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_dir / 'rapport.sqlite3'}"
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.https else "http"
+
+
+_FIELD_TYPES = {f.name: f for f in fields(Settings)}
+
+
+def parse_ice_servers(value: Any) -> tuple[IceServer, ...]:
+    """Accept ``"stun:a,turn:b"``, a JSON list, or a TOML list of tables/strings."""
+    if value is None or value == "":
+        return ()
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return parse_ice_servers(json.loads(text))
+        return tuple(IceServer(urls=(u.strip(),)) for u in text.split(",") if u.strip())
+    servers: list[IceServer] = []
+    for item in value:
+        if isinstance(item, str):
+            servers.append(IceServer(urls=(item,)))
+        elif isinstance(item, Mapping):
+            urls = item.get("urls")
+            url_list = (urls,) if isinstance(urls, str) else tuple(urls or ())
+            if not url_list:
+                raise ValueError("ice server needs 'urls'")
+            servers.append(
+                IceServer(urls=url_list, username=item.get("username"), credential=item.get("credential"))
+            )
+        else:
+            raise ValueError(f"bad ice server entry: {item!r}")
+    return tuple(servers)
+
+
+def _coerce(name: str, value: Any) -> Any:
+    if name == "ice_servers":
+        return parse_ice_servers(value)
+    if name == "reasons":
+        return tuple((str(code), str(label)) for code, label in value)
+    current = getattr(Settings(), name)
+    if name in ("data_dir", "cert_file", "key_file"):
+        return Path(value) if value not in (None, "") else None
+    if name == "allowed_origins":
+        if isinstance(value, str):
+            return tuple(o.strip() for o in value.split(",") if o.strip())
+        return tuple(value)
+    if isinstance(current, bool):
+        if isinstance(value, str):
+            return value.strip().lower() in ("1", "true", "yes", "on")
+        return bool(value)
+    if isinstance(current, int):
+        return int(value)
+    if isinstance(current, float):
+        return float(value)
+    return value
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    config_file: Path | None = None,
+) -> Settings:
+    """Merge the sources; ``overrides`` (from flags) win, then env, then TOML."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    path = config_file or (Path(env["RAPPORT_CONFIG"]) if env.get("RAPPORT_CONFIG") else None)
+    if path is not None:
+        with path.open("rb") as fh:
+            values.update(tomllib.load(fh))
+    for name in _FIELD_TYPES:
+        key = f"RAPPORT_{name.upper()}"
+        if key in env:
+            values[name] = env[key]
+    for name, value in (overrides or {}).items():
+        if value is not None:
+            values[name] = value
+    unknown = set(values) - set(_FIELD_TYPES)
+    if unknown:
+        raise ValueError(f"unknown settings: {', '.join(sorted(unknown))}")
+    data_dir = _coerce("data_dir", values.get("data_dir", Settings.data_dir))
+    coerced = {k: _coerce(k, v) for k, v in values.items()}
+    coerced["data_dir"] = data_dir
+    return dataclasses.replace(Settings(), **coerced)
+
+
+__all__ = ["DEFAULT_REASONS", "IceServer", "Settings", "load_settings", "parse_ice_servers"]

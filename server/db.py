@@ -1,0 +1,124 @@
+"""Database engine and schema. SQLite (WAL) by default; any SQLAlchemy async URL works."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    event,
+)
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+metadata = MetaData()
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("username", String(64), nullable=False, unique=True),
+    Column("display_name", String(128), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("password_hash", String(256), nullable=False),
+    Column("active", Boolean, nullable=False, default=True),
+    Column("created_at", Float, nullable=False),
+)
+
+staff_logins = Table(
+    "staff_logins",
+    metadata,
+    # SHA-256 of the cookie value: a stolen database does not yield live cookies.
+    Column("token_hash", String(64), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("revoked_at", Float, nullable=True),
+)
+
+support_sessions = Table(
+    "support_sessions",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("reason", String(64), nullable=True),
+    Column("customer_name", String(200), nullable=True),
+    Column("device", String(200), nullable=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("token_expires_at", Float, nullable=False),
+    Column("priority", Integer, nullable=False, default=0),
+    Column("rep_id", Integer, ForeignKey("users.id"), nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("queued_at", Float, nullable=False),
+    Column("answered_at", Float, nullable=True),
+    Column("ended_at", Float, nullable=True),
+    Column("ended_by", String(16), nullable=True),
+    Column("end_reason", String(64), nullable=True),
+    Index("ix_support_sessions_state", "state"),
+)
+
+chat_messages = Table(
+    "chat_messages",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("session_id", String(40), ForeignKey("support_sessions.id"), nullable=False),
+    Column("sender", String(16), nullable=False),
+    Column("sender_name", String(200), nullable=True),
+    Column("text", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Index("ix_chat_messages_session", "session_id"),
+)
+
+session_events = Table(
+    "session_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("session_id", String(40), ForeignKey("support_sessions.id"), nullable=False),
+    Column("at", Float, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("detail", Text, nullable=True),
+    Index("ix_session_events_session", "session_id"),
+)
+
+invites = Table(
+    "invites",
+    metadata,
+    Column("code_hash", String(64), primary_key=True),
+    Column("customer_name", String(200), nullable=True),
+    Column("reason", String(64), nullable=True),
+    Column("created_by", Integer, ForeignKey("users.id"), nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("session_id", String(40), nullable=True),
+)
+
+
+def now() -> float:
+    return time.time()
+
+
+def create_engine(url: str) -> AsyncEngine:
+    engine = create_async_engine(url)
+    if engine.dialect.name == "sqlite":
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            # FULL: session and chat rows must survive a power cut, not only a crash.
+            cur.execute("PRAGMA synchronous=FULL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=5000")
+            cur.close()
+
+    return engine

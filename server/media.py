@@ -1,0 +1,169 @@
+"""CallMedia: all media wiring of one support session, in one place.
+
+Each participant (customer, rep) has one ServerPeer at a time and one feed per
+kind. A participant's incoming tracks attach to their feeds; the other
+participant's peer sends FeedTracks that play those feeds. Recorders, the
+emotion pipeline and the forwarding path attach here too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from aiortc.mediastreams import MediaStreamTrack
+
+from .config import IceServer
+from .feeds import FeedTrack, ParticipantFeed
+from .peers import ServerPeer
+
+log = logging.getLogger(__name__)
+
+ROLES = ("customer", "rep")
+KINDS = ("audio", "video")
+
+
+def other(role: str) -> str:
+    return "rep" if role == "customer" else "customer"
+
+
+MediaStateCallback = Callable[[str, str], Awaitable[None]]
+
+
+class CallMedia:
+    """Media of one session. ``on_media_state(role, state)`` hears "connected" / "lost"."""
+
+    def __init__(
+        self,
+        session_id: str,
+        ice_servers: tuple[IceServer, ...],
+        *,
+        on_media_state: MediaStateCallback,
+        stall_after_s: float = 6.0,
+    ) -> None:
+        self.session_id = session_id
+        self.ice_servers = ice_servers
+        self.feeds: dict[str, dict[str, ParticipantFeed]] = {
+            role: {kind: ParticipantFeed(kind, f"{session_id}/{role}") for kind in KINDS} for role in ROLES
+        }
+        self.peers: dict[str, ServerPeer | None] = {role: None for role in ROLES}
+        self._outgoing: dict[str, list[FeedTrack]] = {role: [] for role in ROLES}
+        self._negotiating: set[str] = set()
+        self._media_state: dict[str, str] = {role: "new" for role in ROLES}
+        self._on_media_state = on_media_state
+        self._stall_after_s = stall_after_s
+        self._peer_started: dict[str, float] = {}
+        self._watchdog = asyncio.create_task(self._watch(), name=f"media-watchdog-{session_id}")
+        self._closed = False
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def is_negotiating(self, role: str) -> bool:
+        return role in self._negotiating
+
+    async def answer(self, role: str, offer_sdp: str) -> str:
+        """Replace ``role``'s peer with one built from this offer; returns the answer SDP."""
+        if self._closed:
+            raise RuntimeError("call media closed")
+        self._negotiating.add(role)
+        try:
+            await self._drop_peer(role)
+            feeds = self.feeds[role]
+
+            def on_track(track: MediaStreamTrack) -> None:
+                if track.kind in feeds:
+                    feeds[track.kind].attach(track)
+
+            peer = ServerPeer(
+                f"{self.session_id}/{role}",
+                self.ice_servers,
+                on_track=on_track,
+                on_state=lambda state: self._peer_state(role, peer, state),
+            )
+            self.peers[role] = peer
+            self._peer_started[role] = time.monotonic()
+            outgoing = [FeedTrack(feed) for feed in self.feeds[other(role)].values()]
+            self._outgoing[role] = outgoing
+            try:
+                return await peer.answer(offer_sdp, list(outgoing))
+            except Exception:
+                await self._drop_peer(role)
+                raise
+        finally:
+            self._negotiating.discard(role)
+
+    def _peer_state(self, role: str, peer: ServerPeer, state: str) -> None:
+        if self.peers.get(role) is not peer:
+            return  # a replaced peer's last words
+        log.info("session %s %s peer %s", self.session_id, role, state)
+        if state in ("failed", "closed"):
+            self._set_media_state(role, "lost")
+
+    async def _drop_peer(self, role: str) -> None:
+        peer = self.peers.get(role)
+        self.peers[role] = None
+        for track in self._outgoing[role]:
+            track.stop()
+        self._outgoing[role] = []
+        for feed in self.feeds[role].values():
+            feed.detach()
+        if peer is not None:
+            await peer.close()
+
+    async def drop(self, role: str) -> None:
+        """The participant left or vanished: close their peer, keep the feeds for a comeback."""
+        await self._drop_peer(role)
+        self._media_state[role] = "new"
+
+    def _set_media_state(self, role: str, state: str) -> None:
+        if self._media_state[role] == state or self._closed:
+            return
+        self._media_state[role] = state
+        task = asyncio.create_task(self._on_media_state(role, state))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def media_state(self, role: str) -> str:
+        return self._media_state[role]
+
+    async def _watch(self) -> None:
+        # ICE consent takes ~30 s to notice a dead peer; frames stop at once.
+        while True:
+            await asyncio.sleep(0.5)
+            now = time.monotonic()
+            for role in ROLES:
+                if self.peers[role] is None:
+                    continue
+                last = max((f.last_frame_at or 0.0 for f in self.feeds[role].values()), default=0.0)
+                started = self._peer_started.get(role, now)
+                if last > started:
+                    fresh = now - last < self._stall_after_s
+                    self._set_media_state(role, "connected" if fresh else "lost")
+                elif now - started > self._stall_after_s * 2:
+                    self._set_media_state(role, "lost")
+
+    def stats(self) -> dict[str, dict[str, int]]:
+        return {
+            role: {
+                **{f"{kind}_in": self.feeds[role][kind].frames_in for kind in KINDS},
+                **{f"{t.kind}_out": t.frames_out for t in self._outgoing[role]},
+            }
+            for role in ROLES
+        }
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._watchdog.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._watchdog
+        for role in ROLES:
+            await self._drop_peer(role)
+        for feeds in self.feeds.values():
+            for feed in feeds.values():
+                await feed.aclose()
+        for task in list(self._tasks):
+            task.cancel()

@@ -1,0 +1,72 @@
+"""Schema migrations: an ordered list of steps, each applied once and recorded.
+
+Add a step at the end of ``MIGRATIONS``; never edit one that has shipped.
+Steps receive a synchronous SQLAlchemy connection inside one transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from sqlalchemy import Connection, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from . import db
+
+log = logging.getLogger(__name__)
+
+Migration = tuple[int, str, Callable[[Connection], None]]
+
+
+def _initial_schema(conn: Connection) -> None:
+    db.metadata.create_all(
+        conn,
+        tables=[
+            db.users,
+            db.staff_logins,
+            db.support_sessions,
+            db.chat_messages,
+            db.session_events,
+            db.invites,
+        ],
+    )
+
+
+MIGRATIONS: list[Migration] = [
+    (1, "initial schema", _initial_schema),
+]
+
+
+def _apply(conn: Connection) -> list[int]:
+    conn.execute(
+        text(
+            "CREATE TABLE IF NOT EXISTS schema_migrations "
+            "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
+        )
+    )
+    done = {row[0] for row in conn.execute(text("SELECT version FROM schema_migrations"))}
+    applied: list[int] = []
+    for version, name, step in MIGRATIONS:
+        if version in done:
+            continue
+        step(conn)
+        conn.execute(
+            text("INSERT INTO schema_migrations (version, name, applied_at) VALUES (:v, :n, :t)"),
+            {"v": version, "n": name, "t": db.now()},
+        )
+        applied.append(version)
+    return applied
+
+
+async def migrate(engine: AsyncEngine) -> list[int]:
+    """Bring the schema up to date; returns the versions applied now."""
+    async with engine.begin() as conn:
+        applied = await conn.run_sync(_apply)
+    if applied:
+        log.info("database migrated to version %d", applied[-1])
+    return applied
+
+
+def latest_version() -> int:
+    return MIGRATIONS[-1][0]

@@ -1,0 +1,103 @@
+"""ServerPeer: the server's end of one participant's WebRTC connection."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamTrack
+
+from .config import IceServer
+
+log = logging.getLogger(__name__)
+
+NEGOTIATION_TIMEOUT_S = 10.0
+CLOSE_TIMEOUT_S = 5.0
+
+
+class BadOffer(Exception):
+    """The offer's SDP is unusable; the message says why, for the client."""
+
+
+def rtc_configuration(servers: tuple[IceServer, ...]) -> RTCConfiguration:
+    # Always explicit: RTCConfiguration() without iceServers means Google's STUN server.
+    return RTCConfiguration(
+        iceServers=[RTCIceServer(urls=list(s.urls), username=s.username, credential=s.credential) for s in servers]
+    )
+
+
+def _check_offer_text(sdp: str) -> None:
+    if not sdp.startswith("v=0"):
+        raise BadOffer("SDP must start with v=0")
+    media = [line.split()[0][2:] for line in sdp.splitlines() if line.startswith("m=") and line.split()]
+    if not any(kind in ("audio", "video") for kind in media):
+        raise BadOffer("SDP has no audio or video section")
+    if len(media) > 8:
+        raise BadOffer("SDP has too many media sections")
+
+
+class ServerPeer:
+    """Wraps an RTCPeerConnection; reports incoming tracks and connection state."""
+
+    def __init__(
+        self,
+        label: str,
+        ice_servers: tuple[IceServer, ...],
+        *,
+        on_track: Callable[[MediaStreamTrack], None],
+        on_state: Callable[[str], None],
+    ) -> None:
+        self.label = label
+        self.pc = RTCPeerConnection(rtc_configuration(ice_servers))
+        self._on_state = on_state
+        self._closed = False
+
+        @self.pc.on("track")
+        def _track(track: MediaStreamTrack) -> None:
+            on_track(track)
+
+        @self.pc.on("connectionstatechange")
+        def _state() -> None:
+            on_state(self.pc.connectionState)
+
+    @property
+    def state(self) -> str:
+        return self.pc.connectionState
+
+    async def answer(self, offer_sdp: str, outgoing: list[MediaStreamTrack]) -> str:
+        """Apply the client's offer, send ``outgoing`` back on its transceivers, return our answer."""
+        _check_offer_text(offer_sdp)
+        try:
+            await asyncio.wait_for(self._negotiate(offer_sdp, outgoing), NEGOTIATION_TIMEOUT_S)
+        except BadOffer:
+            raise
+        except TimeoutError:
+            raise BadOffer("negotiation timed out") from None
+        except Exception as exc:  # aiortc raises ValueError, KeyError, IndexError … on odd SDP
+            raise BadOffer(f"unusable SDP: {type(exc).__name__}: {str(exc)[:120]}") from None
+        desc = self.pc.localDescription
+        assert desc is not None
+        return desc.sdp
+
+    async def _negotiate(self, offer_sdp: str, outgoing: list[MediaStreamTrack]) -> None:
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+        kinds = {t.receiver.track.kind for t in self.pc.getTransceivers() if t.receiver.track is not None}
+        kinds |= {t.kind for t in self.pc.getTransceivers()}
+        for track in outgoing:
+            if track.kind in kinds:
+                self.pc.addTrack(track)
+        answer = await self.pc.createAnswer()
+        if answer is None:
+            raise BadOffer("no answer could be made")
+        await self.pc.setLocalDescription(answer)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        # pc.close() can hang on a wedged transport (aiortc #283): bound it.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.pc.close(), CLOSE_TIMEOUT_S)

@@ -1,0 +1,159 @@
+"""The WebSocket endpoint: one reader loop, and the one place where errors become replies."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from .calls import CallCenter
+from .connection import Connection, TokenBucket
+from .keys import CALL_CENTER, SETTINGS, WEBSOCKETS
+from .messages import ClientMessage, ProtocolError, error, parse
+from .security import current_login, origin_allowed
+
+log = logging.getLogger(__name__)
+
+HELLO_TIMEOUT_S = 10.0
+# aiohttp closes with 1009 above this; smaller oversize frames get a polite error instead.
+HARD_FRAME_LIMIT = 1024 * 1024
+FLOOD_CLOSE_AFTER = 200
+
+Handler = Callable[[CallCenter, Connection, ClientMessage], Awaitable[dict[str, Any] | None]]
+
+
+async def _hello(center: CallCenter, conn: Connection, msg: ClientMessage) -> None:
+    if conn.authenticated:
+        raise ProtocolError("bad_message", "already said hello")
+    token = msg.get("token")
+    if conn.user is not None:
+        await center.rep_hello(conn, conn.user)
+    elif token:
+        await center.customer_hello(conn, token)
+    else:
+        raise ProtocolError("not_authenticated", "customers must send their call token; staff must log in")
+    return None
+
+
+async def _ping(center: CallCenter, conn: Connection, msg: ClientMessage) -> dict[str, Any]:
+    return {"type": "pong"}
+
+
+async def _offer(center: CallCenter, conn: Connection, msg: ClientMessage) -> dict[str, Any]:
+    sdp = await center.offer(conn, msg.data["sdp"], msg.get("session_id"))
+    return {"type": "answer", "sdp": sdp}
+
+
+async def _media_state(center: CallCenter, conn: Connection, msg: ClientMessage) -> None:
+    flags = {k: msg.data[k] for k in ("audio", "video", "facing") if k in msg.data}
+    center.media_flags(conn, flags, msg.get("session_id"))
+
+
+async def _chat(center: CallCenter, conn: Connection, msg: ClientMessage) -> None:
+    await center.chat(conn, msg.data["text"], msg.get("session_id"))
+
+
+async def _end(center: CallCenter, conn: Connection, msg: ClientMessage) -> None:
+    await center.end(conn, msg.get("reason"), msg.get("session_id"))
+
+
+async def _rep_status(center: CallCenter, conn: Connection, msg: ClientMessage) -> None:
+    center.set_rep_status(conn, msg.data["status"])
+
+
+async def _accept(center: CallCenter, conn: Connection, msg: ClientMessage) -> None:
+    await center.accept(conn, msg.data["session_id"])
+
+
+HANDLERS: dict[str, tuple[Handler, frozenset[str]]] = {
+    "hello": (_hello, frozenset({"none"})),
+    "ping": (_ping, frozenset({"none", "customer", "rep"})),
+    "offer": (_offer, frozenset({"customer", "rep"})),
+    "media.state": (_media_state, frozenset({"customer", "rep"})),
+    "chat.send": (_chat, frozenset({"customer", "rep"})),
+    "call.end": (_end, frozenset({"customer", "rep"})),
+    "rep.status": (_rep_status, frozenset({"rep"})),
+    "call.accept": (_accept, frozenset({"rep"})),
+}
+
+
+async def _dispatch(center: CallCenter, conn: Connection, text: str) -> None:
+    msg_id: str | None = None
+    try:
+        msg = parse(text)
+        msg_id = msg.id
+        handler, allowed = HANDLERS[msg.type]
+        role = conn.role or "none"
+        if role not in allowed:
+            if role == "none":
+                raise ProtocolError("not_authenticated", "say hello first")
+            raise ProtocolError("forbidden", f"{role}s may not send {msg.type}")
+        reply = await handler(center, conn, msg)
+        if reply is None and msg_id is not None:
+            reply = {"type": "ack"}
+        if reply is not None:
+            if msg_id is not None:
+                reply["reply_to"] = msg_id
+            conn.send(reply)
+    except ProtocolError as exc:
+        conn.send(error(exc.code, exc.message, msg_id))
+    except Exception:
+        ref = uuid.uuid4().hex[:12]
+        conn.log.exception("internal error %s", ref)
+        conn.send(error("internal", f"internal error, reference {ref}", msg_id))
+
+
+async def websocket_handler(request: web.Request) -> web.StreamResponse:
+    settings = request.app[SETTINGS]
+    if not origin_allowed(request, settings):
+        raise web.HTTPForbidden(text="origin not allowed")
+    login = await current_login(request)
+    ws = web.WebSocketResponse(heartbeat=settings.heartbeat_s, max_msg_size=HARD_FRAME_LIMIT)
+    await ws.prepare(request)
+    conn = Connection(ws, max_pending=settings.ws_max_pending, remote=request.remote or "?")
+    if login is not None:
+        conn.user, _csrf, conn.login_id = login
+    center = request.app[CALL_CENTER]
+    sockets = request.app[WEBSOCKETS]
+    sockets.add(ws)
+    conn.start()
+    bucket = TokenBucket(settings.ws_rate_per_s, settings.ws_rate_burst)
+    dropped = 0
+    hello_deadline = asyncio.get_running_loop().call_later(
+        HELLO_TIMEOUT_S, lambda: None if conn.authenticated else conn.close(1008, "no hello")
+    )
+    try:
+        async for frame in ws:
+            if frame.type == WSMsgType.TEXT:
+                if not bucket.take():
+                    dropped += 1
+                    if dropped > FLOOD_CLOSE_AFTER:
+                        conn.close(1008, "message flood")
+                        break
+                    conn.send(error("rate_limited", "too many messages; this one was dropped"))
+                    continue
+                await _dispatch(center, conn, frame.data)
+            elif frame.type == WSMsgType.BINARY:
+                conn.send(error("bad_message", "binary frames are not part of the protocol"))
+                conn.close(1003, "binary not supported")
+                break
+            elif frame.type == WSMsgType.ERROR:
+                conn.log.info("socket error: %s", ws.exception())
+                break
+    finally:
+        hello_deadline.cancel()
+        sockets.discard(ws)
+        await conn.finish()
+        if not ws.closed:
+            await ws.close()
+        await center.disconnected(conn)
+    return ws
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_get("/ws/v1", websocket_handler)
+

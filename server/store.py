@@ -1,0 +1,463 @@
+"""All database reads and writes, behind typed records."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from . import db, tokens
+
+ROLES = ("rep", "qa", "supervisor", "admin")
+OPEN_STATES = ("waiting", "active")
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class User:
+    id: int
+    username: str
+    display_name: str
+    role: str
+    active: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "username": self.username,
+            "display_name": self.display_name,
+            "role": self.role,
+        }
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    id: str
+    state: str
+    reason: str | None
+    customer_name: str | None
+    device: str | None
+    token_expires_at: float
+    priority: int
+    rep_id: int | None
+    created_at: float
+    queued_at: float
+    answered_at: float | None
+    ended_at: float | None
+    ended_by: str | None
+    end_reason: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "session_id": self.id,
+            "state": self.state,
+            "reason": self.reason,
+            "customer_name": self.customer_name,
+            "device": self.device,
+            "rep_id": self.rep_id,
+            "created_at": iso(self.created_at),
+            "queued_at": iso(self.queued_at),
+            "answered_at": iso(self.answered_at),
+            "ended_at": iso(self.ended_at),
+            "ended_by": self.ended_by,
+            "end_reason": self.end_reason,
+        }
+
+
+@dataclass(frozen=True)
+class ChatRecord:
+    id: int
+    session_id: str
+    sender: str
+    sender_name: str | None
+    text: str
+    created_at: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "session_id": self.session_id,
+            "from": self.sender,
+            "name": self.sender_name,
+            "text": self.text,
+            "at": iso(self.created_at),
+        }
+
+
+def _user(row: RowMapping) -> User:
+    return User(
+        id=row["id"],
+        username=row["username"],
+        display_name=row["display_name"],
+        role=row["role"],
+        active=bool(row["active"]),
+    )
+
+
+def _session(row: RowMapping) -> SessionRecord:
+    return SessionRecord(
+        id=row["id"],
+        state=row["state"],
+        reason=row["reason"],
+        customer_name=row["customer_name"],
+        device=row["device"],
+        token_expires_at=row["token_expires_at"],
+        priority=row["priority"],
+        rep_id=row["rep_id"],
+        created_at=row["created_at"],
+        queued_at=row["queued_at"],
+        answered_at=row["answered_at"],
+        ended_at=row["ended_at"],
+        ended_by=row["ended_by"],
+        end_reason=row["end_reason"],
+    )
+
+
+def _chat(row: RowMapping) -> ChatRecord:
+    return ChatRecord(
+        id=row["id"],
+        session_id=row["session_id"],
+        sender=row["sender"],
+        sender_name=row["sender_name"],
+        text=row["text"],
+        created_at=row["created_at"],
+    )
+
+
+class Store:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    # users
+
+    async def create_user(self, username: str, display_name: str, role: str, password_hash: str) -> User:
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {', '.join(ROLES)}")
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                insert(db.users).values(
+                    username=username,
+                    display_name=display_name,
+                    role=role,
+                    password_hash=password_hash,
+                    active=True,
+                    created_at=db.now(),
+                )
+            )
+            user_id = result.inserted_primary_key[0] if result.inserted_primary_key else None
+        assert user_id is not None
+        return User(user_id, username, display_name, role, True)
+
+    async def set_password(self, user_id: int, password_hash: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(update(db.users).where(db.users.c.id == user_id).values(password_hash=password_hash))
+
+    async def user_with_hash(self, username: str) -> tuple[User, str] | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(db.users).where(db.users.c.username == username))).mappings().first()
+        if row is None:
+            return None
+        return _user(row), row["password_hash"]
+
+    async def get_user(self, user_id: int) -> User | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(db.users).where(db.users.c.id == user_id))).mappings().first()
+        return _user(row) if row else None
+
+    async def count_users(self) -> int:
+        async with self.engine.connect() as conn:
+            return int((await conn.execute(select(func.count()).select_from(db.users))).scalar_one())
+
+    # staff logins
+
+    async def create_login(self, user_id: int, ttl_s: float) -> tuple[str, str]:
+        cookie, csrf = tokens.new_secret(), tokens.new_secret(24)
+        t = db.now()
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                insert(db.staff_logins).values(
+                    token_hash=tokens.digest(cookie),
+                    user_id=user_id,
+                    csrf_token=csrf,
+                    created_at=t,
+                    expires_at=t + ttl_s,
+                )
+            )
+        return cookie, csrf
+
+    async def get_login(self, cookie: str) -> tuple[User, str, str] | None:
+        """(user, csrf_token, login_id) for a live login cookie."""
+        key = tokens.digest(cookie)
+        async with self.engine.connect() as conn:
+            row = (
+                (
+                    await conn.execute(
+                        select(db.staff_logins, db.users)
+                        .join(db.users, db.users.c.id == db.staff_logins.c.user_id)
+                        .where(db.staff_logins.c.token_hash == key)
+                    )
+                )
+                .mappings()
+                .first()
+            )
+        if row is None or row["revoked_at"] is not None or row["expires_at"] < db.now() or not row["active"]:
+            return None
+        return _user(row), row["csrf_token"], key
+
+    async def revoke_login(self, login_id: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(db.staff_logins).where(db.staff_logins.c.token_hash == login_id).values(revoked_at=db.now())
+            )
+
+    # support sessions
+
+    async def create_session(
+        self,
+        *,
+        reason: str | None,
+        customer_name: str | None,
+        device: str | None,
+        token_ttl_s: float,
+        priority: int = 0,
+    ) -> tuple[SessionRecord, str]:
+        token = tokens.new_secret()
+        t = db.now()
+        values: dict[str, Any] = {
+            "id": tokens.new_session_id(),
+            "state": "waiting",
+            "reason": reason,
+            "customer_name": customer_name,
+            "device": device,
+            "token_hash": tokens.digest(token),
+            "token_expires_at": t + token_ttl_s,
+            "priority": priority,
+            "rep_id": None,
+            "created_at": t,
+            "queued_at": t,
+            "answered_at": None,
+            "ended_at": None,
+            "ended_by": None,
+            "end_reason": None,
+        }
+        async with self.engine.begin() as conn:
+            await conn.execute(insert(db.support_sessions).values(**values))
+            await conn.execute(insert(db.session_events).values(session_id=values["id"], at=t, kind="created"))
+        values.pop("token_hash")
+        return SessionRecord(**values), token
+
+    async def get_session(self, session_id: str) -> SessionRecord | None:
+        async with self.engine.connect() as conn:
+            row = (
+                (await conn.execute(select(db.support_sessions).where(db.support_sessions.c.id == session_id)))
+                .mappings()
+                .first()
+            )
+        return _session(row) if row else None
+
+    async def session_for_token(self, token: str) -> SessionRecord | None:
+        async with self.engine.connect() as conn:
+            row = (
+                (
+                    await conn.execute(
+                        select(db.support_sessions).where(db.support_sessions.c.token_hash == tokens.digest(token))
+                    )
+                )
+                .mappings()
+                .first()
+            )
+        return _session(row) if row else None
+
+    async def list_sessions(self, *, state: str | None = None, limit: int = 50) -> list[SessionRecord]:
+        query = select(db.support_sessions).order_by(db.support_sessions.c.created_at.desc()).limit(limit)
+        if state:
+            query = query.where(db.support_sessions.c.state == state)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [_session(r) for r in rows]
+
+    async def waiting_sessions(self) -> list[SessionRecord]:
+        query = (
+            select(db.support_sessions)
+            .where(db.support_sessions.c.state == "waiting")
+            .order_by(db.support_sessions.c.priority.desc(), db.support_sessions.c.queued_at)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [_session(r) for r in rows]
+
+    async def claim_session(self, session_id: str, rep_id: int) -> SessionRecord | None:
+        """Move waiting → active for this rep; None if someone else got there first."""
+        t = db.now()
+        async with self.engine.begin() as conn:
+            # The WHERE on state makes the claim atomic even across processes.
+            result = await conn.execute(
+                update(db.support_sessions)
+                .where(db.support_sessions.c.id == session_id, db.support_sessions.c.state == "waiting")
+                .values(state="active", rep_id=rep_id, answered_at=t)
+            )
+            if result.rowcount != 1:
+                return None
+            await conn.execute(
+                insert(db.session_events).values(
+                    session_id=session_id, at=t, kind="answered", detail=json.dumps({"rep_id": rep_id})
+                )
+            )
+        return await self.get_session(session_id)
+
+    async def finish_session(
+        self, session_id: str, *, state: str, ended_by: str, reason: str
+    ) -> SessionRecord | None:
+        """Close an open session; None if it was already closed."""
+        t = db.now()
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(db.support_sessions)
+                .where(db.support_sessions.c.id == session_id, db.support_sessions.c.state.in_(OPEN_STATES))
+                .values(state=state, ended_at=t, ended_by=ended_by, end_reason=reason)
+            )
+            if result.rowcount != 1:
+                return None
+            await conn.execute(
+                insert(db.session_events).values(
+                    session_id=session_id,
+                    at=t,
+                    kind=state,
+                    detail=json.dumps({"ended_by": ended_by, "reason": reason}),
+                )
+            )
+        return await self.get_session(session_id)
+
+    async def interrupt_active_sessions(self) -> list[str]:
+        """At start-up: calls that were live when the process died cannot resume their media."""
+        t = db.now()
+        async with self.engine.begin() as conn:
+            ids = [
+                r[0]
+                for r in await conn.execute(
+                    select(db.support_sessions.c.id).where(db.support_sessions.c.state == "active")
+                )
+            ]
+            if ids:
+                await conn.execute(
+                    update(db.support_sessions)
+                    .where(db.support_sessions.c.id.in_(ids))
+                    .values(state="interrupted", ended_at=t, ended_by="system", end_reason="server_restart")
+                )
+                await conn.execute(
+                    insert(db.session_events),
+                    [{"session_id": i, "at": t, "kind": "interrupted", "detail": None} for i in ids],
+                )
+        return ids
+
+    async def add_event(self, session_id: str, kind: str, detail: dict[str, Any] | None = None) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                insert(db.session_events).values(
+                    session_id=session_id, at=db.now(), kind=kind, detail=json.dumps(detail) if detail else None
+                )
+            )
+
+    async def list_events(self, session_id: str) -> list[dict[str, Any]]:
+        async with self.engine.connect() as conn:
+            rows = (
+                (
+                    await conn.execute(
+                        select(db.session_events)
+                        .where(db.session_events.c.session_id == session_id)
+                        .order_by(db.session_events.c.id)
+                    )
+                )
+                .mappings()
+                .all()
+            )
+        return [
+            {"at": iso(r["at"]), "kind": r["kind"], "detail": json.loads(r["detail"]) if r["detail"] else None}
+            for r in rows
+        ]
+
+    async def recent_waits(self, limit: int = 20) -> list[float]:
+        query = (
+            select(db.support_sessions.c.queued_at, db.support_sessions.c.answered_at)
+            .where(db.support_sessions.c.answered_at.is_not(None))
+            .order_by(db.support_sessions.c.answered_at.desc())
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [answered - queued for queued, answered in rows]
+
+    # chat
+
+    async def add_chat(self, session_id: str, sender: str, sender_name: str | None, text: str) -> ChatRecord:
+        t = db.now()
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                insert(db.chat_messages).values(
+                    session_id=session_id, sender=sender, sender_name=sender_name, text=text, created_at=t
+                )
+            )
+            pk = result.inserted_primary_key[0] if result.inserted_primary_key else 0
+        return ChatRecord(int(pk), session_id, sender, sender_name, text, t)
+
+    async def list_chat(self, session_id: str) -> list[ChatRecord]:
+        async with self.engine.connect() as conn:
+            rows = (
+                (
+                    await conn.execute(
+                        select(db.chat_messages)
+                        .where(db.chat_messages.c.session_id == session_id)
+                        .order_by(db.chat_messages.c.id)
+                    )
+                )
+                .mappings()
+                .all()
+            )
+        return [_chat(r) for r in rows]
+
+    # invites
+
+    async def create_invite(
+        self, *, customer_name: str | None, reason: str | None, created_by: int | None, ttl_s: float
+    ) -> tuple[str, float]:
+        code = tokens.new_secret(16)
+        t = db.now()
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                insert(db.invites).values(
+                    code_hash=tokens.digest(code),
+                    customer_name=customer_name,
+                    reason=reason,
+                    created_by=created_by,
+                    created_at=t,
+                    expires_at=t + ttl_s,
+                )
+            )
+        return code, t + ttl_s
+
+    async def get_invite(self, code: str) -> dict[str, Any] | None:
+        async with self.engine.connect() as conn:
+            row = (
+                (await conn.execute(select(db.invites).where(db.invites.c.code_hash == tokens.digest(code))))
+                .mappings()
+                .first()
+            )
+        if row is None or row["expires_at"] < db.now():
+            return None
+        return dict(row)
+
+    async def link_invite(self, code: str, session_id: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(db.invites).where(db.invites.c.code_hash == tokens.digest(code)).values(session_id=session_id)
+            )

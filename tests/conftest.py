@@ -1,0 +1,145 @@
+"""Shared fixtures: a real Rapport server on loopback with a real SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from server.accounts import hash_password
+from server.app import create_app
+from server.config import Settings
+from server.keys import CALL_CENTER, STORE
+from server.store import Store
+from tests.support.clients import MediaClient, SignalingClient, login, start_call
+
+PASSWORD = "correct horse battery"
+
+
+def loopback_webrtc_available() -> bool:
+    # aioice skips 127.0.0.1; WebRTC tests need 127.0.0.2 (made by the Makefile's netns).
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.bind(("127.0.0.2", 0))
+        except OSError:
+            return False
+    return True
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if loopback_webrtc_available():
+        return
+    skip = pytest.mark.skip(reason="needs 127.0.0.2 on lo: run through `make test` (private netns)")
+    for item in items:
+        if "webrtc" in item.keywords or "browser" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "data",
+        create_demo_accounts=False,
+        heartbeat_s=5.0,
+        reconnect_grace_s=30.0,
+    )
+
+
+@dataclass
+class Rapport:
+    """A running server plus helpers to drive it."""
+
+    app: web.Application
+    server: TestServer
+    http: aiohttp.ClientSession
+
+    @property
+    def url(self) -> str:
+        return str(self.server.make_url("")).rstrip("/")
+
+    @property
+    def store(self) -> Store:
+        return self.app[STORE]
+
+    @property
+    def center(self) -> Any:
+        return self.app[CALL_CENTER]
+
+    async def add_user(self, username: str, role: str = "rep", password: str = PASSWORD) -> None:
+        await self.store.create_user(username, username.title(), role, hash_password(password))
+
+    async def staff_session(self, username: str, password: str = PASSWORD) -> tuple[aiohttp.ClientSession, str]:
+        """A separate cookie jar logged in as ``username``; returns (session, csrf)."""
+        http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+        csrf = await login(http, self.url, username, password)
+        self._extra.append(http)
+        return http, csrf
+
+    async def rep(self, username: str, *, available: bool = True) -> SignalingClient:
+        http, _csrf = await self.staff_session(username)
+        client = SignalingClient(http, self.url)
+        await client.connect()
+        await client.send({"type": "hello"})
+        await client.wait_for("welcome")
+        if available:
+            await client.request({"type": "rep.status", "status": "available"})
+        self._clients.append(client)
+        return client
+
+    async def customer(self, **fields: Any) -> tuple[SignalingClient, dict[str, Any]]:
+        call = await start_call(self.http, self.url, **fields)
+        client = SignalingClient(self.http, self.url)
+        await client.connect()
+        await client.send({"type": "hello", "token": call["token"]})
+        await client.wait_for("welcome")
+        self._clients.append(client)
+        return client, call
+
+    def __post_init__(self) -> None:
+        self._extra: list[aiohttp.ClientSession] = []
+        self._clients: list[SignalingClient] = []
+        self.media: list[MediaClient] = []
+
+    async def aclose(self) -> None:
+        for m in self.media:
+            await m.close()
+        for c in self._clients:
+            await c.close()
+        for h in self._extra:
+            await h.close()
+
+
+async def start_rapport(settings: Settings, host: str = "127.0.0.1", port: int | None = None) -> Rapport:
+    app = create_app(settings)
+    server = TestServer(app, host=host, port=port)
+    await server.start_server()
+    http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+    return Rapport(app=app, server=server, http=http)
+
+
+@pytest.fixture
+async def rapport(settings: Settings) -> AsyncIterator[Rapport]:
+    r = await start_rapport(settings)
+    for name in ("rep1", "rep2"):
+        await r.add_user(name)
+    await r.add_user("qa1", "qa")
+    try:
+        yield r
+    finally:
+        await r.aclose()
+        await r.http.close()
+        await r.server.close()
+        # Let aiortc's transports finish their own teardown before the loop closes.
+        await asyncio.sleep(0)
+
+
+def with_settings(settings: Settings, **changes: Any) -> Settings:
+    return replace(settings, **changes)

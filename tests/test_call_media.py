@@ -1,0 +1,35 @@
+"""End to end: Python aiortc clients as customer and rep through the real server."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import Rapport
+from tests.support.clients import MediaClient
+
+pytestmark = pytest.mark.webrtc
+
+
+async def test_customer_and_rep_see_and_hear_each_other_then_end_cleanly(rapport: Rapport) -> None:
+    rep = await rapport.rep("rep1")
+    customer, call = await rapport.customer(reason="order", name="Ada")
+    await rep.wait_for(lambda m: m["type"] == "queue.snapshot" and m["items"])
+    await rep.request({"type": "call.accept", "session_id": call["session_id"]})
+    await customer.wait_for("call.accepted")
+
+    customer_media, rep_media = MediaClient(), MediaClient()
+    rapport.media += [customer_media, rep_media]
+    await customer_media.negotiate(customer)
+    await rep_media.negotiate(rep)
+
+    assert await rep_media.wait_frames("video", 60) >= 60
+    assert await rep_media.wait_frames("audio", 100) >= 100
+    assert await customer_media.wait_frames("video", 60) >= 60
+    assert await customer_media.wait_frames("audio", 100) >= 100
+    assert rep_media.received["video"].last.width == 640
+
+    await rep.send({"type": "call.end", "reason": "resolved"})
+    ended = await customer.wait_for("call.ended")
+    assert ended["state"] == "ended" and ended["ended_by"] == "rep" and ended["reason"] == "resolved"
+    record = await rapport.store.get_session(call["session_id"])
+    assert record is not None and record.state == "ended" and record.answered_at and record.ended_at
