@@ -10,7 +10,6 @@ from aiohttp import web
 from . import accounts
 from .keys import CALL_CENTER, CALL_LIMITER, LOGIN_THROTTLE, SETTINGS, STORE
 from .messages import PROTOCOL_VERSION
-from .store import iso
 from .security import (
     COOKIE,
     ApiError,
@@ -19,6 +18,7 @@ from .security import (
     require_staff,
     set_login_cookie,
 )
+from .store import iso
 
 WEB_CLIENT = Path(__file__).resolve().parent.parent / "web_client"
 STAFF_ROLES = ("rep", "qa", "supervisor", "admin")
@@ -210,4 +210,3 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/api/v1/invites/{code}/redeem", redeem_invite)
     app.router.add_get("/api/v1/sessions", list_sessions)
     app.router.add_get("/api/v1/sessions/{session_id}", get_session)
-

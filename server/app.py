@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import weakref
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -77,7 +76,7 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[LOGIN_THROTTLE] = LoginThrottle()
     app[CALL_LIMITER] = AddressLimiter(limit=30, window_s=60.0)
-    app[WEBSOCKETS] = weakref.WeakSet()
+    app[WEBSOCKETS] = set()
     app.cleanup_ctx.append(_storage_ctx)
     app.on_shutdown.append(_close_websockets)
     api.setup_routes(app)

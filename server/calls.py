@@ -15,7 +15,7 @@ from typing import Any
 
 from .config import Settings
 from .connection import Connection
-from .media import CallMedia, other
+from .media import CallMedia, MediaClosed, other
 from .messages import PROTOCOL_VERSION, ProtocolError
 from .peers import BadOffer
 from .store import SessionRecord, Store, User, iso
@@ -91,7 +91,9 @@ class CallCenter:
             for task in live.grace.values():
                 task.cancel()
             if live.state == "active":
-                await self.store.finish_session(live.id, state="interrupted", ended_by="system", reason="server_shutdown")
+                await self.store.finish_session(
+                    live.id, state="interrupted", ended_by="system", reason="server_shutdown"
+                )
             if live.media is not None:
                 await live.media.aclose()
         self.sessions.clear()
@@ -248,16 +250,23 @@ class CallCenter:
             raise ProtocolError("not_in_call", "you are not in a call")
         return live, "rep"
 
-    async def offer(self, conn: Connection, sdp: str, session_id: str | None) -> str:
+    def claim_negotiation(self, conn: Connection, session_id: str | None) -> tuple[CallMedia, str]:
+        """Reserve the participant's media for one offer; a second one meanwhile is refused."""
         live, role = self._session_of(conn, session_id)
         if live.state != "active" or live.media is None:
             raise ProtocolError("not_in_call", "media starts once a rep has accepted the call")
         if live.media.is_negotiating(role):
             raise ProtocolError("negotiation_in_progress", "the previous offer is still being answered")
+        live.media.begin_negotiation(role)
+        return live.media, role
+
+    async def answer_offer(self, media: CallMedia, role: str, sdp: str) -> str:
         try:
-            return await live.media.answer(role, sdp)
+            return await media.answer(role, sdp)
         except BadOffer as exc:
             raise ProtocolError("bad_sdp", str(exc)) from None
+        except MediaClosed:
+            raise ProtocolError("not_in_call", "the call ended during negotiation") from None
 
     async def chat(self, conn: Connection, text: str, session_id: str | None) -> None:
         live, role = self._session_of(conn, session_id)
@@ -370,7 +379,7 @@ class CallCenter:
             if record is not None:
                 live.record = record
             self.sessions.pop(live.id, None)
-        for role, task in list(live.grace.items()):
+        for task in list(live.grace.values()):
             if task is not asyncio.current_task():
                 task.cancel()
         live.grace.clear()

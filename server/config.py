@@ -90,9 +90,7 @@ def parse_ice_servers(value: Any) -> tuple[IceServer, ...]:
             url_list = (urls,) if isinstance(urls, str) else tuple(urls or ())
             if not url_list:
                 raise ValueError("ice server needs 'urls'")
-            servers.append(
-                IceServer(urls=url_list, username=item.get("username"), credential=item.get("credential"))
-            )
+            servers.append(IceServer(urls=url_list, username=item.get("username"), credential=item.get("credential")))
         else:
             raise ValueError(f"bad ice server entry: {item!r}")
     return tuple(servers)

@@ -8,6 +8,7 @@ import itertools
 import json
 import logging
 import time
+from collections.abc import Coroutine
 from typing import Any
 
 from aiohttp import web
@@ -56,6 +57,13 @@ class Connection:
         self._queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=max_pending)
         self._writer: asyncio.Task[None] | None = None
         self.close_code: int | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run work for this connection beside its reader; cancelled when it goes."""
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     @property
     def authenticated(self) -> bool:
@@ -102,7 +110,9 @@ class Connection:
                     await self.ws.close(code=self.close_code, message=self._close_reason.encode())
 
     async def finish(self) -> None:
-        """After the reader loop ends: stop the writer."""
+        """After the reader loop ends: stop spawned work and the writer."""
+        for task in list(self._tasks):
+            task.cancel()
         if self._writer is None:
             return
         if not self._writer.done():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import weakref
 
 from aiohttp import web
 
@@ -17,4 +16,4 @@ STORE = web.AppKey("store", Store)
 CALL_CENTER = web.AppKey("call_center", CallCenter)
 LOGIN_THROTTLE = web.AppKey("login_throttle", LoginThrottle)
 CALL_LIMITER = web.AppKey("call_limiter", AddressLimiter)
-WEBSOCKETS = web.AppKey("websockets", weakref.WeakSet[web.WebSocketResponse])
+WEBSOCKETS = web.AppKey("websockets", set[web.WebSocketResponse])

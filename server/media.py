@@ -12,7 +12,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from aiortc.mediastreams import MediaStreamTrack
 
@@ -30,7 +31,11 @@ def other(role: str) -> str:
     return "rep" if role == "customer" else "customer"
 
 
-MediaStateCallback = Callable[[str, str], Awaitable[None]]
+class MediaClosed(Exception):
+    """The call's media was torn down (the call ended) while an offer was in flight."""
+
+
+MediaStateCallback = Callable[[str, str], Coroutine[Any, Any, None]]
 
 
 class CallMedia:
@@ -63,36 +68,44 @@ class CallMedia:
     def is_negotiating(self, role: str) -> bool:
         return role in self._negotiating
 
-    async def answer(self, role: str, offer_sdp: str) -> str:
-        """Replace ``role``'s peer with one built from this offer; returns the answer SDP."""
-        if self._closed:
-            raise RuntimeError("call media closed")
+    def begin_negotiation(self, role: str) -> None:
+        """Mark ``role`` busy before yielding, so a second offer sees it at once."""
         self._negotiating.add(role)
+
+    async def answer(self, role: str, offer_sdp: str) -> str:
+        """Build a new peer for ``role`` from this offer; it replaces the old one only if it works."""
+        if self._closed:
+            raise MediaClosed
+        self._negotiating.add(role)
+        incoming: list[MediaStreamTrack] = []
+        peer = ServerPeer(
+            f"{self.session_id}/{role}",
+            self.ice_servers,
+            on_track=incoming.append,
+            on_state=lambda state: self._peer_state(role, peer, state),
+        )
+        outgoing = [FeedTrack(feed) for feed in self.feeds[other(role)].values()]
         try:
-            await self._drop_peer(role)
-            feeds = self.feeds[role]
-
-            def on_track(track: MediaStreamTrack) -> None:
-                if track.kind in feeds:
-                    feeds[track.kind].attach(track)
-
-            peer = ServerPeer(
-                f"{self.session_id}/{role}",
-                self.ice_servers,
-                on_track=on_track,
-                on_state=lambda state: self._peer_state(role, peer, state),
-            )
-            self.peers[role] = peer
-            self._peer_started[role] = time.monotonic()
-            outgoing = [FeedTrack(feed) for feed in self.feeds[other(role)].values()]
-            self._outgoing[role] = outgoing
-            try:
-                return await peer.answer(offer_sdp, list(outgoing))
-            except Exception:
-                await self._drop_peer(role)
-                raise
+            answer = await peer.answer(offer_sdp, list(outgoing))
+            if self._closed:
+                raise MediaClosed
+        except BaseException:
+            for track in outgoing:
+                track.stop()
+            await peer.close()
+            raise
         finally:
             self._negotiating.discard(role)
+        # A garbage offer must not cost the participant the media they already have,
+        # so the old peer goes only now.
+        await self._drop_peer(role)
+        self.peers[role] = peer
+        self._outgoing[role] = outgoing
+        self._peer_started[role] = time.monotonic()
+        for remote in incoming:
+            if remote.kind in self.feeds[role]:
+                self.feeds[role][remote.kind].attach(remote)
+        return answer
 
     def _peer_state(self, role: str, peer: ServerPeer, state: str) -> None:
         if self.peers.get(role) is not peer:
@@ -104,8 +117,8 @@ class CallMedia:
     async def _drop_peer(self, role: str) -> None:
         peer = self.peers.get(role)
         self.peers[role] = None
-        for track in self._outgoing[role]:
-            track.stop()
+        for feed_track in self._outgoing[role]:
+            feed_track.stop()
         self._outgoing[role] = []
         for feed in self.feeds[role].values():
             feed.detach()

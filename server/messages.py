@@ -16,10 +16,11 @@ MAX_JSON_DEPTH = 8
 class ProtocolError(Exception):
     """A client mistake; becomes ``{"type": "error", code, message}``."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, reply_to: str | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.reply_to = reply_to
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,14 @@ def parse(text: str) -> ClientMessage:
     msg_id = raw.get("id")
     if msg_id is not None and (not isinstance(msg_id, str) or len(msg_id) > 64):
         raise ProtocolError("bad_message", "id: must be a string of at most 64 characters")
+    try:
+        return _validate(raw, msg_id)
+    except ProtocolError as exc:
+        exc.reply_to = msg_id
+        raise
+
+
+def _validate(raw: dict[str, Any], msg_id: str | None) -> ClientMessage:
     msg_type = raw.get("type")
     if not isinstance(msg_type, str):
         raise ProtocolError("bad_message", "type: required string")

@@ -43,13 +43,20 @@ async def _ping(center: CallCenter, conn: Connection, msg: ClientMessage) -> dic
     return {"type": "pong"}
 
 
-async def _offer(center: CallCenter, conn: Connection, msg: ClientMessage) -> dict[str, Any]:
-    sdp = await center.offer(conn, msg.data["sdp"], msg.get("session_id"))
-    return {"type": "answer", "sdp": sdp}
+async def _offer(center: CallCenter, conn: Connection, msg: ClientMessage) -> None:
+    # Claimed before any await, so a second offer on this socket sees it at once.
+    media, role = center.claim_negotiation(conn, msg.get("session_id"))
+
+    async def negotiate() -> dict[str, Any]:
+        return {"type": "answer", "sdp": await center.answer_offer(media, role, msg.data["sdp"])}
+
+    # Negotiation takes up to seconds (ICE gathering): run it beside the reader so
+    # chat and hang-ups are not held up.
+    conn.spawn(_run(center, conn, lambda _c, _n, _m: negotiate(), msg))
 
 
 async def _media_state(center: CallCenter, conn: Connection, msg: ClientMessage) -> None:
-    flags = {k: msg.data[k] for k in ("audio", "video", "facing") if k in msg.data}
+    flags: dict[str, Any] = {k: msg.data[k] for k in ("audio", "video", "facing") if k in msg.data}
     center.media_flags(conn, flags, msg.get("session_id"))
 
 
@@ -92,19 +99,28 @@ async def _dispatch(center: CallCenter, conn: Connection, text: str) -> None:
             if role == "none":
                 raise ProtocolError("not_authenticated", "say hello first")
             raise ProtocolError("forbidden", f"{role}s may not send {msg.type}")
+    except ProtocolError as exc:
+        conn.send(error(exc.code, exc.message, msg_id or exc.reply_to))
+        return
+    await _run(center, conn, handler, msg, ack=msg.type != "offer")
+
+
+async def _run(center: CallCenter, conn: Connection, handler: Handler, msg: ClientMessage, *, ack: bool = True) -> None:
+    """The one place where handler outcomes become replies and errors."""
+    try:
         reply = await handler(center, conn, msg)
-        if reply is None and msg_id is not None:
+        if reply is None and ack and msg.id is not None:
             reply = {"type": "ack"}
         if reply is not None:
-            if msg_id is not None:
-                reply["reply_to"] = msg_id
+            if msg.id is not None:
+                reply["reply_to"] = msg.id
             conn.send(reply)
     except ProtocolError as exc:
-        conn.send(error(exc.code, exc.message, msg_id))
+        conn.send(error(exc.code, exc.message, msg.id))
     except Exception:
         ref = uuid.uuid4().hex[:12]
         conn.log.exception("internal error %s", ref)
-        conn.send(error("internal", f"internal error, reference {ref}", msg_id))
+        conn.send(error("internal", f"internal error, reference {ref}", msg.id))
 
 
 async def websocket_handler(request: web.Request) -> web.StreamResponse:
@@ -156,4 +172,3 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
 
 def setup_routes(app: web.Application) -> None:
     app.router.add_get("/ws/v1", websocket_handler)
-

@@ -315,9 +315,7 @@ class Store:
             )
         return await self.get_session(session_id)
 
-    async def finish_session(
-        self, session_id: str, *, state: str, ended_by: str, reason: str
-    ) -> SessionRecord | None:
+    async def finish_session(self, session_id: str, *, state: str, ended_by: str, reason: str) -> SessionRecord | None:
         """Close an open session; None if it was already closed."""
         t = db.now()
         async with self.engine.begin() as conn:

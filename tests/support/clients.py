@@ -43,8 +43,13 @@ class PatternVideoTrack(VideoStreamTrack):
         self.sent = 0
         y = np.linspace(0, 255, height, dtype=np.uint8)[:, None]
         x = np.linspace(0, 255, width, dtype=np.uint8)[None, :]
-        self._base = np.dstack([np.broadcast_to(x, (height, width)), np.broadcast_to(y, (height, width)),
-                                np.full((height, width), 128, np.uint8)])
+        self._base = np.dstack(
+            [
+                np.broadcast_to(x, (height, width)),
+                np.broadcast_to(y, (height, width)),
+                np.full((height, width), 128, np.uint8),
+            ]
+        )
 
     def media_time(self) -> float:
         return self._count / self.fps

@@ -1,0 +1,43 @@
+# Rapport: `make run` starts the server, `make test` runs every check.
+SHELL := /bin/bash
+UV ?= $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
+PYTEST_ARGS ?=
+# WebRTC needs a loopback address aioice accepts (127.0.0.2) and no route out: a private netns.
+NETNS := unshare -rn sh -c 'ip link set lo up && ip addr add 127.0.0.2/8 dev lo && exec "$$0" "$$@"'
+
+.PHONY: run test lint typecheck pytest setup system-deps bench clean
+
+run: setup
+	$(UV) run --frozen rapport serve $(ARGS)
+
+test: setup system-deps lint typecheck pytest
+
+setup:
+	@command -v uv >/dev/null 2>&1 || [ -x "$(UV)" ] || python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
+	$(UV) sync --frozen --all-extras
+
+system-deps:
+	@bash .ci/system-deps
+
+lint:
+	$(UV) run --frozen ruff check server emotion tests bench
+	$(UV) run --frozen ruff format --check server emotion tests bench
+
+typecheck:
+	$(UV) run --frozen mypy
+
+pytest:
+	@if $(NETNS) true 2>/dev/null; then \
+		echo "running tests in a private network namespace"; \
+		$(NETNS) .venv/bin/python -m pytest $(PYTEST_ARGS); \
+	else \
+		echo "unshare unavailable: WebRTC and browser tests will be skipped"; \
+		.venv/bin/python -m pytest $(PYTEST_ARGS); \
+	fi
+
+bench: setup
+	$(NETNS) .venv/bin/python bench/calls.py
+	.venv/bin/python bench/emotion.py
+
+clean:
+	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache artifacts

@@ -1,0 +1,147 @@
+"""The ``rapport`` command: ``rapport serve`` and ``rapport users add``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from .config import Settings, load_settings
+from .store import ROLES
+
+log = logging.getLogger("rapport")
+
+
+def _serve_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "host": args.host,
+        "port": args.port,
+        "data_dir": args.data_dir,
+        "https": True if args.https else None,
+        "cert_file": args.cert,
+        "key_file": args.key,
+        "ice_servers": args.ice_servers,
+        "public_url": args.public_url,
+    }
+
+
+def _announce(settings: Settings) -> None:
+    from .tls import lan_address, terminal_qr
+
+    local = f"{settings.scheme}://{'localhost' if settings.host in ('127.0.0.1', '0.0.0.0', '::') else settings.host}"
+    local += f":{settings.port}"
+    lines = [f"Rapport is up. Rep console: {local}/console   Customer page: {local}/call"]
+    lan = lan_address() if settings.host in ("0.0.0.0", "::") else None
+    join = settings.public_url.rstrip("/") + "/call" if settings.public_url else None
+    if join is None and lan:
+        join = f"{settings.scheme}://{lan}:{settings.port}/call"
+    if join:
+        lines.append(f"Customers on this network join at {join}")
+        if not settings.https:
+            lines.append("Phones only allow the camera over HTTPS: restart with --https for a LAN demo.")
+        lines.append(terminal_qr(join))
+    log.warning("\n".join(lines))
+
+
+def serve(args: argparse.Namespace) -> int:
+    from .app import create_app
+
+    settings = load_settings(_serve_overrides(args), config_file=args.config)
+    ssl_context = None
+    if settings.https:
+        from .tls import ssl_context as make_context
+
+        ssl_context, cert = make_context(settings.cert_file, settings.key_file, settings.data_dir)
+        log.info("HTTPS with %s", cert)
+    app = create_app(settings)
+
+    async def announce(_app: web.Application) -> None:
+        _announce(settings)
+
+    app.on_startup.append(announce)
+    web.run_app(app, host=settings.host, port=settings.port, ssl_context=ssl_context, print=None)
+    return 0
+
+
+def users_add(args: argparse.Namespace) -> int:
+    from .accounts import hash_password
+    from .db import create_engine
+    from .migrations import migrate
+    from .store import Store
+
+    settings = load_settings({"data_dir": args.data_dir}, config_file=args.config)
+    password = sys.stdin.readline().rstrip("\n")
+    if len(password) < 8:
+        print("error: give a password of at least 8 characters on stdin", file=sys.stderr)
+        return 2
+
+    async def add() -> None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(settings.db_url)
+        try:
+            await migrate(engine)
+            store = Store(engine)
+            existing = await store.user_with_hash(args.name)
+            if existing is not None:
+                await store.set_password(existing[0].id, hash_password(password))
+                print(f"updated password of {args.name}")
+            else:
+                await store.create_user(args.name, args.display_name or args.name, args.role, hash_password(password))
+                print(f"added {args.role} {args.name}")
+        finally:
+            await engine.dispose()
+
+    asyncio.run(add())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rapport", description="Two-way video customer support server")
+    parser.add_argument("--config", type=Path, help="TOML settings file (also RAPPORT_CONFIG)")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve_p = sub.add_parser("serve", help="run the server")
+    serve_p.add_argument("--host", help="address to bind (default 127.0.0.1; 0.0.0.0 for phones on the LAN)")
+    serve_p.add_argument("--port", type=int)
+    serve_p.add_argument("--data-dir", type=Path, help="database, recordings and certificates (default ./data)")
+    serve_p.add_argument("--https", action="store_true", help="serve HTTPS (self-signed unless --cert/--key)")
+    serve_p.add_argument("--cert", type=Path, help="PEM certificate for --https")
+    serve_p.add_argument("--key", type=Path, help="PEM private key for --https")
+    serve_p.add_argument(
+        "--ice-servers", help='STUN/TURN for browsers and server: "stun:host:3478,turn:..." or a JSON list'
+    )
+    serve_p.add_argument("--public-url", help="the URL customers use, for invite links and the QR code")
+    serve_p.set_defaults(func=serve)
+
+    users_p = sub.add_parser("users", help="manage staff accounts")
+    users_sub = users_p.add_subparsers(dest="users_command", required=True)
+    add_p = users_sub.add_parser("add", help="add a user (password on stdin); resets it if the user exists")
+    add_p.add_argument("name")
+    add_p.add_argument("--role", required=True, choices=ROLES)
+    add_p.add_argument("--display-name")
+    add_p.add_argument("--data-dir", type=Path)
+    add_p.set_defaults(func=users_add)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # aioice/aiortc are chatty at INFO about every candidate pair.
+    for noisy in ("aioice", "aiortc"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())
