@@ -61,7 +61,8 @@ async def _storage_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _close_websockets(app: web.Application) -> None:
     # Close sockets first so clients hear "going away", then the calls (and their peers).
-    for ws in list(app[WEBSOCKETS]):
+    sockets: set[web.WebSocketResponse] = app[WEBSOCKETS]
+    for ws in list(sockets):
         with contextlib.suppress(Exception):
             await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
     if CALL_CENTER in app:

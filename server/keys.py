@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from aiohttp import web
 
 from .accounts import LoginThrottle
