@@ -62,6 +62,7 @@ class CallCenter:
         self.reps: dict[int, RepState] = {}
         self._wait_ewma: float | None = None
         self._tick: asyncio.Task[None] | None = None
+        self._jobs: set[asyncio.Task[None]] = set()
         self._closing = False
 
     # lifecycle
@@ -82,6 +83,8 @@ class CallCenter:
         return interrupted
 
     async def aclose(self) -> None:
+        if self._jobs:
+            await asyncio.wait(list(self._jobs), timeout=10)
         self._closing = True
         if self._tick is not None:
             self._tick.cancel()
@@ -370,6 +373,14 @@ class CallCenter:
             task.cancel()
 
     async def _finish(self, live: LiveSession, *, state: str, ended_by: str, reason: str) -> None:
+        # aiohttp cancels a socket's handler when the client goes; ending a call must
+        # not stop halfway (peers half-closed leak sockets), so it runs as its own task.
+        job = asyncio.create_task(self._finish_now(live, state=state, ended_by=ended_by, reason=reason))
+        self._jobs.add(job)
+        job.add_done_callback(self._jobs.discard)
+        await asyncio.shield(job)
+
+    async def _finish_now(self, live: LiveSession, *, state: str, ended_by: str, reason: str) -> None:
         async with live.lock:
             if live.id not in self.sessions:
                 return

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 
@@ -99,5 +98,7 @@ class ServerPeer:
             return
         self._closed = True
         # pc.close() can hang on a wedged transport (aiortc #283): bound it.
-        with contextlib.suppress(Exception):
+        try:
             await asyncio.wait_for(self.pc.close(), CLOSE_TIMEOUT_S)
+        except Exception:
+            log.exception("closing peer %s failed", self.label)

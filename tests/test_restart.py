@@ -1,0 +1,132 @@
+"""Sessions and chat survive the server process: kill -9, start again, everything is there."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.support.clients import SignalingClient, login, start_call
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "restart-test-password"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServerProcess:
+    def __init__(self, data_dir: Path, port: int) -> None:
+        self.data_dir, self.port = data_dir, port
+        self.url = f"http://127.0.0.1:{port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    async def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "server.cli", "serve", "--port", str(self.port), "--data-dir", str(self.data_dir)],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.data_dir.parent / "server.log", "ab"),  # noqa: SIM115
+            env={**os.environ, "RAPPORT_CREATE_DEMO_ACCOUNTS": "false"},
+        )
+        async with aiohttp.ClientSession() as http:
+            for _ in range(200):
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with http.get(f"{self.url}/healthz") as r:
+                        if r.status == 200:
+                            return
+                await asyncio.sleep(0.05)
+        raise RuntimeError("server did not start")
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[ServerProcess]:
+    data = tmp_path / "data"
+    subprocess.run(
+        [sys.executable, "-m", "server.cli", "users", "add", "rep1", "--role", "rep", "--data-dir", str(data)],
+        input=PASSWORD.encode() + b"\n",
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    proc = ServerProcess(data, free_port())
+    yield proc
+    proc.stop()
+
+
+async def test_kill_9_then_restart_keeps_sessions_and_chat_and_interrupts_live_calls(server: ServerProcess) -> None:
+    await server.start()
+    jar = aiohttp.CookieJar(unsafe=True)  # cookies for a bare IP address
+    async with aiohttp.ClientSession() as customer_http, aiohttp.ClientSession(cookie_jar=jar) as rep_http:
+        await login(rep_http, server.url, "rep1", PASSWORD)
+        rep = SignalingClient(rep_http, server.url)
+        await rep.connect()
+        await rep.send({"type": "hello"})
+        await rep.wait_for("welcome")
+        await rep.request({"type": "rep.status", "status": "available"})
+
+        active = await start_call(customer_http, server.url, name="Ada", reason="order")
+        waiting = await start_call(customer_http, server.url, name="Bo", reason="complaint")
+        customer = SignalingClient(customer_http, server.url)
+        await customer.connect()
+        await customer.send({"type": "hello", "token": active["token"]})
+        await customer.wait_for("welcome")
+        await rep.request({"type": "call.accept", "session_id": active["session_id"]})
+        await customer.request({"type": "chat.send", "text": "Before the crash"})
+        await rep.request({"type": "chat.send", "text": "I hear you"})
+
+        server.kill()
+        await server.start()
+
+        await login(rep_http, server.url, "rep1", PASSWORD)
+        async with rep_http.get(f"{server.url}/api/v1/sessions/{active['session_id']}") as r:
+            assert r.status == 200
+            body = await r.json()
+        assert body["state"] == "interrupted"
+        assert body["ended_by"] == "system" and body["end_reason"] == "server_restart"
+        assert [m["text"] for m in body["chat"]] == ["Before the crash", "I hear you"]
+        assert [e["kind"] for e in body["events"]] == ["created", "answered", "interrupted"]
+
+        async with rep_http.get(f"{server.url}/api/v1/sessions/{waiting['session_id']}") as r:
+            assert (await r.json())["state"] == "waiting"
+
+        # The waiting customer comes back to the same place in the queue.
+        back = SignalingClient(customer_http, server.url)
+        await back.connect()
+        await back.send({"type": "hello", "token": waiting["token"]})
+        welcome = await back.wait_for("welcome")
+        assert welcome["session"]["session_id"] == waiting["session_id"]
+        assert (await back.wait_for("queue.position"))["position"] == 1
+        await back.close()
+
+        # The interrupted call's token no longer opens anything.
+        late = SignalingClient(customer_http, server.url)
+        await late.connect()
+        await late.send({"type": "hello", "token": active["token"]})
+        assert (await late.wait_for("error"))["code"] == "token_invalid"
+        await late.close()
