@@ -38,7 +38,7 @@ class ServerProcess:
             [sys.executable, "-m", "server.cli", "serve", "--port", str(self.port), "--data-dir", str(self.data_dir)],
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
-            stderr=open(self.data_dir.parent / "server.log", "ab"),  # noqa: SIM115
+            stderr=open(self.data_dir.parent / "server.log", "ab"),
             env={**os.environ, "RAPPORT_CREATE_DEMO_ACCOUNTS": "false"},
         )
         async with aiohttp.ClientSession() as http:
