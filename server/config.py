@@ -50,7 +50,7 @@ class Settings:
     allowed_origins: tuple[str, ...] = ()
     session_token_ttl_s: int = 4 * 3600
     reconnect_grace_s: float = 30.0
-    heartbeat_s: float = 10.0
+    heartbeat_s: float = 5.0
     media_stall_s: float = 6.0
     ws_max_pending: int = 256
     ws_rate_per_s: float = 20.0
