@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from . import accounts
-from .keys import CALL_CENTER, CALL_LIMITER, LOGIN_THROTTLE, SETTINGS, STORE
+from .keys import CALL_CENTER, CALL_LIMITER, EMOTION, LOGIN_THROTTLE, SETTINGS, STORE
 from .messages import PROTOCOL_VERSION
 from .security import (
     COOKIE,
@@ -94,13 +94,23 @@ async def me(request: web.Request) -> web.Response:
 
 async def config(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
+    emotion = request.app[EMOTION]
     return _json(
         {
             "protocol": PROTOCOL_VERSION,
             "ice_servers": [s.to_browser() for s in settings.ice_servers],
             "reasons": [{"code": code, "label": label} for code, label in settings.reasons],
+            # The notice is shown whenever cues may run; the toggle starts at the deployment's default.
+            "emotion": {"available": emotion.service is not None, "default_consent": settings.emotion_default_consent},
         }
     )
+
+
+def _consent(body: dict[str, Any]) -> bool | None:
+    value = body.get("emotion_consent")
+    if value is not None and not isinstance(value, bool):
+        raise ApiError(400, "bad_request", "emotion_consent: must be true or false")
+    return value
 
 
 def _reason(request: web.Request, body: dict[str, Any]) -> str | None:
@@ -122,8 +132,11 @@ async def start_call(request: web.Request) -> web.Response:
     reason = _reason(request, body)
     name = optional_str(body, "name", 200)
     device = optional_str(body, "device", 200)
+    consent = _consent(body)
     _limit_calls(request)
-    record, token = await request.app[CALL_CENTER].create_call(reason=reason, customer_name=name, device=device)
+    record, token = await request.app[CALL_CENTER].create_call(
+        reason=reason, customer_name=name, device=device, emotion_consent=consent
+    )
     return _json({"session_id": record.id, "token": token, "expires_at": iso(record.token_expires_at)}, 201)
 
 
@@ -150,6 +163,7 @@ async def redeem_invite(request: web.Request) -> web.Response:
         raise ApiError(404, "not_found", "this invite link is unknown or has expired")
     body = await read_json(request)
     device = optional_str(body, "device", 200)
+    consent = _consent(body)
     _limit_calls(request)
     if invite["session_id"]:
         # Reopening an invite whose call is still open would hand out a second token: refuse.
@@ -157,7 +171,7 @@ async def redeem_invite(request: web.Request) -> web.Response:
         if existing is not None and existing.state in ("waiting", "active"):
             raise ApiError(409, "conflict", "this invite is already in a call; use the original tab")
     record, token = await request.app[CALL_CENTER].create_call(
-        reason=invite["reason"], customer_name=invite["customer_name"], device=device
+        reason=invite["reason"], customer_name=invite["customer_name"], device=device, emotion_consent=consent
     )
     await store.link_invite(code, record.id)
     return _json({"session_id": record.id, "token": token, "expires_at": iso(record.token_expires_at)}, 201)
@@ -191,6 +205,7 @@ async def get_session(request: web.Request) -> web.Response:
     data = record.to_json()
     data["chat"] = [c.to_json() for c in await store.list_chat(record.id)]
     data["events"] = await store.list_events(record.id)
+    data["emotion_timeline"] = await store.list_timeline(record.id)
     return _json(data)
 
 

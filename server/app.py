@@ -5,17 +5,19 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from aiohttp import WSCloseCode, web
+
+from emotion import EmotionService, EmotionSettings, fer_available
 
 from . import accounts, api, signaling
 from .accounts import LoginThrottle
 from .calls import CallCenter
 from .config import Settings
 from .db import create_engine
-from .keys import CALL_CENTER, CALL_LIMITER, LOGIN_THROTTLE, SETTINGS, STORE, WEBSOCKETS
+from .keys import CALL_CENTER, CALL_LIMITER, EMOTION, LOGIN_THROTTLE, SETTINGS, STORE, WEBSOCKETS, EmotionSetup
 from .migrations import migrate
 from .ratelimit import AddressLimiter
 from .security import MAX_BODY_BYTES, security_middleware
@@ -42,6 +44,41 @@ async def _announce_demo_accounts(store: Store, settings: Settings) -> None:
         log.warning(_demo_banner([(u, r, p) for u, r, p in lines], path))
 
 
+def _emotion_settings(settings: Settings) -> EmotionSettings:
+    return EmotionSettings(
+        analysis_fps=settings.emotion_analysis_fps,
+        raise_threshold=settings.emotion_raise_threshold,
+        clear_threshold=settings.emotion_clear_threshold,
+        hold_seconds=settings.emotion_hold_s,
+    )
+
+
+def _emotion_ctx(injected: EmotionService | None) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        settings = app[SETTINGS]
+        service = injected
+        message = "emotion cues are on"
+        if service is None and not settings.emotion_cues:
+            message = "emotion cues are turned off on this server (emotion_cues = false)"
+        elif service is None:
+            available, message = fer_available()
+            if available:
+                # A worker process: TensorFlow never loads into the server, and a model crash cannot hurt calls.
+                service = EmotionService(settings=_emotion_settings(settings))
+                message = "emotion cues are starting (loading the model)"
+        if service is not None:
+            await service.start()
+            log.info("emotion cues on: analysing customers' video (with their consent) in a worker")
+        else:
+            log.warning("%s. Calls work as usual, without emotion cues.", message)
+        app[EMOTION] = EmotionSetup(service, message)
+        yield
+        if service is not None and injected is None:
+            await service.aclose()
+
+    return ctx
+
+
 async def _storage_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -51,7 +88,8 @@ async def _storage_ctx(app: web.Application) -> AsyncIterator[None]:
     app[STORE] = store
     if settings.create_demo_accounts:
         await _announce_demo_accounts(store, settings)
-    center = CallCenter(store, settings)
+    emotion = app[EMOTION]
+    center = CallCenter(store, settings, emotion=emotion.service, emotion_unavailable=emotion.message)
     await center.start()
     app[CALL_CENTER] = center
     yield
@@ -69,7 +107,8 @@ async def _close_websockets(app: web.Application) -> None:
         await app[CALL_CENTER].aclose()
 
 
-def create_app(settings: Settings) -> web.Application:
+def create_app(settings: Settings, *, emotion_service: EmotionService | None = None) -> web.Application:
+    """The Rapport application. ``emotion_service`` replaces the default fer worker (tests)."""
     app = web.Application(
         middlewares=[security_middleware(settings)],
         client_max_size=MAX_BODY_BYTES,
@@ -78,6 +117,7 @@ def create_app(settings: Settings) -> web.Application:
     app[LOGIN_THROTTLE] = LoginThrottle()
     app[CALL_LIMITER] = AddressLimiter(limit=30, window_s=60.0)
     app[WEBSOCKETS] = set()
+    app.cleanup_ctx.append(_emotion_ctx(emotion_service))
     app.cleanup_ctx.append(_storage_ctx)
     app.on_shutdown.append(_close_websockets)
     api.setup_routes(app)

@@ -10,11 +10,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
+
+from emotion import EmotionService
 
 from .config import Settings
 from .connection import Connection
+from .cues import OFF_BY_CUSTOMER, CallCues, unavailable_status
 from .media import CallMedia, MediaClosed, other
 from .messages import PROTOCOL_VERSION, ProtocolError
 from .peers import BadOffer
@@ -34,6 +37,7 @@ class LiveSession:
     media: CallMedia | None = None
     grace: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     media_flags: dict[str, dict[str, Any]] = field(default_factory=dict)
+    cues: CallCues | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
@@ -55,9 +59,18 @@ class RepState:
 
 
 class CallCenter:
-    def __init__(self, store: Store, settings: Settings) -> None:
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        *,
+        emotion: EmotionService | None = None,
+        emotion_unavailable: str = "emotion cues are turned off on this server",
+    ) -> None:
         self.store = store
         self.settings = settings
+        self.emotion = emotion
+        self.emotion_unavailable = emotion_unavailable
         self.sessions: dict[str, LiveSession] = {}
         self.reps: dict[int, RepState] = {}
         self._wait_ewma: float | None = None
@@ -97,6 +110,8 @@ class CallCenter:
                 await self.store.finish_session(
                     live.id, state="interrupted", ended_by="system", reason="server_shutdown"
                 )
+            if live.cues is not None:
+                await live.cues.aclose()
             if live.media is not None:
                 await live.media.aclose()
         self.sessions.clear()
@@ -104,14 +119,23 @@ class CallCenter:
     # customers
 
     async def create_call(
-        self, *, reason: str | None, customer_name: str | None, device: str | None, priority: int = 0
+        self,
+        *,
+        reason: str | None,
+        customer_name: str | None,
+        device: str | None,
+        priority: int = 0,
+        emotion_consent: bool | None = None,
     ) -> tuple[SessionRecord, str]:
+        if emotion_consent is None:
+            emotion_consent = self.settings.emotion_default_consent
         record, token = await self.store.create_session(
             reason=reason,
             customer_name=customer_name,
             device=device,
             token_ttl_s=self.settings.session_token_ttl_s,
             priority=priority,
+            emotion_consent=emotion_consent,
         )
         live = LiveSession(record)
         self.sessions[record.id] = live
@@ -186,7 +210,10 @@ class CallCenter:
         )
         conn.send(self._queue_snapshot())
         if call is not None:
-            self._notify_peer_presence(self.sessions[rep.session_id or ""], "rep")
+            live = self.sessions[rep.session_id or ""]
+            for message in self._cue_state(live):
+                conn.send(message)
+            self._notify_peer_presence(live, "rep")
 
     def set_rep_status(self, conn: Connection, status: str) -> None:
         rep = self._rep(conn)
@@ -224,11 +251,15 @@ class CallCenter:
             on_media_state=lambda role, state: self._media_state_changed(live, role, state),
             stall_after_s=self.settings.media_stall_s,
         )
+        self._start_cues(live)
         accepted = self._call_json(live)
         self._send_to(live, accepted)
         for c in rep.conns:
             if c is not conn:
                 c.send(accepted)
+        if live.cues is None:
+            # Tell the rep at once why there are no cues (customer's choice, or none on this server).
+            self._send_to_rep(live, self._cue_state(live))
         if live.conns.get("customer") is None:
             self._notify_peer_presence(live, "customer")
         self.broadcast_queue()
@@ -286,6 +317,49 @@ class CallCenter:
         peer = live.conns.get(other(role))
         if peer is not None:
             peer.send({"type": "peer.media", "who": role, **flags})
+
+    async def set_emotion_consent(self, conn: Connection, enabled: bool) -> None:
+        """The customer changed their mind about emotion cues; it applies at once."""
+        live, role = self._session_of(conn, None)
+        if role != "customer":
+            raise ProtocolError("forbidden", "only the customer decides about emotion cues")
+        await self.store.set_emotion_consent(live.id, enabled)
+        live.record = replace(live.record, emotion_consent=enabled)
+        if live.state != "active":
+            return
+        if enabled:
+            self._start_cues(live)
+        elif live.cues is not None:
+            cues, live.cues = live.cues, None
+            await cues.aclose()
+        self._send_to_rep(live, self._cue_state(live))
+
+    def _start_cues(self, live: LiveSession) -> None:
+        if live.cues is not None or live.media is None or not live.record.emotion_consent:
+            return
+        if self.emotion is None:
+            return
+        live.cues = CallCues(
+            self.emotion,
+            live.id,
+            # The customer's video only: never the rep's.
+            live.media.feeds["customer"]["video"],
+            self.store,
+            lambda message: self._send_to_rep(live, [message]),
+        )
+
+    def _cue_state(self, live: LiveSession) -> list[dict[str, Any]]:
+        if not live.record.emotion_consent:
+            return [{**OFF_BY_CUSTOMER, "session_id": live.id}]
+        if live.cues is None:
+            return [{**unavailable_status(self.emotion_unavailable), "session_id": live.id}]
+        return live.cues.snapshot()
+
+    def _send_to_rep(self, live: LiveSession, messages: list[dict[str, Any]]) -> None:
+        conn = live.conns.get("rep")
+        if conn is not None:
+            for message in messages:
+                conn.send(message)
 
     async def end(self, conn: Connection, reason: str | None, session_id: str | None) -> None:
         live, role = self._session_of(conn, session_id)
@@ -415,6 +489,9 @@ class CallCenter:
                 for c in rep.conns:
                     c.send(message)
                     c.send({"type": "rep.status", "status": rep.status})
+        if live.cues is not None:
+            cues, live.cues = live.cues, None
+            await cues.aclose()
         if live.media is not None:
             await live.media.aclose()
         log.info("session %s %s (%s by %s)", live.id, live.record.state, reason, ended_by)
@@ -439,6 +516,7 @@ class CallCenter:
                 "created_at": iso(live.record.created_at),
             },
             "peer_media": live.media_flags,
+            "emotion_consent": live.record.emotion_consent,
         }
 
     # queue

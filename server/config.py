@@ -56,6 +56,13 @@ class Settings:
     ws_rate_per_s: float = 20.0
     ws_rate_burst: int = 40
     create_demo_accounts: bool = True
+    # Emotion cues (customer's video only, with consent). The deployment picks the toggle's default.
+    emotion_cues: bool = True
+    emotion_default_consent: bool = True
+    emotion_raise_threshold: float = 0.5
+    emotion_clear_threshold: float = 0.3
+    emotion_hold_s: float = 1.0
+    emotion_analysis_fps: float = 5.0
     reasons: tuple[tuple[str, str], ...] = DEFAULT_REASONS
 
     @property

@@ -64,6 +64,8 @@ support_sessions = Table(
     Column("ended_at", Float, nullable=True),
     Column("ended_by", String(16), nullable=True),
     Column("end_reason", String(64), nullable=True),
+    # None: not asked (old sessions); the customer's answer to the emotion-cue notice otherwise.
+    Column("emotion_consent", Boolean, nullable=True),
     Index("ix_support_sessions_state", "state"),
 )
 
@@ -88,6 +90,20 @@ session_events = Table(
     Column("kind", String(32), nullable=False),
     Column("detail", Text, nullable=True),
     Index("ix_session_events_session", "session_id"),
+)
+
+emotion_timeline = Table(
+    "emotion_timeline",
+    metadata,
+    # One row per second of the customer's video: scores only, never images.
+    Column("session_id", String(40), ForeignKey("support_sessions.id"), primary_key=True),
+    Column("second", Integer, primary_key=True),
+    Column("samples", Integer, nullable=False),
+    Column("face_present", Boolean, nullable=False),
+    Column("mean_frustration", Float, nullable=True),
+    Column("max_frustration", Float, nullable=True),
+    Column("dominant", String(16), nullable=True),
+    Column("flag", Boolean, nullable=False),
 )
 
 invites = Table(

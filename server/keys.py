@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from aiohttp import web
+
+from emotion import EmotionService
 
 from .accounts import LoginThrottle
 from .calls import CallCenter
@@ -10,9 +14,19 @@ from .config import Settings
 from .ratelimit import AddressLimiter
 from .store import Store
 
+
+@dataclass(frozen=True)
+class EmotionSetup:
+    """The emotion service, or why there is none (said once in the log and to every rep)."""
+
+    service: EmotionService | None
+    message: str
+
+
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", Store)
 CALL_CENTER = web.AppKey("call_center", CallCenter)
 LOGIN_THROTTLE = web.AppKey("login_throttle", LoginThrottle)
 CALL_LIMITER = web.AppKey("call_limiter", AddressLimiter)
 WEBSOCKETS = web.AppKey("websockets", set[web.WebSocketResponse])
+EMOTION = web.AppKey("emotion", EmotionSetup)

@@ -49,6 +49,7 @@ SCHEMAS: dict[str, dict[str, Field]] = {
     "call.end": {"reason": Field(str, required=False, max_len=64), "session_id": _SESSION},
     "rep.status": {"status": Field(str, choices=("available", "away"))},
     "call.accept": {"session_id": Field(str, max_len=64, min_len=1)},
+    "consent.emotion": {"enabled": Field(bool)},
 }
 
 

@@ -1,7 +1,9 @@
 """Schema migrations: an ordered list of steps, each applied once and recorded.
 
 Add a step at the end of ``MIGRATIONS``; never edit one that has shipped.
-Steps receive a synchronous SQLAlchemy connection inside one transaction.
+Steps receive a synchronous SQLAlchemy connection inside one transaction, and
+must tolerate finding their change already made (step 1 creates tables from
+the current definitions).
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from . import db
@@ -33,8 +35,17 @@ def _initial_schema(conn: Connection) -> None:
     )
 
 
+def _emotion_cues(conn: Connection) -> None:
+    # Step 1 creates tables from today's definitions, so a fresh database may have these already.
+    columns = {c["name"] for c in inspect(conn).get_columns("support_sessions")}
+    if "emotion_consent" not in columns:
+        conn.execute(text("ALTER TABLE support_sessions ADD COLUMN emotion_consent BOOLEAN"))
+    db.metadata.create_all(conn, tables=[db.emotion_timeline])
+
+
 MIGRATIONS: list[Migration] = [
     (1, "initial schema", _initial_schema),
+    (2, "emotion consent and timeline", _emotion_cues),
 ]
 
 

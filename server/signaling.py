@@ -76,6 +76,10 @@ async def _accept(center: CallCenter, conn: Connection, msg: ClientMessage) -> N
     await center.accept(conn, msg.data["session_id"])
 
 
+async def _consent(center: CallCenter, conn: Connection, msg: ClientMessage) -> None:
+    await center.set_emotion_consent(conn, msg.data["enabled"])
+
+
 HANDLERS: dict[str, tuple[Handler, frozenset[str]]] = {
     "hello": (_hello, frozenset({"none"})),
     "ping": (_ping, frozenset({"none", "customer", "rep"})),
@@ -85,6 +89,7 @@ HANDLERS: dict[str, tuple[Handler, frozenset[str]]] = {
     "call.end": (_end, frozenset({"customer", "rep"})),
     "rep.status": (_rep_status, frozenset({"rep"})),
     "call.accept": (_accept, frozenset({"rep"})),
+    "consent.emotion": (_consent, frozenset({"customer"})),
 }
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -56,10 +56,12 @@ class SessionRecord:
     ended_at: float | None
     ended_by: str | None
     end_reason: str | None
+    emotion_consent: bool | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "session_id": self.id,
+            "emotion_consent": self.emotion_consent,
             "state": self.state,
             "reason": self.reason,
             "customer_name": self.customer_name,
@@ -120,6 +122,7 @@ def _session(row: RowMapping) -> SessionRecord:
         ended_at=row["ended_at"],
         ended_by=row["ended_by"],
         end_reason=row["end_reason"],
+        emotion_consent=None if row["emotion_consent"] is None else bool(row["emotion_consent"]),
     )
 
 
@@ -230,6 +233,7 @@ class Store:
         device: str | None,
         token_ttl_s: float,
         priority: int = 0,
+        emotion_consent: bool | None = None,
     ) -> tuple[SessionRecord, str]:
         token = tokens.new_secret()
         t = db.now()
@@ -249,6 +253,7 @@ class Store:
             "ended_at": None,
             "ended_by": None,
             "end_reason": None,
+            "emotion_consent": emotion_consent,
         }
         async with self.engine.begin() as conn:
             await conn.execute(insert(db.support_sessions).values(**values))
@@ -357,6 +362,50 @@ class Store:
                     [{"session_id": i, "at": t, "kind": "interrupted", "detail": None} for i in ids],
                 )
         return ids
+
+    async def set_emotion_consent(self, session_id: str, consent: bool) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(db.support_sessions)
+                .where(db.support_sessions.c.id == session_id)
+                .values(emotion_consent=consent)
+            )
+            await conn.execute(
+                insert(db.session_events).values(
+                    session_id=session_id,
+                    at=db.now(),
+                    kind="emotion_consent",
+                    detail=json.dumps({"consent": consent}),
+                )
+            )
+
+    async def add_timeline(self, session_id: str, rows: list[dict[str, Any]]) -> None:
+        """Store per-second emotion rows; a second seen again (after a reconnect) is replaced."""
+        if not rows:
+            return
+        async with self.engine.begin() as conn:
+            seconds = [r["second"] for r in rows]
+            await conn.execute(
+                delete(db.emotion_timeline).where(
+                    db.emotion_timeline.c.session_id == session_id, db.emotion_timeline.c.second.in_(seconds)
+                )
+            )
+            await conn.execute(insert(db.emotion_timeline), [{"session_id": session_id, **r} for r in rows])
+
+    async def list_timeline(self, session_id: str) -> list[dict[str, Any]]:
+        async with self.engine.connect() as conn:
+            rows = (
+                (
+                    await conn.execute(
+                        select(db.emotion_timeline)
+                        .where(db.emotion_timeline.c.session_id == session_id)
+                        .order_by(db.emotion_timeline.c.second)
+                    )
+                )
+                .mappings()
+                .all()
+            )
+        return [{k: v for k, v in r.items() if k != "session_id"} for r in rows]
 
     async def add_event(self, session_id: str, kind: str, detail: dict[str, Any] | None = None) -> None:
         async with self.engine.begin() as conn:

@@ -48,6 +48,8 @@ def settings(tmp_path: Path) -> Settings:
     return Settings(
         data_dir=tmp_path / "data",
         create_demo_accounts=False,
+        # Tests that want cues inject a service; others should not pay for a TensorFlow worker.
+        emotion_cues=False,
         heartbeat_s=5.0,
         reconnect_grace_s=30.0,
     )
@@ -117,8 +119,10 @@ class Rapport:
             await h.close()
 
 
-async def start_rapport(settings: Settings, host: str = "127.0.0.1", port: int | None = None) -> Rapport:
-    app = create_app(settings)
+async def start_rapport(
+    settings: Settings, host: str = "127.0.0.1", port: int | None = None, emotion_service: Any = None
+) -> Rapport:
+    app = create_app(settings, emotion_service=emotion_service)
     server = TestServer(app, host=host, port=port)
     await server.start_server()
     http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))

@@ -29,7 +29,9 @@ async def test_login_sets_a_hardened_cookie_and_me_answers(rapport: Rapport) -> 
 async def test_wrong_passwords_are_refused_then_throttled(rapport: Rapport) -> None:
     async with aiohttp.ClientSession() as http:
         for _ in range(5):
-            async with http.post(f"{rapport.url}/api/v1/auth/login", json={"username": "rep1", "password": "nope"}) as r:
+            async with http.post(
+                f"{rapport.url}/api/v1/auth/login", json={"username": "rep1", "password": "nope"}
+            ) as r:
                 assert r.status == 401
                 assert (await r.json())["error"]["code"] == "not_authenticated"
         async with http.post(f"{rapport.url}/api/v1/auth/login", json={"username": "rep1", "password": PASSWORD}) as r:
@@ -93,9 +95,7 @@ async def test_an_invite_link_opens_a_session_with_its_name_and_reason(rapport: 
 async def test_invite_ttl_is_validated(rapport: Rapport) -> None:
     http, csrf = await rapport.staff_session("rep1")
     for ttl in (0, "1h", True, 10**9):
-        async with http.post(
-            f"{rapport.url}/api/v1/invites", json={"ttl_s": ttl}, headers={"X-CSRF-Token": csrf}
-        ) as r:
+        async with http.post(f"{rapport.url}/api/v1/invites", json={"ttl_s": ttl}, headers={"X-CSRF-Token": csrf}) as r:
             assert r.status == 400, ttl
 
 

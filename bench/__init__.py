@@ -1,0 +1,1 @@
+"""Benchmarks for Rapport (see bench/README.md)."""

@@ -1,0 +1,241 @@
+"""Emotion benchmark: fer's documented call against Rapport's fast path, on the same frames.
+
+    .venv/bin/python bench/emotion.py [--seconds-per-face 3] [--fps 10]
+
+Frames are 640x480, made from the fixture photos (tests/fixtures/faces) with a
+gentle hand-held sway. For each path it reports analysed frames per CPU-second
+(``time.process_time``, all threads; for the worker process its own CPU time
+from /proc), agreement of the dominant label with the manifest, and the cue
+latency: media seconds from the happy->angry switch to the flag, through the
+aggregator with default settings at the default 5 analysed frames per second.
+
+OpenCV runs single-threaded in every path (as in the worker), which is also the
+cheapest setting for the naive path's Haar cascade.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import fractions
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+# Run as a script from anywhere. This file is called emotion.py: its own folder must leave
+# sys.path, or it would shadow the emotion package. The fixture helpers live in tests/.
+HERE, ROOT = Path(__file__).resolve().parent, Path(__file__).resolve().parents[1]
+sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() not in (HERE, ROOT)]
+
+from emotion.aggregate import Aggregator, EmotionSettings  # noqa: E402
+from emotion.detector import faces_from_fer, fer_available, new_fer  # noqa: E402
+from emotion.fastpath import FastFerDetector  # noqa: E402
+from emotion.pipeline import EmotionService  # noqa: E402
+from emotion.sampler import EveryFrame, FrameSampler, Sampler  # noqa: E402
+from emotion.types import FaceEmotion, largest_face  # noqa: E402
+from tests.support.faces import Clip, happy_then_angry_clip, make_clip, people  # noqa: E402
+
+Detect = Callable[[np.ndarray], list[FaceEmotion]]
+
+
+@dataclass
+class Result:
+    name: str
+    frames: int
+    cpu_s: float
+    wall_s: float
+    labels: list[str | None]
+
+    @property
+    def per_cpu_second(self) -> float:
+        return self.frames / self.cpu_s if self.cpu_s else float("inf")
+
+    def agreement(self, expected: Sequence[str]) -> float:
+        return sum(a == b for a, b in zip(self.labels, expected, strict=True)) / len(expected)
+
+
+def dominant(faces: list[FaceEmotion]) -> str | None:
+    face = largest_face(faces)
+    return None if face is None else face.dominant
+
+
+def run_in_process(name: str, detect: Detect, frames: Sequence[np.ndarray]) -> Result:
+    labels = []
+    cpu, wall = time.process_time(), time.perf_counter()
+    for frame in frames:
+        labels.append(dominant(detect(frame)))
+    return Result(name, len(frames), time.process_time() - cpu, time.perf_counter() - wall, labels)
+
+
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds of a live process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def video_frame(image: np.ndarray, media_time: float) -> av.VideoFrame:
+    """What a call delivers: a decoded yuv420p frame with a 90 kHz timestamp."""
+    frame = av.VideoFrame.from_ndarray(image, format="bgr24").reformat(format="yuv420p")
+    frame.pts, frame.time_base = round(media_time * 90_000), fractions.Fraction(1, 90_000)
+    return frame
+
+
+class Lockstep:
+    """A sampler that also tells the bench when each analysis is back (the pipeline reports every result)."""
+
+    def __init__(self, inner: Sampler) -> None:
+        self.inner = inner
+        self.analysed = asyncio.Event()
+
+    def __call__(self, media_time: float) -> bool:
+        return self.inner(media_time)
+
+    def record(self, latency_s: float) -> None:
+        self.inner.record(latency_s)
+        self.analysed.set()
+
+    async def wait(self) -> None:
+        await asyncio.wait_for(self.analysed.wait(), 30)
+        self.analysed.clear()
+
+
+async def run_pipeline(frames: Sequence[np.ndarray]) -> Result:
+    """The fast path as deployed: a worker process fed through the service, one frame at a time."""
+    async with EmotionService() as service:
+        status = await service.wait_ready(300)
+        if status != "ok":
+            raise SystemExit(f"pipeline not available: {service.status_message}")
+        lockstep = Lockstep(EveryFrame())
+        stream = service.open_stream("bench", sampler=lockstep)
+        pid = service.worker_pids[0]
+        # Warm up (first inference sets up XNNPACK), then measure.
+        stream.push(video_frame(frames[0], 0.0))
+        await lockstep.wait()
+        labels: list[str | None] = []
+        video = [video_frame(image, 1.0 + i / 10) for i, image in enumerate(frames)]
+        cpu, worker_cpu, wall = time.process_time(), process_cpu(pid), time.perf_counter()
+        for frame in video:
+            stream.push(frame)
+            await lockstep.wait()
+            labels.append(None if stream.last_update is None else stream.last_update.dominant)
+        parent = time.process_time() - cpu
+        worker = process_cpu(pid) - worker_cpu
+        wall = time.perf_counter() - wall
+    print(f"  pipeline CPU split: server process {parent:.2f} s (frame conversion, pipe), worker {worker:.2f} s")
+    return Result("fast path, pipeline (worker process)", len(frames), parent + worker, wall, labels)
+
+
+def cue_latency(detect: Detect, clip: Clip) -> float | None:
+    """Media seconds from the expression switch to the flag (None if it never came)."""
+    settings = EmotionSettings()
+    sampler, aggregator = FrameSampler(settings.analysis_fps), Aggregator(settings)
+    switch = clip.switch_times[0]
+    for t in clip.times():
+        if not sampler(t):
+            continue
+        update = aggregator.update(t, detect(clip.frame_at(t)))
+        if update.flag == "raised":
+            return t - switch if t >= switch else -1.0
+    return None
+
+
+async def pipeline_cue_latency(clip: Clip) -> float | None:
+    """The same through the service (worker process, default sampler), frames pushed in lockstep."""
+    async with EmotionService() as service:
+        await service.wait_ready(300)
+        lockstep = Lockstep(FrameSampler(service.settings.analysis_fps))
+        stream = service.open_stream("cue", sampler=lockstep)
+        switch = clip.switch_times[0]
+        for t in clip.times():
+            if stream.push_frame(clip.frame_at(t), t):
+                await lockstep.wait()
+                update = stream.last_update
+                if update is not None and update.flag == "raised":
+                    return t - switch if t >= switch else -1.0
+    return None
+
+
+def fmt_latency(value: float | None) -> str:
+    if value is None:
+        return "never"
+    if value < 0:
+        return "raised BEFORE the switch"
+    return f"+{value:.2f} s"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds-per-face", type=float, default=3.0)
+    parser.add_argument("--fps", type=int, default=10, help="frame rate of the benchmark clip")
+    parser.add_argument("--skip-pipeline", action="store_true", help="only the in-process comparison")
+    args = parser.parse_args()
+
+    ok, reason = fer_available()
+    if not ok:
+        raise SystemExit(reason)
+    cv2.setNumThreads(1)
+
+    clip = make_clip([(who, args.seconds_per_face) for who in people()], fps=args.fps)
+    timed = list(clip.frames())
+    frames = [frame for _, frame in timed]
+    expected = [clip.expression_at(t) for t, _ in timed]
+    print(f"Rapport emotion benchmark: {len(frames)} frames 640x480 from {len(people())} fixture faces")
+    print(f"  {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, OpenCV {cv2.__version__} (1 thread)")
+
+    loaded = time.perf_counter()
+    fer = new_fer()  # FER() as fer documents it: Haar + the TFLite classifier
+    fast = FastFerDetector()
+    print(f"  fer + TensorFlow loaded in {time.perf_counter() - loaded:.1f} s (not counted)")
+    naive_detect: Detect = lambda image: faces_from_fer(fer.detect_emotions(image))  # noqa: E731
+    naive_detect(frames[0])
+    FastFerDetector().detect(frames[0])  # warm-up, outside the measurement
+
+    results = [
+        run_in_process("naive FER().detect_emotions(frame)", naive_detect, frames),
+        run_in_process("fast path, in process", fast.detect, frames),
+    ]
+    if not args.skip_pipeline:
+        results.append(asyncio.run(run_pipeline(frames)))
+
+    print()
+    print(f"{'path':40} {'frames/CPU-s':>12} {'CPU ms/frame':>12} {'wall ms/frame':>13} {'labels = manifest':>18}")
+    for r in results:
+        print(
+            f"{r.name:40} {r.per_cpu_second:12.1f} {1000 * r.cpu_s / r.frames:12.2f} "
+            f"{1000 * r.wall_s / r.frames:13.2f} {100 * r.agreement(expected):17.1f}%"
+        )
+    naive = results[0]
+    for r in results[1:]:
+        print(f"speed-up of {r.name}: {r.per_cpu_second / naive.per_cpu_second:.1f}x frames per CPU-second")
+    same = sum(a == b for a, b in zip(naive.labels, results[1].labels, strict=True))
+    print(f"fast path gives the naive path's label on {same}/{len(frames)} frames")
+    short = ["naive", "fast", "pipeline"]
+    for (t, _), want, *got in zip(timed, expected, *(r.labels for r in results), strict=True):
+        if any(label != want for label in got):
+            print(
+                f"  at {t:.1f} s, manifest {want}: " + ", ".join(f"{n} {g}" for n, g in zip(short, got, strict=False))
+            )
+    tracker = fast.tracker
+    print(
+        f"fast path face finding: {tracker.full_detections} full-frame searches, "
+        f"{tracker.near_detections} local searches, {tracker.reuses} box reuses"
+    )
+
+    cue_clip = happy_then_angry_clip(5.0, fps=30)
+    print()
+    print("cue latency, happy -> angry at 5.0 s media time (default settings, 5 analysed fps):")
+    print(f"  naive:                 {fmt_latency(cue_latency(naive_detect, cue_clip))}")
+    print(f"  fast path, in process: {fmt_latency(cue_latency(FastFerDetector().detect, cue_clip))}")
+    if not args.skip_pipeline:
+        print(f"  fast path, pipeline:   {fmt_latency(asyncio.run(pipeline_cue_latency(cue_clip)))}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,173 @@
+"""Emotion cues through a real call: customer aiortc client → server → rep client."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import pytest
+
+from emotion import EmotionService, FaceEmotion, fer_available
+from emotion.types import Box
+from server.config import Settings
+from tests.conftest import Rapport, start_rapport
+from tests.support.clients import MediaClient, PatternVideoTrack, SignalingClient
+from tests.support.faces import happy_then_angry_clip
+
+pytestmark = pytest.mark.webrtc
+
+REP_BLUE = (255, 0, 0)  # BGR: the rep's camera shows pure blue, which no customer frame has
+
+
+class RecordingDetector:
+    """Records the mean colour of every frame it is given; sees a neutral face everywhere."""
+
+    seen: list[tuple[float, float, float]] = []
+    lock = threading.Lock()
+
+    def detect(self, bgr: np.ndarray) -> list[FaceEmotion]:
+        mean = bgr.reshape(-1, 3).mean(axis=0)
+        with self.lock:
+            RecordingDetector.seen.append((float(mean[0]), float(mean[1]), float(mean[2])))
+        h, w = bgr.shape[:2]
+        return [FaceEmotion(Box(w // 4, h // 4, w // 2, h // 2), {"neutral": 0.9, "happy": 0.1})]
+
+
+def recording_detector() -> RecordingDetector:
+    return RecordingDetector()
+
+
+def blue_frames() -> list[np.ndarray]:
+    frame = np.zeros((480, 640, 3), np.uint8)
+    frame[:] = REP_BLUE
+    return [frame]
+
+
+@pytest.fixture
+def emotion_settings(settings: Settings) -> Settings:
+    return replace(settings, emotion_cues=True)
+
+
+async def start_call(
+    rapport: Rapport, *, consent: bool, customer_video: PatternVideoTrack
+) -> tuple[SignalingClient, SignalingClient, MediaClient, MediaClient]:
+    rep = await rapport.rep("rep1")
+    customer, call = await rapport.customer(reason="complaint", emotion_consent=consent)
+    await rep.request({"type": "call.accept", "session_id": call["session_id"]})
+    customer_media = MediaClient(video=customer_video)
+    rep_media = MediaClient(video=PatternVideoTrack(frames=blue_frames()))
+    rapport.media += [customer_media, rep_media]
+    await customer_media.negotiate(customer)
+    await rep_media.negotiate(rep)
+    return rep, customer, customer_media, rep_media
+
+
+@pytest.fixture
+async def fake_cues(emotion_settings: Settings) -> AsyncIterator[Rapport]:
+    RecordingDetector.seen = []
+    service = EmotionService(f"{__name__}:recording_detector", mode="thread")
+    try:
+        rapport = await start_rapport(emotion_settings, emotion_service=service)
+        await rapport.add_user("rep1")
+        try:
+            yield rapport
+        finally:
+            await rapport.aclose()
+            await rapport.http.close()
+            await rapport.server.close()
+    finally:
+        await service.aclose()
+
+
+async def test_the_reps_video_never_reaches_the_detector(fake_cues: Rapport) -> None:
+    customer_video = PatternVideoTrack()  # a colour gradient, never pure blue
+    rep, _customer, customer_media, _rep_media = await start_call(
+        fake_cues, consent=True, customer_video=customer_video
+    )
+    update = await rep.wait_for("emotion.update", timeout=15)
+    assert update["dominant"] == "neutral"
+    await customer_media.wait_frames("video", 60)  # the rep's blue video flowed for a while
+    await asyncio.sleep(1.0)
+    seen = list(RecordingDetector.seen)
+    assert len(seen) >= 3
+    assert not any(b > 200 and g < 50 and r < 50 for b, g, r in seen), "a rep frame reached the detector"
+
+
+async def test_a_customer_who_declines_is_never_analysed_and_the_rep_sees_cues_off(fake_cues: Rapport) -> None:
+    rep, customer, _cm, rep_media = await start_call(fake_cues, consent=False, customer_video=PatternVideoTrack())
+    off = await rep.wait_for("emotion.status", timeout=10)
+    assert off["status"] == "off" and off["message"] == "emotion cues off (customer's choice)"
+    await rep_media.wait_frames("video", 60)
+    assert RecordingDetector.seen == []
+    assert not any(m["type"] == "emotion.update" for m in rep.inbox)
+
+    # Changing their mind mid-call starts the cues; changing it back stops them at once.
+    await customer.request({"type": "consent.emotion", "enabled": True})
+    await rep.wait_for("emotion.update", timeout=15)
+    n = len(rep.inbox)
+    await customer.request({"type": "consent.emotion", "enabled": False})
+    again = await rep.wait_for(lambda m: m["type"] == "emotion.status" and m["status"] == "off", after=n, timeout=10)
+    assert again["message"] == "emotion cues off (customer's choice)"
+    await asyncio.sleep(0.5)
+    frozen = len(RecordingDetector.seen)
+    await asyncio.sleep(1.5)
+    assert len(RecordingDetector.seen) == frozen
+
+
+async def test_only_the_customer_may_give_consent(fake_cues: Rapport) -> None:
+    rep, _customer, _cm, _rm = await start_call(fake_cues, consent=True, customer_video=PatternVideoTrack())
+    await rep.send({"type": "consent.emotion", "enabled": False, "id": "c1"})
+    err = await rep.wait_for(lambda m: m.get("reply_to") == "c1")
+    assert err["code"] == "forbidden"
+
+
+async def test_without_the_emotion_stack_calls_work_and_reps_are_told(settings: Settings) -> None:
+    rapport = await start_rapport(replace(settings, emotion_cues=False))
+    try:
+        await rapport.add_user("rep1")
+        rep, _c, _cm, rep_media = await start_call(rapport, consent=True, customer_video=PatternVideoTrack())
+        status = await rep.wait_for("emotion.status", timeout=10)
+        assert status["status"] == "unavailable" and "turned off" in status["message"]
+        await rep_media.wait_frames("video", 30)
+    finally:
+        await rapport.aclose()
+        await rapport.http.close()
+        await rapport.server.close()
+
+
+@pytest.mark.fer
+async def test_real_fer_flags_frustration_within_2s_of_the_switch_and_never_while_happy(
+    emotion_settings: Settings,
+) -> None:
+    available, why = fer_available()
+    if not available:
+        pytest.skip(why)
+    service = EmotionService()  # the real fer fast path in a worker process
+    await service.start()
+    assert await service.wait_ready(timeout=150) == "ok", service.status_message
+    rapport = await start_rapport(emotion_settings, emotion_service=service)
+    try:
+        await rapport.add_user("rep1")
+        clip = happy_then_angry_clip(5.0)
+        track = PatternVideoTrack(frame_for_time=clip.frame_at)
+        rep, _customer, _cm, _rm = await start_call(rapport, consent=True, customer_video=track)
+        flag = await rep.wait_for(lambda m: m["type"] == "emotion.update" and m["flag"] == "raised", timeout=40)
+        updates: list[dict[str, Any]] = [m for m in rep.inbox if m["type"] == "emotion.update"]
+        happy = [u for u in updates if u["media_time"] < 4.8]
+        assert happy, "no updates during the happy part"
+        assert not any(u["flag_active"] for u in happy)
+        assert sum(u["dominant"] == "happy" for u in happy) >= len(happy) * 0.7
+        # The feed's media time starts at the first frame the server received, within a frame or two
+        # of the clip's own start.
+        latency = flag["media_time"] - clip.switch_times[0]
+        assert 0.0 < latency <= 2.0, f"flag at {flag['media_time']:.2f}s media time"
+        assert flag["dominant"] == "angry"
+    finally:
+        await rapport.aclose()
+        await rapport.http.close()
+        await rapport.server.close()
+        await service.aclose()
