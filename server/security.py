@@ -157,8 +157,10 @@ def security_middleware(settings: Settings) -> Any:
             response.headers.setdefault("X-Content-Type-Options", "nosniff")
             response.headers.setdefault("Referrer-Policy", "no-referrer")
             response.headers.setdefault("Permissions-Policy", "camera=(self), microphone=(self)")
-            if response.content_type == "text/html":
+            if not is_api:
+                # Pages are FileResponses whose content type is only known later: set it for all of them.
                 response.headers.setdefault("Content-Security-Policy", CSP)
+            if not request.path.startswith("/static/"):
                 response.headers.setdefault("Cache-Control", "no-store")
         return response
 

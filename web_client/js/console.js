@@ -1,0 +1,305 @@
+// The staff console: sign in, availability, live queue with alerts, the call view,
+// customer card, chat and the customer's emotion cues.
+import { CallMedia, tryPlay } from "./call.js";
+import { ChatPanel } from "./chat.js";
+import { SignalingClient } from "./signaling.js";
+import { $, formatWait, postJSON, setState, toast } from "./ui.js";
+
+let csrf = null;
+let signaling = null;
+let media = null;
+let chat = null;
+let call = null;
+let queue = [];
+let callTimer = null;
+const spark = []; // [media_time, smoothed] for the last 60 s
+
+window.rapport = {
+  get pc() { return media?.pc ?? null; },
+  get state() { return document.body.dataset.state; },
+};
+
+async function init() {
+  $("login-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    login().catch((err) => {
+      const el = $("login-error");
+      el.textContent = err.status === 429 ? "Too many attempts. Wait a minute." : "Wrong username or password.";
+      el.hidden = false;
+    });
+  });
+  $("logout").addEventListener("click", logout);
+  $("availability").addEventListener("click", toggleAvailability);
+  wireCallControls();
+  setInterval(tick, 1000);
+  const me = await fetch("/api/v1/me", { credentials: "same-origin" });
+  if (me.ok) start(await me.json());
+  else setState("login");
+}
+
+async function login() {
+  const body = { username: $("login-username").value, password: $("login-password").value };
+  start(await postJSON("/api/v1/auth/login", body));
+}
+
+async function logout() {
+  try {
+    await postJSON("/api/v1/auth/logout", {}, { "X-CSRF-Token": csrf });
+  } finally {
+    location.reload();
+  }
+}
+
+function start(me) {
+  csrf = me.csrf_token;
+  $("user-name").textContent = me.user.display_name;
+  $("login-password").value = "";
+  setState("queue");
+  signaling = new SignalingClient(() => ({ type: "hello" }));
+  media = new CallMedia(signaling, { remoteVideo: $("remote-video"), localVideo: $("local-video") });
+  chat = new ChatPanel($("chat"), {
+    youAre: "rep",
+    onSend: (text) => signaling.request({ type: "chat.send", text }).catch((e) => (toast(e.message), Promise.reject(e))),
+  });
+  signaling.addEventListener("welcome", (ev) => onWelcome(ev.detail));
+  signaling.addEventListener("queue.snapshot", (ev) => renderQueue(ev.detail));
+  signaling.addEventListener("queue.new", () => alertNewCustomer());
+  signaling.addEventListener("rep.status", (ev) => showStatus(ev.detail.status));
+  signaling.addEventListener("call.accepted", (ev) => onAccepted(ev.detail));
+  signaling.addEventListener("chat.message", (ev) => chat.add(ev.detail));
+  signaling.addEventListener("peer.state", (ev) => {
+    $("peer-reconnecting").hidden = ev.detail.state !== "reconnecting";
+  });
+  signaling.addEventListener("peer.media", (ev) => showPeerMedia(ev.detail));
+  signaling.addEventListener("call.ended", (ev) => onEnded(ev.detail));
+  signaling.addEventListener("emotion.update", (ev) => showEmotion(ev.detail));
+  signaling.addEventListener("emotion.status", (ev) => showEmotionStatus(ev.detail));
+  signaling.addEventListener("bye", (ev) => ev.detail.reason === "logged_out" && location.reload());
+  signaling.addEventListener("error", (ev) => !ev.detail.reply_to && toast(ev.detail.message));
+  signaling.connect();
+}
+
+function onWelcome(msg) {
+  media.iceServers = msg.ice_servers || [];
+  showStatus(msg.status);
+  if (msg.call) {
+    chat.replay(msg.call.chat || []);
+    onAccepted(msg.call);
+  }
+}
+
+function showStatus(status) {
+  const button = $("availability");
+  button.dataset.status = status;
+  button.setAttribute("aria-pressed", String(status === "available"));
+  button.textContent = status === "available" ? "Available" : status === "busy" ? "In a call" : "Away";
+}
+
+function toggleAvailability() {
+  const next = $("availability").dataset.status === "available" ? "away" : "available";
+  signaling.request({ type: "rep.status", status: next }).catch((e) => toast(e.message));
+}
+
+function renderQueue(snapshot) {
+  queue = snapshot.items;
+  const list = $("queue-list");
+  list.replaceChildren();
+  for (const item of queue) {
+    const li = document.createElement("li");
+    li.dataset.testid = "queue-item";
+    li.dataset.sessionId = item.session_id;
+    const name = document.createElement("strong");
+    name.textContent = item.customer_name || "Guest";
+    const meta = document.createElement("span");
+    meta.className = "muted small";
+    meta.textContent = [item.reason, item.device].filter(Boolean).join(" · ");
+    const wait = document.createElement("span");
+    wait.className = "wait";
+    wait.dataset.queuedAt = item.queued_at;
+    wait.textContent = formatWait(item.waited_s);
+    const accept = document.createElement("button");
+    accept.className = "primary";
+    accept.dataset.testid = "accept";
+    accept.textContent = "Accept";
+    accept.addEventListener("click", () => acceptCall(item.session_id, accept));
+    li.append(name, meta, wait, accept);
+    list.append(li);
+  }
+  $("queue-count").textContent = String(queue.length);
+  $("queue-empty").hidden = queue.length > 0;
+}
+
+async function acceptCall(sessionId, button) {
+  button.disabled = true;
+  try {
+    await signaling.request({ type: "call.accept", session_id: sessionId });
+  } catch (err) {
+    toast(err.code === "already_taken" ? "Another rep took this call." : err.message);
+    button.disabled = false;
+  }
+}
+
+let audioCtx = null;
+function alertNewCustomer() {
+  document.body.classList.add("ringing");
+  setTimeout(() => document.body.classList.remove("ringing"), 3000);
+  beep(880, 0.15);
+  setTimeout(() => beep(660, 0.2), 200);
+  const title = document.title;
+  document.title = "● New customer";
+  setTimeout(() => (document.title = title), 4000);
+}
+
+function beep(freq, seconds) {
+  try {
+    audioCtx ||= new AudioContext();
+    const osc = audioCtx.createOscillator();
+    const gain = audioCtx.createGain();
+    osc.frequency.value = freq;
+    gain.gain.value = 0.1;
+    osc.connect(gain).connect(audioCtx.destination);
+    osc.start();
+    osc.stop(audioCtx.currentTime + seconds);
+  } catch {
+    /* no audio device: the visual alert remains */
+  }
+}
+
+async function onAccepted(msg) {
+  call = { ...msg, startedAt: msg.answered_at ? Date.parse(msg.answered_at) : Date.now() };
+  setState("in-call");
+  $("call-ended").hidden = true;
+  $("customer-name").textContent = msg.customer.name || "Guest";
+  $("customer-reason").textContent = msg.customer.reason || "—";
+  $("customer-device").textContent = msg.customer.device || "—";
+  $("session-id").textContent = msg.session_id;
+  $("customer-camera").textContent = "—";
+  spark.length = 0;
+  resetEmotion();
+  try {
+    await media.openCamera().catch(() => toast("No camera: the customer will hear you only."));
+    await media.start();
+  } catch (err) {
+    toast(err.message);
+  }
+  if (!(await tryPlay($("remote-video")))) $("tap-to-play").hidden = false;
+}
+
+function showPeerMedia(msg) {
+  const notes = [];
+  if (msg.audio === false) notes.push("Customer is muted");
+  if (msg.video === false) notes.push("Customer's camera is off");
+  $("peer-media").textContent = notes.join(" · ");
+  $("peer-media").hidden = notes.length === 0;
+  if (msg.facing) $("customer-camera").textContent = msg.facing === "environment" ? "Back camera" : "Front camera";
+}
+
+function onEnded(msg) {
+  media.stop();
+  const minutes = call ? formatWait((Date.now() - call.startedAt) / 1000) : "";
+  $("call-ended").textContent = `Call ended (${msg.reason?.replaceAll("_", " ")}) after ${minutes}. You are away; set yourself available for the next call.`;
+  $("call-ended").hidden = false;
+  call = null;
+  setState("queue");
+}
+
+function wireCallControls() {
+  $("mute").addEventListener("click", (ev) => {
+    const muting = media.audioEnabled;
+    media.setAudio(!muting);
+    ev.currentTarget.setAttribute("aria-pressed", String(muting));
+    ev.currentTarget.textContent = muting ? "Unmute" : "Mute";
+  });
+  $("camera-toggle").addEventListener("click", (ev) => {
+    const off = media.videoEnabled;
+    media.setVideo(!off);
+    ev.currentTarget.setAttribute("aria-pressed", String(off));
+    ev.currentTarget.textContent = off ? "Camera on" : "Camera off";
+  });
+  $("end-call").addEventListener("click", () => signaling.send({ type: "call.end", reason: "resolved" }));
+  $("tap-to-play").addEventListener("click", async (ev) => (ev.currentTarget.hidden = await tryPlay($("remote-video"))));
+}
+
+function tick() {
+  document.querySelectorAll(".queue-list .wait").forEach((el) => {
+    el.textContent = formatWait((Date.now() - Date.parse(el.dataset.queuedAt)) / 1000);
+  });
+  if (call) $("call-timer").textContent = formatWait((Date.now() - call.startedAt) / 1000);
+}
+
+// --- emotion cues: they describe the customer's expression, never the rep ---
+
+function resetEmotion() {
+  $("emotion-flag").hidden = true;
+  $("emotion-off").hidden = true;
+  $("emotion-label").textContent = "—";
+  $("emotion-face").textContent = "";
+  setMeter(0);
+  drawSpark();
+}
+
+function setMeter(value) {
+  const pct = Math.round(value * 100);
+  const meter = $("emotion-meter");
+  meter.setAttribute("aria-valuenow", String(pct));
+  meter.querySelector(".fill").style.setProperty("inline-size", `${pct}%`);
+  meter.dataset.level = value >= 0.5 ? "high" : value >= 0.3 ? "mid" : "low";
+}
+
+let flagWasActive = false;
+function showEmotion(u) {
+  $("emotion-off").hidden = true;
+  document.querySelector(".emotion").classList.remove("off");
+  setMeter(u.smoothed);
+  $("emotion-label").textContent = u.face_present ? u.dominant || "—" : "no face visible";
+  $("emotion-face").textContent = u.face_present ? "" : "(customer's face is not in view)";
+  $("emotion-label").dataset.face = String(u.face_present);
+  spark.push([u.media_time, u.smoothed]);
+  while (spark.length && spark[0][0] < u.media_time - 60) spark.shift();
+  drawSpark();
+  const flag = $("emotion-flag");
+  if (u.flag_active) {
+    flag.textContent = `Customer has looked frustrated for ${Math.max(1, Math.round(u.flag_seconds))} s`;
+    flag.hidden = false;
+    if (!flagWasActive && $("emotion-sound").checked) beep(440, 0.3);
+  } else {
+    flag.hidden = true;
+  }
+  flagWasActive = u.flag_active;
+}
+
+function showEmotionStatus(s) {
+  if (s.status === "off" || s.status === "unavailable") {
+    const off = $("emotion-off");
+    off.textContent = s.status === "off" ? "emotion cues off (customer's choice)" : s.message;
+    off.dataset.status = s.status;
+    off.hidden = false;
+    $("emotion-flag").hidden = true;
+    document.querySelector(".emotion").classList.add("off");
+    setMeter(0);
+  } else if (s.status === "degraded" || s.status === "starting") {
+    $("emotion-service").textContent = s.message;
+  } else {
+    $("emotion-service").textContent = "";
+  }
+}
+
+function drawSpark() {
+  const canvas = $("emotion-sparkline");
+  const ctx = canvas.getContext("2d");
+  ctx.clearRect(0, 0, canvas.width, canvas.height);
+  if (spark.length < 2) return;
+  const end = spark[spark.length - 1][0];
+  ctx.strokeStyle = "#c0392b";
+  ctx.lineWidth = 2;
+  ctx.beginPath();
+  spark.forEach(([t, v], i) => {
+    const x = canvas.width * (1 - (end - t) / 60);
+    const y = canvas.height * (1 - v);
+    if (i === 0) ctx.moveTo(x, y);
+    else ctx.lineTo(x, y);
+  });
+  ctx.stroke();
+}
+
+init();
