@@ -72,9 +72,13 @@ async def decoded_frames(page: Page) -> int:
     return int(value)
 
 
+FRAMES_AT_LEAST_JS = """n => document.querySelector('[data-testid="remote-video"]')
+    .getVideoPlaybackQuality().totalVideoFrames >= n"""
+
+
 async def wait_frames_grow(page: Page, at_least: int, timeout_ms: int = 15000) -> int:
     await page.wait_for_function(
-        """n => document.querySelector('[data-testid="remote-video"]').getVideoPlaybackQuality().totalVideoFrames >= n""",
+        FRAMES_AT_LEAST_JS,
         arg=at_least,
         timeout=timeout_ms,
     )
