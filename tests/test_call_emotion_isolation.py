@@ -1,0 +1,94 @@
+"""A slow, failing or crashing emotion detector never slows the call, and the cues recover."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from emotion import EmotionService
+from server.config import Settings
+from tests.conftest import Rapport, start_rapport
+from tests.emotion.fakes import ExitOnceDetector, HangOnceDetector, SleepyDetector
+from tests.support.clients import MediaClient, PatternVideoTrack
+
+pytestmark = pytest.mark.webrtc
+
+MEASURE_S = 4.0
+
+
+async def rep_fps_during_call(settings: Settings, service: EmotionService | None, consent: bool) -> tuple[float, list]:
+    """Run one call; return the video fps the rep received over MEASURE_S and the rep's inbox."""
+    data_dir = settings.data_dir.parent / f"data-{time.monotonic_ns()}"  # one fresh database per call
+    rapport: Rapport = await start_rapport(
+        replace(settings, data_dir=data_dir, emotion_cues=service is not None), emotion_service=service
+    )
+    try:
+        await rapport.add_user("rep1")
+        rep = await rapport.rep("rep1")
+        customer, call = await rapport.customer(emotion_consent=consent)
+        await rep.request({"type": "call.accept", "session_id": call["session_id"]})
+        cm, rm = MediaClient(video=PatternVideoTrack()), MediaClient()
+        rapport.media += [cm, rm]
+        await cm.negotiate(customer)
+        await rm.negotiate(rep)
+        await rm.wait_frames("video", 30)
+        await asyncio.sleep(1.0)
+        start_frames, t0 = rm.frames("video"), time.monotonic()
+        await asyncio.sleep(MEASURE_S)
+        fps = (rm.frames("video") - start_frames) / (time.monotonic() - t0)
+        return fps, list(rep.inbox)
+    finally:
+        await rapport.aclose()
+        await rapport.http.close()
+        await rapport.server.close()
+
+
+async def with_detector(settings: Settings, factory: str | Callable[[], object]) -> tuple[float, list, int]:
+    service = EmotionService(factory, analysis_timeout=1.0, restart_backoff=(0.2, 2.0))  # a worker process
+    await service.start()
+    try:
+        fps, inbox = await rep_fps_during_call(settings, service, consent=True)
+        return fps, inbox, service.restarts
+    finally:
+        await service.aclose()
+
+
+@pytest.fixture
+async def normal_fps(settings: Settings) -> float:
+    fps, _ = await rep_fps_during_call(settings, None, consent=False)
+    assert fps > 20
+    return fps
+
+
+async def test_a_detector_taking_2s_per_frame_does_not_slow_the_call(settings: Settings, normal_fps: float) -> None:
+    fps, inbox, _ = await with_detector(settings, functools.partial(SleepyDetector, 2.0))
+    assert fps >= 0.95 * normal_fps, (fps, normal_fps)
+    # Analysis went on at its own slow pace, newest frame only.
+    assert any(m["type"] == "emotion.status" for m in inbox)
+
+
+async def test_a_crashing_worker_does_not_slow_the_call_and_is_restarted(
+    settings: Settings, normal_fps: float, tmp_path: Path
+) -> None:
+    fps, inbox, restarts = await with_detector(settings, functools.partial(ExitOnceDetector, str(tmp_path / "m")))
+    assert fps >= 0.95 * normal_fps, (fps, normal_fps)
+    assert restarts >= 1
+    statuses = [m["status"] for m in inbox if m["type"] == "emotion.status"]
+    assert "degraded" in statuses
+    # Recovered: updates flow after the restart.
+    assert statuses[-1] == "ok" or any(m["type"] == "emotion.update" for m in inbox)
+
+
+async def test_a_hanging_worker_is_killed_and_the_cues_recover(
+    settings: Settings, normal_fps: float, tmp_path: Path
+) -> None:
+    fps, inbox, restarts = await with_detector(settings, functools.partial(HangOnceDetector, str(tmp_path / "h")))
+    assert fps >= 0.95 * normal_fps, (fps, normal_fps)
+    assert restarts >= 1
+    assert any(m["type"] == "emotion.update" for m in inbox)
