@@ -139,6 +139,25 @@ async def test_without_the_emotion_stack_calls_work_and_reps_are_told(settings: 
         await rapport.server.close()
 
 
+async def test_a_model_that_fails_to_load_is_reported_to_the_rep_and_calls_go_on(emotion_settings: Settings) -> None:
+    service = EmotionService("tests.emotion.fakes:UnavailableDetector")
+    await service.start()
+    rapport = await start_rapport(emotion_settings, emotion_service=service)
+    try:
+        await rapport.add_user("rep1")
+        rep, _c, _cm, rep_media = await start_call(rapport, consent=True, customer_video=PatternVideoTrack())
+        status = await rep.wait_for(
+            lambda m: m["type"] == "emotion.status" and m["status"] == "unavailable", timeout=30
+        )
+        assert "no model" in status["message"]
+        await rep_media.wait_frames("video", 60)
+    finally:
+        await rapport.aclose()
+        await rapport.http.close()
+        await rapport.server.close()
+        await service.aclose()
+
+
 @pytest.mark.fer
 async def test_real_fer_flags_frustration_within_2s_of_the_switch_and_never_while_happy(
     emotion_settings: Settings,
@@ -166,6 +185,22 @@ async def test_real_fer_flags_frustration_within_2s_of_the_switch_and_never_whil
         latency = flag["media_time"] - clip.switch_times[0]
         assert 0.0 < latency <= 2.0, f"flag at {flag['media_time']:.2f}s media time"
         assert flag["dominant"] == "angry"
+
+        # The per-second timeline is stored for QA: scores and flags, never pictures.
+        await rep.send({"type": "call.end"})
+        await rep.wait_for("call.ended")
+        timeline = await rapport.store.list_timeline(flag["session_id"])
+        assert len(timeline) >= 5
+        assert any(row["flag"] for row in timeline) and not all(row["flag"] for row in timeline)
+        assert set(timeline[0]) == {
+            "second",
+            "samples",
+            "face_present",
+            "mean_frustration",
+            "max_frustration",
+            "dominant",
+            "flag",
+        }
     finally:
         await rapport.aclose()
         await rapport.http.close()
