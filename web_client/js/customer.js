@@ -75,6 +75,7 @@ async function startCall() {
 
 function connect(token) {
   setState("waiting");
+  $("end-call").textContent = t("leave_queue");
   media = new CallMedia(null, { remoteVideo: $("remote-video"), localVideo: $("local-video") });
   media.openCamera().catch((err) => toast(err.code === "insecure" ? t("insecure") : t("no_camera")));
   media.addEventListener("warning", () => toast(t("no_camera")));
@@ -133,6 +134,7 @@ function showPosition(msg) {
 async function onAccepted(msg) {
   clearInterval(waitTicker);
   setState("in-call");
+  $("end-call").textContent = t("end");
   $("call-state").textContent = t("in_call_with", msg.rep?.display_name || "");
   try {
     await media.openCamera().catch(() => null);
