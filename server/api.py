@@ -102,14 +102,15 @@ async def config(request: web.Request) -> web.Response:
             "reasons": [{"code": code, "label": label} for code, label in settings.reasons],
             # The notice is shown whenever cues may run; the toggle starts at the deployment's default.
             "emotion": {"available": emotion.service is not None, "default_consent": settings.emotion_default_consent},
+            "recording": {"policy": settings.recording_policy},
         }
     )
 
 
-def _consent(body: dict[str, Any]) -> bool | None:
-    value = body.get("emotion_consent")
+def _consent(body: dict[str, Any], name: str = "emotion_consent") -> bool | None:
+    value = body.get(name)
     if value is not None and not isinstance(value, bool):
-        raise ApiError(400, "bad_request", "emotion_consent: must be true or false")
+        raise ApiError(400, "bad_request", f"{name}: must be true or false")
     return value
 
 
@@ -135,7 +136,11 @@ async def start_call(request: web.Request) -> web.Response:
     consent = _consent(body)
     _limit_calls(request)
     record, token = await request.app[CALL_CENTER].create_call(
-        reason=reason, customer_name=name, device=device, emotion_consent=consent
+        reason=reason,
+        customer_name=name,
+        device=device,
+        emotion_consent=consent,
+        recording_consent=_consent(body, "recording_consent"),
     )
     return _json({"session_id": record.id, "token": token, "expires_at": iso(record.token_expires_at)}, 201)
 
@@ -171,7 +176,11 @@ async def redeem_invite(request: web.Request) -> web.Response:
         if existing is not None and existing.state in ("waiting", "active"):
             raise ApiError(409, "conflict", "this invite is already in a call; use the original tab")
     record, token = await request.app[CALL_CENTER].create_call(
-        reason=invite["reason"], customer_name=invite["customer_name"], device=device, emotion_consent=consent
+        reason=invite["reason"],
+        customer_name=invite["customer_name"],
+        device=device,
+        emotion_consent=consent,
+        recording_consent=_consent(body, "recording_consent"),
     )
     await store.link_invite(code, record.id)
     return _json({"session_id": record.id, "token": token, "expires_at": iso(record.token_expires_at)}, 201)

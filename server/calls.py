@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -21,6 +22,7 @@ from .cues import OFF_BY_CUSTOMER, CallCues, unavailable_status
 from .media import CallMedia, MediaClosed, other
 from .messages import PROTOCOL_VERSION, ProtocolError
 from .peers import BadOffer
+from .recording import CallRecording, free_mb, reconcile
 from .store import SessionRecord, Store, User, iso
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,8 @@ class LiveSession:
     grace: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     media_flags: dict[str, dict[str, Any]] = field(default_factory=dict)
     cues: CallCues | None = None
+    recording: CallRecording | None = None
+    recording_note: str | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
@@ -76,12 +80,14 @@ class CallCenter:
         self._wait_ewma: float | None = None
         self._tick: asyncio.Task[None] | None = None
         self._jobs: set[asyncio.Task[None]] = set()
+        self._watchers: set[asyncio.Task[None]] = set()
         self._closing = False
 
     # lifecycle
 
     async def start(self) -> list[str]:
         interrupted = await self.store.interrupt_active_sessions()
+        await reconcile(self.store, self.settings.recordings_path)
         if interrupted:
             log.warning("marked %d call(s) interrupted by the last shutdown", len(interrupted))
         waits = await self.store.recent_waits()
@@ -96,6 +102,8 @@ class CallCenter:
         return interrupted
 
     async def aclose(self) -> None:
+        for watcher in list(self._watchers):
+            watcher.cancel()
         if self._jobs:
             await asyncio.wait(list(self._jobs), timeout=10)
         self._closing = True
@@ -112,6 +120,8 @@ class CallCenter:
                 )
             if live.cues is not None:
                 await live.cues.aclose()
+            if live.recording is not None:
+                await live.recording.stop()
             if live.media is not None:
                 await live.media.aclose()
         self.sessions.clear()
@@ -126,9 +136,12 @@ class CallCenter:
         device: str | None,
         priority: int = 0,
         emotion_consent: bool | None = None,
+        recording_consent: bool | None = None,
     ) -> tuple[SessionRecord, str]:
         if emotion_consent is None:
             emotion_consent = self.settings.emotion_default_consent
+        policy = self.settings.recording_policy
+        recording_consent = {"always": True, "never": None}.get(policy, bool(recording_consent))
         record, token = await self.store.create_session(
             reason=reason,
             customer_name=customer_name,
@@ -136,6 +149,7 @@ class CallCenter:
             token_ttl_s=self.settings.session_token_ttl_s,
             priority=priority,
             emotion_consent=emotion_consent,
+            recording_consent=recording_consent,
         )
         live = LiveSession(record)
         self.sessions[record.id] = live
@@ -252,6 +266,7 @@ class CallCenter:
             stall_after_s=self.settings.media_stall_s,
         )
         self._start_cues(live)
+        await self._start_recording(live)
         accepted = self._call_json(live)
         self._send_to(live, accepted)
         for c in rep.conns:
@@ -333,6 +348,47 @@ class CallCenter:
             cues, live.cues = live.cues, None
             await cues.aclose()
         self._send_to_rep(live, self._cue_state(live))
+
+    async def _start_recording(self, live: LiveSession) -> None:
+        if not live.record.recording_consent or live.media is None:
+            live.recording_note = "declined" if live.record.recording_consent is False else "off"
+            return
+        root = self.settings.recordings_path
+        root.mkdir(parents=True, exist_ok=True)
+        if free_mb(root) < self.settings.recording_min_free_mb:
+            live.recording_note = "no_space"
+            log.warning("not recording %s: less than %d MB free", live.id, self.settings.recording_min_free_mb)
+            await self.store.add_event(live.id, "recording_skipped", {"reason": "low disk space"})
+            return
+        live.recording = CallRecording(self.store, root, live.id)
+        await live.recording.start(live.media.feeds)
+        live.recording_note = "recording"
+        self._spawn(self._watch_recording(live, live.recording))
+
+    async def _watch_recording(self, live: LiveSession, recording: CallRecording) -> None:
+        # A full disk ends the recording, never the call: say so to both sides and to the log.
+        while live.recording is recording:
+            await asyncio.sleep(1.0)
+            if recording.truncated:
+                live.recording_note = "truncated"
+                log.warning("recording of %s truncated: %s", live.id, recording.error)
+                await self.store.add_event(live.id, "recording_truncated", {"error": recording.error})
+                self._send_to(live, self._recording_state(live))
+                return
+
+    def _recording_state(self, live: LiveSession) -> dict[str, Any]:
+        note = live.recording_note or "off"
+        return {
+            "type": "recording.state",
+            "session_id": live.id,
+            "recording": note == "recording",
+            "state": note,
+        }
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        watcher = asyncio.create_task(coro)
+        self._watchers.add(watcher)
+        watcher.add_done_callback(self._watchers.discard)
 
     def _start_cues(self, live: LiveSession) -> None:
         if live.cues is not None or live.media is None or not live.record.emotion_consent:
@@ -492,6 +548,9 @@ class CallCenter:
         if live.cues is not None:
             cues, live.cues = live.cues, None
             await cues.aclose()
+        if live.recording is not None:
+            recording, live.recording = live.recording, None
+            await recording.stop()
         if live.media is not None:
             await live.media.aclose()
         log.info("session %s %s (%s by %s)", live.id, live.record.state, reason, ended_by)
@@ -517,6 +576,7 @@ class CallCenter:
             },
             "peer_media": live.media_flags,
             "emotion_consent": live.record.emotion_consent,
+            "recording": self._recording_state(live),
         }
 
     # queue

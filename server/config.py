@@ -63,6 +63,10 @@ class Settings:
     emotion_clear_threshold: float = 0.3
     emotion_hold_s: float = 1.0
     emotion_analysis_fps: float = 5.0
+    # Recording: "always" (with notice), "ask" (the customer chooses) or "never".
+    recording_policy: str = "ask"
+    recordings_dir: Path | None = None
+    recording_min_free_mb: int = 500
     reasons: tuple[tuple[str, str], ...] = DEFAULT_REASONS
 
     @property
@@ -70,6 +74,10 @@ class Settings:
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{self.data_dir / 'rapport.sqlite3'}"
+
+    @property
+    def recordings_path(self) -> Path:
+        return self.recordings_dir or self.data_dir / "recordings"
 
     @property
     def scheme(self) -> str:
@@ -109,7 +117,9 @@ def _coerce(name: str, value: Any) -> Any:
     if name == "reasons":
         return tuple((str(code), str(label)) for code, label in value)
     current = getattr(Settings(), name)
-    if name in ("data_dir", "cert_file", "key_file"):
+    if name == "recording_policy" and value not in ("always", "ask", "never"):
+        raise ValueError("recording_policy must be always, ask or never")
+    if name in ("data_dir", "cert_file", "key_file", "recordings_dir"):
         return Path(value) if value not in (None, "") else None
     if name == "allowed_origins":
         if isinstance(value, str):

@@ -66,6 +66,8 @@ support_sessions = Table(
     Column("end_reason", String(64), nullable=True),
     # None: not asked (old sessions); the customer's answer to the emotion-cue notice otherwise.
     Column("emotion_consent", Boolean, nullable=True),
+    # None: recording off by policy; otherwise whether this call may be recorded.
+    Column("recording_consent", Boolean, nullable=True),
     Index("ix_support_sessions_state", "state"),
 )
 
@@ -104,6 +106,24 @@ emotion_timeline = Table(
     Column("max_frustration", Float, nullable=True),
     Column("dominant", String(16), nullable=True),
     Column("flag", Boolean, nullable=False),
+)
+
+recordings = Table(
+    "recordings",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("session_id", String(40), ForeignKey("support_sessions.id"), nullable=False),
+    Column("participant", String(16), nullable=False),
+    Column("kind", String(8), nullable=False),
+    # Relative to the recordings folder: files are looked up by id, never by a path from a request.
+    Column("path", String(300), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("size", Integer, nullable=True),
+    Column("sha256", String(64), nullable=True),
+    Column("started_at", Float, nullable=False),
+    Column("ended_at", Float, nullable=True),
+    Column("error", String(200), nullable=True),
+    Index("ix_recordings_session", "session_id"),
 )
 
 invites = Table(

@@ -43,9 +43,17 @@ def _emotion_cues(conn: Connection) -> None:
     db.metadata.create_all(conn, tables=[db.emotion_timeline])
 
 
+def _recordings(conn: Connection) -> None:
+    columns = {c["name"] for c in inspect(conn).get_columns("support_sessions")}
+    if "recording_consent" not in columns:
+        conn.execute(text("ALTER TABLE support_sessions ADD COLUMN recording_consent BOOLEAN"))
+    db.metadata.create_all(conn, tables=[db.recordings])
+
+
 MIGRATIONS: list[Migration] = [
     (1, "initial schema", _initial_schema),
     (2, "emotion consent and timeline", _emotion_cues),
+    (3, "recordings", _recordings),
 ]
 
 

@@ -57,11 +57,13 @@ class SessionRecord:
     ended_by: str | None
     end_reason: str | None
     emotion_consent: bool | None = None
+    recording_consent: bool | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "session_id": self.id,
             "emotion_consent": self.emotion_consent,
+            "recording_consent": self.recording_consent,
             "state": self.state,
             "reason": self.reason,
             "customer_name": self.customer_name,
@@ -123,6 +125,7 @@ def _session(row: RowMapping) -> SessionRecord:
         ended_by=row["ended_by"],
         end_reason=row["end_reason"],
         emotion_consent=None if row["emotion_consent"] is None else bool(row["emotion_consent"]),
+        recording_consent=None if row["recording_consent"] is None else bool(row["recording_consent"]),
     )
 
 
@@ -234,6 +237,7 @@ class Store:
         token_ttl_s: float,
         priority: int = 0,
         emotion_consent: bool | None = None,
+        recording_consent: bool | None = None,
     ) -> tuple[SessionRecord, str]:
         token = tokens.new_secret()
         t = db.now()
@@ -254,6 +258,7 @@ class Store:
             "ended_by": None,
             "end_reason": None,
             "emotion_consent": emotion_consent,
+            "recording_consent": recording_consent,
         }
         async with self.engine.begin() as conn:
             await conn.execute(insert(db.support_sessions).values(**values))
@@ -406,6 +411,53 @@ class Store:
                 .all()
             )
         return [{k: v for k, v in r.items() if k != "session_id"} for r in rows]
+
+    # recordings
+
+    async def add_recording(self, session_id: str, participant: str, kind: str, path: str) -> int:
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                insert(db.recordings).values(
+                    session_id=session_id,
+                    participant=participant,
+                    kind=kind,
+                    path=path,
+                    state="recording",
+                    started_at=db.now(),
+                )
+            )
+            pk = result.inserted_primary_key[0] if result.inserted_primary_key else 0
+        return int(pk)
+
+    async def finish_recording(
+        self, recording_id: int, *, state: str, size: int, sha256: str, error: str | None = None
+    ) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(db.recordings)
+                .where(db.recordings.c.id == recording_id)
+                .values(state=state, size=size, sha256=sha256, ended_at=db.now(), error=error)
+            )
+
+    async def recordings_in_state(self, state: str) -> list[dict[str, Any]]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(db.recordings).where(db.recordings.c.state == state))).mappings().all()
+        return [dict(r) for r in rows]
+
+    async def list_recordings(self, session_id: str) -> list[dict[str, Any]]:
+        async with self.engine.connect() as conn:
+            rows = (
+                (
+                    await conn.execute(
+                        select(db.recordings)
+                        .where(db.recordings.c.session_id == session_id)
+                        .order_by(db.recordings.c.id)
+                    )
+                )
+                .mappings()
+                .all()
+            )
+        return [dict(r) for r in rows]
 
     async def add_event(self, session_id: str, kind: str, detail: dict[str, Any] | None = None) -> None:
         async with self.engine.begin() as conn:

@@ -50,6 +50,7 @@ def settings(tmp_path: Path) -> Settings:
         create_demo_accounts=False,
         # Tests that want cues inject a service; others should not pay for a TensorFlow worker.
         emotion_cues=False,
+        recording_policy="never",
         heartbeat_s=5.0,
         reconnect_grace_s=30.0,
     )

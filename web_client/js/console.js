@@ -73,6 +73,7 @@ function start(me) {
   signaling.addEventListener("peer.media", (ev) => showPeerMedia(ev.detail));
   signaling.addEventListener("call.ended", (ev) => onEnded(ev.detail));
   signaling.addEventListener("emotion.update", (ev) => showEmotion(ev.detail));
+  signaling.addEventListener("recording.state", (ev) => showRecording(ev.detail));
   signaling.addEventListener("emotion.status", (ev) => showEmotionStatus(ev.detail));
   signaling.addEventListener("bye", (ev) => ev.detail.reason === "logged_out" && location.reload());
   signaling.addEventListener("error", (ev) => !ev.detail.reply_to && toast(ev.detail.message));
@@ -165,7 +166,13 @@ function beep(freq, seconds) {
   }
 }
 
+function showRecording(state) {
+  $("recording-indicator").hidden = !state?.recording;
+  if (state?.state === "truncated") toast("Recording stopped: the server's disk is full. The call goes on.");
+}
+
 async function onAccepted(msg) {
+  showRecording(msg.recording);
   call = { ...msg, startedAt: msg.answered_at ? Date.parse(msg.answered_at) : Date.now() };
   setState("in-call");
   $("call-ended").hidden = true;

@@ -35,6 +35,12 @@ async function init() {
     $("emotion-notice").querySelector("p").textContent = t("emotion_unavailable");
     consent.closest("label").hidden = true;
   }
+  const policy = config.recording?.policy || "never";
+  if (policy !== "never") {
+    $("recording-notice").hidden = false;
+    $("recording-text").textContent = t(policy === "ask" ? "recording_ask" : "recording_always");
+    $("recording-consent").closest("label").hidden = policy !== "ask";
+  }
   if (inviteCode) {
     $("customer-name").closest("label").hidden = true;
     select.closest("label").hidden = true;
@@ -61,7 +67,14 @@ async function startCall() {
   $("start-call").disabled = true;
   const body = { device: describeDevice() };
   if (config.emotion.available) body.emotion_consent = $("emotion-consent").checked;
+  if (config.recording?.policy === "ask") body.recording_consent = $("recording-consent").checked;
   let created;
+  const policy = config.recording?.policy || "never";
+  if (policy !== "never") {
+    $("recording-notice").hidden = false;
+    $("recording-text").textContent = t(policy === "ask" ? "recording_ask" : "recording_always");
+    $("recording-consent").closest("label").hidden = policy !== "ask";
+  }
   if (inviteCode) {
     created = await postJSON(`/api/v1/invites/${encodeURIComponent(inviteCode)}/redeem`, body);
   } else {
@@ -93,6 +106,7 @@ function connect(token) {
   signaling.addEventListener("peer.state", (ev) => showPeerState(ev.detail));
   signaling.addEventListener("peer.media", (ev) => showPeerMedia(ev.detail));
   signaling.addEventListener("call.ended", (ev) => onEnded(ev.detail.state));
+  signaling.addEventListener("recording.state", (ev) => showRecording(ev.detail));
   signaling.addEventListener("error", (ev) => onError(ev.detail));
   signaling.addEventListener("disconnected", (ev) => {
     if (ev.detail.code !== 4003 && document.body.dataset.state !== "ended") setBanner("reconnecting", t("reconnecting"));
@@ -131,8 +145,13 @@ function showPosition(msg) {
   }, 1000);
 }
 
+function showRecording(state) {
+  $("recording-indicator").hidden = !state?.recording;
+}
+
 async function onAccepted(msg) {
   clearInterval(waitTicker);
+  showRecording(msg.recording);
   setState("in-call");
   $("end-call").textContent = t("end");
   $("call-state").textContent = t("in_call_with", msg.rep?.display_name || "");

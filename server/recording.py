@@ -1,0 +1,254 @@
+"""Recording one track (a participant's audio or video) to Matroska, off the event loop.
+
+Matroska is written cluster by cluster, so a file cut short by ``kill -9``
+still plays up to its last cluster. Frames come from the participant's feeds
+(``push`` is the FrameSink interface); a dedicated thread encodes and writes, fed
+by a bounded queue, so a slow disk or encoder drops frames instead of stalling
+the call. The file is written as ``*.mkv.part`` and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import hashlib
+import logging
+import queue
+import shutil
+import threading
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+from av.frame import Frame
+
+from .feeds import ParticipantFeed
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+QUEUE_FRAMES = 90  # ~1.5 s of audio+video: beyond that the writer is not keeping up
+
+
+@dataclass(frozen=True)
+class RecordingResult:
+    path: Path
+    size: int
+    sha256: str
+    truncated: bool
+    dropped_frames: int
+    frames: int
+    error: str | None = None
+
+
+def file_digest(path: Path) -> tuple[int, str]:
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+            size += len(block)
+    return size, digest.hexdigest()
+
+
+class TrackRecorder:
+    """One track in one Matroska file (``.mkv`` video, ``.mka`` audio); a FrameSink for a feed."""
+
+    def __init__(self, final_path: Path, kind: str, *, video_codec: str = "libvpx") -> None:
+        if kind not in ("audio", "video"):
+            raise ValueError(f"kind must be audio or video, not {kind!r}")
+        self.kind = kind
+        self.final_path = final_path
+        self.part_path = final_path.with_name(final_path.name + ".part")
+        self.video_codec = video_codec
+        self._queue: queue.Queue[Frame | None] = queue.Queue(maxsize=QUEUE_FRAMES)
+        self._thread = threading.Thread(target=self._run, name=f"recorder-{final_path.stem}", daemon=True)
+        self.dropped = 0
+        self.frames = 0
+        self.truncated = False
+        self.error: str | None = None
+        self._stopped = False
+
+    def start(self) -> None:
+        self.part_path.parent.mkdir(parents=True, exist_ok=True)
+        self._thread.start()
+
+    def push(self, frame: Frame) -> None:
+        if self._stopped or self.truncated:
+            return
+        try:
+            self._queue.put_nowait(frame)
+        except queue.Full:
+            self.dropped += 1
+
+    def stop(self) -> RecordingResult:
+        """Blocking: finish the file and rename it. Call it in a thread (``asyncio.to_thread``)."""
+        self._stopped = True
+        self._queue.put(None)
+        self._thread.join()
+        path = self.part_path
+        if path.exists():
+            path = self.final_path
+            self.part_path.replace(path)
+        size, sha = file_digest(path) if path.exists() else (0, "")
+        return RecordingResult(
+            path=path,
+            size=size,
+            sha256=sha,
+            truncated=self.truncated,
+            dropped_frames=self.dropped,
+            frames=self.frames,
+            error=self.error,
+        )
+
+    # the writer thread
+
+    def _run(self) -> None:
+        container = None
+        stream = None
+        try:
+            # Close a cluster every second and write it through at once: a crash loses about a second.
+            container = av.open(
+                str(self.part_path),
+                "w",
+                format="matroska",
+                options={"cluster_time_limit": "1000", "flush_packets": "1"},
+            )
+            while True:
+                frame = self._queue.get()
+                if frame is None:
+                    break
+                if self.truncated:
+                    continue
+                if stream is None:
+                    stream = self._add_stream(container, frame)
+                if self.kind == "video":
+                    # A flipped camera may change the size: scale to the size the file started with.
+                    frame = frame.reformat(width=stream.width, height=stream.height, format="yuv420p")  # type: ignore[attr-defined]
+                for packet in stream.encode(frame):  # type: ignore[attr-defined]
+                    container.mux(packet)
+                self.frames += 1
+            if stream is not None and not self.truncated:
+                for packet in stream.encode(None):  # type: ignore[attr-defined]
+                    container.mux(packet)
+        except OSError as exc:
+            self._fail(exc)
+        except Exception as exc:  # an encoder error must not take the call down
+            log.exception("recording %s failed", self.final_path.name)
+            self.error = f"{type(exc).__name__}: {exc}"
+            self.truncated = True
+        finally:
+            if container is not None:
+                try:
+                    container.close()
+                except Exception as exc:
+                    self._fail(exc)
+
+    def _fail(self, exc: BaseException) -> None:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            self.error = "disk full"
+        else:
+            self.error = f"{type(exc).__name__}: {exc}"
+        log.warning("recording %s truncated: %s", self.final_path.name, self.error)
+        self.truncated = True
+        self._drain()
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                if self._queue.get_nowait() is None:
+                    self._queue.put_nowait(None)  # keep the stop signal for the loop
+                    return
+            except queue.Empty:
+                return
+
+    def _add_stream(self, container: av.container.OutputContainer, frame: Frame) -> av.stream.Stream:
+        if self.kind == "video":
+            assert isinstance(frame, av.VideoFrame)
+            stream: av.stream.Stream = container.add_stream(self.video_codec, rate=30)
+            assert isinstance(stream, av.VideoStream)
+            stream.width, stream.height = frame.width, frame.height
+            stream.pix_fmt = "yuv420p"
+            # The cheapest libvpx settings: real-time deadline, fastest speed, modest bitrate.
+            stream.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}
+            stream.bit_rate = 800_000
+            stream.codec_context.time_base = frame.time_base or Fraction(1, 90_000)
+        else:
+            assert isinstance(frame, av.AudioFrame)
+            stream = container.add_stream("libopus", rate=48_000)
+            assert isinstance(stream, av.AudioStream)
+            stream.layout = "stereo"
+            stream.codec_context.time_base = Fraction(1, 48_000)
+        return stream
+
+
+RECORDED_TRACKS = (("customer", "video"), ("customer", "audio"), ("rep", "video"), ("rep", "audio"))
+SUFFIX = {"video": ".mkv", "audio": ".mka"}
+
+
+def free_mb(folder: Path) -> float:
+    usage = shutil.disk_usage(folder)
+    return usage.free / (1024 * 1024)
+
+
+class CallRecording:
+    """The four per-track files of one call: started with the call, finished when it ends."""
+
+    def __init__(self, store: Store, root: Path, session_id: str) -> None:
+        self.store = store
+        self.root = root
+        self.session_id = session_id
+        self.tracks: list[tuple[int, TrackRecorder, ParticipantFeed]] = []
+
+    async def start(self, feeds: dict[str, dict[str, ParticipantFeed]]) -> None:
+        folder = self.root / self.session_id
+        folder.mkdir(parents=True, exist_ok=True)
+        for participant, kind in RECORDED_TRACKS:
+            relative = f"{self.session_id}/{participant}-{kind}{SUFFIX[kind]}"
+            recorder = TrackRecorder(self.root / relative, kind)
+            recording_id = await self.store.add_recording(self.session_id, participant, kind, relative)
+            recorder.start()
+            feed = feeds[participant][kind]
+            feed.subscribe(recorder)
+            self.tracks.append((recording_id, recorder, feed))
+
+    @property
+    def truncated(self) -> bool:
+        return any(recorder.truncated for _, recorder, _ in self.tracks)
+
+    @property
+    def error(self) -> str | None:
+        return next((r.error for _, r, _ in self.tracks if r.error), None)
+
+    async def stop(self) -> list[RecordingResult]:
+        results = []
+        for recording_id, recorder, feed in self.tracks:
+            feed.unsubscribe(recorder)
+            result = await asyncio.to_thread(recorder.stop)
+            state = "truncated" if result.truncated else "complete"
+            await self.store.finish_recording(
+                recording_id, state=state, size=result.size, sha256=result.sha256, error=result.error
+            )
+            results.append(result)
+        self.tracks.clear()
+        return results
+
+
+async def reconcile(store: Store, root: Path) -> int:
+    """After a crash: finish what was being recorded (the files play up to the crash)."""
+    count = 0
+    for row in await store.recordings_in_state("recording"):
+        final = root / row["path"]
+        part = final.with_name(final.name + ".part")
+        if part.exists():
+            await asyncio.to_thread(part.replace, final)
+        if final.exists():
+            size, sha = await asyncio.to_thread(file_digest, final)
+            await store.finish_recording(row["id"], state="recovered", size=size, sha256=sha, error="server stopped")
+        else:
+            await store.finish_recording(row["id"], state="failed", size=0, sha256="", error="file missing")
+        count += 1
+    if count:
+        log.warning("reconciled %d recording(s) left by the last shutdown", count)
+    return count

@@ -1,0 +1,166 @@
+"""Recording: per-track Matroska files of both sides, reopened with PyAV; policy and consent; crashes."""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+from dataclasses import replace
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from server.config import Settings
+from server.recording import TrackRecorder, reconcile
+from tests.conftest import Rapport, start_rapport
+from tests.support.clients import MediaClient, PatternVideoTrack
+
+RED, BLUE = (0, 0, 255), (255, 0, 0)  # BGR
+
+
+def solid(colour: tuple[int, int, int]) -> list[np.ndarray]:
+    frame = np.zeros((480, 640, 3), np.uint8)
+    frame[:] = colour
+    return [frame]
+
+
+def mean_bgr(path: Path) -> tuple[float, float, float]:
+    with av.open(str(path)) as container:
+        frames = [f.to_ndarray(format="bgr24") for f in container.decode(video=0)]
+    assert frames, f"no video in {path}"
+    mean = np.mean([f.reshape(-1, 3).mean(axis=0) for f in frames[len(frames) // 2 :]], axis=0)
+    return float(mean[0]), float(mean[1]), float(mean[2])
+
+
+async def run_call(rapport: Rapport, *, consent: bool | None, seconds: float = 3.0) -> str:
+    rep = await rapport.rep("rep1")
+    fields = {} if consent is None else {"recording_consent": consent}
+    customer, call = await rapport.customer(**fields)
+    await rep.request({"type": "call.accept", "session_id": call["session_id"]})
+    cm = MediaClient(video=PatternVideoTrack(frames=solid(RED)))
+    rm = MediaClient(video=PatternVideoTrack(frames=solid(BLUE)))
+    rapport.media += [cm, rm]
+    await cm.negotiate(customer)
+    await rm.negotiate(rep)
+    await rm.wait_frames("video", 30)
+    await asyncio.sleep(seconds)
+    await rep.send({"type": "call.end"})
+    await rep.wait_for("call.ended")
+    return str(call["session_id"])
+
+
+@pytest.mark.webrtc
+async def test_both_sides_are_recorded_per_track_and_play_back(settings: Settings) -> None:
+    rapport = await start_rapport(replace(settings, recording_policy="ask"))
+    try:
+        await rapport.add_user("rep1")
+        session_id = await run_call(rapport, consent=True)
+        # Files are finished just after "call.ended" goes out.
+        for _ in range(100):
+            rows = await rapport.store.list_recordings(session_id)
+            if rows and all(r["state"] != "recording" for r in rows):
+                break
+            await asyncio.sleep(0.1)
+        assert {(r["participant"], r["kind"]) for r in rows} == {
+            ("customer", "video"),
+            ("customer", "audio"),
+            ("rep", "video"),
+            ("rep", "audio"),
+        }
+        root = settings.data_dir / "recordings"
+        for row in rows:
+            path = root / row["path"]
+            assert row["state"] == "complete" and row["size"] == path.stat().st_size and len(row["sha256"]) == 64
+            assert not path.with_name(path.name + ".part").exists()
+            with av.open(str(path)) as container:
+                stream = container.streams[0]
+                assert stream.type == row["kind"]
+                duration = float(container.duration or 0) / 1e6
+                assert duration >= 2.5, (row["path"], duration)
+        by_track = {(r["participant"], r["kind"]): root / r["path"] for r in rows}
+        b, g, r = mean_bgr(by_track[("customer", "video")])
+        assert r > 150 and b < 80, "the customer's file shows the customer's (red) camera"
+        b, g, r = mean_bgr(by_track[("rep", "video")])
+        assert b > 150 and r < 80, "the rep's file shows the rep's (blue) camera"
+        with av.open(str(by_track[("customer", "audio")])) as container:
+            samples = sum(f.samples for f in container.decode(audio=0))
+        assert samples >= 48_000 * 2.5
+    finally:
+        await rapport.aclose()
+        await rapport.http.close()
+        await rapport.server.close()
+
+
+@pytest.mark.webrtc
+async def test_a_customer_who_declines_under_ask_is_not_recorded(settings: Settings) -> None:
+    rapport = await start_rapport(replace(settings, recording_policy="ask"))
+    try:
+        await rapport.add_user("rep1")
+        session_id = await run_call(rapport, consent=False, seconds=0.5)
+        assert await rapport.store.list_recordings(session_id) == []
+        record = await rapport.store.get_session(session_id)
+        assert record is not None and record.recording_consent is False
+    finally:
+        await rapport.aclose()
+        await rapport.http.close()
+        await rapport.server.close()
+
+
+@pytest.mark.webrtc
+async def test_no_recording_starts_below_the_free_space_threshold(settings: Settings) -> None:
+    rapport = await start_rapport(replace(settings, recording_policy="always", recording_min_free_mb=10**9))
+    try:
+        await rapport.add_user("rep1")
+        session_id = await run_call(rapport, consent=None, seconds=0.5)
+        assert await rapport.store.list_recordings(session_id) == []
+        events = [e["kind"] for e in await rapport.store.list_events(session_id)]
+        assert "recording_skipped" in events
+    finally:
+        await rapport.aclose()
+        await rapport.http.close()
+        await rapport.server.close()
+
+
+def _video_frame(i: int) -> av.VideoFrame:
+    frame = av.VideoFrame.from_ndarray(np.full((240, 320, 3), i % 255, np.uint8), format="bgr24")
+    frame.pts = i * 3000
+    frame.time_base = fractions.Fraction(1, 90_000)
+    return frame
+
+
+async def test_a_disk_error_truncates_the_recording_without_raising(tmp_path: Path) -> None:
+    target = tmp_path / "gone" / "x.mkv"
+    recorder = TrackRecorder(target, "video")
+    recorder.start()
+    recorder.push(_video_frame(0))
+    await asyncio.sleep(0.3)
+    # Simulate the file system failing under the writer: the folder disappears.
+    for p in target.parent.iterdir():
+        p.unlink()
+    target.parent.rmdir()
+    for i in range(1, 60):
+        recorder.push(_video_frame(i))
+    result = await asyncio.to_thread(recorder.stop)
+    assert result.truncated or result.frames == 60  # never an exception into the call
+
+
+async def test_startup_reconciles_part_files_left_by_a_crash(rapport: Rapport, tmp_path: Path) -> None:
+    root = tmp_path / "rec"
+    _customer, call = await rapport.customer()
+    recorder = TrackRecorder(root / call["session_id"] / "customer-video.mkv", "video")
+    recorder.start()
+    rec_id = await rapport.store.add_recording(
+        call["session_id"], "customer", "video", f"{call['session_id']}/customer-video.mkv"
+    )
+    for i in range(90):
+        recorder.push(_video_frame(i))
+    await asyncio.sleep(1.0)
+    # Leave the .part file as a crash would: the writer thread simply stops being stopped.
+    assert recorder.part_path.exists()
+    assert await reconcile(rapport.store, root) == 1
+    row = next(r for r in await rapport.store.list_recordings(call["session_id"]) if r["id"] == rec_id)
+    assert row["state"] == "recovered" and row["size"] > 0
+    with av.open(str(root / row["path"])) as container:
+        assert sum(1 for _ in container.decode(video=0)) > 0
+    await asyncio.to_thread(recorder.stop)
