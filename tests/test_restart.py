@@ -130,3 +130,74 @@ async def test_kill_9_then_restart_keeps_sessions_and_chat_and_interrupts_live_c
         await late.send({"type": "hello", "token": active["token"]})
         assert (await late.wait_for("error"))["code"] == "token_invalid"
         await late.close()
+
+
+@pytest.mark.webrtc
+async def test_kill_9_mid_recording_leaves_playable_files_that_the_next_start_reconciles(tmp_path: Path) -> None:
+    import time
+
+    import av
+
+    from tests.support.clients import MediaClient
+
+    data = tmp_path / "data"
+    subprocess.run(
+        [sys.executable, "-m", "server.cli", "users", "add", "rep1", "--role", "rep", "--data-dir", str(data)],
+        input=PASSWORD.encode() + b"\n",
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    os.environ["RAPPORT_RECORDING_POLICY"] = "always"
+    server = ServerProcess(data, free_port())
+    try:
+        await server.start()
+    finally:
+        del os.environ["RAPPORT_RECORDING_POLICY"]
+    jar = aiohttp.CookieJar(unsafe=True)
+    async with aiohttp.ClientSession() as customer_http, aiohttp.ClientSession(cookie_jar=jar) as rep_http:
+        await login(rep_http, server.url, "rep1", PASSWORD)
+        rep = SignalingClient(rep_http, server.url)
+        await rep.connect()
+        await rep.send({"type": "hello"})
+        await rep.wait_for("welcome")
+        await rep.request({"type": "rep.status", "status": "available"})
+        call = await start_call(customer_http, server.url)
+        customer = SignalingClient(customer_http, server.url)
+        await customer.connect()
+        await customer.send({"type": "hello", "token": call["token"]})
+        await customer.wait_for("welcome")
+        accepted = await rep.request({"type": "call.accept", "session_id": call["session_id"]})
+        assert accepted["type"] == "ack"
+        cm, rm = MediaClient(), MediaClient()
+        try:
+            await cm.negotiate(customer)
+            await rm.negotiate(rep)
+            await rm.wait_frames("video", 30)
+            started = time.monotonic()
+            await asyncio.sleep(6.0)
+            recorded_for = time.monotonic() - started
+            server.kill()
+        finally:
+            await cm.close()
+            await rm.close()
+            await rep.close()
+            await customer.close()
+
+        folder = data / "recordings" / call["session_id"]
+        parts = sorted(folder.glob("*.part"))
+        assert len(parts) == 4, list(folder.iterdir())
+        for part in parts:
+            with av.open(str(part), format="matroska") as container:
+                stream = container.streams[0]
+                last = 0.0
+                for frame in container.decode(stream):
+                    if frame.time is not None:
+                        last = max(last, frame.time)
+            assert last >= recorded_for - 3.0, (part.name, last, recorded_for)
+
+        await server.start()
+        await login(rep_http, server.url, "rep1", PASSWORD)
+        assert not list(folder.glob("*.part"))
+        assert len(list(folder.glob("*.mk?"))) == 4
+    server.stop()
