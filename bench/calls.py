@@ -89,6 +89,7 @@ WORKER_STOP_TIMEOUT_S = 20.0
 IDLE_CPU_PCT = 15.0  # the server counts as idle again between runs below this
 IDLE_TIMEOUT_S = 10.0
 STARTUP_IDLE_TIMEOUT_S = 90.0  # the server may load models (emotion cues) in a helper process at start
+PRIME_S = 5.0  # the unmeasured first call
 BUSY_OTHER_PCT = 25.0  # more than this from other processes during a window: that row understates capacity
 
 WORKER_PASSWORD_ENV = "RAPPORT_BENCH_PASSWORD"
@@ -708,6 +709,17 @@ def measure(run: Run, n: int) -> NResult:
         progress(f"  other processes took {result.other_cpu_pct:.0f}% of a core during the window: doing N={n} again")
 
 
+def prime(run: Run) -> None:
+    """One unmeasured call first, so what the server sets up lazily on its first call (codecs, analysis models)
+    is not charged to N=1."""
+    began = time.monotonic()
+    with workers_for(run, 1) as workers:
+        workers[0].event(began + CALL_SETUP_TIMEOUT_S + FIRST_FRAME_TIMEOUT_S)
+        time.sleep(PRIME_S)
+    settled = run.server.wait_idle(STARTUP_IDLE_TIMEOUT_S)
+    progress(f"[{run.server.path.name}] primed with one call; the server settled {settled:.0f} s after it")
+
+
 def measure_once(run: Run, n: int) -> NResult:
     server, opts = run.server, run.opts
     progress(f"[{server.path.name}] N={n}: setting up {n} call(s) in {min(n, opts.client_procs)} client process(es)")
@@ -772,14 +784,20 @@ def summarize(path: str, opts: Options, window: Window, cpu: CpuUse) -> NResult:
     )
 
 
+def spoiled(result: NResult) -> bool:
+    """Other processes took enough CPU during the window that a failure says nothing about Rapport."""
+    return result.other_cpu_pct > BUSY_OTHER_PCT
+
+
 def largest_holding(results: Sequence[NResult]) -> int | None:
-    """The largest N that holds with every smaller measured N holding too: a lucky pass above a failure is no
-    capacity."""
+    """The largest N that holds with every smaller measured N holding too (a lucky pass above a failure is no
+    capacity); a failure while other processes were busy is inconclusive and skipped."""
     best = None
     for result in sorted(results, key=lambda r: r.n):
-        if not result.holds:
+        if result.holds:
+            best = result.n
+        elif not spoiled(result):
             break
-        best = result.n
     return best
 
 
@@ -795,6 +813,7 @@ def run_path(path: ServerPath, opts: Options, workdir: Path, canned: Path | None
         progress(f"[{path.name}] server pid {server.pid} on {server.url}: {path.summary}")
         progress(f"[{path.name}] server settled in {server.wait_idle(STARTUP_IDLE_TIMEOUT_S):.0f} s")
         run = Run(opts, server, password, workdir, client_cpus, canned)
+        prime(run)
         for n in opts.counts:
             results.append(measure(run, n))
             progress(f"  {header()}\n  {row(results[-1])}")
@@ -825,7 +844,7 @@ COLUMNS: tuple[tuple[str, int, Callable[[NResult], str]], ...] = (
     ("thr", 4, lambda r: str(r.server_threads)),
     ("cli CPU%", 9, lambda r: f"{r.clients_cpu_pct:.0f}"),
     ("other%", 7, lambda r: f"{r.other_cpu_pct:.0f}"),
-    ("holds", 6, lambda r: "yes" if r.holds else "no"),
+    ("holds", 6, lambda r: "yes" if r.holds else "no*" if spoiled(r) else "no"),
 )
 
 
@@ -871,11 +890,11 @@ def report_text(results: Sequence[NResult], opts: Options, info: dict[str, Any])
     helpers = max((r.server_processes for r in results), default=1)
     if helpers > 1:
         lines.append(f"The server ran as up to {helpers} processes; srv CPU%, RSS and threads add them all up.")
-    busy = [f"{r.path} N={r.n}" for r in results if r.other_cpu_pct > BUSY_OTHER_PCT]
+    busy = [f"{r.path} N={r.n}" for r in results if spoiled(r)]
     if busy:
         lines.append(
-            f"Note: other processes took over {BUSY_OTHER_PCT:g}% of a core during {', '.join(busy)}; "
-            "those rows understate capacity: rerun on a quiet machine."
+            f"Note: other processes took over {BUSY_OTHER_PCT:g}% of a core during {', '.join(busy)}; those rows "
+            "understate capacity (a failure there, no*, is inconclusive and skipped): rerun on a quiet machine."
         )
     lines += [f"  {r.path} N={r.n}: {error}" for r in results for error in r.errors]
     return "\n".join(lines)
@@ -887,7 +906,7 @@ def report_json(results: Sequence[NResult], opts: Options, info: dict[str, Any])
         "options": asdict(opts),
         "rule": opts.rule.describe(),
         "paths": {name: PATHS[name].summary for name in opts.paths},
-        "results": [asdict(r) for r in results],
+        "results": [{**asdict(r), "inconclusive": spoiled(r) and not r.holds} for r in results],
         "largest_n": {name: largest_holding([r for r in results if r.path == name]) for name in opts.paths},
     }
     return json.dumps(document, indent=2)
