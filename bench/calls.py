@@ -13,10 +13,11 @@ WebRTC needs 127.0.0.2 and no way out, so run it in a private network namespace:
 Three kinds of process take part:
 
 * the conductor (this file): makes a temporary data dir with one rep account
-  per call, starts the server, starts client workers for each N, samples
-  ``/proc`` and prints the results; it removes everything it made on the way out;
-* the server: ``python -m server.cli serve``, on its own so its CPU and memory
-  (all threads) can be read from ``/proc/<pid>``;
+  per call, starts the server, primes it with one unmeasured call, starts client
+  workers for each N, samples ``/proc`` and prints the results; it removes
+  everything it made on the way out;
+* the server: ``python -m server.cli serve``, in its own session so its CPU and
+  memory (all threads, and any process it spawns) can be read from ``/proc``;
 * client workers (this file with ``--worker``): each plays both sides of some
   of the calls with real aiortc peers from tests/support/clients.py.
 
@@ -886,7 +887,9 @@ def report_text(results: Sequence[NResult], opts: Options, info: dict[str, Any])
     lines = [*describe_setup(opts, info), "", header(), *(row(r) for r in results), "", f"Rule: {opts.rule.describe()}"]
     for name in opts.paths:
         best = largest_holding([r for r in results if r.path == name])
-        lines.append(f"Largest N holding 30 fps, path {name}: {best if best is not None else 'none'}")
+        unsure = [str(r.n) for r in results if r.path == name and spoiled(r) and not r.holds]
+        aside = f" (inconclusive, skipped: N={', '.join(unsure)})" if unsure else ""
+        lines.append(f"Largest N holding 30 fps, path {name}: {best if best is not None else 'none'}{aside}")
     helpers = max((r.server_processes for r in results), default=1)
     if helpers > 1:
         lines.append(f"The server ran as up to {helpers} processes; srv CPU%, RSS and threads add them all up.")

@@ -173,8 +173,7 @@ class CallMedia:
         self._watchdog.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._watchdog
-        for role in ROLES:
-            await self._drop_peer(role)
+        await asyncio.gather(*(self._drop_peer(role) for role in ROLES))
         for feeds in self.feeds.values():
             for feed in feeds.values():
                 await feed.aclose()
