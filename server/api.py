@@ -218,6 +218,67 @@ async def get_session(request: web.Request) -> web.Response:
     return _json(data)
 
 
+# recordings (QA)
+
+REVIEW_ROLES = ("qa", "supervisor", "admin")
+MEDIA_TYPES = {".mkv": "video/x-matroska", ".mka": "audio/x-matroska"}
+
+
+def _recording_json(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "session_id": row["session_id"],
+        "participant": row["participant"],
+        "kind": row["kind"],
+        "state": row["state"],
+        "size": row["size"],
+        "sha256": row["sha256"],
+        "started_at": iso(row["started_at"]),
+        "ended_at": iso(row["ended_at"]),
+        "url": f"/api/v1/recordings/{row['id']}/media",
+    }
+
+
+async def list_session_recordings(request: web.Request) -> web.Response:
+    user, _csrf, _login = await require_staff(request, REVIEW_ROLES)
+    store = request.app[STORE]
+    session_id = request.match_info["session_id"]
+    record = await store.get_session(session_id) if len(session_id) <= 64 else None
+    if record is None:
+        raise ApiError(404, "not_found", "no such session")
+    rows = await store.list_recordings(session_id)
+    await store.audit(user.id, "recordings.list", session_id)
+    return _json({"items": [_recording_json(r) for r in rows]})
+
+
+async def recording_media(request: web.Request) -> web.StreamResponse:
+    """Serve a recording by its database id; the request never names a path."""
+    user, _csrf, _login = await require_staff(request, REVIEW_ROLES)
+    store = request.app[STORE]
+    try:
+        recording_id = int(request.match_info["recording_id"])
+    except ValueError:
+        raise ApiError(404, "not_found", "no such recording") from None
+    row = await store.get_recording(recording_id)
+    if row is None or row["state"] == "recording":
+        raise ApiError(404, "not_found", "no such recording")
+    root = request.app[SETTINGS].recordings_path.resolve()
+    path = (root / row["path"]).resolve()
+    # Belt and braces: even a tampered database row cannot point outside the recordings folder.
+    if not path.is_relative_to(root) or not path.is_file():
+        raise ApiError(404, "not_found", "no such recording")
+    await store.audit(user.id, "recording.play", str(recording_id), {"range": request.headers.get("Range")})
+    response = web.FileResponse(
+        path, headers={"Content-Type": MEDIA_TYPES.get(path.suffix, "application/octet-stream")}
+    )
+    return response
+
+
+async def audit_log(request: web.Request) -> web.Response:
+    await require_staff(request, ("admin",))
+    return _json({"items": await request.app[STORE].list_audit()})
+
+
 def setup_routes(app: web.Application) -> None:
     app.router.add_get("/", root)
     app.router.add_get("/call", customer_page)
@@ -234,3 +295,6 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/api/v1/invites/{code}/redeem", redeem_invite)
     app.router.add_get("/api/v1/sessions", list_sessions)
     app.router.add_get("/api/v1/sessions/{session_id}", get_session)
+    app.router.add_get("/api/v1/sessions/{session_id}/recordings", list_session_recordings)
+    app.router.add_get("/api/v1/recordings/{recording_id}/media", recording_media)
+    app.router.add_get("/api/v1/audit", audit_log)

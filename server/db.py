@@ -126,6 +126,17 @@ recordings = Table(
     Index("ix_recordings_session", "session_id"),
 )
 
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", Float, nullable=False),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=True),
+    Column("action", String(32), nullable=False),
+    Column("target", String(80), nullable=True),
+    Column("detail", Text, nullable=True),
+)
+
 invites = Table(
     "invites",
     metadata,

@@ -54,6 +54,7 @@ MIGRATIONS: list[Migration] = [
     (1, "initial schema", _initial_schema),
     (2, "emotion consent and timeline", _emotion_cues),
     (3, "recordings", _recordings),
+    (4, "audit log", lambda conn: db.metadata.create_all(conn, tables=[db.audit_log])),
 ]
 
 

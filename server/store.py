@@ -459,6 +459,36 @@ class Store:
             )
         return [dict(r) for r in rows]
 
+    async def get_recording(self, recording_id: int) -> dict[str, Any] | None:
+        async with self.engine.connect() as conn:
+            row = (
+                (await conn.execute(select(db.recordings).where(db.recordings.c.id == recording_id))).mappings().first()
+            )
+        return dict(row) if row else None
+
+    async def audit(self, user_id: int | None, action: str, target: str, detail: dict[str, Any] | None = None) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                insert(db.audit_log).values(
+                    at=db.now(),
+                    user_id=user_id,
+                    action=action,
+                    target=target,
+                    detail=json.dumps(detail) if detail else None,
+                )
+            )
+
+    async def list_audit(self, limit: int = 200) -> list[dict[str, Any]]:
+        async with self.engine.connect() as conn:
+            rows = (
+                (await conn.execute(select(db.audit_log).order_by(db.audit_log.c.id.desc()).limit(limit)))
+                .mappings()
+                .all()
+            )
+        return [
+            {**dict(r), "at": iso(r["at"]), "detail": json.loads(r["detail"]) if r["detail"] else None} for r in rows
+        ]
+
     async def add_event(self, session_id: str, kind: str, detail: dict[str, Any] | None = None) -> None:
         async with self.engine.begin() as conn:
             await conn.execute(

@@ -1,0 +1,125 @@
+"""Who may do what: a role × route matrix over every API route, and recording downloads."""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+
+from server.keys import SETTINGS
+from server.recording import TrackRecorder
+from tests.conftest import Rapport
+from tests.test_recording import _video_frame
+
+ANON = "anonymous"
+# route → roles that get a non-401/403 answer (anonymous means "no login needed").
+EXPECTED: dict[tuple[str, str], set[str]] = {
+    ("POST", "/api/v1/auth/login"): {ANON},
+    ("POST", "/api/v1/auth/logout"): {"rep", "qa", "supervisor", "admin"},
+    ("GET", "/api/v1/me"): {"rep", "qa", "supervisor", "admin"},
+    ("GET", "/api/v1/config"): {ANON},
+    ("POST", "/api/v1/calls"): {ANON},
+    ("POST", "/api/v1/invites"): {"rep", "qa", "supervisor", "admin"},
+    ("POST", "/api/v1/invites/{code}/redeem"): {ANON},
+    ("GET", "/api/v1/sessions"): {"rep", "qa", "supervisor", "admin"},
+    ("GET", "/api/v1/sessions/{session_id}"): {"rep", "qa", "supervisor", "admin"},
+    ("GET", "/api/v1/sessions/{session_id}/recordings"): {"qa", "supervisor", "admin"},
+    ("GET", "/api/v1/recordings/{recording_id}/media"): {"qa", "supervisor", "admin"},
+    ("GET", "/api/v1/audit"): {"admin"},
+}
+ROLES = ("anonymous", "rep", "qa", "supervisor", "admin")
+
+
+@pytest.fixture
+async def recorded(rapport: Rapport) -> tuple[str, int]:
+    """A session with one finished recording file in the server's recordings folder."""
+    _customer, call = await rapport.customer()
+    root = rapport.app[SETTINGS].recordings_path
+    relative = f"{call['session_id']}/customer-video.mkv"
+    recorder = TrackRecorder(root / relative, "video")
+    recorder.start()
+    for i in range(60):
+        recorder.push(_video_frame(i))
+    result = recorder.stop()
+    rec_id = await rapport.store.add_recording(call["session_id"], "customer", "video", relative)
+    await rapport.store.finish_recording(rec_id, state="complete", size=result.size, sha256=result.sha256)
+    return call["session_id"], rec_id
+
+
+def test_the_matrix_covers_every_api_route(rapport: Rapport) -> None:
+    routes = {
+        (r.method, r.resource.canonical)
+        for r in rapport.app.router.routes()
+        if r.resource is not None and r.resource.canonical.startswith("/api/") and r.method != "HEAD"
+    }
+    assert routes == set(EXPECTED)
+
+
+async def test_role_route_matrix(rapport: Rapport, recorded: tuple[str, int]) -> None:
+    session_id, rec_id = recorded
+    await rapport.add_user("sup1", "supervisor")
+    await rapport.add_user("adm1", "admin")
+    users = {"rep": "rep1", "qa": "qa1", "supervisor": "sup1", "admin": "adm1"}
+    for role in ROLES:
+        if role == "anonymous":
+            http, csrf = aiohttp.ClientSession(), ""
+        else:
+            http, csrf = await rapport.staff_session(users[role])
+        try:
+            for (method, route), allowed in EXPECTED.items():
+                if route == "/api/v1/auth/logout":
+                    continue  # would end this login; covered in test_session_life
+                url = rapport.url + route.format(code="nope", session_id=session_id, recording_id=rec_id)
+                body = {"username": "x", "password": "y"} if route.endswith("login") else {}
+                async with http.request(method, url, json=body, headers={"X-CSRF-Token": csrf}) as r:
+                    denied = r.status in (401, 403)
+                    permitted = ANON in allowed or role in allowed
+                    if route.endswith("login"):
+                        continue  # a wrong password is a 401 for everybody, by design
+                    assert denied != permitted, (role, method, route, r.status)
+        finally:
+            if role == "anonymous":
+                await http.close()
+
+
+async def test_recordings_play_by_id_with_ranges_and_every_access_is_audited(
+    rapport: Rapport, recorded: tuple[str, int]
+) -> None:
+    session_id, rec_id = recorded
+    qa, _ = await rapport.staff_session("qa1")
+    async with qa.get(f"{rapport.url}/api/v1/sessions/{session_id}/recordings") as r:
+        items = (await r.json())["items"]
+    assert [i["id"] for i in items] == [rec_id] and items[0]["url"].endswith(f"/{rec_id}/media")
+    url = f"{rapport.url}/api/v1/recordings/{rec_id}/media"
+    async with qa.get(url) as r:
+        assert r.status == 200 and r.headers["Content-Type"] == "video/x-matroska"
+        whole = await r.read()
+    async with qa.get(url, headers={"Range": "bytes=10-19"}) as r:
+        assert r.status == 206 and await r.read() == whole[10:20]
+    async with qa.get(url, headers={"Range": f"bytes={len(whole) + 100}-"}) as r:
+        assert r.status == 416
+    await rapport.add_user("adm1", "admin")
+    admin, _ = await rapport.staff_session("adm1")
+    async with admin.get(f"{rapport.url}/api/v1/audit") as r:
+        actions = [e["action"] for e in (await r.json())["items"]]
+    assert actions.count("recording.play") == 3 and "recordings.list" in actions
+
+
+async def test_paths_that_try_to_escape_get_404(rapport: Rapport, recorded: tuple[str, int]) -> None:
+    session_id, rec_id = recorded
+    qa, _ = await rapport.staff_session("qa1")
+    for bad in (
+        "../../etc/passwd",
+        "%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+        "..%252f..%252fetc",
+        "/etc/passwd",
+        "1%00",
+        "-1",
+        "9999",
+    ):
+        async with qa.get(f"{rapport.url}/api/v1/recordings/{bad}/media") as r:
+            assert r.status == 404, bad
+    # Even a tampered row cannot reach outside the recordings folder.
+    outside = await rapport.store.add_recording(session_id, "rep", "video", "../../../../etc/passwd")
+    await rapport.store.finish_recording(outside, state="complete", size=1, sha256="x")
+    async with qa.get(f"{rapport.url}/api/v1/recordings/{outside}/media") as r:
+        assert r.status == 404
