@@ -164,3 +164,42 @@ async def test_startup_reconciles_part_files_left_by_a_crash(rapport: Rapport, t
     with av.open(str(root / row["path"])) as container:
         assert sum(1 for _ in container.decode(video=0)) > 0
     await asyncio.to_thread(recorder.stop)
+
+
+DISK_FULL_SCRIPT = """
+import fractions, json, resource, signal, sys, time
+import av, numpy as np
+from pathlib import Path
+from server.recording import TrackRecorder
+
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG, like a full disk
+resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, resource.RLIM_INFINITY))
+recorder = TrackRecorder(Path(sys.argv[1]), "video")
+recorder.start()
+rng = np.random.default_rng(0)
+for i in range(150):
+    frame = av.VideoFrame.from_ndarray(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8), format="bgr24")
+    frame.pts, frame.time_base = i * 3000, fractions.Fraction(1, 90_000)
+    recorder.push(frame)
+    time.sleep(0.005)
+result = recorder.stop()
+print(json.dumps({"truncated": result.truncated, "error": result.error, "size": result.size}))
+"""
+
+
+def test_a_full_disk_marks_the_recording_truncated_and_keeps_what_was_written(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    target = tmp_path / "customer-video.mkv"
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run(
+        [sys.executable, "-c", DISK_FULL_SCRIPT, str(target)], cwd=root, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["truncated"] is True and result["error"] == "disk full", out.stdout
+    assert 0 < result["size"] <= 200_000
+    with av.open(str(target)) as container:
+        assert sum(1 for _ in container.decode(video=0)) > 0  # what fit on the disk still plays
