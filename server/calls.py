@@ -269,6 +269,8 @@ class CallCenter:
         self._start_cues(live)
         await self._start_recording(live)
         accepted = self._call_json(live)
+        # What the customer typed while waiting is the first thing the rep should read.
+        accepted["chat"] = [c.to_json() for c in await self.store.list_chat(live.id)]
         self._send_to(live, accepted)
         for c in rep.conns:
             if c is not conn:

@@ -80,7 +80,10 @@ async def test_a_reloading_customer_keeps_their_place_in_the_queue(rapport: Rapp
 async def test_chat_crosses_both_ways_and_is_replayed_after_a_reload(rapport: Rapport) -> None:
     rep = await rapport.rep("rep1")
     customer, call = await rapport.customer(name="Ada")
+    await customer.request({"type": "chat.send", "text": "Typed while waiting"})
     await rep.request({"type": "call.accept", "session_id": call["session_id"]})
+    accepted = await rep.wait_for("call.accepted")
+    assert [m["text"] for m in accepted["chat"]] == ["Typed while waiting"]
     await customer.request({"type": "chat.send", "text": "My order never came"})
     got = await rep.wait_for("chat.message")
     assert (got["from"], got["name"], got["text"]) == ("customer", "Ada", "My order never came")
@@ -93,7 +96,7 @@ async def test_chat_crosses_both_ways_and_is_replayed_after_a_reload(rapport: Ra
     await again.connect()
     await again.send({"type": "hello", "token": call["token"]})
     welcome = await again.wait_for("welcome")
-    assert [m["text"] for m in welcome["chat"]] == ["My order never came", "Let me look"]
+    assert [m["text"] for m in welcome["chat"]] == ["Typed while waiting", "My order never came", "Let me look"]
     assert welcome["call"]["session_id"] == call["session_id"]
     await again.close()
 

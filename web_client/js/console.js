@@ -183,6 +183,7 @@ async function onAccepted(msg) {
   $("customer-camera").textContent = "—";
   spark.length = 0;
   resetEmotion();
+  chat.replay(msg.chat || []);
   try {
     await media.openCamera().catch(() => toast("No camera: the customer will hear you only."));
     await media.start();
