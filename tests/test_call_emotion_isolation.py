@@ -19,7 +19,7 @@ from tests.support.clients import MediaClient, PatternVideoTrack
 
 pytestmark = pytest.mark.webrtc
 
-MEASURE_S = 4.0
+MEASURE_S = 6.0
 
 
 async def rep_fps_during_call(settings: Settings, service: EmotionService | None, consent: bool) -> tuple[float, list]:
@@ -49,8 +49,10 @@ async def rep_fps_during_call(settings: Settings, service: EmotionService | None
         await rapport.server.close()
 
 
-async def with_detector(settings: Settings, factory: str | Callable[[], object]) -> tuple[float, list, int]:
-    service = EmotionService(factory, analysis_timeout=1.0, restart_backoff=(0.2, 2.0))  # a worker process
+async def with_detector(
+    settings: Settings, factory: str | Callable[[], object], analysis_timeout: float = 1.0
+) -> tuple[float, list, int]:
+    service = EmotionService(factory, analysis_timeout=analysis_timeout, restart_backoff=(0.2, 2.0))  # a process
     await service.start()
     try:
         fps, inbox = await rep_fps_during_call(settings, service, consent=True)
@@ -67,7 +69,9 @@ async def normal_fps(settings: Settings) -> float:
 
 
 async def test_a_detector_taking_2s_per_frame_does_not_slow_the_call(settings: Settings, normal_fps: float) -> None:
-    fps, inbox, _ = await with_detector(settings, functools.partial(SleepyDetector, 2.0))
+    # Slow, not stuck: under the deadline, so the worker is never killed; frames simply wait (newest only).
+    fps, inbox, restarts = await with_detector(settings, functools.partial(SleepyDetector, 2.0), analysis_timeout=5.0)
+    assert restarts == 0
     assert fps >= 0.95 * normal_fps, (fps, normal_fps)
     # Analysis went on at its own slow pace, newest frame only.
     assert any(m["type"] == "emotion.status" for m in inbox)
