@@ -107,6 +107,7 @@ class TrackRecorder:
     def _run(self) -> None:
         container = None
         stream = None
+        last_ms = -1
         try:
             # Close a cluster every second and write it through at once: a crash loses about a second.
             container = av.open(
@@ -126,8 +127,22 @@ class TrackRecorder:
                 if self.kind == "video":
                     # A flipped camera may change the size: scale to the size the file started with.
                     frame = frame.reformat(width=stream.width, height=stream.height, format="yuv420p")  # type: ignore[attr-defined]
+                # Matroska counts in milliseconds: a frame that would not move the clock forward is
+                # rejected by the muxer (EINVAL), so skip it rather than lose the file.
+                ms = (
+                    int(float(frame.pts * frame.time_base) * 1000)
+                    if frame.pts is not None and frame.time_base
+                    else None
+                )
+                if ms is None or ms <= last_ms:
+                    self.dropped += 1
+                    continue
+                last_ms = ms
                 for packet in stream.encode(frame):  # type: ignore[attr-defined]
-                    container.mux(packet)
+                    try:
+                        container.mux(packet)
+                    except av.error.ArgumentError:
+                        self.dropped += 1  # one unmuxable packet costs one frame, not the recording
                 self.frames += 1
             if stream is not None and not self.truncated:
                 for packet in stream.encode(None):  # type: ignore[attr-defined]
