@@ -150,11 +150,12 @@ async def create_invite(request: web.Request) -> web.Response:
     body = await read_json(request)
     reason = _reason(request, body)
     name = optional_str(body, "customer_name", 200)
+    customer_ref = optional_str(body, "customer_ref", 128)
     ttl = body.get("ttl_s", 24 * 3600)
     if not isinstance(ttl, int) or isinstance(ttl, bool) or not 60 <= ttl <= INVITE_MAX_TTL_S:
         raise ApiError(400, "bad_request", f"ttl_s: an integer from 60 to {INVITE_MAX_TTL_S}")
     code, expires_at = await request.app[STORE].create_invite(
-        customer_name=name, reason=reason, created_by=user.id, ttl_s=ttl
+        customer_name=name, reason=reason, created_by=user.id, ttl_s=ttl, customer_ref=customer_ref
     )
     base = request.app[SETTINGS].public_url or f"{request.scheme}://{request.host}"
     return _json({"code": code, "url": f"{base.rstrip('/')}/join/{code}", "expires_at": iso(expires_at)}, 201)
@@ -181,6 +182,7 @@ async def redeem_invite(request: web.Request) -> web.Response:
         device=device,
         emotion_consent=consent,
         recording_consent=_consent(body, "recording_consent"),
+        customer_ref=invite["customer_ref"],
     )
     await store.link_invite(code, record.id)
     return _json({"session_id": record.id, "token": token, "expires_at": iso(record.token_expires_at)}, 201)
@@ -221,16 +223,19 @@ async def get_session(request: web.Request) -> web.Response:
 # recordings (QA)
 
 REVIEW_ROLES = ("qa", "supervisor", "admin")
-MEDIA_TYPES = {".mkv": "video/x-matroska", ".mka": "audio/x-matroska"}
+MEDIA_TYPES = {".mkv": "video/x-matroska", ".mka": "audio/x-matroska", ".webm": "video/webm"}
+SERVABLE_STATES = ("complete", "truncated", "recovered")
 
 
-def _recording_json(row: dict[str, Any]) -> dict[str, Any]:
+def recording_json(row: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": row["id"],
         "session_id": row["session_id"],
         "participant": row["participant"],
         "kind": row["kind"],
         "state": row["state"],
+        "progress": row["progress"],
+        "error": row["error"],
         "size": row["size"],
         "sha256": row["sha256"],
         "started_at": iso(row["started_at"]),
@@ -248,7 +253,7 @@ async def list_session_recordings(request: web.Request) -> web.Response:
         raise ApiError(404, "not_found", "no such session")
     rows = await store.list_recordings(session_id)
     await store.audit(user.id, "recordings.list", session_id)
-    return _json({"items": [_recording_json(r) for r in rows]})
+    return _json({"items": [recording_json(r) for r in rows]})
 
 
 async def recording_media(request: web.Request) -> web.StreamResponse:
@@ -260,7 +265,7 @@ async def recording_media(request: web.Request) -> web.StreamResponse:
     except ValueError:
         raise ApiError(404, "not_found", "no such recording") from None
     row = await store.get_recording(recording_id)
-    if row is None or row["state"] == "recording":
+    if row is None or row["state"] not in SERVABLE_STATES:
         raise ApiError(404, "not_found", "no such recording")
     root = request.app[SETTINGS].recordings_path.resolve()
     path = (root / row["path"]).resolve()

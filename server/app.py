@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -12,14 +13,28 @@ from aiohttp import WSCloseCode, web
 
 from emotion import EmotionService, EmotionSettings, fer_available
 
-from . import accounts, api, signaling
+from . import accounts, api, qa, signaling
 from .accounts import LoginThrottle
 from .calls import CallCenter
+from .composing import Composer
 from .config import Settings
 from .db import create_engine
-from .keys import CALL_CENTER, CALL_LIMITER, EMOTION, LOGIN_THROTTLE, SETTINGS, STORE, WEBSOCKETS, EmotionSetup
+from .keys import (
+    CALL_CENTER,
+    CALL_LIMITER,
+    COMPOSER,
+    EMOTION,
+    LOGIN_THROTTLE,
+    REVIEWS,
+    SETTINGS,
+    STORE,
+    WEBSOCKETS,
+    EmotionSetup,
+)
+from .lifecycle import retention_loop
 from .migrations import migrate
 from .ratelimit import AddressLimiter
+from .review import ReviewStore
 from .security import MAX_BODY_BYTES, security_middleware
 from .store import Store
 
@@ -88,12 +103,37 @@ async def _storage_ctx(app: web.Application) -> AsyncIterator[None]:
     app[STORE] = store
     if settings.create_demo_accounts:
         await _announce_demo_accounts(store, settings)
+    reviews = ReviewStore(engine)
+    await reviews.ensure_scorecard()
+    app[REVIEWS] = reviews
+    composer = Composer(store, settings.recordings_path, enabled=settings.compose_recordings)
+    app[COMPOSER] = composer
     emotion = app[EMOTION]
-    center = CallCenter(store, settings, emotion=emotion.service, emotion_unavailable=emotion.message)
+    center = CallCenter(
+        store,
+        settings,
+        emotion=emotion.service,
+        emotion_unavailable=emotion.message,
+        on_recorded=composer.enqueue,
+    )
     await center.start()
+    await composer.start()
     app[CALL_CENTER] = center
+    retention = asyncio.create_task(
+        retention_loop(
+            store,
+            settings.recordings_path,
+            retention_days=settings.recording_retention_days,
+            every_s=settings.retention_check_s,
+        ),
+        name="retention",
+    )
     yield
+    retention.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await retention
     await center.aclose()
+    await composer.aclose()
     await engine.dispose()
 
 
@@ -121,5 +161,6 @@ def create_app(settings: Settings, *, emotion_service: EmotionService | None = N
     app.cleanup_ctx.append(_storage_ctx)
     app.on_shutdown.append(_close_websockets)
     api.setup_routes(app)
+    qa.setup_routes(app)
     signaling.setup_routes(app)
     return app

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -60,6 +60,8 @@ class RepState:
     conns: set[Connection] = field(default_factory=set)
     session_id: str | None = None
     idle_since: float = field(default_factory=time.monotonic)
+    # The call waiting for this rep's disposition: no new call until it is saved.
+    wrap_up: str | None = None
 
 
 class CallCenter:
@@ -70,8 +72,10 @@ class CallCenter:
         *,
         emotion: EmotionService | None = None,
         emotion_unavailable: str = "emotion cues are turned off on this server",
+        on_recorded: Callable[[str], Awaitable[object]] | None = None,
     ) -> None:
         self.store = store
+        self.on_recorded = on_recorded
         self.settings = settings
         self.emotion = emotion
         self.emotion_unavailable = emotion_unavailable
@@ -138,6 +142,7 @@ class CallCenter:
         priority: int = 0,
         emotion_consent: bool | None = None,
         recording_consent: bool | None = None,
+        customer_ref: str | None = None,
     ) -> tuple[SessionRecord, str]:
         if emotion_consent is None:
             emotion_consent = self.settings.emotion_default_consent
@@ -151,6 +156,7 @@ class CallCenter:
             priority=priority,
             emotion_consent=emotion_consent,
             recording_consent=recording_consent,
+            customer_ref=customer_ref,
         )
         live = LiveSession(record)
         self.sessions[record.id] = live
@@ -221,6 +227,7 @@ class CallCenter:
                 "user": user.to_json(),
                 "status": rep.status,
                 "call": call,
+                "wrap_up": {"session_id": rep.wrap_up} if rep.wrap_up else None,
             }
         )
         conn.send(self._queue_snapshot())
@@ -234,6 +241,11 @@ class CallCenter:
         rep = self._rep(conn)
         if status == "available" and rep.session_id is not None:
             raise ProtocolError("not_available", "finish the current call first")
+        if status == "available" and rep.wrap_up is not None:
+            raise ProtocolError("wrap_up_required", "save the last call's disposition first")
+        self._set_status(rep, status)
+
+    def _set_status(self, rep: RepState, status: str) -> None:
         if rep.status != status:
             rep.status = status
             rep.idle_since = time.monotonic()
@@ -241,10 +253,20 @@ class CallCenter:
             c.send({"type": "rep.status", "status": rep.status})
         self.broadcast_queue()
 
+    def wrapped_up(self, rep_id: int, session_id: str) -> None:
+        """The rep saved the disposition: they are ready for the next call."""
+        rep = self.reps.get(rep_id)
+        if rep is None or rep.wrap_up != session_id:
+            return
+        rep.wrap_up = None
+        self._set_status(rep, "available" if rep.conns else "away")
+
     async def accept(self, conn: Connection, session_id: str) -> None:
         rep = self._rep(conn)
         if rep.session_id is not None:
             raise ProtocolError("not_available", "you are already in a call")
+        if rep.wrap_up is not None:
+            raise ProtocolError("wrap_up_required", "save the last call's disposition first")
         live = self.sessions.get(session_id)
         if live is None:
             raise ProtocolError("session_not_found", "no such waiting call")
@@ -372,6 +394,7 @@ class CallCenter:
         # A full disk ends the recording, never the call: say so to both sides and to the log.
         while live.recording is recording:
             await asyncio.sleep(1.0)
+            await recording.save_epochs()
             if recording.truncated:
                 live.recording_note = "truncated"
                 log.warning("recording of %s truncated: %s", live.id, recording.error)
@@ -448,7 +471,7 @@ class CallCenter:
                 self._start_grace(live, "rep")
                 self._notify_peer_presence(live, "rep")
             if not rep.conns and rep.session_id is None:
-                rep.status = "away"
+                rep.status = "wrap_up" if rep.wrap_up else "away"
                 self.broadcast_queue()
 
     async def close_login(self, login_id: str) -> None:
@@ -543,19 +566,29 @@ class CallCenter:
             if rep is not None:
                 if rep.session_id == live.id:
                     rep.session_id = None
-                    rep.status = "away"
+                    # A disposition is due before the next call.
+                    rep.wrap_up = live.id
+                    rep.status = "wrap_up"
                     rep.idle_since = time.monotonic()
                 for c in rep.conns:
-                    c.send(message)
+                    c.send({**message, "wrap_up": rep.wrap_up == live.id})
                     c.send({"type": "rep.status", "status": rep.status})
         if live.cues is not None:
             cues, live.cues = live.cues, None
             await cues.aclose()
+        if live.record.answered_at is not None:
+            await self.store.summarize_emotion(live.id)
+        recorded = live.recording is not None
         if live.recording is not None:
             recording, live.recording = live.recording, None
             await recording.stop()
         if live.media is not None:
             await live.media.aclose()
+        if recorded and self.on_recorded is not None:
+            try:
+                await self.on_recorded(live.id)
+            except Exception:
+                log.exception("could not queue the QA file of %s", live.id)
         log.info("session %s %s (%s by %s)", live.id, live.record.state, reason, ended_by)
         self.broadcast_queue()
 

@@ -19,6 +19,17 @@ DEFAULT_REASONS: tuple[tuple[str, str], ...] = (
     ("other", "Something else"),
 )
 
+# (code, label, category): the rep's outcome of a call, chosen at wrap-up.
+DEFAULT_DISPOSITIONS: tuple[tuple[str, str, str], ...] = (
+    ("resolved", "Resolved", "Resolved"),
+    ("resolved_with_replacement", "Resolved: replacement or refund", "Resolved"),
+    ("follow_up", "Needs a follow-up", "Open"),
+    ("escalated", "Escalated", "Open"),
+    ("information", "Information only", "Resolved"),
+    ("call_dropped", "Call dropped", "Not resolved"),
+    ("not_resolved", "Not resolved", "Not resolved"),
+)
+
 
 @dataclass(frozen=True)
 class IceServer:
@@ -67,6 +78,12 @@ class Settings:
     recording_policy: str = "ask"
     recordings_dir: Path | None = None
     recording_min_free_mb: int = 500
+    # Recording files older than this are deleted (sessions on legal hold excepted); 0 keeps them.
+    recording_retention_days: int = 90
+    retention_check_s: float = 3600.0
+    # After a call, a background process composes one side-by-side file for QA.
+    compose_recordings: bool = True
+    dispositions: tuple[tuple[str, str, str], ...] = DEFAULT_DISPOSITIONS
     reasons: tuple[tuple[str, str], ...] = DEFAULT_REASONS
 
     @property
@@ -116,6 +133,8 @@ def _coerce(name: str, value: Any) -> Any:
         return parse_ice_servers(value)
     if name == "reasons":
         return tuple((str(code), str(label)) for code, label in value)
+    if name == "dispositions":
+        return tuple((str(code), str(label), str(category)) for code, label, category in value)
     current = getattr(Settings(), name)
     if name == "recording_policy" and value not in ("always", "ask", "never"):
         raise ValueError("recording_policy must be always, ask or never")
@@ -165,4 +184,4 @@ def load_settings(
     return dataclasses.replace(Settings(), **coerced)
 
 
-__all__ = ["DEFAULT_REASONS", "IceServer", "Settings", "load_settings", "parse_ice_servers"]
+__all__ = ["DEFAULT_DISPOSITIONS", "DEFAULT_REASONS", "IceServer", "Settings", "load_settings", "parse_ice_servers"]

@@ -68,7 +68,20 @@ support_sessions = Table(
     Column("emotion_consent", Boolean, nullable=True),
     # None: recording off by policy; otherwise whether this call may be recorded.
     Column("recording_consent", Boolean, nullable=True),
+    # Who the customer is to the business (from a signed invite): the key for erasure.
+    Column("customer_ref", String(128), nullable=True),
+    # Wrap-up by the rep.
+    Column("disposition", String(64), nullable=True),
+    Column("notes", Text, nullable=True),
+    Column("wrapped_at", Float, nullable=True),
+    # The customer's emotion summary, written when the call ends (QA filters on it).
+    Column("peak_frustration", Float, nullable=True),
+    Column("flag_count", Integer, nullable=True),
+    Column("legal_hold", Boolean, nullable=False, default=False),
+    Column("legal_hold_note", String(200), nullable=True),
+    Column("erased_at", Float, nullable=True),
     Index("ix_support_sessions_state", "state"),
+    Index("ix_support_sessions_customer_ref", "customer_ref"),
 )
 
 chat_messages = Table(
@@ -123,6 +136,10 @@ recordings = Table(
     Column("started_at", Float, nullable=False),
     Column("ended_at", Float, nullable=True),
     Column("error", String(200), nullable=True),
+    # Wall-clock time of the track's timestamp 0: lines the tracks, chat and emotion timeline up.
+    Column("epoch", Float, nullable=True),
+    # The composed QA file's progress, 0..1.
+    Column("progress", Float, nullable=True),
     Index("ix_recordings_session", "session_id"),
 )
 
@@ -147,6 +164,31 @@ invites = Table(
     Column("created_at", Float, nullable=False),
     Column("expires_at", Float, nullable=False),
     Column("session_id", String(40), nullable=True),
+    Column("customer_ref", String(128), nullable=True),
+)
+
+scorecards = Table(
+    "scorecards",
+    metadata,
+    # Versions: editing the rubric adds a row, so earlier reviews keep the rubric they were scored on.
+    Column("id", Integer, primary_key=True),
+    Column("criteria", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("created_by", Integer, ForeignKey("users.id"), nullable=True),
+)
+
+qa_reviews = Table(
+    "qa_reviews",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("session_id", String(40), ForeignKey("support_sessions.id"), nullable=False),
+    Column("reviewer_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("scorecard_id", Integer, ForeignKey("scorecards.id"), nullable=False),
+    Column("answers", Text, nullable=False),
+    Column("comments", Text, nullable=True),
+    Column("score", Float, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Index("ix_qa_reviews_session", "session_id"),
 )
 
 

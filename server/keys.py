@@ -10,8 +10,10 @@ from emotion import EmotionService
 
 from .accounts import LoginThrottle
 from .calls import CallCenter
+from .composing import Composer
 from .config import Settings
 from .ratelimit import AddressLimiter
+from .review import ReviewStore
 from .store import Store
 
 
@@ -30,3 +32,5 @@ LOGIN_THROTTLE = web.AppKey("login_throttle", LoginThrottle)
 CALL_LIMITER = web.AppKey("call_limiter", AddressLimiter)
 WEBSOCKETS = web.AppKey("websockets", set[web.WebSocketResponse])
 EMOTION = web.AppKey("emotion", EmotionSetup)
+COMPOSER = web.AppKey("composer", Composer)
+REVIEWS = web.AppKey("reviews", ReviewStore)

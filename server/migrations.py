@@ -50,11 +50,41 @@ def _recordings(conn: Connection) -> None:
     db.metadata.create_all(conn, tables=[db.recordings])
 
 
+def _add_columns(conn: Connection, table: str, columns: dict[str, str]) -> None:
+    existing = {c["name"] for c in inspect(conn).get_columns(table)}
+    for name, sql_type in columns.items():
+        if name not in existing:
+            conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {sql_type}"))
+
+
+def _qa_review(conn: Connection) -> None:
+    _add_columns(
+        conn,
+        "support_sessions",
+        {
+            "customer_ref": "VARCHAR(128)",
+            "disposition": "VARCHAR(64)",
+            "notes": "TEXT",
+            "wrapped_at": "FLOAT",
+            "peak_frustration": "FLOAT",
+            "flag_count": "INTEGER",
+            "legal_hold": "BOOLEAN NOT NULL DEFAULT 0",
+            "legal_hold_note": "VARCHAR(200)",
+            "erased_at": "FLOAT",
+        },
+    )
+    _add_columns(conn, "recordings", {"epoch": "FLOAT", "progress": "FLOAT"})
+    _add_columns(conn, "invites", {"customer_ref": "VARCHAR(128)"})
+    conn.execute(text("CREATE INDEX IF NOT EXISTS ix_support_sessions_customer_ref ON support_sessions (customer_ref)"))
+    db.metadata.create_all(conn, tables=[db.scorecards, db.qa_reviews])
+
+
 MIGRATIONS: list[Migration] = [
     (1, "initial schema", _initial_schema),
     (2, "emotion consent and timeline", _emotion_cues),
     (3, "recordings", _recordings),
     (4, "audit log", lambda conn: db.metadata.create_all(conn, tables=[db.audit_log])),
+    (5, "wrap-up, QA review, retention and erasure", _qa_review),
 ]
 
 

@@ -16,6 +16,7 @@ import logging
 import queue
 import shutil
 import threading
+import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -68,6 +69,8 @@ class TrackRecorder:
         self.frames = 0
         self.truncated = False
         self.error: str | None = None
+        # Wall-clock time of pts 0, taken from the first frame: lines the tracks up with each other.
+        self.epoch: float | None = None
         self._stopped = False
 
     def start(self) -> None:
@@ -77,6 +80,8 @@ class TrackRecorder:
     def push(self, frame: Frame) -> None:
         if self._stopped or self.truncated:
             return
+        if self.epoch is None and frame.pts is not None and frame.time_base:
+            self.epoch = time.time() - float(frame.pts * frame.time_base)
         try:
             self._queue.put_nowait(frame)
         except queue.Full:
@@ -216,6 +221,7 @@ class CallRecording:
         self.root = root
         self.session_id = session_id
         self.tracks: list[tuple[int, TrackRecorder, ParticipantFeed]] = []
+        self._epochs_saved: set[int] = set()
 
     async def start(self, feeds: dict[str, dict[str, ParticipantFeed]]) -> None:
         folder = self.root / self.session_id
@@ -237,7 +243,15 @@ class CallRecording:
     def error(self) -> str | None:
         return next((r.error for _, r, _ in self.tracks if r.error), None)
 
+    async def save_epochs(self) -> None:
+        """Store each track's start time as soon as it is known, so a crash keeps it too."""
+        for recording_id, recorder, _feed in self.tracks:
+            if recorder.epoch is not None and recording_id not in self._epochs_saved:
+                await self.store.update_recording(recording_id, epoch=recorder.epoch)
+                self._epochs_saved.add(recording_id)
+
     async def stop(self) -> list[RecordingResult]:
+        await self.save_epochs()
         results = []
         for recording_id, recorder, feed in self.tracks:
             feed.unsubscribe(recorder)

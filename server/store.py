@@ -58,10 +58,26 @@ class SessionRecord:
     end_reason: str | None
     emotion_consent: bool | None = None
     recording_consent: bool | None = None
+    customer_ref: str | None = None
+    disposition: str | None = None
+    notes: str | None = None
+    wrapped_at: float | None = None
+    peak_frustration: float | None = None
+    flag_count: int | None = None
+    legal_hold: bool = False
+    erased_at: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "session_id": self.id,
+            "customer_ref": self.customer_ref,
+            "disposition": self.disposition,
+            "notes": self.notes,
+            "wrapped_at": iso(self.wrapped_at),
+            "peak_frustration": self.peak_frustration,
+            "flag_count": self.flag_count,
+            "legal_hold": self.legal_hold,
+            "erased_at": iso(self.erased_at),
             "emotion_consent": self.emotion_consent,
             "recording_consent": self.recording_consent,
             "state": self.state,
@@ -126,6 +142,14 @@ def _session(row: RowMapping) -> SessionRecord:
         end_reason=row["end_reason"],
         emotion_consent=None if row["emotion_consent"] is None else bool(row["emotion_consent"]),
         recording_consent=None if row["recording_consent"] is None else bool(row["recording_consent"]),
+        customer_ref=row["customer_ref"],
+        disposition=row["disposition"],
+        notes=row["notes"],
+        wrapped_at=row["wrapped_at"],
+        peak_frustration=row["peak_frustration"],
+        flag_count=row["flag_count"],
+        legal_hold=bool(row["legal_hold"]),
+        erased_at=row["erased_at"],
     )
 
 
@@ -238,6 +262,7 @@ class Store:
         priority: int = 0,
         emotion_consent: bool | None = None,
         recording_consent: bool | None = None,
+        customer_ref: str | None = None,
     ) -> tuple[SessionRecord, str]:
         token = tokens.new_secret()
         t = db.now()
@@ -259,6 +284,8 @@ class Store:
             "end_reason": None,
             "emotion_consent": emotion_consent,
             "recording_consent": recording_consent,
+            "customer_ref": customer_ref,
+            "legal_hold": False,
         }
         async with self.engine.begin() as conn:
             await conn.execute(insert(db.support_sessions).values(**values))
@@ -384,6 +411,36 @@ class Store:
                 )
             )
 
+    async def save_wrapup(self, session_id: str, *, disposition: str, notes: str, user_id: int) -> None:
+        t = db.now()
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(db.support_sessions)
+                .where(db.support_sessions.c.id == session_id)
+                .values(disposition=disposition, notes=notes, wrapped_at=t)
+            )
+            await conn.execute(
+                insert(db.session_events).values(
+                    session_id=session_id,
+                    at=t,
+                    kind="wrapped_up",
+                    detail=json.dumps({"disposition": disposition, "by": user_id}),
+                )
+            )
+
+    async def summarize_emotion(self, session_id: str) -> tuple[float | None, int]:
+        """Store the customer's peak frustration and number of flag episodes on the session."""
+        rows = await self.list_timeline(session_id)
+        peak = max((r["max_frustration"] for r in rows if r["max_frustration"] is not None), default=None)
+        episodes = sum(1 for i, r in enumerate(rows) if r["flag"] and (i == 0 or not rows[i - 1]["flag"]))
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(db.support_sessions)
+                .where(db.support_sessions.c.id == session_id)
+                .values(peak_frustration=peak, flag_count=episodes)
+            )
+        return peak, episodes
+
     async def add_timeline(self, session_id: str, rows: list[dict[str, Any]]) -> None:
         """Store per-second emotion rows; a second seen again (after a reconnect) is replaced."""
         if not rows:
@@ -414,7 +471,9 @@ class Store:
 
     # recordings
 
-    async def add_recording(self, session_id: str, participant: str, kind: str, path: str) -> int:
+    async def add_recording(
+        self, session_id: str, participant: str, kind: str, path: str, *, state: str = "recording"
+    ) -> int:
         async with self.engine.begin() as conn:
             result = await conn.execute(
                 insert(db.recordings).values(
@@ -422,7 +481,7 @@ class Store:
                     participant=participant,
                     kind=kind,
                     path=path,
-                    state="recording",
+                    state=state,
                     started_at=db.now(),
                 )
             )
@@ -438,6 +497,13 @@ class Store:
                 .where(db.recordings.c.id == recording_id)
                 .values(state=state, size=size, sha256=sha256, ended_at=db.now(), error=error)
             )
+
+    async def update_recording(self, recording_id: int, **values: Any) -> None:
+        allowed = {"state", "epoch", "progress", "error", "size", "sha256", "ended_at"}
+        if not values or set(values) - allowed:
+            raise ValueError(f"update_recording: only {', '.join(sorted(allowed))}")
+        async with self.engine.begin() as conn:
+            await conn.execute(update(db.recordings).where(db.recordings.c.id == recording_id).values(**values))
 
     async def recordings_in_state(self, state: str) -> list[dict[str, Any]]:
         async with self.engine.connect() as conn:
@@ -557,7 +623,13 @@ class Store:
     # invites
 
     async def create_invite(
-        self, *, customer_name: str | None, reason: str | None, created_by: int | None, ttl_s: float
+        self,
+        *,
+        customer_name: str | None,
+        reason: str | None,
+        created_by: int | None,
+        ttl_s: float,
+        customer_ref: str | None = None,
     ) -> tuple[str, float]:
         code = tokens.new_secret(16)
         t = db.now()
@@ -567,6 +639,7 @@ class Store:
                     code_hash=tokens.digest(code),
                     customer_name=customer_name,
                     reason=reason,
+                    customer_ref=customer_ref,
                     created_by=created_by,
                     created_at=t,
                     expires_at=t + ttl_s,

@@ -51,6 +51,8 @@ def settings(tmp_path: Path) -> Settings:
         # Tests that want cues inject a service; others should not pay for a TensorFlow worker.
         emotion_cues=False,
         recording_policy="never",
+        # Composing the QA file is a separate process; tests that want it turn it on.
+        compose_recordings=False,
         heartbeat_s=5.0,
         reconnect_grace_s=30.0,
     )

@@ -25,6 +25,18 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/v1/sessions/{session_id}/recordings"): {"qa", "supervisor", "admin"},
     ("GET", "/api/v1/recordings/{recording_id}/media"): {"qa", "supervisor", "admin"},
     ("GET", "/api/v1/audit"): {"admin"},
+    ("GET", "/api/v1/dispositions"): {"rep", "qa", "supervisor", "admin"},
+    ("POST", "/api/v1/sessions/{session_id}/wrapup"): {"rep", "qa", "supervisor", "admin"},
+    ("PUT", "/api/v1/sessions/{session_id}/legal-hold"): {"supervisor", "admin"},
+    ("DELETE", "/api/v1/sessions/{session_id}"): {"admin"},
+    ("DELETE", "/api/v1/customers/{customer_ref}"): {"admin"},
+    ("GET", "/api/v1/qa/sessions"): {"qa", "supervisor", "admin"},
+    ("GET", "/api/v1/qa/sessions/{session_id}"): {"qa", "supervisor", "admin"},
+    ("POST", "/api/v1/qa/sessions/{session_id}/reviews"): {"qa", "supervisor", "admin"},
+    ("POST", "/api/v1/qa/sessions/{session_id}/compose"): {"qa", "supervisor", "admin"},
+    ("GET", "/api/v1/qa/scorecard"): {"qa", "supervisor", "admin"},
+    ("PUT", "/api/v1/qa/scorecard"): {"admin"},
+    ("GET", "/api/v1/qa/export.csv"): {"qa", "supervisor", "admin"},
 }
 ROLES = ("anonymous", "rep", "qa", "supervisor", "admin")
 
@@ -68,7 +80,9 @@ async def test_role_route_matrix(rapport: Rapport, recorded: tuple[str, int]) ->
             for (method, route), allowed in EXPECTED.items():
                 if route == "/api/v1/auth/logout":
                     continue  # would end this login; covered in test_session_life
-                url = rapport.url + route.format(code="nope", session_id=session_id, recording_id=rec_id)
+                url = rapport.url + route.format(
+                    code="nope", session_id=session_id, recording_id=rec_id, customer_ref="nobody"
+                )
                 body = {"username": "x", "password": "y"} if route.endswith("login") else {}
                 async with http.request(method, url, json=body, headers={"X-CSRF-Token": csrf}) as r:
                     denied = r.status in (401, 403)

@@ -12,7 +12,7 @@ import pytest
 
 from server.config import Settings
 from tests.conftest import Rapport, start_rapport
-from tests.support.clients import MediaClient, SignalingClient
+from tests.support.clients import MediaClient, SignalingClient, wrap_up
 
 pytestmark = pytest.mark.webrtc
 
@@ -198,6 +198,7 @@ async def test_every_peer_is_closed_and_no_descriptors_leak_over_many_calls(rapp
         await rm.wait_frames("video", 5)
         await customer.send({"type": "call.end"})
         await rep.wait_for("call.ended")
+        await wrap_up(rep.http, rapport.url, call["session_id"])
         await cm.close()
         await rm.close()
         await rep.close()

@@ -270,3 +270,15 @@ async def start_call(http: aiohttp.ClientSession, base_url: str, **fields: Any) 
         if r.status != 201:
             raise RuntimeError(f"start call failed: {r.status} {body}")
         return body
+
+
+async def wrap_up(http: aiohttp.ClientSession, base_url: str, session_id: str, disposition: str = "resolved") -> None:
+    """Save the rep's disposition for an ended call (``http`` is the rep's logged-in session)."""
+    async with http.get(f"{base_url}/api/v1/me") as r:
+        csrf = (await r.json())["csrf_token"]
+    async with http.post(
+        f"{base_url}/api/v1/sessions/{session_id}/wrapup",
+        json={"disposition": disposition, "notes": ""},
+        headers={"X-CSRF-Token": csrf},
+    ) as r:
+        assert r.status == 200, await r.text()

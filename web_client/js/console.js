@@ -12,6 +12,7 @@ let chat = null;
 let call = null;
 let queue = [];
 let callTimer = null;
+let wrapUpSession = null;
 const spark = []; // [media_time, smoothed] for the last 60 s
 
 window.rapport = {
@@ -31,6 +32,10 @@ async function init() {
   $("logout").addEventListener("click", logout);
   $("availability").addEventListener("click", toggleAvailability);
   wireCallControls();
+  $("wrapup-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    saveWrapUp().catch((err) => toast(err.message));
+  });
   setInterval(tick, 1000);
   const me = await fetch("/api/v1/me", { credentials: "same-origin" });
   if (me.ok) start(await me.json());
@@ -55,6 +60,7 @@ function start(me) {
   $("user-name").textContent = me.user.display_name;
   $("login-password").value = "";
   setState("queue");
+  loadDispositions().catch(() => toast("Could not load the outcome codes."));
   signaling = new SignalingClient(() => ({ type: "hello" }));
   media = new CallMedia(signaling, { remoteVideo: $("remote-video"), localVideo: $("local-video") });
   chat = new ChatPanel($("chat"), {
@@ -86,6 +92,8 @@ function onWelcome(msg) {
   if (msg.call) {
     chat.replay(msg.call.chat || []);
     onAccepted(msg.call);
+  } else if (msg.wrap_up && wrapUpSession !== msg.wrap_up.session_id) {
+    showWrapUp(msg.wrap_up.session_id);
   }
 }
 
@@ -93,10 +101,16 @@ function showStatus(status) {
   const button = $("availability");
   button.dataset.status = status;
   button.setAttribute("aria-pressed", String(status === "available"));
-  button.textContent = status === "available" ? "Available" : status === "busy" ? "In a call" : "Away";
+  const labels = { available: "Available", busy: "In a call", wrap_up: "Wrap-up" };
+  button.textContent = labels[status] || "Away";
 }
 
 function toggleAvailability() {
+  if (wrapUpSession) {
+    toast("Save the outcome of the last call first.");
+    $("wrapup-disposition").focus();
+    return;
+  }
   const next = $("availability").dataset.status === "available" ? "away" : "available";
   signaling.request({ type: "rep.status", status: next }).catch((e) => toast(e.message));
 }
@@ -205,10 +219,44 @@ function showPeerMedia(msg) {
 function onEnded(msg) {
   media.stop();
   const minutes = call ? formatWait((Date.now() - call.startedAt) / 1000) : "";
-  $("call-ended").textContent = `Call ended (${msg.reason?.replaceAll("_", " ")}) after ${minutes}. You are away; set yourself available for the next call.`;
+  const next = msg.wrap_up ? "Choose the outcome and add your notes to take the next call." : "You are away; set yourself available for the next call.";
+  $("call-ended").textContent = `Call ended (${msg.reason?.replaceAll("_", " ")}) after ${minutes}. ${next}`;
   $("call-ended").hidden = false;
   call = null;
   setState("queue");
+  if (msg.wrap_up) showWrapUp(msg.session_id);
+}
+
+async function loadDispositions() {
+  const r = await fetch("/api/v1/dispositions", { credentials: "same-origin" });
+  if (!r.ok) return;
+  const select = $("wrapup-disposition");
+  const groups = new Map();
+  for (const d of (await r.json()).items) {
+    if (!groups.has(d.category)) {
+      const group = document.createElement("optgroup");
+      group.label = d.category;
+      groups.set(d.category, group);
+      select.append(group);
+    }
+    groups.get(d.category).append(new Option(d.label, d.code));
+  }
+}
+
+function showWrapUp(sessionId) {
+  wrapUpSession = sessionId;
+  const form = $("wrapup-form");
+  form.reset();
+  form.hidden = false;
+  $("wrapup-disposition").focus();
+}
+
+async function saveWrapUp() {
+  const body = { disposition: $("wrapup-disposition").value, notes: $("wrapup-notes").value };
+  await postJSON(`/api/v1/sessions/${encodeURIComponent(wrapUpSession)}/wrapup`, body, { "X-CSRF-Token": csrf });
+  wrapUpSession = null;
+  $("wrapup-form").hidden = true;
+  $("call-ended").hidden = true;
 }
 
 function wireCallControls() {
