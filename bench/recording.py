@@ -1,7 +1,9 @@
-"""What recording costs per frame: the encoders the recorder could use, on face-fixture frames.
+"""What recording costs: per frame for each candidate encoder, per call, and composing the QA file.
 
 Run: .venv/bin/python bench/recording.py
-Prints CPU milliseconds per 640x480 frame and bytes per frame for each candidate.
+Prints CPU milliseconds per 640x480 frame and bytes per frame for each candidate,
+then the recorder's CPU per second of a call (both sides, audio and video, as the
+server records them) and how many seconds of call the QA composer makes per CPU-second.
 """
 
 from __future__ import annotations
@@ -11,11 +13,17 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import av
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from server.compose import ComposeInputs, TrackInput, compose  # noqa: E402
+from server.recording import TrackRecorder  # noqa: E402
 from tests.support.faces import happy_then_angry_clip  # noqa: E402
+
+CALL_S = 20
 
 CANDIDATES: list[tuple[str, dict[str, str], str]] = [
     ("libx264", {"preset": "ultrafast", "tune": "zerolatency"}, "yuv420p"),
@@ -54,5 +62,73 @@ def main() -> None:
             print(f"{codec:<10} {opts:<42} {ms:>12.1f} {path.stat().st_size // len(frames):>12}")
 
 
+def audio_frame(i: int, freq: float) -> av.AudioFrame:
+    t = (np.arange(960) + i * 960) / 48_000
+    samples = (np.sin(2 * np.pi * freq * t) * 8000).astype(np.int16).reshape(1, -1)
+    frame = av.AudioFrame.from_ndarray(np.repeat(samples, 2, axis=0).reshape(1, -1), format="s16", layout="stereo")
+    frame.sample_rate, frame.pts, frame.time_base = 48_000, i * 960, fractions.Fraction(1, 48_000)
+    return frame
+
+
+class NullSink:
+    def push(self, frame: av.frame.Frame) -> None:
+        pass
+
+
+def feed_call(sinks: dict[str, Any], video: list[np.ndarray]) -> float:
+    """Push CALL_S seconds of both sides into the sinks; returns the CPU seconds it took."""
+    start = time.process_time()
+    for i in range(CALL_S * 50):  # 20 ms audio frames, a video frame at 30 fps
+        for name, freq in (("customer-audio", 440.0), ("rep-audio", 660.0)):
+            sinks[name].push(audio_frame(i, freq))
+        for n in range(i * 3 // 5, (i + 1) * 3 // 5):
+            for name in ("customer-video", "rep-video"):
+                frame = av.VideoFrame.from_ndarray(video[n % len(video)], format="yuv420p")
+                frame.pts, frame.time_base = n * 3000, fractions.Fraction(1, 90_000)
+                sinks[name].push(frame)
+        time.sleep(0.0005)  # let the writer threads keep up, as a live call would
+    return time.process_time() - start
+
+
+def record_call(folder: Path) -> dict[str, Path]:
+    """Record CALL_S seconds of both sides as the server does; print CPU per second of call."""
+    clip = happy_then_angry_clip(CALL_S / 2)
+    video = [
+        av.VideoFrame.from_ndarray(clip.frame_at(i / 30), format="bgr24").reformat(format="yuv420p").to_ndarray()
+        for i in range(60)
+    ]
+    names = ("customer-video", "rep-video", "customer-audio", "rep-audio")
+    baseline = feed_call(dict.fromkeys(names, NullSink()), video)
+    tracks = {
+        name: TrackRecorder(folder / f"{name}{'.mkv' if 'video' in name else '.mka'}", name[-5:]) for name in names
+    }
+    for recorder in tracks.values():
+        recorder.start()
+    start = time.process_time()
+    feed_call(dict(tracks), video)
+    results = {name: recorder.stop() for name, recorder in tracks.items()}
+    cpu = time.process_time() - start - baseline
+    dropped = sum(r.dropped_frames for r in results.values())
+    print(f"\nrecording one call (2x video 640x480 30 fps x264 ultrafast + 2x opus), {CALL_S} s of call:")
+    print(f"  {cpu / CALL_S * 100:.1f} % of one core per call ({cpu:.2f} CPU-s), {dropped} frames dropped")
+    return {name: r.path for name, r in results.items()}
+
+
+def compose_call(files: dict[str, Path], folder: Path) -> None:
+    inputs = ComposeInputs(
+        customer_video=TrackInput(files["customer-video"]),
+        rep_video=TrackInput(files["rep-video"]),
+        customer_audio=TrackInput(files["customer-audio"]),
+        rep_audio=TrackInput(files["rep-audio"]),
+    )
+    start = time.process_time()
+    result = compose(inputs, folder / "composed.webm")
+    cpu = time.process_time() - start
+    print(f"composing the QA file (1280x480 VP8 15 fps + Opus), {result.duration_s:.1f} s of call:")
+    print(f"  {result.duration_s / cpu:.1f} s of call per CPU-second ({cpu:.2f} CPU-s)")
+
+
 if __name__ == "__main__":
     main()
+    with tempfile.TemporaryDirectory() as tmp:
+        compose_call(record_call(Path(tmp)), Path(tmp))

@@ -21,6 +21,7 @@ from av.frame import Frame
 log = logging.getLogger(__name__)
 
 VIDEO_CLOCK = 90_000
+MAX_AHEAD_S = 1.0
 
 
 class FrameSink(Protocol):
@@ -100,12 +101,18 @@ class ParticipantFeed:
     def _restamp(self, frame: Frame) -> None:
         pts = int(frame.pts or 0)
         wall = time.monotonic()
-        if self._switched or self._last_in is None or self._last_out is None or pts <= self._last_in:
+        rate = 1 / float(frame.time_base) if frame.time_base else VIDEO_CLOCK
+        # A sender's clock can jump ahead (seen as the rep's camera stops): never let media time run
+        # far ahead of the wall clock, or recordings and the QA timeline stretch by the jump.
+        jumped = (
+            self._last_in is not None
+            and (pts - self._last_in) / rate > (wall - self._last_out_wall) + MAX_AHEAD_S
+        )
+        if self._switched or self._last_in is None or self._last_out is None or pts <= self._last_in or jumped:
             if self._last_out is None:
                 target = 0
             else:
                 # Continue after the last frame out, leaving the real wall-clock gap.
-                rate = 1 / float(frame.time_base) if frame.time_base else VIDEO_CLOCK
                 step = max(1, int(rate / 50))
                 gap = int((wall - self._last_out_wall) * rate)
                 target = self._last_out + max(step, gap)

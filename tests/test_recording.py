@@ -203,3 +203,52 @@ def test_a_full_disk_marks_the_recording_truncated_and_keeps_what_was_written(tm
     assert 0 < result["size"] <= 200_000
     with av.open(str(target)) as container:
         assert sum(1 for _ in container.decode(video=0)) > 0  # what fit on the disk still plays
+
+
+@pytest.mark.webrtc
+async def test_after_the_call_one_side_by_side_file_is_composed_for_qa(settings: Settings) -> None:
+    rapport = await start_rapport(replace(settings, recording_policy="always", compose_recordings=True))
+    try:
+        await rapport.add_user("rep1")
+        await rapport.add_user("qa1", "qa")
+        session_id = await run_call(rapport, consent=None, seconds=3.0)
+        qa, _csrf = await rapport.staff_session("qa1")
+        progress: list[float] = []
+        for _ in range(600):
+            async with qa.get(f"{rapport.url}/api/v1/qa/sessions/{session_id}") as r:
+                player = (await r.json())["player"]
+            if player is None:  # the job is queued once the track files are closed, just after "call.ended"
+                await asyncio.sleep(0.1)
+                continue
+            assert player["state"] in ("pending", "composing", "complete"), player
+            progress.append(player["progress"] or 0.0)
+            if player["state"] == "complete":
+                break
+            await asyncio.sleep(0.1)
+        assert (
+            player is not None
+            and player["state"] == "complete"
+            and progress[-1] == 1.0
+            and progress == sorted(progress)
+        )
+        async with qa.get(rapport.url + player["url"]) as r:
+            assert r.status == 200 and r.headers["Content-Type"] == "video/webm"
+            body = await r.read()
+        path = settings.data_dir / "recordings" / session_id / "composed.webm"
+        assert body == path.read_bytes()
+        with av.open(str(path)) as container:
+            video, audio = container.streams.video[0], container.streams.audio[0]
+            assert (video.codec_context.name, video.width, video.height) == ("vp8", 1280, 480)
+            assert audio.codec_context.name == "opus"
+            frames = [f.to_ndarray(format="bgr24") for f in container.decode(video=0)]
+        middle = frames[len(frames) // 2]
+        left, right = middle[:, :640].reshape(-1, 3).mean(axis=0), middle[:, 640:].reshape(-1, 3).mean(axis=0)
+        assert left[2] > 150 and left[0] < 80, "the customer (red) is on the left"
+        assert right[0] > 150 and right[2] < 80, "the rep (blue) is on the right"
+        with av.open(str(path)) as container:
+            loud = max(float(np.abs(f.to_ndarray()).max()) for f in container.decode(audio=0))
+        assert loud > 0.05, "both voices are mixed in"
+    finally:
+        await rapport.aclose()
+        await rapport.http.close()
+        await rapport.server.close()

@@ -1,0 +1,121 @@
+"""Real Chromium, real fer: a recorded call with an angry customer, wrapped up by the rep, reviewed in QA.
+
+This is the issue's "done when" as a test: the QA reviewer finds the call, the
+side-by-side file plays, the emotion timeline shows the flags, clicking a flag
+moves the playhead, and the score is saved.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from emotion import EmotionService, fer_available
+from server.config import Settings
+from tests.conftest import PASSWORD, start_rapport
+from tests.support.faces import make_clip, person, write_clip_y4m
+from tests.test_browser import desktop_page, launch, phone_page, rep_login, shot
+
+pytestmark = [pytest.mark.browser, pytest.mark.webrtc, pytest.mark.fer]
+
+from playwright.async_api import Page, expect  # noqa: E402
+
+CURRENT_TIME_JS = "() => window.rapport.video.currentTime"
+
+
+async def staff_login(page: Page, username: str) -> None:
+    await page.get_by_test_id("login-username").fill(username)
+    await page.get_by_test_id("login-password").fill(PASSWORD)
+    await page.get_by_test_id("login-submit").click()
+
+
+async def test_qa_reviews_a_recorded_call_with_the_customers_emotion_timeline(
+    settings: Settings, tmp_path: Path
+) -> None:
+    available, why = fer_available()
+    if not available:
+        pytest.skip(why)
+    y4m = tmp_path / "calm-then-angry.y4m"
+    write_clip_y4m(y4m, make_clip([(person("happy"), 3.0), (person("angry"), 8.0)], width=640, height=480, fps=30))
+    service = EmotionService()
+    await service.start()
+    try:
+        assert await service.wait_ready(timeout=150) == "ok", service.status_message
+        rapport = await start_rapport(
+            replace(settings, emotion_cues=True, recording_policy="always", compose_recordings=True),
+            emotion_service=service,
+        )
+        await rapport.add_user("rep1")
+        await rapport.add_user("qa1", "qa")
+        pw, browser = await launch(y4m)
+        try:
+            # The call: the customer turns angry, the rep sees the flag, ends and wraps up.
+            rep = await desktop_page(browser, f"{rapport.url}/console")
+            await rep_login(rep)
+            customer = await phone_page(pw, browser, f"{rapport.url}/call")
+            await customer.get_by_test_id("start-call").click()
+            await rep.get_by_test_id("accept").click()
+            await expect(customer.get_by_test_id("recording-indicator")).to_be_visible()
+            await expect(rep.get_by_test_id("emotion-flag")).to_be_visible(timeout=30000)
+            await customer.get_by_test_id("chat-input").fill("This is the third time I call!")
+            await customer.get_by_test_id("chat-send").click()
+            await expect(rep.get_by_test_id("chat-line")).to_have_count(1)
+            await rep.wait_for_timeout(2000)
+            await rep.get_by_test_id("end-call").click()
+            await expect(rep.get_by_test_id("wrapup-form")).to_be_visible()
+            await expect(rep.get_by_test_id("availability")).to_have_attribute("data-status", "wrap_up")
+            await rep.get_by_test_id("wrapup-disposition").select_option("escalated")
+            await rep.get_by_test_id("wrapup-notes").fill("Charger failed twice; escalated to returns")
+            await rep.get_by_test_id("wrapup-submit").click()
+            await expect(rep.get_by_test_id("wrapup-form")).to_be_hidden()
+            await expect(rep.get_by_test_id("availability")).to_have_attribute("data-status", "available")
+
+            # QA: find the call, watch it, follow the flags, score it.
+            qa = await desktop_page(browser, f"{rapport.url}/qa")
+            await staff_login(qa, "qa1")
+            row = qa.get_by_test_id("qa-session-row")
+            await expect(row).to_have_count(1)
+            await row.click()
+            await expect(qa.get_by_test_id("qa-disposition")).to_contain_text("Escalated")
+            await expect(qa.get_by_test_id("qa-notes")).to_have_text("Charger failed twice; escalated to returns")
+            await expect(qa.get_by_test_id("qa-chat-line")).to_contain_text("third time")
+            player = qa.get_by_test_id("qa-player")
+            await expect(player).to_have_attribute("src", re.compile(r"/api/v1/recordings/\d+/media"), timeout=90000)
+            await qa.evaluate("() => { const v = window.rapport.video; v.muted = true; return v.play(); }")
+            await qa.wait_for_function("() => window.rapport.video.currentTime > 1.0", timeout=15000)
+            await qa.evaluate("() => window.rapport.video.pause()")
+            record = (await rapport.store.list_sessions())[0]
+            assert record.ended_at is not None and record.answered_at is not None
+            call_s = record.ended_at - record.answered_at
+            duration = float(await qa.evaluate("() => window.rapport.video.duration"))
+            assert abs(duration - call_s) < 3.0, f"the QA file lasts {duration:.1f} s, the call {call_s:.1f} s"
+
+            markers = qa.get_by_test_id("qa-flag-marker")
+            assert await markers.count() >= 1
+            await expect(qa.get_by_test_id("qa-timeline")).to_contain_text("not the rep")
+            flag_at = float(await markers.first.get_attribute("data-t") or "nan")
+            assert flag_at >= 2.0, "the customer was calm for the first seconds"
+            await markers.first.click()
+            await qa.wait_for_function(
+                "t => Math.abs(window.rapport.video.currentTime - t) < 0.75", arg=flag_at, timeout=5000
+            )
+            await shot(qa, "qa-session")
+
+            for criterion in await qa.get_by_test_id("qa-criterion").all():
+                kind = await criterion.get_attribute("data-type")
+                await criterion.locator(f"input[value='{'true' if kind == 'yesno' else '4'}']").check()
+            await qa.get_by_test_id("qa-score-comments").fill("Kept calm with an angry customer")
+            await qa.get_by_test_id("qa-score-submit").click()
+            await expect(qa.get_by_test_id("qa-score-saved")).to_be_visible()
+            await expect(qa.get_by_test_id("qa-review")).to_have_count(1)
+        finally:
+            await browser.close()
+            await pw.stop()
+            await rapport.aclose()
+            await rapport.http.close()
+            await rapport.server.close()
+    finally:
+        await service.aclose()

@@ -1,0 +1,448 @@
+// EmotionTimeline: an SVG chart of the customer's frustration over a recorded call,
+// kept in step with a <video>. The scores describe the customer's expression, never
+// the rep's performance, and every label here says so.
+
+const SVG_NS = "http://www.w3.org/2000/svg";
+const HEIGHT = 210;
+const PAD = { top: 30, right: 16, bottom: 28, left: 46 }; // the top band holds the flag markers
+const THRESHOLD = 0.5;
+const TICK_STEPS = [5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600];
+const KEY_STEP_S = 5;
+const PAGE_STEP_S = 30;
+let instances = 0; // gives each chart its own hatch pattern id
+
+/** 83 → "1:23", 3723 → "1:02:03". */
+export function formatClock(seconds) {
+  const s = Math.max(0, Math.floor(Number(seconds) || 0));
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const ss = String(s % 60).padStart(2, "0");
+  return h ? `${h}:${String(m).padStart(2, "0")}:${ss}` : `${m}:${ss}`;
+}
+
+const percent = (v) => `${Math.round(v * 100)}%`;
+const clamp01 = (v) => Math.min(1, Math.max(0, v));
+const isScore = (v) => typeof v === "number" && Number.isFinite(v);
+
+function svg(tag, attrs = {}, parent = null) {
+  const el = document.createElementNS(SVG_NS, tag);
+  for (const [name, value] of Object.entries(attrs)) el.setAttribute(name, String(value));
+  if (parent) parent.append(el);
+  return el;
+}
+
+function html(tag, className, text) {
+  const el = document.createElement(tag);
+  if (className) el.className = className;
+  if (text != null) el.textContent = text;
+  return el;
+}
+
+/** Runs of consecutive seconds for which `test(entry)` holds: [[first, last], ...]. */
+function runs(entries, test) {
+  const out = [];
+  for (const e of entries) {
+    const last = out[out.length - 1];
+    if (!test(e)) continue;
+    if (last && last.at(-1).second === e.second - 1) last.push(e);
+    else out.push([e]);
+  }
+  return out;
+}
+
+export class EmotionTimeline {
+  /**
+   * @param {HTMLElement} container filled with the title, chart, read-out and legend
+   * @param {{onSeek?: (t: number) => void}} options onSeek runs when the reviewer picks a time
+   */
+  constructor(container, { onSeek } = {}) {
+    this.container = container;
+    this.onSeek = onSeek || ((t) => this.video && (this.video.currentTime = t));
+    this.entries = [];
+    this.bySecond = new Map();
+    this.flags = [];
+    this.marks = [];
+    this.dataDuration = 1;
+    this.mediaDuration = null;
+    this.time = 0;
+    this.width = 0;
+    this.video = null;
+    this.frame = 0;
+    this.patternId = `qa-hatch-${++instances}`;
+    this.videoListeners = [];
+    this.build();
+    this.resizeObserver = new ResizeObserver(() => this.onResize());
+    this.resizeObserver.observe(this.chartBox);
+  }
+
+  /** The x axis: the video's length once known, else the data's. */
+  get duration() {
+    return this.mediaDuration || this.dataDuration;
+  }
+
+  /** timeline: [{second, mean_frustration, max_frustration, face_present}], flags: [{start_s, end_s, peak}], marks: chat times. */
+  setData({ timeline = [], flags = [], marks = [] }) {
+    this.entries = [...timeline].filter((e) => Number.isInteger(e.second) && e.second >= 0).sort((a, b) => a.second - b.second);
+    this.bySecond = new Map(this.entries.map((e) => [e.second, e]));
+    this.flags = flags.filter((f) => isScore(f.start_s));
+    this.marks = marks.filter((t) => isScore(t) && t >= 0);
+    const lastSecond = this.entries.length ? this.entries.at(-1).second + 1 : 0;
+    const lastFlag = Math.max(0, ...this.flags.map((f) => f.end_s ?? f.start_s));
+    this.dataDuration = Math.max(1, lastSecond, lastFlag, ...this.marks);
+    this.empty.hidden = this.entries.length > 0;
+    this.render();
+  }
+
+  /** Follow a <video>: the cursor tracks playback and picking a time seeks it. */
+  attachVideo(video) {
+    this.detachVideo();
+    this.video = video;
+    const on = (type, fn) => {
+      video.addEventListener(type, fn);
+      this.videoListeners.push([type, fn]);
+    };
+    const follow = () => this.setTime(video.currentTime);
+    const learnDuration = () => this.setMediaDuration(video.duration);
+    on("timeupdate", follow);
+    on("seeked", follow);
+    on("play", () => this.followFrames());
+    on("pause", () => this.stopFrames());
+    on("ended", () => this.stopFrames());
+    on("loadedmetadata", learnDuration);
+    on("durationchange", learnDuration);
+    if (video.readyState > 0) learnDuration();
+  }
+
+  detachVideo() {
+    this.stopFrames();
+    for (const [type, fn] of this.videoListeners) this.video?.removeEventListener(type, fn);
+    this.videoListeners = [];
+    this.video = null;
+  }
+
+  destroy() {
+    this.detachVideo();
+    this.resizeObserver.disconnect();
+    this.container.replaceChildren();
+  }
+
+  setMediaDuration(seconds) {
+    // MediaRecorder files can report Infinity until fully read; keep the data's length then.
+    const known = Number.isFinite(seconds) && seconds > 0 ? seconds : null;
+    if (known === this.mediaDuration) return;
+    this.mediaDuration = known;
+    this.render();
+  }
+
+  /** Move the playhead cursor (seconds). */
+  setTime(t) {
+    this.time = Math.max(0, Number(t) || 0);
+    if (!this.cursor) return;
+    const x = this.x(Math.min(this.time, this.duration));
+    this.cursor.setAttribute("x1", x);
+    this.cursor.setAttribute("x2", x);
+    this.cursor.dataset.t = this.time.toFixed(2);
+    this.cursorHead.setAttribute("cx", x);
+    const second = Math.floor(this.time);
+    if (this.seekArea && this.seekArea.getAttribute("aria-valuenow") !== String(second)) {
+      this.seekArea.setAttribute("aria-valuenow", second);
+      this.seekArea.setAttribute("aria-valuetext", this.describe(this.time));
+    }
+  }
+
+  seek(t) {
+    const target = Math.min(Math.max(0, t), this.duration);
+    this.setTime(target);
+    this.onSeek(target);
+  }
+
+  // --- layout ---
+
+  build() {
+    this.container.replaceChildren();
+    this.container.classList.add("emotion-timeline");
+    const head = html("div", "timeline-head");
+    this.title = html("h2", "timeline-title", "Customer's frustration (emotion cues)");
+    this.title.id = `${this.patternId}-title`;
+    const caption = html("p", "timeline-caption muted small", "Describes the customer's expression, not the rep's performance.");
+    head.append(this.title, caption);
+    this.empty = html("p", "timeline-empty muted small", "No emotion cues for this call: the customer turned them off, or no face was analysed.");
+    this.empty.hidden = true;
+    this.chartBox = html("div", "timeline-chart");
+    this.readout = html("p", "timeline-readout small muted", "Point at the chart to read a second; click to play from there.");
+    this.readout.setAttribute("aria-hidden", "true"); // the seek slider's value text says the same to screen readers
+    this.container.append(head, this.empty, this.chartBox, this.readout, this.legend());
+  }
+
+  legend() {
+    const list = html("ul", "timeline-legend small");
+    list.setAttribute("aria-label", "Legend");
+    const items = [
+      ["mean", "Average frustration per second"],
+      ["peak", "Highest in that second"],
+      ["flag", "Frustration flag"],
+      ["noface", "No face visible"],
+      ["threshold", "50% guide"],
+      ["chat", "Chat message"],
+    ];
+    for (const [kind, text] of items) {
+      const li = html("li");
+      const swatch = html("span", `swatch swatch-${kind}`);
+      swatch.setAttribute("aria-hidden", "true");
+      li.append(swatch, document.createTextNode(text));
+      list.append(li);
+    }
+    return list;
+  }
+
+  onResize() {
+    const width = Math.round(this.chartBox.clientWidth);
+    if (width > 0 && Math.abs(width - this.width) >= 1) this.render();
+  }
+
+  get plotWidth() {
+    return this.width - PAD.left - PAD.right;
+  }
+
+  get plotHeight() {
+    return HEIGHT - PAD.top - PAD.bottom;
+  }
+
+  x(t) {
+    return PAD.left + (t / this.duration) * this.plotWidth;
+  }
+
+  y(v) {
+    return PAD.top + (1 - clamp01(v)) * this.plotHeight;
+  }
+
+  /** Seconds under a pointer event, from the rendered size back to the viewBox. */
+  timeAt(ev) {
+    const box = this.svg.getBoundingClientRect();
+    const vx = ((ev.clientX - box.left) * this.width) / (box.width || 1);
+    return Math.min(this.duration, Math.max(0, ((vx - PAD.left) / this.plotWidth) * this.duration));
+  }
+
+  describe(t) {
+    const e = this.bySecond.get(Math.floor(t));
+    const at = `${formatClock(t)} of ${formatClock(this.duration)}`;
+    if (!e) return `${at}, no emotion cues`;
+    if (e.face_present === false) return `${at}, customer's face not visible`;
+    if (!isScore(e.mean_frustration)) return `${at}, no emotion cues`;
+    const peak = isScore(e.max_frustration) ? `, peak ${percent(e.max_frustration)}` : "";
+    return `${at}, customer's frustration ${percent(e.mean_frustration)}${peak}`;
+  }
+
+  // --- drawing: the whole chart is redrawn on new data or size; the cursor only moves ---
+
+  render() {
+    this.width = Math.round(this.chartBox.clientWidth) || 800;
+    const root = svg("svg", { viewBox: `0 0 ${this.width} ${HEIGHT}`, class: "timeline-svg", role: "group" });
+    root.setAttribute("aria-labelledby", this.title.id);
+    this.svg = root;
+    this.drawDefs(root);
+    svg("rect", { x: PAD.left, y: PAD.top, width: this.plotWidth, height: this.plotHeight, class: "plot-bg" }, root);
+    this.drawNoFace(root);
+    this.drawFlagSpans(root);
+    this.drawGrid(root);
+    this.drawSeries(root);
+    this.drawThreshold(root);
+    this.drawChatMarks(root);
+    this.drawSeekArea(root);
+    this.drawHover(root);
+    this.drawCursor(root);
+    this.drawFlagMarkers(root);
+    root.addEventListener("click", (ev) => this.seek(this.timeAt(ev)));
+    root.addEventListener("pointermove", (ev) => this.showHover(this.timeAt(ev)));
+    root.addEventListener("pointerleave", () => this.hideHover());
+    this.chartBox.replaceChildren(root);
+    this.setTime(this.time);
+  }
+
+  drawDefs(root) {
+    const defs = svg("defs", {}, root);
+    const pattern = svg("pattern", { id: this.patternId, width: 8, height: 8, patternUnits: "userSpaceOnUse", patternTransform: "rotate(45)" }, defs);
+    svg("rect", { width: 8, height: 8, class: "hatch-bg" }, pattern);
+    svg("line", { x1: 0, y1: 0, x2: 0, y2: 8, class: "hatch-line" }, pattern);
+  }
+
+  drawGrid(root) {
+    const grid = svg("g", { class: "grid", "aria-hidden": "true" }, root);
+    for (const v of [0, 0.25, 0.5, 0.75, 1]) {
+      svg("line", { x1: PAD.left, x2: PAD.left + this.plotWidth, y1: this.y(v), y2: this.y(v), class: "grid-line" }, grid);
+      if (v === 0.25 || v === 0.75) continue;
+      const label = svg("text", { x: PAD.left - 6, y: this.y(v) + 4, class: "axis-label", "text-anchor": "end" }, grid);
+      label.textContent = percent(v);
+    }
+    const step = this.tickStep();
+    const baseline = PAD.top + this.plotHeight;
+    for (let t = 0; t <= this.duration + 0.001; t += step) {
+      svg("line", { x1: this.x(t), x2: this.x(t), y1: baseline, y2: baseline + 4, class: "tick" }, grid);
+      const anchor = t === 0 ? "start" : t + step > this.duration ? "end" : "middle";
+      const label = svg("text", { x: this.x(t), y: baseline + 18, class: "axis-label", "text-anchor": anchor }, grid);
+      label.textContent = formatClock(t);
+    }
+  }
+
+  /** The smallest step that keeps time labels about 70 px apart. */
+  tickStep() {
+    const maxTicks = Math.max(2, Math.floor(this.plotWidth / 70));
+    return TICK_STEPS.find((s) => this.duration / s <= maxTicks) || Math.ceil(this.duration / maxTicks / 3600) * 3600;
+  }
+
+  drawNoFace(root) {
+    const g = svg("g", { class: "no-face", "aria-hidden": "true" }, root);
+    for (const run of runs(this.entries, (e) => e.face_present === false)) {
+      const x0 = this.x(run[0].second);
+      const x1 = this.x(Math.min(this.duration, run.at(-1).second + 1));
+      svg("rect", { x: x0, y: PAD.top, width: Math.max(1, x1 - x0), height: this.plotHeight, fill: `url(#${this.patternId})`, class: "no-face-band" }, g);
+    }
+  }
+
+  drawFlagSpans(root) {
+    const g = svg("g", { class: "flag-spans", "aria-hidden": "true" }, root);
+    for (const f of this.flags) {
+      const x0 = this.x(f.start_s);
+      const x1 = this.x(Math.min(this.duration, Math.max(f.end_s ?? f.start_s, f.start_s + 1)));
+      svg("rect", { x: x0, y: PAD.top, width: Math.max(2, x1 - x0), height: this.plotHeight, class: "flag-span" }, g);
+    }
+  }
+
+  /** Peak per second as a light area, the mean as a line; both break where no face was seen. */
+  drawSeries(root) {
+    const g = svg("g", { class: "series", "aria-hidden": "true" }, root);
+    const scored = (e) => e.face_present !== false && isScore(e.mean_frustration);
+    for (const run of runs(this.entries, scored)) {
+      const peak = (e) => (isScore(e.max_frustration) ? e.max_frustration : e.mean_frustration);
+      svg("path", { d: this.areaPath(run, peak), class: "peak-area" }, g);
+      svg("path", { d: this.linePath(run, (e) => e.mean_frustration), class: "mean-line" }, g);
+    }
+  }
+
+  /** Points sit mid-second; the run is held flat to its edges so single seconds still show. */
+  points(run, value) {
+    const pts = run.map((e) => [this.x(e.second + 0.5), this.y(value(e))]);
+    pts.unshift([this.x(run[0].second), pts[0][1]]);
+    pts.push([this.x(Math.min(this.duration, run.at(-1).second + 1)), pts.at(-1)[1]]);
+    return pts;
+  }
+
+  linePath(run, value) {
+    return this.points(run, value).map(([x, y], i) => `${i ? "L" : "M"}${x.toFixed(1)},${y.toFixed(1)}`).join("");
+  }
+
+  areaPath(run, value) {
+    const pts = this.points(run, value);
+    const base = this.y(0).toFixed(1);
+    return `M${pts[0][0].toFixed(1)},${base}${pts.map(([x, y]) => `L${x.toFixed(1)},${y.toFixed(1)}`).join("")}L${pts.at(-1)[0].toFixed(1)},${base}Z`;
+  }
+
+  drawThreshold(root) {
+    const y = this.y(THRESHOLD);
+    svg("line", { x1: PAD.left, x2: PAD.left + this.plotWidth, y1: y, y2: y, class: "threshold", "aria-hidden": "true" }, root);
+  }
+
+  drawChatMarks(root) {
+    const g = svg("g", { class: "chat-marks", "aria-hidden": "true" }, root);
+    const baseline = PAD.top + this.plotHeight;
+    for (const t of this.marks) {
+      if (t > this.duration) continue;
+      svg("line", { x1: this.x(t), x2: this.x(t), y1: baseline - 7, y2: baseline, class: "chat-mark" }, g);
+    }
+  }
+
+  /** A transparent slider over the plot: arrow keys seek, like the video's own bar. */
+  drawSeekArea(root) {
+    const area = svg("rect", { x: PAD.left, y: PAD.top, width: this.plotWidth, height: this.plotHeight, class: "seek-area", tabindex: 0, role: "slider" }, root);
+    area.setAttribute("aria-label", "Seek the recording (customer's frustration chart)");
+    area.setAttribute("aria-valuemin", 0);
+    area.setAttribute("aria-valuemax", Math.floor(this.duration));
+    area.dataset.testid = "qa-timeline-seek";
+    area.addEventListener("keydown", (ev) => this.onSeekKey(ev));
+    this.seekArea = area;
+  }
+
+  onSeekKey(ev) {
+    const moves = {
+      ArrowLeft: -KEY_STEP_S,
+      ArrowDown: -KEY_STEP_S,
+      ArrowRight: KEY_STEP_S,
+      ArrowUp: KEY_STEP_S,
+      PageDown: -PAGE_STEP_S,
+      PageUp: PAGE_STEP_S,
+    };
+    let target = null;
+    if (ev.key in moves) target = this.time + moves[ev.key];
+    else if (ev.key === "Home") target = 0;
+    else if (ev.key === "End") target = this.duration;
+    if (target == null) return;
+    ev.preventDefault();
+    this.seek(target);
+  }
+
+  drawHover(root) {
+    this.hoverLine = svg("line", { y1: PAD.top, y2: PAD.top + this.plotHeight, class: "hover-line", "aria-hidden": "true" }, root);
+    this.hoverLine.style.visibility = "hidden";
+  }
+
+  showHover(t) {
+    const x = this.x(t);
+    this.hoverLine.setAttribute("x1", x);
+    this.hoverLine.setAttribute("x2", x);
+    this.hoverLine.style.visibility = "visible";
+    this.readout.textContent = this.describe(t);
+  }
+
+  hideHover() {
+    this.hoverLine.style.visibility = "hidden";
+  }
+
+  drawCursor(root) {
+    const g = svg("g", { class: "cursor", "aria-hidden": "true" }, root);
+    this.cursor = svg("line", { y1: PAD.top - 4, y2: PAD.top + this.plotHeight, class: "cursor-line" }, g);
+    this.cursor.dataset.testid = "qa-timeline-cursor";
+    this.cursorHead = svg("circle", { cy: PAD.top + this.plotHeight, r: 4, class: "cursor-head" }, g);
+  }
+
+  drawFlagMarkers(root) {
+    for (const f of this.flags) root.append(this.flagMarker(f));
+  }
+
+  flagMarker(f) {
+    const peak = isScore(f.peak) ? `, peak ${percent(f.peak)}` : "";
+    const label = `Frustration flag at ${formatClock(f.start_s)}${peak}`;
+    const g = svg("g", { class: "flag-marker", role: "button", tabindex: 0, transform: `translate(${this.x(f.start_s).toFixed(1)} ${PAD.top - 14})` });
+    g.dataset.testid = "qa-flag-marker";
+    g.dataset.t = String(f.start_s);
+    g.setAttribute("aria-label", label);
+    svg("title", {}, g).textContent = label;
+    svg("circle", { r: 13, class: "flag-hit" }, g); // a larger target than the glyph
+    svg("line", { x1: 0, y1: -7, x2: 0, y2: 14, class: "flag-pole" }, g);
+    svg("path", { d: "M0,-7 L10,-3.5 L0,0 Z", class: "flag-glyph" }, g);
+    const go = (ev) => {
+      ev.preventDefault();
+      ev.stopPropagation(); // the chart's own click would seek to the pointer instead
+      this.seek(f.start_s);
+    };
+    g.addEventListener("click", go);
+    g.addEventListener("keydown", (ev) => (ev.key === "Enter" || ev.key === " ") && go(ev));
+    return g;
+  }
+
+  // --- smooth cursor while playing (timeupdate alone fires only ~4 times a second) ---
+
+  followFrames() {
+    this.stopFrames();
+    const step = () => {
+      if (!this.video || this.video.paused) return;
+      this.setTime(this.video.currentTime);
+      this.frame = requestAnimationFrame(step);
+    };
+    this.frame = requestAnimationFrame(step);
+  }
+
+  stopFrames() {
+    cancelAnimationFrame(this.frame);
+    this.frame = 0;
+  }
+}
