@@ -15,11 +15,13 @@ from emotion import EmotionService, EmotionSettings, fer_available
 
 from . import accounts, api, qa, signaling
 from .accounts import LoginThrottle
+from .apikeys import ApiKeyStore
 from .calls import CallCenter
 from .composing import Composer
 from .config import Settings
 from .db import create_engine
 from .keys import (
+    API_KEYS,
     CALL_CENTER,
     CALL_LIMITER,
     COMPOSER,
@@ -103,6 +105,7 @@ async def _storage_ctx(app: web.Application) -> AsyncIterator[None]:
     app[STORE] = store
     if settings.create_demo_accounts:
         await _announce_demo_accounts(store, settings)
+    app[API_KEYS] = ApiKeyStore(engine)
     reviews = ReviewStore(engine)
     await reviews.ensure_scorecard()
     app[REVIEWS] = reviews

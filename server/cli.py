@@ -11,6 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .apikeys import SCOPES
 from .config import Settings, load_settings
 from .store import ROLES
 
@@ -100,6 +101,46 @@ def users_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def api_keys(args: argparse.Namespace) -> int:
+    from .apikeys import ApiKeyStore, parse_scopes
+    from .db import create_engine
+    from .migrations import migrate
+
+    settings = load_settings({"data_dir": args.data_dir}, config_file=args.config)
+    if args.keys_command == "create":
+        try:
+            scopes = parse_scopes(args.scopes)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+
+    async def run() -> int:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(settings.db_url)
+        try:
+            await migrate(engine)
+            keys = ApiKeyStore(engine)
+            if args.keys_command == "create":
+                key, secret = await keys.create(args.name, scopes)
+                print(f"created API key {key.id} ({key.name}, scopes {','.join(key.scopes)})")
+                print("the key, shown once; keep it secret:", file=sys.stderr)
+                print(secret)
+            elif args.keys_command == "revoke":
+                if not await keys.revoke(args.id):
+                    print(f"error: no live API key {args.id}", file=sys.stderr)
+                    return 1
+                print(f"revoked API key {args.id}")
+            else:
+                for key in await keys.list():
+                    state = "revoked" if key.revoked_at else "live"
+                    print(f"{key.id}\t{key.prefix}…\t{key.name}\t{','.join(key.scopes)}\t{state}")
+            return 0
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rapport", description="Two-way video customer support server")
     parser.add_argument("--config", type=Path, help="TOML settings file (also RAPPORT_CONFIG)")
@@ -127,6 +168,18 @@ def build_parser() -> argparse.ArgumentParser:
     add_p.add_argument("--display-name")
     add_p.add_argument("--data-dir", type=Path)
     add_p.set_defaults(func=users_add)
+
+    keys_p = sub.add_parser("api-keys", help="API keys for other systems")
+    keys_sub = keys_p.add_subparsers(dest="keys_command", required=True)
+    create_p = keys_sub.add_parser("create", help="create a key and print it once")
+    create_p.add_argument("--name", required=True)
+    create_p.add_argument("--scopes", required=True, help="comma-separated, from: " + ", ".join(SCOPES))
+    revoke_p = keys_sub.add_parser("revoke", help="revoke a key by id")
+    revoke_p.add_argument("id", type=int)
+    keys_sub.add_parser("list", help="list keys (never the secrets)")
+    for p in (create_p, revoke_p, keys_sub.choices["list"]):
+        p.add_argument("--data-dir", type=Path)
+        p.set_defaults(func=api_keys)
     return parser
 
 

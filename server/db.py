@@ -32,6 +32,9 @@ users = Table(
     Column("password_hash", String(256), nullable=False),
     Column("active", Boolean, nullable=False, default=True),
     Column("created_at", Float, nullable=False),
+    # Routing: JSON lists of reason codes and language codes; empty means "any".
+    Column("skills", Text, nullable=True),
+    Column("languages", Text, nullable=True),
 )
 
 staff_logins = Table(
@@ -80,6 +83,13 @@ support_sessions = Table(
     Column("legal_hold", Boolean, nullable=False, default=False),
     Column("legal_hold_note", String(200), nullable=True),
     Column("erased_at", Float, nullable=True),
+    # Intake and identity (JSON objects), the customer's language, and the post-call rating.
+    Column("language", String(16), nullable=True),
+    Column("contact", Text, nullable=True),
+    Column("context", Text, nullable=True),
+    Column("rating", Integer, nullable=True),
+    Column("rating_comment", Text, nullable=True),
+    Column("rated_at", Float, nullable=True),
     Index("ix_support_sessions_state", "state"),
     Index("ix_support_sessions_customer_ref", "customer_ref"),
 )
@@ -165,6 +175,56 @@ invites = Table(
     Column("expires_at", Float, nullable=False),
     Column("session_id", String(40), nullable=True),
     Column("customer_ref", String(128), nullable=True),
+    # Identified customers: who they are and why (JSON), as the calling system said.
+    Column("identity", Text, nullable=True),
+    Column("context", Text, nullable=True),
+    Column("language", String(16), nullable=True),
+    Column("priority", Integer, nullable=True),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(100), nullable=False),
+    # The first characters, shown in lists so a key can be recognised; the key itself is stored hashed.
+    Column("prefix", String(16), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("scopes", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("revoked_at", Float, nullable=True),
+    Column("last_used_at", Float, nullable=True),
+)
+
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("url", String(500), nullable=False),
+    Column("secret", String(128), nullable=False),
+    Column("events", Text, nullable=False),
+    Column("description", String(200), nullable=True),
+    Column("active", Boolean, nullable=False, default=True),
+    Column("created_at", Float, nullable=False),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("endpoint_id", Integer, ForeignKey("webhook_endpoints.id"), nullable=False),
+    Column("event_id", String(40), nullable=False),
+    Column("event", String(40), nullable=False),
+    Column("payload", Text, nullable=False),
+    # pending → delivered, or failed after the last attempt.
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", Float, nullable=True),
+    Column("last_status", Integer, nullable=True),
+    Column("last_error", String(300), nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("delivered_at", Float, nullable=True),
+    Index("ix_webhook_deliveries_due", "state", "next_attempt_at"),
 )
 
 scorecards = Table(

@@ -9,6 +9,7 @@ from aiohttp import web
 from emotion import EmotionService
 
 from .accounts import LoginThrottle
+from .apikeys import ApiKeyStore
 from .calls import CallCenter
 from .composing import Composer
 from .config import Settings
@@ -34,3 +35,4 @@ WEBSOCKETS = web.AppKey("websockets", set[web.WebSocketResponse])
 EMOTION = web.AppKey("emotion", EmotionSetup)
 COMPOSER = web.AppKey("composer", Composer)
 REVIEWS = web.AppKey("reviews", ReviewStore)
+API_KEYS = web.AppKey("api_keys", ApiKeyStore)

@@ -79,12 +79,33 @@ def _qa_review(conn: Connection) -> None:
     db.metadata.create_all(conn, tables=[db.scorecards, db.qa_reviews])
 
 
+def _intake_routing_api(conn: Connection) -> None:
+    _add_columns(conn, "users", {"skills": "TEXT", "languages": "TEXT"})
+    _add_columns(
+        conn,
+        "support_sessions",
+        {
+            "language": "VARCHAR(16)",
+            "contact": "TEXT",
+            "context": "TEXT",
+            "rating": "INTEGER",
+            "rating_comment": "TEXT",
+            "rated_at": "FLOAT",
+        },
+    )
+    _add_columns(
+        conn, "invites", {"identity": "TEXT", "context": "TEXT", "language": "VARCHAR(16)", "priority": "INTEGER"}
+    )
+    db.metadata.create_all(conn, tables=[db.api_keys, db.webhook_endpoints, db.webhook_deliveries])
+
+
 MIGRATIONS: list[Migration] = [
     (1, "initial schema", _initial_schema),
     (2, "emotion consent and timeline", _emotion_cues),
     (3, "recordings", _recordings),
     (4, "audit log", lambda conn: db.metadata.create_all(conn, tables=[db.audit_log])),
     (5, "wrap-up, QA review, retention and erasure", _qa_review),
+    (6, "intake, routing, API keys and webhooks", _intake_routing_api),
 ]
 
 
