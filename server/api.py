@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from . import accounts
-from .keys import CALL_CENTER, CALL_LIMITER, EMOTION, LOGIN_THROTTLE, SETTINGS, STORE
+from .apikeys import require_principal
+from .intake import (
+    consent_field,
+    help_for,
+    limit_calls,
+    negotiate_language,
+    query_date,
+    validate_contact,
+    validate_language,
+    validate_reason,
+)
+from .keys import CALL_CENTER, EMOTION, LOGIN_THROTTLE, SETTINGS, STORE
 from .messages import PROTOCOL_VERSION
 from .security import (
     COOKIE,
@@ -22,7 +34,6 @@ from .store import iso
 
 WEB_CLIENT = Path(__file__).resolve().parent.parent / "web_client"
 STAFF_ROLES = ("rep", "qa", "supervisor", "admin")
-INVITE_MAX_TTL_S = 7 * 24 * 3600
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -95,11 +106,19 @@ async def me(request: web.Request) -> web.Response:
 async def config(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     emotion = request.app[EMOTION]
+    language = request.query.get("lang") or ""
+    if language not in {code for code, _n, _d in settings.languages}:
+        language = negotiate_language(request.headers.get("Accept-Language"), settings)
     return _json(
         {
             "protocol": PROTOCOL_VERSION,
             "ice_servers": [s.to_browser() for s in settings.ice_servers],
-            "reasons": [{"code": code, "label": label} for code, label in settings.reasons],
+            "languages": [{"code": c, "name": n, "dir": d} for c, n, d in settings.languages],
+            "language": language,
+            "reasons": [
+                {"code": code, "label": label, "help": help_for(settings, code, language)}
+                for code, label in settings.reasons
+            ],
             # The notice is shown whenever cues may run; the toggle starts at the deployment's default.
             "emotion": {"available": emotion.service is not None, "default_consent": settings.emotion_default_consent},
             "recording": {"policy": settings.recording_policy},
@@ -107,107 +126,85 @@ async def config(request: web.Request) -> web.Response:
     )
 
 
-def _consent(body: dict[str, Any], name: str = "emotion_consent") -> bool | None:
-    value = body.get(name)
-    if value is not None and not isinstance(value, bool):
-        raise ApiError(400, "bad_request", f"{name}: must be true or false")
-    return value
-
-
-def _reason(request: web.Request, body: dict[str, Any]) -> str | None:
-    reason = optional_str(body, "reason", 64)
-    codes = {code for code, _ in request.app[SETTINGS].reasons}
-    if reason is not None and reason not in codes:
-        raise ApiError(400, "bad_request", f"reason: one of {', '.join(sorted(codes))}")
-    return reason
-
-
-def _limit_calls(request: web.Request) -> None:
-    wait = request.app[CALL_LIMITER].hit(request.remote or "?")
-    if wait > 0:
-        raise ApiError(429, "rate_limited", "too many calls from this address", {"Retry-After": str(int(wait) + 1)})
-
-
 async def start_call(request: web.Request) -> web.Response:
     body = await read_json(request)
-    reason = _reason(request, body)
+    reason = validate_reason(request, body.get("reason"))
     name = optional_str(body, "name", 200)
     device = optional_str(body, "device", 200)
-    consent = _consent(body)
-    _limit_calls(request)
+    language = validate_language(request, body.get("language"))
+    contact = validate_contact(body)
+    consent = consent_field(body)
+    limit_calls(request)
     record, token = await request.app[CALL_CENTER].create_call(
         reason=reason,
         customer_name=name,
         device=device,
         emotion_consent=consent,
-        recording_consent=_consent(body, "recording_consent"),
+        recording_consent=consent_field(body, "recording_consent"),
+        language=language,
+        contact=contact,
     )
     return _json({"session_id": record.id, "token": token, "expires_at": iso(record.token_expires_at)}, 201)
 
 
-async def create_invite(request: web.Request) -> web.Response:
-    user, _csrf, _login = await require_staff(request, STAFF_ROLES)
+RATING_WINDOW_S = 2 * 3600
+
+
+async def rate_call(request: web.Request) -> web.Response:
+    """The customer's rating after the call, authorised by the call's own token."""
     body = await read_json(request)
-    reason = _reason(request, body)
-    name = optional_str(body, "customer_name", 200)
-    customer_ref = optional_str(body, "customer_ref", 128)
-    ttl = body.get("ttl_s", 24 * 3600)
-    if not isinstance(ttl, int) or isinstance(ttl, bool) or not 60 <= ttl <= INVITE_MAX_TTL_S:
-        raise ApiError(400, "bad_request", f"ttl_s: an integer from 60 to {INVITE_MAX_TTL_S}")
-    code, expires_at = await request.app[STORE].create_invite(
-        customer_name=name, reason=reason, created_by=user.id, ttl_s=ttl, customer_ref=customer_ref
-    )
-    base = request.app[SETTINGS].public_url or f"{request.scheme}://{request.host}"
-    return _json({"code": code, "url": f"{base.rstrip('/')}/join/{code}", "expires_at": iso(expires_at)}, 201)
-
-
-async def redeem_invite(request: web.Request) -> web.Response:
-    code = request.match_info["code"]
+    token, rating = body.get("token"), body.get("rating")
+    if not isinstance(token, str) or not 20 <= len(token) <= 128:
+        raise ApiError(400, "bad_request", "token: the call's token")
+    if not isinstance(rating, int) or isinstance(rating, bool) or not 1 <= rating <= 5:
+        raise ApiError(400, "bad_request", "rating: an integer from 1 to 5")
+    comment = optional_str(body, "comment", 2000)
     store = request.app[STORE]
-    invite = await store.get_invite(code) if len(code) <= 64 else None
-    if invite is None:
-        raise ApiError(404, "not_found", "this invite link is unknown or has expired")
-    body = await read_json(request)
-    device = optional_str(body, "device", 200)
-    consent = _consent(body)
-    _limit_calls(request)
-    if invite["session_id"]:
-        # Reopening an invite whose call is still open would hand out a second token: refuse.
-        existing = await store.get_session(invite["session_id"])
-        if existing is not None and existing.state in ("waiting", "active"):
-            raise ApiError(409, "conflict", "this invite is already in a call; use the original tab")
-    record, token = await request.app[CALL_CENTER].create_call(
-        reason=invite["reason"],
-        customer_name=invite["customer_name"],
-        device=device,
-        emotion_consent=consent,
-        recording_consent=_consent(body, "recording_consent"),
-        customer_ref=invite["customer_ref"],
-    )
-    await store.link_invite(code, record.id)
-    return _json({"session_id": record.id, "token": token, "expires_at": iso(record.token_expires_at)}, 201)
+    record = await store.session_for_token(token)
+    if record is None:
+        raise ApiError(404, "not_found", "no such call")
+    if record.ended_at is None or record.answered_at is None:
+        raise ApiError(409, "conflict", "a call can be rated once it has been answered and has ended")
+    if time.time() - record.ended_at > RATING_WINDOW_S:
+        raise ApiError(409, "conflict", "the time to rate this call is over")
+    if not await store.save_rating(record.id, rating, comment):
+        raise ApiError(409, "conflict", "this call has been rated already")
+    return _json({"ok": True})
 
 
-# sessions (staff)
+# sessions (staff and other systems)
+
+SESSION_STATES = ("waiting", "active", "ended", "abandoned", "interrupted")
 
 
 async def list_sessions(request: web.Request) -> web.Response:
-    await require_staff(request, STAFF_ROLES)
-    state = request.query.get("state")
-    if state is not None and state not in ("waiting", "active", "ended", "abandoned", "interrupted"):
-        raise ApiError(400, "bad_request", "state: unknown")
+    await require_principal(request, scope="sessions:read", roles=STAFF_ROLES)
+    q = request.query
+    state = q.get("state") or None
+    if state is not None and state not in SESSION_STATES:
+        raise ApiError(400, "bad_request", f"state: one of {', '.join(SESSION_STATES)}")
     try:
-        limit = int(request.query.get("limit", "50"))
+        limit = int(q.get("limit", "50"))
     except ValueError:
         raise ApiError(400, "bad_request", "limit: an integer") from None
     if not 1 <= limit <= 500:
         raise ApiError(400, "bad_request", "limit: from 1 to 500")
-    items = await request.app[STORE].list_sessions(state=state, limit=limit)
+    customer_ref = q.get("customer_ref") or None
+    if customer_ref is not None and len(customer_ref) > 128:
+        raise ApiError(400, "bad_request", "customer_ref: at most 128 characters")
+    items = await request.app[STORE].list_sessions(
+        state=state,
+        limit=limit,
+        reason=validate_reason(request, q.get("reason")),
+        customer_ref=customer_ref,
+        created_from=query_date(q.get("from"), "from"),
+        created_to=query_date(q.get("to"), "to", end=True),
+    )
     return _json({"items": [s.to_json() for s in items]})
 
 
 async def get_session(request: web.Request) -> web.Response:
-    await require_staff(request, STAFF_ROLES)
+    await require_principal(request, scope="sessions:read", roles=STAFF_ROLES)
     store = request.app[STORE]
     session_id = request.match_info["session_id"]
     record = await store.get_session(session_id) if len(session_id) <= 64 else None
@@ -287,7 +284,6 @@ async def audit_log(request: web.Request) -> web.Response:
 def setup_routes(app: web.Application) -> None:
     app.router.add_get("/", root)
     app.router.add_get("/call", customer_page)
-    app.router.add_get("/join/{code}", customer_page)
     app.router.add_get("/console", console_page)
     app.router.add_get("/healthz", healthz)
     app.router.add_static("/static/", WEB_CLIENT, follow_symlinks=False, append_version=False)
@@ -296,8 +292,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/me", me)
     app.router.add_get("/api/v1/config", config)
     app.router.add_post("/api/v1/calls", start_call)
-    app.router.add_post("/api/v1/invites", create_invite)
-    app.router.add_post("/api/v1/invites/{code}/redeem", redeem_invite)
+    app.router.add_post("/api/v1/calls/rating", rate_call)
     app.router.add_get("/api/v1/sessions", list_sessions)
     app.router.add_get("/api/v1/sessions/{session_id}", get_session)
     app.router.add_get("/api/v1/sessions/{session_id}/recordings", list_session_recordings)

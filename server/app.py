@@ -13,7 +13,7 @@ from aiohttp import WSCloseCode, web
 
 from emotion import EmotionService, EmotionSettings, fer_available
 
-from . import accounts, api, qa, signaling
+from . import accounts, api, invites, qa, signaling
 from .accounts import LoginThrottle
 from .apikeys import ApiKeyStore
 from .calls import CallCenter
@@ -26,6 +26,7 @@ from .keys import (
     CALL_LIMITER,
     COMPOSER,
     EMOTION,
+    INVITE_KEY,
     LOGIN_THROTTLE,
     REVIEWS,
     SETTINGS,
@@ -106,6 +107,7 @@ async def _storage_ctx(app: web.Application) -> AsyncIterator[None]:
     if settings.create_demo_accounts:
         await _announce_demo_accounts(store, settings)
     app[API_KEYS] = ApiKeyStore(engine)
+    app[INVITE_KEY] = await asyncio.to_thread(invites.load_secret, settings.data_dir)
     reviews = ReviewStore(engine)
     await reviews.ensure_scorecard()
     app[REVIEWS] = reviews
@@ -164,6 +166,7 @@ def create_app(settings: Settings, *, emotion_service: EmotionService | None = N
     app.cleanup_ctx.append(_storage_ctx)
     app.on_shutdown.append(_close_websockets)
     api.setup_routes(app)
+    invites.setup_routes(app)
     qa.setup_routes(app)
     signaling.setup_routes(app)
     return app

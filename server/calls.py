@@ -42,6 +42,9 @@ class LiveSession:
     cues: CallCues | None = None
     recording: CallRecording | None = None
     recording_note: str | None = None
+    # Came through a signed invite: the identity is the calling system's, not typed by the customer.
+    identified: bool = False
+    history: list[dict[str, Any]] = field(default_factory=list)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
@@ -143,6 +146,10 @@ class CallCenter:
         emotion_consent: bool | None = None,
         recording_consent: bool | None = None,
         customer_ref: str | None = None,
+        language: str | None = None,
+        contact: dict[str, Any] | None = None,
+        context: dict[str, Any] | None = None,
+        identified: bool = False,
     ) -> tuple[SessionRecord, str]:
         if emotion_consent is None:
             emotion_consent = self.settings.emotion_default_consent
@@ -157,8 +164,11 @@ class CallCenter:
             emotion_consent=emotion_consent,
             recording_consent=recording_consent,
             customer_ref=customer_ref,
+            language=language,
+            contact=contact,
+            context=context,
         )
-        live = LiveSession(record)
+        live = LiveSession(record, identified=identified)
         self.sessions[record.id] = live
         # The customer has the grace period to open the socket, like a reconnect.
         self._start_grace(live, "customer")
@@ -282,6 +292,8 @@ class CallCenter:
         rep.session_id = live.id
         rep.status = "busy"
         self._observe_wait(claimed.answered_at - claimed.queued_at if claimed.answered_at else 0.0)
+        if claimed.customer_ref:
+            live.history = await self.store.customer_history(claimed.customer_ref, exclude=live.id)
         live.media = CallMedia(
             live.id,
             self.settings.ice_servers,
@@ -609,6 +621,13 @@ class CallCenter:
                 "reason": live.record.reason,
                 "device": live.record.device,
                 "created_at": iso(live.record.created_at),
+                "language": live.record.language,
+                "contact": live.record.contact,
+                "ref": live.record.customer_ref,
+                "identified": live.identified,
+                "context": live.record.context,
+                "priority": live.record.priority,
+                "history": live.history,
             },
             "peer_media": live.media_flags,
             "emotion_consent": live.record.emotion_consent,

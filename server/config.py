@@ -30,6 +30,51 @@ DEFAULT_DISPOSITIONS: tuple[tuple[str, str, str], ...] = (
     ("not_resolved", "Not resolved", "Not resolved"),
 )
 
+# The customer page's languages: (code, native name, direction).
+LANGUAGES: tuple[tuple[str, str, str], ...] = (
+    ("en", "English", "ltr"),
+    ("nl", "Nederlands", "ltr"),
+    ("cs", "Čeština", "ltr"),
+    ("fa", "فارسی", "rtl"),
+    ("nb", "Norsk bokmål", "ltr"),
+)
+
+# Self-help shown before queueing, per reason: (title, body, url). A TOML file may give
+# {reason = [{title = "...", body = "...", url = "..."}]}; a title or body may be a table per language.
+DEFAULT_HELP: dict[str, tuple[dict[str, Any], ...]] = {
+    "order": (
+        {
+            "title": {"en": "Where is my order?", "nl": "Waar is mijn bestelling?"},
+            "body": {
+                "en": "The tracking link is in your order confirmation e-mail. Most orders arrive in 2 to 4 "
+                "working days.",
+                "nl": "De track-and-tracelink staat in je bevestigingsmail. De meeste bestellingen komen binnen "
+                "2 tot 4 werkdagen.",
+            },
+            "url": None,
+        },
+    ),
+    "not_working": (
+        {
+            "title": {"en": "Restart the device", "nl": "Start het apparaat opnieuw"},
+            "body": {
+                "en": "Unplug it for 30 seconds, plug it back in and wait until the light is steady.",
+                "nl": "Haal de stekker er 30 seconden uit, steek hem terug en wacht tot het lampje constant brandt.",
+            },
+            "url": None,
+        },
+        {
+            "title": {"en": "Check for updates", "nl": "Zoek naar updates"},
+            "body": {
+                "en": "Open the app's settings and choose Update. Many faults are fixed by the latest version.",
+                "nl": "Open de instellingen van de app en kies Bijwerken. Veel storingen verdwijnen met de "
+                "nieuwste versie.",
+            },
+            "url": None,
+        },
+    ),
+}
+
 
 @dataclass(frozen=True)
 class IceServer:
@@ -84,7 +129,13 @@ class Settings:
     # After a call, a background process composes one side-by-side file for QA.
     compose_recordings: bool = True
     dispositions: tuple[tuple[str, str, str], ...] = DEFAULT_DISPOSITIONS
+    help_articles: Mapping[str, tuple[dict[str, Any], ...]] = dataclasses.field(
+        default_factory=lambda: dict(DEFAULT_HELP)
+    )
+    # Routing: how long a call rings at one rep before it goes to the next.
+    ring_timeout_s: float = 15.0
     reasons: tuple[tuple[str, str], ...] = DEFAULT_REASONS
+    languages: tuple[tuple[str, str, str], ...] = LANGUAGES
 
     @property
     def db_url(self) -> str:
@@ -133,6 +184,10 @@ def _coerce(name: str, value: Any) -> Any:
         return parse_ice_servers(value)
     if name == "reasons":
         return tuple((str(code), str(label)) for code, label in value)
+    if name == "help_articles":
+        return {str(reason): tuple(dict(a) for a in articles) for reason, articles in dict(value).items()}
+    if name == "languages":
+        return tuple((str(code), str(label), str(direction)) for code, label, direction in value)
     if name == "dispositions":
         return tuple((str(code), str(label), str(category)) for code, label, category in value)
     current = getattr(Settings(), name)
@@ -184,4 +239,13 @@ def load_settings(
     return dataclasses.replace(Settings(), **coerced)
 
 
-__all__ = ["DEFAULT_DISPOSITIONS", "DEFAULT_REASONS", "IceServer", "Settings", "load_settings", "parse_ice_servers"]
+__all__ = [
+    "DEFAULT_DISPOSITIONS",
+    "DEFAULT_HELP",
+    "DEFAULT_REASONS",
+    "LANGUAGES",
+    "IceServer",
+    "Settings",
+    "load_settings",
+    "parse_ice_servers",
+]

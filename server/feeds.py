@@ -104,10 +104,7 @@ class ParticipantFeed:
         rate = 1 / float(frame.time_base) if frame.time_base else VIDEO_CLOCK
         # A sender's clock can jump ahead (seen as the rep's camera stops): never let media time run
         # far ahead of the wall clock, or recordings and the QA timeline stretch by the jump.
-        jumped = (
-            self._last_in is not None
-            and (pts - self._last_in) / rate > (wall - self._last_out_wall) + MAX_AHEAD_S
-        )
+        jumped = self._last_in is not None and (pts - self._last_in) / rate > (wall - self._last_out_wall) + MAX_AHEAD_S
         if self._switched or self._last_in is None or self._last_out is None or pts <= self._last_in or jumped:
             if self._last_out is None:
                 target = 0

@@ -36,3 +36,5 @@ EMOTION = web.AppKey("emotion", EmotionSetup)
 COMPOSER = web.AppKey("composer", Composer)
 REVIEWS = web.AppKey("reviews", ReviewStore)
 API_KEYS = web.AppKey("api_keys", ApiKeyStore)
+# The server's secret for signing invite links (data/secret.key).
+INVITE_KEY = web.AppKey("invite_key", bytes)

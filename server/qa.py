@@ -5,13 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import time
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
 
 from .api import WEB_CLIENT, recording_json
 from .composing import COMPOSED_PARTICIPANT, track_offsets
+from .intake import query_date
 from .keys import CALL_CENTER, COMPOSER, REVIEWS, SETTINGS, STORE
 from .lifecycle import ErasureRefused, erase_session, sessions_of_customer, set_legal_hold
 from .review import SessionFilter, score_answers, validate_answers, validate_criteria
@@ -85,17 +85,6 @@ def _query_number(request: web.Request, name: str, low: float, high: float) -> f
     return value
 
 
-def _query_date(request: web.Request, name: str, *, end: bool = False) -> float | None:
-    raw = request.query.get(name)
-    if not raw:
-        return None
-    try:
-        day = datetime.strptime(raw, "%Y-%m-%d").replace(tzinfo=UTC)
-    except ValueError:
-        raise ApiError(400, "bad_request", f"{name}: a date, YYYY-MM-DD") from None
-    return (day + timedelta(days=1) if end else day).timestamp()
-
-
 def _query_choice(request: web.Request, name: str, choices: tuple[str, ...]) -> str | None:
     raw = request.query.get(name)
     if not raw:
@@ -116,8 +105,8 @@ def session_filter(request: web.Request) -> SessionFilter:
         raise ApiError(400, "bad_request", "reason: unknown")
     flagged = _query_choice(request, "flagged", ("true", "false"))
     return SessionFilter(
-        from_ts=_query_date(request, "from"),
-        to_ts=_query_date(request, "to", end=True),
+        from_ts=query_date(request.query.get("from"), "from"),
+        to_ts=query_date(request.query.get("to"), "to", end=True),
         rep_id=int(rep_id) if rep_id is not None else None,
         reason=reason,
         outcome=outcome,

@@ -66,10 +66,21 @@ class SessionRecord:
     flag_count: int | None = None
     legal_hold: bool = False
     erased_at: float | None = None
+    language: str | None = None
+    contact: dict[str, Any] | None = None
+    context: dict[str, Any] | None = None
+    rating: int | None = None
+    rating_comment: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "session_id": self.id,
+            "language": self.language,
+            "contact": self.contact,
+            "context": self.context,
+            "priority": self.priority,
+            "rating": self.rating,
+            "rating_comment": self.rating_comment,
             "customer_ref": self.customer_ref,
             "disposition": self.disposition,
             "notes": self.notes,
@@ -150,6 +161,11 @@ def _session(row: RowMapping) -> SessionRecord:
         flag_count=row["flag_count"],
         legal_hold=bool(row["legal_hold"]),
         erased_at=row["erased_at"],
+        language=row["language"],
+        contact=json.loads(row["contact"]) if row["contact"] else None,
+        context=json.loads(row["context"]) if row["context"] else None,
+        rating=row["rating"],
+        rating_comment=row["rating_comment"],
     )
 
 
@@ -263,6 +279,9 @@ class Store:
         emotion_consent: bool | None = None,
         recording_consent: bool | None = None,
         customer_ref: str | None = None,
+        language: str | None = None,
+        contact: dict[str, Any] | None = None,
+        context: dict[str, Any] | None = None,
     ) -> tuple[SessionRecord, str]:
         token = tokens.new_secret()
         t = db.now()
@@ -286,12 +305,18 @@ class Store:
             "recording_consent": recording_consent,
             "customer_ref": customer_ref,
             "legal_hold": False,
+            "language": language,
+        }
+        stored = {
+            **values,
+            "contact": json.dumps(contact) if contact else None,
+            "context": json.dumps(context) if context else None,
         }
         async with self.engine.begin() as conn:
-            await conn.execute(insert(db.support_sessions).values(**values))
+            await conn.execute(insert(db.support_sessions).values(**stored))
             await conn.execute(insert(db.session_events).values(session_id=values["id"], at=t, kind="created"))
         values.pop("token_hash")
-        return SessionRecord(**values), token
+        return SessionRecord(**values, contact=contact or None, context=context or None), token
 
     async def get_session(self, session_id: str) -> SessionRecord | None:
         async with self.engine.connect() as conn:
@@ -315,10 +340,28 @@ class Store:
             )
         return _session(row) if row else None
 
-    async def list_sessions(self, *, state: str | None = None, limit: int = 50) -> list[SessionRecord]:
-        query = select(db.support_sessions).order_by(db.support_sessions.c.created_at.desc()).limit(limit)
+    async def list_sessions(
+        self,
+        *,
+        state: str | None = None,
+        limit: int = 50,
+        reason: str | None = None,
+        customer_ref: str | None = None,
+        created_from: float | None = None,
+        created_to: float | None = None,
+    ) -> list[SessionRecord]:
+        s = db.support_sessions
+        query = select(s).order_by(s.c.created_at.desc()).limit(limit)
         if state:
-            query = query.where(db.support_sessions.c.state == state)
+            query = query.where(s.c.state == state)
+        if reason:
+            query = query.where(s.c.reason == reason)
+        if customer_ref:
+            query = query.where(s.c.customer_ref == customer_ref)
+        if created_from is not None:
+            query = query.where(s.c.created_at >= created_from)
+        if created_to is not None:
+            query = query.where(s.c.created_at < created_to)
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).mappings().all()
         return [_session(r) for r in rows]
@@ -427,6 +470,39 @@ class Store:
                     detail=json.dumps({"disposition": disposition, "by": user_id}),
                 )
             )
+
+    async def save_rating(self, session_id: str, rating: int, comment: str | None) -> bool:
+        """Store the customer's rating once; False if the session was rated already."""
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(db.support_sessions)
+                .where(db.support_sessions.c.id == session_id, db.support_sessions.c.rating.is_(None))
+                .values(rating=rating, rating_comment=comment, rated_at=db.now())
+            )
+        return result.rowcount == 1
+
+    async def customer_history(self, customer_ref: str, *, exclude: str, limit: int = 10) -> list[dict[str, Any]]:
+        """An identified customer's earlier sessions, newest first, for the rep's card."""
+        s = db.support_sessions
+        query = (
+            select(s.c.id, s.c.created_at, s.c.reason, s.c.state, s.c.disposition, s.c.notes, s.c.rating)
+            .where(s.c.customer_ref == customer_ref, s.c.id != exclude, s.c.erased_at.is_(None))
+            .order_by(s.c.created_at.desc())
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [
+            {
+                "session_id": r["id"],
+                "date": iso(r["created_at"]),
+                "reason": r["reason"],
+                "outcome": r["disposition"] or r["state"],
+                "notes": r["notes"],
+                "rating": r["rating"],
+            }
+            for r in rows
+        ]
 
     async def summarize_emotion(self, session_id: str) -> tuple[float | None, int]:
         """Store the customer's peak frustration and number of flag episodes on the session."""
@@ -630,6 +706,10 @@ class Store:
         created_by: int | None,
         ttl_s: float,
         customer_ref: str | None = None,
+        identity: dict[str, Any] | None = None,
+        context: dict[str, Any] | None = None,
+        language: str | None = None,
+        priority: int | None = None,
     ) -> tuple[str, float]:
         code = tokens.new_secret(16)
         t = db.now()
@@ -640,6 +720,10 @@ class Store:
                     customer_name=customer_name,
                     reason=reason,
                     customer_ref=customer_ref,
+                    identity=json.dumps(identity) if identity else None,
+                    context=json.dumps(context) if context else None,
+                    language=language,
+                    priority=priority,
                     created_by=created_by,
                     created_at=t,
                     expires_at=t + ttl_s,
@@ -656,7 +740,10 @@ class Store:
             )
         if row is None or row["expires_at"] < db.now():
             return None
-        return dict(row)
+        invite = dict(row)
+        for name in ("identity", "context"):
+            invite[name] = json.loads(invite[name]) if invite[name] else None
+        return invite
 
     async def link_invite(self, code: str, session_id: str) -> None:
         async with self.engine.begin() as conn:

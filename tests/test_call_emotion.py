@@ -189,6 +189,13 @@ async def test_real_fer_flags_frustration_within_2s_of_the_switch_and_never_whil
         # The per-second timeline is stored for QA: scores and flags, never pictures.
         await rep.send({"type": "call.end"})
         await rep.wait_for("call.ended")
+        # The rest of the timeline is stored as the call closes, then summed up on the session.
+        for _ in range(100):
+            record = await rapport.store.get_session(flag["session_id"])
+            if record is not None and record.flag_count is not None:
+                break
+            await asyncio.sleep(0.1)
+        assert record is not None and record.flag_count == 1 and (record.peak_frustration or 0) > 0.5
         timeline = await rapport.store.list_timeline(flag["session_id"])
         assert len(timeline) >= 5
         assert any(row["flag"] for row in timeline) and not all(row["flag"] for row in timeline)

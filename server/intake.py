@@ -1,0 +1,113 @@
+"""What a customer tells us before the call, checked once for every way in (the page, an invite)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+
+from .config import Settings
+from .keys import CALL_LIMITER, SETTINGS
+from .security import ApiError, optional_str
+
+EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s.]{2,}$")
+PHONE = re.compile(r"^\+?[0-9 ()./-]{5,30}$")
+
+
+def consent_field(body: dict[str, Any], name: str = "emotion_consent") -> bool | None:
+    value = body.get(name)
+    if value is not None and not isinstance(value, bool):
+        raise ApiError(400, "bad_request", f"{name}: must be true or false")
+    return value
+
+
+def validate_reason(request: web.Request, value: Any) -> str | None:
+    codes = {code for code, _ in request.app[SETTINGS].reasons}
+    if value is None or value == "":
+        return None
+    if value not in codes:
+        raise ApiError(400, "bad_request", f"reason: one of {', '.join(sorted(codes))}")
+    return str(value)
+
+
+def validate_language(request: web.Request, value: Any) -> str | None:
+    codes = {code for code, _name, _dir in request.app[SETTINGS].languages}
+    if value is None or value == "":
+        return None
+    if value not in codes:
+        raise ApiError(400, "bad_request", f"language: one of {', '.join(sorted(codes))}")
+    return str(value)
+
+
+def validate_contact(body: dict[str, Any]) -> dict[str, str] | None:
+    value = body.get("contact")
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) - {"email", "phone"}:
+        raise ApiError(400, "bad_request", "contact: an object with email and/or phone")
+    email = optional_str(value, "email", 254)
+    phone = optional_str(value, "phone", 30)
+    if email is not None and not EMAIL.match(email):
+        raise ApiError(400, "bad_request", "contact.email: not an e-mail address")
+    if phone is not None and not PHONE.match(phone):
+        raise ApiError(400, "bad_request", "contact.phone: not a phone number")
+    contact = {k: v for k, v in (("email", email), ("phone", phone)) if v}
+    return contact or None
+
+
+def query_date(raw: str | None, name: str, *, end: bool = False) -> float | None:
+    """A ``YYYY-MM-DD`` query parameter as a UTC timestamp (the day's end for ``end``)."""
+    if not raw:
+        return None
+    try:
+        day = datetime.strptime(raw, "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        raise ApiError(400, "bad_request", f"{name}: a date, YYYY-MM-DD") from None
+    return (day + timedelta(days=1) if end else day).timestamp()
+
+
+def limit_calls(request: web.Request) -> None:
+    wait = request.app[CALL_LIMITER].hit(request.remote or "?")
+    if wait > 0:
+        raise ApiError(429, "rate_limited", "too many calls from this address", {"Retry-After": str(int(wait) + 1)})
+
+
+def negotiate_language(accept_language: str | None, settings: Settings) -> str:
+    """The best of our languages for an Accept-Language header; English when nothing matches."""
+    codes = [code for code, _name, _dir in settings.languages]
+    ranked: list[tuple[float, int, str]] = []
+    for index, part in enumerate((accept_language or "").split(",")[:20]):
+        tag, _, params = part.strip().partition(";")
+        quality = 1.0
+        if params.strip().startswith("q="):
+            try:
+                quality = float(params.strip()[2:])
+            except ValueError:
+                continue
+        ranked.append((-quality, index, tag.strip().lower()))
+    aliases = {"no": "nb", "nn": "nb", "pes": "fa", "prs": "fa"}
+    for _q, _i, tag in sorted(ranked):
+        base = tag.split("-")[0]
+        base = aliases.get(base, base)
+        if base in codes:
+            return base
+    return "en" if "en" in codes else codes[0]
+
+
+def _localised(value: Any, language: str) -> Any:
+    if isinstance(value, dict):
+        return value.get(language) or value.get("en") or next(iter(value.values()), None)
+    return value
+
+
+def help_for(settings: Settings, reason: str, language: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "title": _localised(a.get("title"), language),
+            "body": _localised(a.get("body"), language),
+            "url": a.get("url"),
+        }
+        for a in settings.help_articles.get(reason, ())
+    ]

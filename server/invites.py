@@ -1,0 +1,261 @@
+"""Invite links for identified customers: created by staff or other systems, signed, with an expiry.
+
+The link is ``/join/<token>``. The token is signed with the server's secret
+(HMAC-SHA256) and names the invite, the customer's reference and the expiry;
+the identity and context themselves stay in the database, so they never sit in
+browser histories or proxy logs. A changed character anywhere in the token is
+a tampered link; a token past its expiry is an expired one. Both get a plain
+error page.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import html
+import io
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from .apikeys import require_principal
+from .intake import consent_field, limit_calls, validate_language, validate_reason
+from .keys import CALL_CENTER, INVITE_KEY, SETTINGS, STORE
+from .security import ApiError, optional_str, read_json
+from .store import iso
+
+STAFF_ROLES = ("rep", "qa", "supervisor", "admin")
+INVITE_MAX_TTL_S = 7 * 24 * 3600
+MAX_TOKEN_CHARS = 512
+MAX_JSON_BYTES = 8 * 1024
+PRIORITIES = {"normal": 0, "high": 10}
+WEB_CLIENT = Path(__file__).resolve().parent.parent / "web_client"
+
+
+class LinkError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def load_secret(data_dir: Path) -> bytes:
+    """The server's signing key, made on first start (``data/secret.key``, readable by the owner only)."""
+    path = data_dir / "secret.key"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(secrets.token_bytes(32))
+    return path.read_bytes()
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def sign_link(key: bytes, payload: dict[str, Any]) -> str:
+    body = _b64(json.dumps(payload, separators=(",", ":"), sort_keys=True).encode())
+    mac = hmac.new(key, body.encode(), hashlib.sha256).digest()
+    return f"{body}.{_b64(mac)}"
+
+
+def open_link(key: bytes, token: str, *, now: float) -> dict[str, Any]:
+    """The payload of a valid token; LinkError for a tampered or expired one."""
+    body, _, mac = token.partition(".")
+    if not body or not mac or len(token) > MAX_TOKEN_CHARS:
+        raise LinkError(400, "link_invalid", "This link is not valid. Ask for a new one.")
+    expected = _b64(hmac.new(key, body.encode(), hashlib.sha256).digest())
+    if not hmac.compare_digest(expected, mac):
+        raise LinkError(400, "link_invalid", "This link is not valid. Ask for a new one.")
+    try:
+        payload = json.loads(_unb64(body))
+    except ValueError:
+        raise LinkError(400, "link_invalid", "This link is not valid. Ask for a new one.") from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("exp"), int | float):
+        raise LinkError(400, "link_invalid", "This link is not valid. Ask for a new one.")
+    if payload["exp"] < now:
+        raise LinkError(410, "link_expired", "This link has expired. Ask for a new one, or start a new call.")
+    return payload
+
+
+def _json_object(body: dict[str, Any], name: str) -> dict[str, Any] | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ApiError(400, "bad_request", f"{name}: a JSON object")
+    if len(json.dumps(value)) > MAX_JSON_BYTES:
+        raise ApiError(400, "bad_request", f"{name}: at most {MAX_JSON_BYTES} bytes")
+    return value
+
+
+def _priority(body: dict[str, Any]) -> int:
+    value = body.get("priority", "normal")
+    if isinstance(value, str) and value in PRIORITIES:
+        return PRIORITIES[value]
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 100:
+        return value
+    raise ApiError(400, "bad_request", "priority: normal, high, or an integer from 0 to 100")
+
+
+def _identity(body: dict[str, Any]) -> dict[str, Any] | None:
+    customer = _json_object(body, "customer")
+    if customer is None:
+        return None
+    for field in ("id", "name", "email", "phone"):
+        value = customer.get(field)
+        if value is not None and (not isinstance(value, str) or len(value) > 200):
+            raise ApiError(400, "bad_request", f"customer.{field}: a string of at most 200 characters")
+    return customer
+
+
+def _qr_svg(url: str) -> str:
+    import segno
+
+    buffer = io.BytesIO()
+    segno.make(url, error="m").save(buffer, kind="svg", scale=4, xmldecl=False, svgns=True)
+    return buffer.getvalue().decode()
+
+
+async def create_invite(request: web.Request) -> web.Response:
+    principal = await require_principal(request, scope="invites:write", roles=STAFF_ROLES)
+    body = await read_json(request)
+    identity = _identity(body)
+    context = _json_object(body, "context")
+    reason = validate_reason(request, body.get("reason"))
+    language = validate_language(request, body.get("language"))
+    priority = _priority(body)
+    name = optional_str(body, "customer_name", 200) or (identity or {}).get("name")
+    customer_ref = optional_str(body, "customer_ref", 128) or (identity or {}).get("id")
+    ttl = body.get("ttl_s", 24 * 3600)
+    if not isinstance(ttl, int) or isinstance(ttl, bool) or not 60 <= ttl <= INVITE_MAX_TTL_S:
+        raise ApiError(400, "bad_request", f"ttl_s: an integer from 60 to {INVITE_MAX_TTL_S}")
+    store = request.app[STORE]
+    code, expires_at = await store.create_invite(
+        customer_name=name,
+        reason=reason,
+        created_by=principal.user_id,
+        ttl_s=ttl,
+        customer_ref=customer_ref,
+        identity=identity,
+        context=context,
+        language=language,
+        priority=priority,
+    )
+    token = sign_link(request.app[INVITE_KEY], {"c": code, "r": customer_ref, "exp": int(expires_at)})
+    base = request.app[SETTINGS].public_url or f"{request.scheme}://{request.host}"
+    url = f"{base.rstrip('/')}/join/{token}"
+    await store.audit(principal.user_id, "invite.create", customer_ref or "", {"by": principal.label})
+    return web.json_response(
+        {
+            "code": code,
+            "url": url,
+            "token": token,
+            "expires_at": iso(expires_at),
+            "qr_svg": _qr_svg(url),
+            "qr_png_url": f"/api/v1/invites/{token}/qr.png",
+        },
+        status=201,
+    )
+
+
+async def invite_qr(request: web.Request) -> web.Response:
+    import segno
+
+    token = request.match_info["token"]
+    try:
+        open_link(request.app[INVITE_KEY], token, now=_now())
+    except LinkError as exc:
+        raise ApiError(exc.status, exc.code, exc.message) from None
+    base = request.app[SETTINGS].public_url or f"{request.scheme}://{request.host}"
+    buffer = io.BytesIO()
+    segno.make(f"{base.rstrip('/')}/join/{token}", error="m").save(buffer, kind="png", scale=8)
+    return web.Response(body=buffer.getvalue(), content_type="image/png")
+
+
+FALLBACK_ERROR_PAGE = (
+    '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{{title}}</title></head>'
+    '<body><main data-testid="link-error"><h1>{{title}}</h1><p data-testid="link-error-message">{{message}}</p>'
+    '<p><a href="/call">Start a new call</a></p></main></body></html>'
+)
+
+
+def _error_template() -> str:
+    path = WEB_CLIENT / "link-error.html"
+    return path.read_text(encoding="utf-8") if path.exists() else FALLBACK_ERROR_PAGE
+
+
+def _now() -> float:
+    from . import db
+
+    return db.now()
+
+
+async def redeem_invite(request: web.Request) -> web.Response:
+    token = request.match_info["code"]
+    try:
+        link = open_link(request.app[INVITE_KEY], token, now=_now())
+    except LinkError as exc:
+        raise ApiError(exc.status, exc.code, exc.message) from None
+    store = request.app[STORE]
+    code = link.get("c")
+    invite = await store.get_invite(code) if isinstance(code, str) else None
+    if invite is None or not isinstance(code, str):
+        raise ApiError(410, "link_expired", "This link has expired. Ask for a new one, or start a new call.")
+    body = await read_json(request)
+    device = optional_str(body, "device", 200)
+    consent = consent_field(body)
+    limit_calls(request)
+    if invite["session_id"]:
+        # Reopening an invite whose call is still open would hand out a second token: refuse.
+        existing = await store.get_session(invite["session_id"])
+        if existing is not None and existing.state in ("waiting", "active"):
+            raise ApiError(409, "conflict", "this invite is already in a call; use the original tab")
+    identity = invite["identity"] or {}
+    contact = {k: identity[k] for k in ("email", "phone") if identity.get(k)}
+    record, call_token = await request.app[CALL_CENTER].create_call(
+        reason=invite["reason"],
+        customer_name=invite["customer_name"],
+        device=device,
+        emotion_consent=consent,
+        recording_consent=consent_field(body, "recording_consent"),
+        customer_ref=invite["customer_ref"],
+        priority=invite["priority"] or 0,
+        language=validate_language(request, body.get("language")) or invite["language"],
+        contact=contact or None,
+        context=invite["context"],
+        identified=True,
+    )
+    await store.link_invite(code, record.id)
+    return web.json_response(
+        {"session_id": record.id, "token": call_token, "expires_at": iso(record.token_expires_at)}, status=201
+    )
+
+
+async def join_page(request: web.Request) -> web.StreamResponse:
+    """The customer page for a valid link; a plain error page for an expired or tampered one."""
+    try:
+        open_link(request.app[INVITE_KEY], request.match_info["token"], now=_now())
+    except LinkError as exc:
+        title = "Link expired" if exc.code == "link_expired" else "Link not valid"
+        page = (await asyncio.to_thread(_error_template)).replace("{{title}}", html.escape(title))
+        return web.Response(
+            text=page.replace("{{message}}", html.escape(exc.message)), status=exc.status, content_type="text/html"
+        )
+    return web.FileResponse(WEB_CLIENT / "customer.html")
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_get("/join/{token}", join_page)
+    app.router.add_post("/api/v1/invites", create_invite)
+    app.router.add_post("/api/v1/invites/{code}/redeem", redeem_invite)
+    app.router.add_get("/api/v1/invites/{token}/qr.png", invite_qr)
