@@ -13,7 +13,7 @@ from aiohttp import WSCloseCode, web
 
 from emotion import EmotionService, EmotionSettings, fer_available
 
-from . import accounts, api, invites, qa, signaling
+from . import accounts, api, invites, qa, signaling, supervision, webhook_api
 from .accounts import LoginThrottle
 from .apikeys import ApiKeyStore
 from .calls import CallCenter
@@ -40,6 +40,7 @@ from .ratelimit import AddressLimiter
 from .review import ReviewStore
 from .security import MAX_BODY_BYTES, security_middleware
 from .store import Store
+from .webhooks import WEBHOOKS, WebhookDispatcher
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +112,10 @@ async def _storage_ctx(app: web.Application) -> AsyncIterator[None]:
     reviews = ReviewStore(engine)
     await reviews.ensure_scorecard()
     app[REVIEWS] = reviews
-    composer = Composer(store, settings.recordings_path, enabled=settings.compose_recordings)
+    webhooks = WebhookDispatcher(engine)
+    await webhooks.start()
+    app[WEBHOOKS] = webhooks
+    composer = Composer(store, settings.recordings_path, enabled=settings.compose_recordings, on_event=webhooks.emit)
     app[COMPOSER] = composer
     emotion = app[EMOTION]
     center = CallCenter(
@@ -120,6 +124,7 @@ async def _storage_ctx(app: web.Application) -> AsyncIterator[None]:
         emotion=emotion.service,
         emotion_unavailable=emotion.message,
         on_recorded=composer.enqueue,
+        on_event=webhooks.emit,
     )
     await center.start()
     await composer.start()
@@ -139,6 +144,7 @@ async def _storage_ctx(app: web.Application) -> AsyncIterator[None]:
         await retention
     await center.aclose()
     await composer.aclose()
+    await webhooks.aclose()
     await engine.dispose()
 
 
@@ -168,5 +174,7 @@ def create_app(settings: Settings, *, emotion_service: EmotionService | None = N
     api.setup_routes(app)
     invites.setup_routes(app)
     qa.setup_routes(app)
+    supervision.setup_routes(app)
+    webhook_api.setup_routes(app)
     signaling.setup_routes(app)
     return app

@@ -18,7 +18,7 @@ from emotion import EmotionService
 
 from .config import Settings
 from .connection import Connection
-from .cues import OFF_BY_CUSTOMER, CallCues, unavailable_status
+from .cues import OFF_BY_CUSTOMER, CallCues, EventSink, unavailable_status
 from .media import CallMedia, MediaClosed, other
 from .messages import PROTOCOL_VERSION, ProtocolError
 from .peers import BadOffer
@@ -29,6 +29,15 @@ log = logging.getLogger(__name__)
 
 DEFAULT_WAIT_S = 60.0
 QUEUE_TICK_S = 10.0
+
+
+@dataclass
+class Offer:
+    """A waiting call ringing at one rep until they answer, decline, or it rings out."""
+
+    rep_id: int
+    timer: asyncio.Task[None]
+    transfer: bool = False
 
 
 @dataclass
@@ -45,6 +54,9 @@ class LiveSession:
     # Came through a signed invite: the identity is the calling system's, not typed by the customer.
     identified: bool = False
     history: list[dict[str, Any]] = field(default_factory=list)
+    offer: Offer | None = None
+    # Reps who said no to this call: it is not offered to them again.
+    declined: set[int] = field(default_factory=set)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
@@ -65,6 +77,10 @@ class RepState:
     idle_since: float = field(default_factory=time.monotonic)
     # The call waiting for this rep's disposition: no new call until it is saved.
     wrap_up: str | None = None
+    # Routing: reasons and languages this rep takes; empty means any.
+    skills: frozenset[str] = frozenset()
+    languages: frozenset[str] = frozenset()
+    offer: str | None = None
 
 
 class CallCenter:
@@ -76,15 +92,18 @@ class CallCenter:
         emotion: EmotionService | None = None,
         emotion_unavailable: str = "emotion cues are turned off on this server",
         on_recorded: Callable[[str], Awaitable[object]] | None = None,
+        on_event: EventSink | None = None,
     ) -> None:
         self.store = store
         self.on_recorded = on_recorded
+        self.on_event = on_event
         self.settings = settings
         self.emotion = emotion
         self.emotion_unavailable = emotion_unavailable
         self.sessions: dict[str, LiveSession] = {}
         self.reps: dict[int, RepState] = {}
         self._wait_ewma: float | None = None
+        self._wait_by_reason: dict[str, float] = {}
         self._tick: asyncio.Task[None] | None = None
         self._jobs: set[asyncio.Task[None]] = set()
         self._watchers: set[asyncio.Task[None]] = set()
@@ -98,8 +117,8 @@ class CallCenter:
         if interrupted:
             log.warning("marked %d call(s) interrupted by the last shutdown", len(interrupted))
         waits = await self.store.recent_waits()
-        for w in reversed(waits):
-            self._observe_wait(w)
+        for reason, wait in reversed(waits):
+            self._observe_wait(wait, reason)
         for record in await self.store.waiting_sessions():
             live = LiveSession(record)
             self.sessions[record.id] = live
@@ -169,6 +188,7 @@ class CallCenter:
             context=context,
         )
         live = LiveSession(record, identified=identified)
+        await self._emit("session.created", {"session": record.to_json()})
         self.sessions[record.id] = live
         # The customer has the grace period to open the socket, like a reconnect.
         self._start_grace(live, "customer")
@@ -215,6 +235,7 @@ class CallCenter:
     async def rep_hello(self, conn: Connection, user: User) -> None:
         rep = self.reps.setdefault(user.id, RepState(user))
         rep.user = user
+        rep.skills, rep.languages = await self.store.get_routing(user.id)
         rep.conns.add(conn)
         conn.role = "rep"
         call = None
@@ -253,6 +274,8 @@ class CallCenter:
             raise ProtocolError("not_available", "finish the current call first")
         if status == "available" and rep.wrap_up is not None:
             raise ProtocolError("wrap_up_required", "save the last call's disposition first")
+        if status != "available" and rep.offer is not None:
+            self._cancel_offer(self.sessions.get(rep.offer), "rep_away")
         self._set_status(rep, status)
 
     def _set_status(self, rep: RepState, status: str) -> None:
@@ -285,23 +308,33 @@ class CallCenter:
         claimed = await self.store.claim_session(session_id, rep.user.id)
         if claimed is None:
             raise ProtocolError("already_taken", "another rep took this call")
+        if live.offer is not None:
+            self._cancel_offer(live, "accepted" if live.offer.rep_id == rep.user.id else "taken")
+        if rep.offer is not None:
+            self._cancel_offer(self.sessions.get(rep.offer), "taken")
         # A second rep may have claimed between our checks; the DB decided, so follow it.
         live.record = claimed
         live.rep = rep.user
         live.conns["rep"] = conn
         rep.session_id = live.id
         rep.status = "busy"
-        self._observe_wait(claimed.answered_at - claimed.queued_at if claimed.answered_at else 0.0)
+        self._observe_wait(claimed.answered_at - claimed.queued_at if claimed.answered_at else 0.0, claimed.reason)
         if claimed.customer_ref:
             live.history = await self.store.customer_history(claimed.customer_ref, exclude=live.id)
-        live.media = CallMedia(
-            live.id,
-            self.settings.ice_servers,
-            on_media_state=lambda role, state: self._media_state_changed(live, role, state),
-            stall_after_s=self.settings.media_stall_s,
+        await self._emit(
+            "session.answered",
+            {"session": claimed.to_json(), "rep": {"id": rep.user.id, "display_name": rep.user.display_name}},
         )
+        if live.media is None:
+            live.media = CallMedia(
+                live.id,
+                self.settings.ice_servers,
+                on_media_state=lambda role, state: self._media_state_changed(live, role, state),
+                stall_after_s=self.settings.media_stall_s,
+            )
         self._start_cues(live)
-        await self._start_recording(live)
+        if live.recording is None:
+            await self._start_recording(live)
         accepted = self._call_json(live)
         # What the customer typed while waiting is the first thing the rep should read.
         accepted["chat"] = [c.to_json() for c in await self.store.list_chat(live.id)]
@@ -423,6 +456,10 @@ class CallCenter:
             "state": note,
         }
 
+    async def _emit(self, event: str, data: dict[str, Any]) -> None:
+        if self.on_event is not None:
+            await self.on_event(event, data)
+
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         watcher = asyncio.create_task(coro)
         self._watchers.add(watcher)
@@ -440,6 +477,7 @@ class CallCenter:
             live.media.feeds["customer"]["video"],
             self.store,
             lambda message: self._send_to_rep(live, [message]),
+            on_event=self.on_event,
         )
 
     def _cue_state(self, live: LiveSession) -> list[dict[str, Any]]:
@@ -482,6 +520,8 @@ class CallCenter:
                 live.conns["rep"] = None
                 self._start_grace(live, "rep")
                 self._notify_peer_presence(live, "rep")
+            if not rep.conns and rep.offer is not None:
+                self._cancel_offer(self.sessions.get(rep.offer), "rep_left")
             if not rep.conns and rep.session_id is None:
                 rep.status = "wrap_up" if rep.wrap_up else "away"
                 self.broadcast_queue()
@@ -558,6 +598,8 @@ class CallCenter:
             if record is not None:
                 live.record = record
             self.sessions.pop(live.id, None)
+        if live.offer is not None:
+            self._cancel_offer(live, "ended")
         for task in list(live.grace.values()):
             if task is not asyncio.current_task():
                 task.cancel()
@@ -590,6 +632,8 @@ class CallCenter:
             await cues.aclose()
         if live.record.answered_at is not None:
             await self.store.summarize_emotion(live.id)
+        final = await self.store.get_session(live.id)
+        await self._emit("session.ended", {"session": (final or live.record).to_json()})
         recorded = live.recording is not None
         if live.recording is not None:
             recording, live.recording = live.recording, None
@@ -634,6 +678,127 @@ class CallCenter:
             "recording": self._recording_state(live),
         }
 
+    # routing
+
+    def _can_ring(self, rep: RepState) -> bool:
+        return (
+            rep.status == "available"
+            and bool(rep.conns)
+            and rep.session_id is None
+            and rep.wrap_up is None
+            and rep.offer is None
+        )
+
+    @staticmethod
+    def matches(rep: RepState, record: SessionRecord) -> bool:
+        """Skills and languages: an empty list takes anything, a call without one goes to anyone."""
+        reason_ok = not rep.skills or record.reason is None or record.reason in rep.skills
+        language_ok = not rep.languages or record.language is None or record.language in rep.languages
+        return reason_ok and language_ok
+
+    def _offer_calls(self) -> None:
+        """Ring the longest-idle matching rep for each waiting call, in queue order, one rep per call."""
+        free = [r for r in self.reps.values() if self._can_ring(r)]
+        for live in self._waiting():
+            if not free:
+                return
+            if live.offer is not None or live.conns.get("customer") is None:
+                continue
+            candidates = [r for r in free if r.user.id not in live.declined and self.matches(r, live.record)]
+            if not candidates:
+                continue
+            rep = min(candidates, key=lambda r: r.idle_since)
+            free.remove(rep)
+            self._ring(live, rep)
+
+    def _ring(self, live: LiveSession, rep: RepState, *, transfer: bool = False, note: str | None = None) -> None:
+        rep.offer = live.id
+        timer = asyncio.create_task(self._ring_out(live, rep), name=f"ring-{live.id}-{rep.user.id}")
+        live.offer = Offer(rep.user.id, timer, transfer)
+        message: dict[str, Any] = {
+            "type": "call.offer",
+            "session_id": live.id,
+            "ring_timeout_s": self.settings.ring_timeout_s,
+            "item": self._queue_item(live),
+            "transfer": transfer,
+        }
+        if note:
+            message["note"] = note
+        for conn in rep.conns:
+            conn.send(message)
+
+    async def _ring_out(self, live: LiveSession, rep: RepState) -> None:
+        await asyncio.sleep(self.settings.ring_timeout_s)
+        if live.offer is None or live.offer.rep_id != rep.user.id:
+            return
+        live.offer = None
+        rep.offer = None
+        for conn in rep.conns:
+            conn.send({"type": "call.offer.cancelled", "session_id": live.id, "reason": "timeout"})
+        # Nobody answered: this rep is probably not at the desk, so stop ringing them.
+        log.info("call %s rang out at rep %s; rep set away", live.id, rep.user.username)
+        self._set_status(rep, "away")
+
+    def _cancel_offer(self, live: LiveSession | None, reason: str) -> None:
+        if live is None or live.offer is None:
+            return
+        offer, live.offer = live.offer, None
+        if offer.timer is not asyncio.current_task():
+            offer.timer.cancel()
+        rep = self.reps.get(offer.rep_id)
+        if rep is None:
+            return
+        if rep.offer == live.id:
+            rep.offer = None
+        if reason != "accepted":
+            for conn in rep.conns:
+                conn.send({"type": "call.offer.cancelled", "session_id": live.id, "reason": reason})
+
+    def decline(self, conn: Connection, session_id: str) -> None:
+        rep = self._rep(conn)
+        live = self.sessions.get(session_id)
+        if live is None or live.offer is None or live.offer.rep_id != rep.user.id:
+            raise ProtocolError("session_not_found", "no such offer")
+        live.declined.add(rep.user.id)
+        self._cancel_offer(live, "declined")
+        rep.idle_since = time.monotonic()
+        self.broadcast_queue()
+
+    async def transfer(
+        self, conn: Connection, session_id: str | None, *, to_rep: int | None, to_reason: str | None, note: str | None
+    ) -> None:
+        """Hand the call to another rep or back to a queue; the customer's media and context stay."""
+        live, role = self._session_of(conn, session_id)
+        rep = self._rep(conn)
+        if live.state != "active":
+            raise ProtocolError("not_in_call", "only a live call can be transferred")
+        if to_reason is not None and to_reason not in {code for code, _ in self.settings.reasons}:
+            raise ProtocolError("bad_message", "reason: unknown")
+        target: RepState | None = None
+        if to_rep is not None:
+            target = self.reps.get(to_rep)
+            if target is None or target is rep or not self._can_ring(target):
+                raise ProtocolError("rep_unavailable", "that rep cannot take a call now")
+        detail = {"from_rep": rep.user.id, "to_rep": to_rep, "to_reason": to_reason, "note": note}
+        live.record = await self.store.requeue_session(live.id, reason=to_reason or live.record.reason, detail=detail)
+        live.rep = None
+        live.conns["rep"] = None
+        live.declined.clear()
+        self._cancel_grace(live, "rep")
+        rep.session_id = None
+        self._set_status(rep, "available")
+        if live.media is not None:
+            await live.media.drop("rep")
+        moved = {"type": "call.transferred", "session_id": live.id, "to": "rep" if target else "queue"}
+        customer = live.conns.get("customer")
+        if customer is not None:
+            customer.send(moved)
+        for c in rep.conns:
+            c.send({**moved, "note": note})
+        if target is not None:
+            self._ring(live, target, transfer=True, note=note)
+        self.broadcast_queue()
+
     # queue
 
     def _waiting(self) -> list[LiveSession]:
@@ -647,15 +812,22 @@ class CallCenter:
     def available_reps(self) -> int:
         return sum(1 for r in self.reps.values() if r.status == "available" and r.conns)
 
-    def _observe_wait(self, wait_s: float) -> None:
+    def _observe_wait(self, wait_s: float, reason: str | None = None) -> None:
         alpha = 0.3
         self._wait_ewma = wait_s if self._wait_ewma is None else alpha * wait_s + (1 - alpha) * self._wait_ewma
+        key = reason or ""
+        old = self._wait_by_reason.get(key)
+        self._wait_by_reason[key] = wait_s if old is None else alpha * wait_s + (1 - alpha) * old
 
-    def estimated_wait(self, position: int) -> int:
-        # Recent waits (smoothed) stand for one place in line per free rep.
-        per_place = self._wait_ewma if self._wait_ewma is not None else DEFAULT_WAIT_S
-        per_place = max(per_place, 10.0)
+    def estimated_wait(self, position: int, reason: str | None = None) -> int:
+        # Recent waits in this queue (smoothed) stand for one place in line per free rep.
+        per_place = self._wait_by_reason.get(reason or "", self._wait_ewma)
+        per_place = max(per_place if per_place is not None else DEFAULT_WAIT_S, 10.0)
         return int(round(per_place * position / max(1, self.available_reps())))
+
+    def estimated_waits(self) -> dict[str, int]:
+        """The estimate for the next caller of each reason, for the supervisor's floor."""
+        return {code: self.estimated_wait(1, code) for code, _label in self.settings.reasons}
 
     def _send_position(self, live: LiveSession, position: int) -> None:
         conn = live.conns.get("customer")
@@ -664,7 +836,7 @@ class CallCenter:
                 {
                     "type": "queue.position",
                     "position": position,
-                    "estimated_wait_s": self.estimated_wait(position),
+                    "estimated_wait_s": self.estimated_wait(position, live.record.reason),
                     "available_reps": self.available_reps(),
                 }
             )
@@ -676,6 +848,9 @@ class CallCenter:
             "reason": live.record.reason,
             "device": live.record.device,
             "priority": live.record.priority,
+            "language": live.record.language,
+            "identified": live.identified,
+            "ringing": live.offer is not None,
             "queued_at": iso(live.record.queued_at),
             "waited_s": int(time.time() - live.record.queued_at),
             "connected": live.conns.get("customer") is not None,
@@ -686,11 +861,18 @@ class CallCenter:
             "type": "queue.snapshot",
             "items": [self._queue_item(s) for s in self._waiting()],
             "available_reps": self.available_reps(),
+            # Who a call can be transferred to right now.
+            "reps": [
+                {"id": r.user.id, "display_name": r.user.display_name, "status": r.status}
+                for r in self.reps.values()
+                if r.conns
+            ],
         }
 
     def broadcast_queue(self) -> None:
         if self._closing:
             return
+        self._offer_calls()
         for position, live in enumerate(self._waiting(), start=1):
             self._send_position(live, position)
         snapshot = self._queue_snapshot()
@@ -703,6 +885,50 @@ class CallCenter:
             await asyncio.sleep(QUEUE_TICK_S)
             if self._waiting():
                 self.broadcast_queue()
+
+    def live_floor(self) -> dict[str, Any]:
+        """The supervisor's view: the queue, every rep, and live calls with the customer's frustration."""
+        now, mono = time.time(), time.monotonic()
+        calls = []
+        for live in self.sessions.values():
+            if live.state != "active":
+                continue
+            update = live.cues.last_update if live.cues is not None else None
+            calls.append(
+                {
+                    "session_id": live.id,
+                    "rep": {"id": live.rep.id, "display_name": live.rep.display_name} if live.rep else None,
+                    "reason": live.record.reason,
+                    "language": live.record.language,
+                    "talk_s": int(now - (live.record.answered_at or now)),
+                    "customer_frustration": update.get("smoothed") if update else None,
+                    "customer_flag": bool(update and update.get("flag_active")),
+                }
+            )
+        reps = [
+            {
+                "id": r.user.id,
+                "display_name": r.user.display_name,
+                "status": r.status if r.conns or r.session_id else "offline",
+                "idle_s": int(mono - r.idle_since),
+                "session_id": r.session_id,
+                "skills": sorted(r.skills),
+                "languages": sorted(r.languages),
+            }
+            for r in self.reps.values()
+        ]
+        return {
+            "queue": [self._queue_item(live) for live in self._waiting()],
+            "reps": reps,
+            "calls": calls,
+            "estimated_wait_s": self.estimated_waits(),
+        }
+
+    def update_routing(self, user_id: int, skills: frozenset[str], languages: frozenset[str]) -> None:
+        rep = self.reps.get(user_id)
+        if rep is not None:
+            rep.skills, rep.languages = skills, languages
+            self.broadcast_queue()
 
     def floor(self) -> dict[str, Any]:
         return {

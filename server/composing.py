@@ -16,6 +16,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +49,16 @@ def track_offsets(rows: list[dict[str, Any]]) -> tuple[float | None, dict[int, f
 class Composer:
     """Queue of composition jobs, worked one at a time by a subprocess."""
 
-    def __init__(self, store: Store, root: Path, *, enabled: bool = True) -> None:
+    def __init__(
+        self,
+        store: Store,
+        root: Path,
+        *,
+        enabled: bool = True,
+        on_event: Callable[[str, dict[str, Any]], Awaitable[object]] | None = None,
+    ) -> None:
         self.store = store
+        self.on_event = on_event
         self.root = root
         self.enabled = enabled
         self._wake = asyncio.Event()
@@ -155,6 +164,13 @@ class Composer:
         size, sha = await asyncio.to_thread(file_digest, self.root / row["path"])
         await self.store.finish_recording(row["id"], state="complete", size=size, sha256=sha)
         await self.store.update_recording(row["id"], progress=1.0)
+        if self.on_event is not None:
+            ready = await self.store.get_recording(row["id"])
+            await self.on_event(
+                "recording.ready",
+                {"session_id": session_id, "recording_id": row["id"], "size": size, "sha256": sha, "state": "complete"}
+                | ({"ended_at": ready["ended_at"]} if ready else {}),
+            )
         log.info(
             "QA file of %s ready: %.0f s of call composed in %.1f s",
             session_id,

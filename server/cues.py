@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from emotion import EmotionService, EmotionStatus, EmotionStream, EmotionUpdate
@@ -23,6 +23,7 @@ TIMELINE_FLUSH_S = 5.0
 OFF_BY_CUSTOMER = {"type": "emotion.status", "status": "off", "message": "emotion cues off (customer's choice)"}
 
 SendToRep = Callable[[dict[str, Any]], None]
+EventSink = Callable[[str, dict[str, Any]], Awaitable[object]]
 
 
 def unavailable_status(message: str) -> dict[str, Any]:
@@ -39,8 +40,10 @@ class CallCues:
         customer_video: ParticipantFeed,
         store: Store,
         send_to_rep: SendToRep,
+        on_event: EventSink | None = None,
     ) -> None:
         self.session_id = session_id
+        self._on_event = on_event
         self._feed = customer_video
         self._store = store
         self._send = send_to_rep
@@ -60,6 +63,17 @@ class CallCues:
             if isinstance(event, EmotionUpdate):
                 message = {**event.to_dict(), "session_id": self.session_id}
                 self.last_update = message
+                if self._on_event is not None and message.get("flag") in ("raised", "cleared"):
+                    await self._on_event(
+                        "emotion.flag",
+                        {
+                            "session_id": self.session_id,
+                            "flag": message["flag"],
+                            "media_time": message.get("media_time"),
+                            "smoothed": message.get("smoothed"),
+                            "flag_seconds": message.get("flag_seconds"),
+                        },
+                    )
             elif isinstance(event, EmotionStatus):
                 message = {**event.to_dict(), "session_id": self.session_id}
                 self.last_status = message

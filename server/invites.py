@@ -157,9 +157,9 @@ async def create_invite(request: web.Request) -> web.Response:
     await store.audit(principal.user_id, "invite.create", customer_ref or "", {"by": principal.label})
     return web.json_response(
         {
-            "code": code,
+            # What follows /join/: the signed token, which is also what redeem and qr.png take.
+            "code": token,
             "url": url,
-            "token": token,
             "expires_at": iso(expires_at),
             "qr_svg": _qr_svg(url),
             "qr_png_url": f"/api/v1/invites/{token}/qr.png",

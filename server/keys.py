@@ -38,3 +38,4 @@ REVIEWS = web.AppKey("reviews", ReviewStore)
 API_KEYS = web.AppKey("api_keys", ApiKeyStore)
 # The server's secret for signing invite links (data/secret.key).
 INVITE_KEY = web.AppKey("invite_key", bytes)
+from .webhooks import WEBHOOKS as WEBHOOKS  # noqa: E402 - defined beside its dispatcher

@@ -9,6 +9,7 @@ volumes and waits in reports still add up. Every deletion goes to the audit log.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import shutil
 from dataclasses import dataclass
@@ -115,6 +116,13 @@ async def erase_session(store: Store, root: Path, session_id: str, *, user_id: i
                 erased_at=db.now(),
             )
         )
+        # Webhook deliveries carried the session's data to other systems; keep the log, not the data.
+        result = await conn.execute(
+            update(db.webhook_deliveries)
+            .where(db.webhook_deliveries.c.payload.contains(f'"{session_id}"'))
+            .values(payload=json.dumps({"erased": True, "session_id": session_id}))
+        )
+        counts["webhook_payloads"] = result.rowcount
         await conn.execute(
             update(db.invites)
             .where(db.invites.c.session_id == session_id)

@@ -50,6 +50,13 @@ SCHEMAS: dict[str, dict[str, Field]] = {
     "rep.status": {"status": Field(str, choices=("available", "away"))},
     "call.accept": {"session_id": Field(str, max_len=64, min_len=1)},
     "consent.emotion": {"enabled": Field(bool)},
+    "call.decline": {"session_id": Field(str, max_len=64, min_len=1)},
+    "call.transfer": {
+        "session_id": _SESSION,
+        "rep_id": Field(int, required=False),
+        "reason": Field(str, required=False, max_len=64),
+        "note": Field(str, required=False, max_len=500),
+    },
 }
 
 

@@ -80,6 +80,20 @@ async def _consent(center: CallCenter, conn: Connection, msg: ClientMessage) -> 
     await center.set_emotion_consent(conn, msg.data["enabled"])
 
 
+async def _decline(center: CallCenter, conn: Connection, msg: ClientMessage) -> None:
+    center.decline(conn, msg.data["session_id"])
+
+
+async def _transfer(center: CallCenter, conn: Connection, msg: ClientMessage) -> None:
+    await center.transfer(
+        conn,
+        msg.get("session_id"),
+        to_rep=msg.get("rep_id"),
+        to_reason=msg.get("reason"),
+        note=msg.get("note"),
+    )
+
+
 HANDLERS: dict[str, tuple[Handler, frozenset[str]]] = {
     "hello": (_hello, frozenset({"none"})),
     "ping": (_ping, frozenset({"none", "customer", "rep"})),
@@ -90,6 +104,8 @@ HANDLERS: dict[str, tuple[Handler, frozenset[str]]] = {
     "rep.status": (_rep_status, frozenset({"rep"})),
     "call.accept": (_accept, frozenset({"rep"})),
     "consent.emotion": (_consent, frozenset({"customer"})),
+    "call.decline": (_decline, frozenset({"rep"})),
+    "call.transfer": (_transfer, frozenset({"rep"})),
 }
 
 

@@ -384,7 +384,8 @@ class Store:
             result = await conn.execute(
                 update(db.support_sessions)
                 .where(db.support_sessions.c.id == session_id, db.support_sessions.c.state == "waiting")
-                .values(state="active", rep_id=rep_id, answered_at=t)
+                # A transferred call keeps its first answer time: waits are measured to the first rep.
+                .values(state="active", rep_id=rep_id, answered_at=func.coalesce(db.support_sessions.c.answered_at, t))
             )
             if result.rowcount != 1:
                 return None
@@ -394,6 +395,56 @@ class Store:
                 )
             )
         return await self.get_session(session_id)
+
+    async def requeue_session(self, session_id: str, *, reason: str | None, detail: dict[str, Any]) -> SessionRecord:
+        """A transfer: active → waiting, with the same context, possibly for another reason."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(db.support_sessions)
+                .where(db.support_sessions.c.id == session_id, db.support_sessions.c.state == "active")
+                .values(state="waiting", rep_id=None, reason=reason)
+            )
+            await conn.execute(
+                insert(db.session_events).values(
+                    session_id=session_id, at=db.now(), kind="transferred", detail=json.dumps(detail)
+                )
+            )
+        record = await self.get_session(session_id)
+        assert record is not None
+        return record
+
+    async def get_routing(self, user_id: int) -> tuple[frozenset[str], frozenset[str]]:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(select(db.users.c.skills, db.users.c.languages).where(db.users.c.id == user_id))
+            ).first()
+        if row is None:
+            return frozenset(), frozenset()
+        return frozenset(json.loads(row.skills or "[]")), frozenset(json.loads(row.languages or "[]"))
+
+    async def set_routing(self, user_id: int, skills: list[str], languages: list[str]) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(db.users)
+                .where(db.users.c.id == user_id)
+                .values(skills=json.dumps(sorted(skills)), languages=json.dumps(sorted(languages)))
+            )
+
+    async def list_users(self) -> list[dict[str, Any]]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(db.users).order_by(db.users.c.username))).mappings().all()
+        return [
+            {
+                "id": r["id"],
+                "username": r["username"],
+                "display_name": r["display_name"],
+                "role": r["role"],
+                "active": bool(r["active"]),
+                "skills": json.loads(r["skills"] or "[]"),
+                "languages": json.loads(r["languages"] or "[]"),
+            }
+            for r in rows
+        ]
 
     async def finish_session(self, session_id: str, *, state: str, ended_by: str, reason: str) -> SessionRecord | None:
         """Close an open session; None if it was already closed."""
@@ -657,16 +708,18 @@ class Store:
             for r in rows
         ]
 
-    async def recent_waits(self, limit: int = 20) -> list[float]:
+    async def recent_waits(self, limit: int = 100) -> list[tuple[str | None, float]]:
+        """(reason, wait) of the latest answered calls, newest first."""
+        s = db.support_sessions
         query = (
-            select(db.support_sessions.c.queued_at, db.support_sessions.c.answered_at)
-            .where(db.support_sessions.c.answered_at.is_not(None))
-            .order_by(db.support_sessions.c.answered_at.desc())
+            select(s.c.reason, s.c.queued_at, s.c.answered_at)
+            .where(s.c.answered_at.is_not(None))
+            .order_by(s.c.answered_at.desc())
             .limit(limit)
         )
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
-        return [answered - queued for queued, answered in rows]
+        return [(reason, answered - queued) for reason, queued, answered in rows]
 
     # chat
 

@@ -37,6 +37,17 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/v1/qa/scorecard"): {"qa", "supervisor", "admin"},
     ("PUT", "/api/v1/qa/scorecard"): {"admin"},
     ("GET", "/api/v1/qa/export.csv"): {"qa", "supervisor", "admin"},
+    ("POST", "/api/v1/calls/rating"): {ANON},
+    ("GET", "/api/v1/invites/{token}/qr.png"): {ANON},
+    ("GET", "/api/v1/floor"): {"supervisor", "admin"},
+    ("GET", "/api/v1/reports"): {"supervisor", "admin"},
+    ("GET", "/api/v1/reports.csv"): {"supervisor", "admin"},
+    ("GET", "/api/v1/users"): {"admin"},
+    ("PUT", "/api/v1/users/{user_id}/routing"): {"admin"},
+    ("POST", "/api/v1/webhooks"): {"admin"},
+    ("GET", "/api/v1/webhooks"): {"admin"},
+    ("DELETE", "/api/v1/webhooks/{webhook_id}"): {"admin"},
+    ("GET", "/api/v1/webhooks/{webhook_id}/deliveries"): {"admin"},
 }
 ROLES = ("anonymous", "rep", "qa", "supervisor", "admin")
 
@@ -81,7 +92,13 @@ async def test_role_route_matrix(rapport: Rapport, recorded: tuple[str, int]) ->
                 if route == "/api/v1/auth/logout":
                     continue  # would end this login; covered in test_session_life
                 url = rapport.url + route.format(
-                    code="nope", session_id=session_id, recording_id=rec_id, customer_ref="nobody"
+                    code="nope",
+                    token="nope",
+                    session_id=session_id,
+                    recording_id=rec_id,
+                    customer_ref="nobody",
+                    user_id=1,
+                    webhook_id=1,
                 )
                 body = {"username": "x", "password": "y"} if route.endswith("login") else {}
                 async with http.request(method, url, json=body, headers={"X-CSRF-Token": csrf}) as r:

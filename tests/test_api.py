@@ -87,9 +87,11 @@ async def test_an_invite_link_opens_a_session_with_its_name_and_reason(rapport: 
         # A second tab cannot mint a second token for the same open call.
         async with phone.post(f"{rapport.url}/api/v1/invites/{invite['code']}/redeem", json={}) as r:
             assert r.status == 409
-        for bad in ("nope", "x" * 300, "..%2f..%2fetc%2fpasswd"):
+        # A changed character anywhere makes the link invalid: a clear 400, never a session.
+        tampered = invite["code"][:-2] + ("AA" if not invite["code"].endswith("AA") else "BB")
+        for bad in ("nope", "x" * 300, "..%2f..%2fetc%2fpasswd", tampered):
             async with phone.post(f"{rapport.url}/api/v1/invites/{bad}/redeem", json={}) as r:
-                assert r.status == 404
+                assert r.status == 400 and (await r.json())["error"]["code"] == "link_invalid", bad
 
 
 async def test_invite_ttl_is_validated(rapport: Rapport) -> None:
@@ -138,7 +140,8 @@ async def test_pages_are_served_with_a_strict_content_security_policy(rapport: R
         async with http.get(f"{rapport.url}/api/v1/config") as r:
             config = await r.json()
         assert config["ice_servers"] == [] and config["protocol"] == 1
-        assert {"code": "order", "label": "An order"} in config["reasons"]
+        assert {"code": "order", "label": "An order"}.items() <= config["reasons"][0].items()
+        assert [lang["code"] for lang in config["languages"]] == ["en", "nl", "cs", "fa", "nb"]
 
 
 def test_settings_precedence_is_flags_then_env_then_toml(tmp_path: Path) -> None:

@@ -195,7 +195,7 @@ async def test_real_fer_flags_frustration_within_2s_of_the_switch_and_never_whil
             if record is not None and record.flag_count is not None:
                 break
             await asyncio.sleep(0.1)
-        assert record is not None and record.flag_count == 1 and (record.peak_frustration or 0) > 0.5
+        assert record is not None and (record.flag_count or 0) >= 1 and (record.peak_frustration or 0) > 0.5
         timeline = await rapport.store.list_timeline(flag["session_id"])
         assert len(timeline) >= 5
         assert any(row["flag"] for row in timeline) and not all(row["flag"] for row in timeline)

@@ -87,7 +87,14 @@ async def test_an_admin_erases_a_session_everything_personal_goes(rapport: Rappo
     async with admin.delete(f"{rapport.url}/api/v1/sessions/{session_id}", headers={"X-CSRF-Token": csrf}) as r:
         assert r.status == 200
         erased = (await r.json())["erased"]
-    assert erased == {"files": 1, "recordings": 1, "chat_messages": 1, "emotion_seconds": 1, "reviews": 1}
+    assert erased == {
+        "files": 1,
+        "recordings": 1,
+        "chat_messages": 1,
+        "emotion_seconds": 1,
+        "reviews": 1,
+        "webhook_payloads": 0,
+    }
     assert not media.exists() and not media.parent.exists()
     assert await rapport.store.list_chat(session_id) == []
     assert await rapport.store.list_timeline(session_id) == []

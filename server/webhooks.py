@@ -1,0 +1,552 @@
+"""Outgoing webhooks: signed POSTs of call events to other systems, retried with backoff.
+
+Everything goes through the database first: :meth:`WebhookDispatcher.emit`
+stores one ``webhook_deliveries`` row per subscribed endpoint, and a worker
+sends the rows that are due. A crash or restart loses nothing; at worst a
+delivery that was in flight is sent again (receivers dedupe on the event id or
+the ``Rapport-Delivery`` header).
+
+Each POST carries ``Rapport-Signature: t=<unix seconds>,v1=<hex>``, where the
+hex is HMAC-SHA256 of ``f"{t}.{body}"`` keyed with the endpoint's secret.
+Receivers check it with :func:`verify`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+import time
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+from aiohttp import web
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from . import db
+from .store import iso
+
+log = logging.getLogger(__name__)
+
+EVENTS = ("session.created", "session.answered", "session.ended", "recording.ready", "emotion.flag")
+DEFAULT_BACKOFF_S: tuple[float, ...] = (10, 30, 120, 600, 3600, 21600)
+SECRET_PREFIX = "whsec_"
+EVENT_ID_PREFIX = "evt_"
+USER_AGENT = "Rapport-Webhooks/1"
+SIGNATURE_HEADER = "Rapport-Signature"
+URL_MAX = 500
+DESCRIPTION_MAX = 200
+ERROR_MAX = 300
+SIGNATURE_TOLERANCE_S = 300
+
+
+# signatures
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    """The ``Rapport-Signature`` header value: ``t=<timestamp>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>``."""
+    mac = hmac.new(secret.encode("utf-8"), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"t={timestamp},v1={mac.hexdigest()}"
+
+
+def verify(
+    secret: str,
+    header_value: str | None,
+    body: bytes,
+    *,
+    tolerance_s: float = SIGNATURE_TOLERANCE_S,
+    now: float | None = None,
+) -> bool:
+    """Whether ``header_value`` signs ``body`` with ``secret`` and its timestamp is within ``tolerance_s`` of now.
+
+    For receivers: pass the raw request body, byte for byte. Several ``v1=`` values
+    are accepted (any may match); the comparison is constant-time.
+    """
+    if not header_value or len(header_value) > 1000:
+        return False
+    timestamp: int | None = None
+    candidates: list[str] = []
+    for part in header_value.split(","):
+        key, sep, value = part.strip().partition("=")
+        if not sep:
+            return False
+        if key == "t":
+            if timestamp is not None or not value.isascii() or not value.isdigit() or len(value) > 12:
+                return False
+            timestamp = int(value)
+        elif key == "v1":
+            candidates.append(value)
+    if timestamp is None or not candidates:
+        return False
+    current = time.time() if now is None else now
+    if abs(current - timestamp) > tolerance_s:
+        return False
+    expected = sign(secret, timestamp, body).rpartition("v1=")[2].encode("ascii")
+    matched = False
+    for candidate in candidates:
+        # Compare every candidate (no early exit) so timing says nothing about which one matched.
+        matched |= hmac.compare_digest(expected, candidate.encode("utf-8", "replace"))
+    return matched
+
+
+def new_secret() -> str:
+    return SECRET_PREFIX + secrets.token_urlsafe(32)
+
+
+def new_event_id() -> str:
+    return EVENT_ID_PREFIX + secrets.token_urlsafe(16)
+
+
+# validation
+
+
+def validate_url(url: object, allow_hosts: Collection[str] | None = None) -> str:
+    """The URL if it may receive webhooks; ``ValueError`` with a readable reason otherwise."""
+    if not isinstance(url, str) or not url.strip():
+        raise ValueError("url: required, a string")
+    url = url.strip()
+    if len(url) > URL_MAX:
+        raise ValueError(f"url: at most {URL_MAX} characters")
+    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in url):
+        raise ValueError("url: no spaces or control characters")
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+        _port = parts.port  # raises ValueError for a bad port
+    except ValueError:
+        raise ValueError("url: not a valid URL") from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ValueError("url: must start with http:// or https://")
+    if "@" in parts.netloc or parts.username is not None or parts.password is not None:
+        raise ValueError("url: must not contain credentials (user:password@)")
+    if not hostname:
+        raise ValueError("url: has no host")
+    if allow_hosts is not None and hostname.lower() not in {h.lower() for h in allow_hosts}:
+        raise ValueError(f"url: the host {hostname} is not allowed on this server")
+    return url
+
+
+def validate_events(value: object) -> tuple[str, ...]:
+    """The subscribed events, deduplicated in order; ``ValueError`` with a readable reason otherwise."""
+    if not isinstance(value, list) or not value:
+        raise ValueError(f"events: a non-empty list of {', '.join(EVENTS)}")
+    events: list[str] = []
+    for item in value:
+        if not isinstance(item, str) or item not in EVENTS:
+            shown = item if isinstance(item, str) and len(item) <= 40 else "?"
+            raise ValueError(f"events: unknown event {shown!r}; use {', '.join(EVENTS)}")
+        if item not in events:
+            events.append(item)
+    return tuple(events)
+
+
+# records
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    id: int
+    url: str
+    events: tuple[str, ...]
+    description: str | None
+    active: bool
+    created_at: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "url": self.url,
+            "events": list(self.events),
+            "description": self.description,
+            "created_at": iso(self.created_at),
+        }
+
+
+def _events_of(text: str) -> tuple[str, ...]:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return ()
+    return tuple(e for e in value if isinstance(e, str)) if isinstance(value, list) else ()
+
+
+def _endpoint(row: Any) -> Endpoint:
+    return Endpoint(
+        id=row["id"],
+        url=row["url"],
+        events=_events_of(row["events"]),
+        description=row["description"],
+        active=bool(row["active"]),
+        created_at=row["created_at"],
+    )
+
+
+def delivery_json(row: Any) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "event": row["event"],
+        "event_id": row["event_id"],
+        "state": row["state"],
+        "attempts": row["attempts"],
+        "last_status": row["last_status"],
+        "last_error": row["last_error"],
+        "created_at": iso(row["created_at"]),
+        "delivered_at": iso(row["delivered_at"]),
+        "next_attempt_at": iso(row["next_attempt_at"]),
+    }
+
+
+@dataclass(frozen=True)
+class _Due:
+    id: int
+    endpoint_id: int
+    event: str
+    payload: str
+    attempts: int
+    url: str
+    secret: str
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    status: int | None
+    error: str | None
+    permanent: bool = False
+
+
+# the dispatcher
+
+
+class WebhookDispatcher:
+    """Stores webhook endpoints and deliveries, and sends due deliveries in the background.
+
+    ``backoff_s[i]`` is the wait after the (i+1)-th failed attempt; after
+    ``len(backoff_s) + 1`` failed attempts a delivery is ``failed``.
+    ``allow_hosts``: if given, only these host names may receive webhooks
+    (checked when an endpoint is created and again before each POST).
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        timeout_s: float = 10.0,
+        backoff_s: tuple[float, ...] = DEFAULT_BACKOFF_S,
+        allow_hosts: Collection[str] | None = None,
+        concurrency: int = 4,
+        poll_s: float = 5.0,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency: at least 1")
+        self.engine = engine
+        self.timeout_s = timeout_s
+        self.backoff_s = tuple(backoff_s)
+        self.allow_hosts = frozenset(h.lower() for h in allow_hosts) if allow_hosts is not None else None
+        self.concurrency = concurrency
+        self.poll_s = poll_s
+        self._wake = asyncio.Event()
+        self._worker: asyncio.Task[None] | None = None
+        self._http: aiohttp.ClientSession | None = None
+        self._inflight: dict[int, asyncio.Task[None]] = {}
+
+    # lifecycle
+
+    async def start(self) -> None:
+        """Start sending; deliveries left pending by an earlier run are picked up."""
+        if self._worker is not None:
+            return
+        self._http = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=self.timeout_s),
+            connector=aiohttp.TCPConnector(limit=self.concurrency),
+            cookie_jar=aiohttp.DummyCookieJar(),
+            raise_for_status=False,
+            headers={"User-Agent": USER_AGENT},
+        )
+        self._wake.set()
+        self._worker = asyncio.create_task(self._run(), name="webhooks")
+
+    async def aclose(self) -> None:
+        """Stop sending. Deliveries in flight stay ``pending`` and go out after the next start."""
+        worker, self._worker = self._worker, None
+        tasks = [t for t in (worker, *self._inflight.values()) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._inflight.clear()
+        if self._http is not None:
+            http, self._http = self._http, None
+            await http.close()
+
+    # endpoints
+
+    def check_url(self, url: object) -> str:
+        return validate_url(url, self.allow_hosts)
+
+    async def create_endpoint(
+        self, url: str, events: tuple[str, ...], description: str | None = None
+    ) -> tuple[Endpoint, str]:
+        """A new endpoint and its signing secret (shown to the caller once)."""
+        url = self.check_url(url)
+        events = validate_events(list(events))
+        if description is not None and len(description) > DESCRIPTION_MAX:
+            raise ValueError(f"description: at most {DESCRIPTION_MAX} characters")
+        secret = new_secret()
+        t = db.now()
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                insert(db.webhook_endpoints).values(
+                    url=url,
+                    secret=secret,
+                    events=json.dumps(list(events)),
+                    description=description,
+                    active=True,
+                    created_at=t,
+                )
+            )
+            pk = int(result.inserted_primary_key[0]) if result.inserted_primary_key else 0
+        return Endpoint(pk, url, events, description, True, t), secret
+
+    async def list_endpoints(self) -> list[Endpoint]:
+        """The live endpoints (deleted ones are kept for their delivery history, but not listed)."""
+        table = db.webhook_endpoints
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(table).where(table.c.active.is_(True)).order_by(table.c.id))).mappings()
+            return [_endpoint(r) for r in rows.all()]
+
+    async def get_endpoint(self, endpoint_id: int) -> Endpoint | None:
+        table = db.webhook_endpoints
+        async with self.engine.connect() as conn:
+            query = select(table).where(table.c.id == endpoint_id, table.c.active.is_(True))
+            row = (await conn.execute(query)).mappings().first()
+        return _endpoint(row) if row is not None else None
+
+    async def delete_endpoint(self, endpoint_id: int) -> bool:
+        """Stop sending to this endpoint: its pending deliveries fail, its secret is forgotten."""
+        endpoints, deliveries = db.webhook_endpoints, db.webhook_deliveries
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(endpoints)
+                .where(endpoints.c.id == endpoint_id, endpoints.c.active.is_(True))
+                .values(active=False, secret="")
+            )
+            if result.rowcount != 1:
+                return False
+            await conn.execute(
+                update(deliveries)
+                .where(deliveries.c.endpoint_id == endpoint_id, deliveries.c.state == "pending")
+                .values(state="failed", next_attempt_at=None, last_error="endpoint deleted")
+            )
+        # A POST in flight to it is abandoned (its row already says "endpoint deleted").
+        for task in list(self._inflight.values()):
+            if task.get_name().startswith(f"webhook-{endpoint_id}-"):
+                task.cancel()
+        return True
+
+    async def list_deliveries(self, endpoint_id: int, limit: int = 100) -> list[dict[str, Any]]:
+        """The endpoint's deliveries, newest first."""
+        table = db.webhook_deliveries
+        async with self.engine.connect() as conn:
+            query = select(table).where(table.c.endpoint_id == endpoint_id).order_by(table.c.id.desc()).limit(limit)
+            rows = (await conn.execute(query)).mappings().all()
+        return [delivery_json(r) for r in rows]
+
+    # events
+
+    async def emit(self, event: str, data: dict[str, Any]) -> int:
+        """Queue ``event`` for every live endpoint subscribed to it; returns how many deliveries were stored.
+
+        Never raises for database or serialisation trouble (it is logged and 0 is
+        returned); an event name outside :data:`EVENTS` is a programming error
+        (``ValueError``).
+        """
+        if event not in EVENTS:
+            raise ValueError(f"unknown webhook event {event!r}")
+        t = db.now()
+        event_id = new_event_id()
+        try:
+            body = json.dumps(
+                {"id": event_id, "type": event, "created_at": iso(t), "data": data},
+                separators=(",", ":"),
+                default=str,
+            )
+        except (TypeError, ValueError, RecursionError):
+            log.exception("webhook event %s: data is not JSON, not sent", event)
+            return 0
+        table = db.webhook_endpoints
+        try:
+            async with self.engine.begin() as conn:
+                rows = (await conn.execute(select(table.c.id, table.c.events).where(table.c.active.is_(True)))).all()
+                targets = [row.id for row in rows if event in _events_of(row.events)]
+                if targets:
+                    await conn.execute(
+                        insert(db.webhook_deliveries),
+                        [
+                            {
+                                "endpoint_id": endpoint_id,
+                                "event_id": event_id,
+                                "event": event,
+                                "payload": body,
+                                "state": "pending",
+                                "attempts": 0,
+                                "next_attempt_at": t,
+                                "created_at": t,
+                            }
+                            for endpoint_id in targets
+                        ],
+                    )
+        except Exception:
+            log.exception("could not queue webhook event %s", event)
+            return 0
+        if targets:
+            self._wake.set()
+        return len(targets)
+
+    # the worker
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            next_due: float | None = None
+            try:
+                await self._dispatch_due()
+                next_due = await self._next_due()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("webhook worker: could not read due deliveries")
+            delay = self.poll_s if next_due is None else min(max(next_due - db.now(), 0.0), self.poll_s)
+            # Woken early by emit() or a finished delivery; never spins faster than every 50 ms.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=max(delay, 0.05))
+
+    async def _dispatch_due(self) -> None:
+        free = self.concurrency - len(self._inflight)
+        if free <= 0:
+            return
+        d, e = db.webhook_deliveries, db.webhook_endpoints
+        query = (
+            select(d.c.id, d.c.endpoint_id, d.c.event, d.c.payload, d.c.attempts, e.c.url, e.c.secret)
+            .select_from(d.join(e, d.c.endpoint_id == e.c.id))
+            .where(
+                d.c.state == "pending",
+                d.c.next_attempt_at <= db.now(),
+                e.c.active.is_(True),
+                d.c.id.notin_(list(self._inflight)),
+            )
+            .order_by(d.c.next_attempt_at, d.c.id)
+            .limit(free)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        for row in rows:
+            due = _Due(**dict(row))
+            task = asyncio.create_task(self._deliver(due), name=f"webhook-{due.endpoint_id}-{due.id}")
+            self._inflight[due.id] = task
+            task.add_done_callback(functools.partial(self._done, due.id))
+
+    def _done(self, delivery_id: int, _task: asyncio.Task[None]) -> None:
+        self._inflight.pop(delivery_id, None)
+        self._wake.set()
+
+    async def _next_due(self) -> float | None:
+        d, e = db.webhook_deliveries, db.webhook_endpoints
+        query = (
+            select(func.min(d.c.next_attempt_at))
+            .select_from(d.join(e, d.c.endpoint_id == e.c.id))
+            .where(d.c.state == "pending", e.c.active.is_(True), d.c.id.notin_(list(self._inflight)))
+        )
+        async with self.engine.connect() as conn:
+            value = (await conn.execute(query)).scalar_one_or_none()
+        return float(value) if value is not None else None
+
+    async def _deliver(self, due: _Due) -> None:
+        try:
+            await self._record(due, await self._post(due))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # The row stays pending with its attempt count. Hold its slot for a poll interval
+            # so a database that keeps failing does not turn into a resend loop.
+            log.exception("webhook delivery %d: could not record the outcome", due.id)
+            await asyncio.sleep(self.poll_s)
+
+    async def _post(self, due: _Due) -> _Outcome:
+        """One attempt."""
+        http = self._http
+        if http is None:
+            return _Outcome(None, "dispatcher closed")
+        try:
+            validate_url(due.url, self.allow_hosts)
+        except ValueError as exc:
+            # The server's settings changed since the endpoint was made: retrying cannot help.
+            return _Outcome(None, str(exc), permanent=True)
+        body = due.payload.encode("utf-8")
+        headers = {
+            "Content-Type": "application/json",
+            "Rapport-Event": due.event,
+            "Rapport-Delivery": str(due.id),
+            SIGNATURE_HEADER: sign(due.secret, int(time.time()), body),
+        }
+        try:
+            async with http.post(due.url, data=body, headers=headers, allow_redirects=False) as response:
+                status = response.status
+                reason = response.reason or ""
+        except TimeoutError:
+            return _Outcome(None, f"no answer within {self.timeout_s:g} s")
+        except (aiohttp.ClientError, ValueError, OSError) as exc:
+            return _Outcome(None, f"{type(exc).__name__}: {exc}")
+        if 200 <= status < 300:
+            return _Outcome(status, None)
+        if 300 <= status < 400:
+            return _Outcome(status, f"HTTP {status} {reason} (redirects are not followed)")
+        return _Outcome(status, f"HTTP {status} {reason}".strip())
+
+    async def _record(self, due: _Due, outcome: _Outcome) -> None:
+        table = db.webhook_deliveries
+        t = db.now()
+        attempts = due.attempts + 1
+        status, error = outcome.status, outcome.error
+        if error is None:
+            # Delivered: last_error keeps the latest failure, if any, for the record.
+            values: dict[str, Any] = {
+                "state": "delivered",
+                "attempts": attempts,
+                "last_status": status,
+                "delivered_at": t,
+                "next_attempt_at": None,
+            }
+            log.info("webhook delivery %d (%s) delivered after %d attempt(s)", due.id, due.event, attempts)
+        else:
+            last = outcome.permanent or attempts > len(self.backoff_s)
+            values = {
+                "state": "failed" if last else "pending",
+                "attempts": attempts,
+                "last_status": status,
+                "last_error": error[:ERROR_MAX],
+                "next_attempt_at": None if last else t + float(self.backoff_s[attempts - 1]),
+            }
+            log.warning(
+                "webhook delivery %d (%s) to endpoint %d, attempt %d: %s%s",
+                due.id,
+                due.event,
+                due.endpoint_id,
+                attempts,
+                error,
+                " (giving up)" if last else "",
+            )
+        async with self.engine.begin() as conn:
+            await conn.execute(update(table).where(table.c.id == due.id, table.c.state == "pending").values(**values))
+
+
+WEBHOOKS = web.AppKey("webhooks", WebhookDispatcher)
