@@ -13,6 +13,9 @@ let call = null;
 let queue = [];
 let callTimer = null;
 let wrapUpSession = null;
+let offer = null;
+let transferReps = [];
+const LANGUAGE_NAMES = { en: "English", nl: "Dutch", cs: "Czech", fa: "Persian", nb: "Norwegian Bokmål" };
 const spark = []; // [media_time, smoothed] for the last 60 s
 
 window.rapport = {
@@ -32,6 +35,18 @@ async function init() {
   $("logout").addEventListener("click", logout);
   $("availability").addEventListener("click", toggleAvailability);
   wireCallControls();
+  $("offer-accept").addEventListener("click", () => offer && acceptCall(offer.session_id, $("offer-accept")));
+  $("offer-decline").addEventListener("click", () => {
+    if (!offer) return;
+    const sessionId = offer.session_id;
+    hideOffer();
+    signaling.request({ type: "call.decline", session_id: sessionId }).catch((e) => toast(e.message));
+  });
+  $("transfer").addEventListener("click", toggleTransfer);
+  $("transfer-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    transferCall().catch((err) => toast(err.message));
+  });
   $("wrapup-form").addEventListener("submit", (ev) => {
     ev.preventDefault();
     saveWrapUp().catch((err) => toast(err.message));
@@ -78,6 +93,9 @@ function start(me) {
   });
   signaling.addEventListener("peer.media", (ev) => showPeerMedia(ev.detail));
   signaling.addEventListener("call.ended", (ev) => onEnded(ev.detail));
+  signaling.addEventListener("call.offer", (ev) => showOffer(ev.detail));
+  signaling.addEventListener("call.offer.cancelled", (ev) => offer?.session_id === ev.detail.session_id && hideOffer());
+  signaling.addEventListener("call.transferred", (ev) => onTransferred(ev.detail));
   signaling.addEventListener("emotion.update", (ev) => showEmotion(ev.detail));
   signaling.addEventListener("recording.state", (ev) => showRecording(ev.detail));
   signaling.addEventListener("emotion.status", (ev) => showEmotionStatus(ev.detail));
@@ -117,6 +135,7 @@ function toggleAvailability() {
 
 function renderQueue(snapshot) {
   queue = snapshot.items;
+  transferReps = snapshot.reps || [];
   const list = $("queue-list");
   list.replaceChildren();
   for (const item of queue) {
@@ -195,6 +214,9 @@ async function onAccepted(msg) {
   $("customer-device").textContent = msg.customer.device || "—";
   $("session-id").textContent = msg.session_id;
   $("customer-camera").textContent = "—";
+  showCard(msg.customer);
+  hideOffer();
+  $("transfer-form").hidden = true;
   spark.length = 0;
   resetEmotion();
   chat.replay(msg.chat || []);
@@ -225,6 +247,108 @@ function onEnded(msg) {
   call = null;
   setState("queue");
   if (msg.wrap_up) showWrapUp(msg.session_id);
+}
+
+function showOffer(msg) {
+  offer = { ...msg, until: Date.now() + msg.ring_timeout_s * 1000 };
+  const item = msg.item || {};
+  $("offer-text").textContent = [item.customer_name || "Guest", item.reason, LANGUAGE_NAMES[item.language]]
+    .filter(Boolean)
+    .join(" · ") + (msg.transfer ? " (transferred)" : "");
+  $("offer-note").textContent = msg.note ? `Note: ${msg.note}` : "";
+  $("offer-note").hidden = !msg.note;
+  $("offer").hidden = false;
+  $("offer-accept").disabled = false;
+  tickOffer();
+  alertNewCustomer();
+}
+
+function tickOffer() {
+  if (!offer) return;
+  $("offer-countdown").textContent = String(Math.max(0, Math.ceil((offer.until - Date.now()) / 1000)));
+}
+
+function hideOffer() {
+  offer = null;
+  $("offer").hidden = true;
+}
+
+function showCard(customer) {
+  $("customer-language").textContent = LANGUAGE_NAMES[customer.language] || customer.language || "—";
+  const contact = customer.contact || {};
+  $("customer-contact").textContent = [contact.email, contact.phone].filter(Boolean).join(" · ") || "—";
+  $("customer-identified").hidden = !customer.identified;
+  $("customer-ref").textContent = customer.ref || "";
+  const context = $("customer-context");
+  context.replaceChildren();
+  for (const [key, value] of Object.entries(customer.context || {})) {
+    const dt = document.createElement("dt");
+    dt.textContent = key.replaceAll("_", " ");
+    const dd = document.createElement("dd");
+    dd.textContent = typeof value === "object" ? JSON.stringify(value) : String(value);
+    context.append(dt, dd);
+  }
+  context.hidden = context.childElementCount === 0;
+  const history = customer.history || [];
+  const list = $("customer-history");
+  list.replaceChildren(
+    ...history.map((h) => {
+      const li = document.createElement("li");
+      li.dataset.testid = "customer-history-item";
+      const head = document.createElement("strong");
+      head.textContent = `${new Date(h.date).toLocaleDateString()} · ${h.reason || "—"} · ${(h.outcome || "").replaceAll("_", " ")}`;
+      li.append(head);
+      if (h.notes) {
+        const notes = document.createElement("p");
+        notes.className = "small";
+        notes.textContent = h.notes;
+        li.append(notes);
+      }
+      return li;
+    }),
+  );
+  $("customer-history-count").textContent = String(history.length);
+  $("customer-history-box").hidden = history.length === 0;
+}
+
+function toggleTransfer() {
+  const form = $("transfer-form");
+  form.hidden = !form.hidden;
+  $("transfer").setAttribute("aria-expanded", String(!form.hidden));
+  if (form.hidden) return;
+  const select = $("transfer-target");
+  select.replaceChildren();
+  const reps = document.createElement("optgroup");
+  reps.label = "Rep";
+  for (const rep of transferReps) {
+    if (rep.status !== "available") continue;
+    reps.append(new Option(rep.display_name, `rep:${rep.id}`));
+  }
+  const queues = document.createElement("optgroup");
+  queues.label = "Back to a queue";
+  for (const reason of ["order", "complaint", "not_working", "wrong_info", "other"]) {
+    queues.append(new Option(`Queue: ${reason.replaceAll("_", " ")}`, `queue:${reason}`));
+  }
+  select.append(reps, queues);
+  select.focus();
+}
+
+async function transferCall() {
+  const [kind, value] = $("transfer-target").value.split(":");
+  const note = $("transfer-note").value.trim();
+  const message = { type: "call.transfer", ...(note ? { note } : {}) };
+  if (kind === "rep") message.rep_id = Number(value);
+  else message.reason = value;
+  await signaling.request(message);
+}
+
+function onTransferred(msg) {
+  media.stop();
+  call = null;
+  $("transfer-form").hidden = true;
+  $("call-ended").textContent = `Call transferred to ${msg.to === "rep" ? "another rep" : "the queue"}.`;
+  $("call-ended").hidden = false;
+  setState("queue");
 }
 
 async function loadDispositions() {
@@ -281,6 +405,7 @@ function tick() {
     el.textContent = formatWait((Date.now() - Date.parse(el.dataset.queuedAt)) / 1000);
   });
   if (call) $("call-timer").textContent = formatWait((Date.now() - call.startedAt) / 1000);
+  tickOffer();
 }
 
 // --- emotion cues: they describe the customer's expression, never the rep ---
