@@ -49,13 +49,19 @@ DEMO_FILE = "demo-accounts.txt"
 
 def _demo_banner(lines: list[tuple[str, str, str]], path: Path) -> str:
     rows = "\n".join(f"  {role:<11} {user:<8} {password}" for user, role, password in lines)
-    return f"Demo accounts (also in {path}):\n  {'role':<11} {'username':<8} password\n{rows}"
+    return (
+        f"Demo accounts (also in {path}):\n  {'role':<11} {'username':<8} password\n{rows}\n"
+        "  (api-key: send it as 'Authorization: Bearer <key>'; see README, \"Open a call from another system\")"
+    )
 
 
 async def _announce_demo_accounts(store: Store, settings: Settings) -> None:
     path = settings.data_dir / DEMO_FILE
     created = await accounts.ensure_demo_accounts(store)
     if created:
+        # A key for trying the REST API with curl (README): invites and session reads only.
+        _key, secret = await ApiKeyStore(store.engine).create("demo", ("invites:write", "sessions:read"))
+        created.append(("demo-key", "api-key", secret))
         path.write_text("".join(f"{u} {r} {p}\n" for u, r, p in created))
         os.chmod(path, 0o600)
     if path.exists():
