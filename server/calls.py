@@ -331,6 +331,7 @@ class CallCenter:
                 self.settings.ice_servers,
                 on_media_state=lambda role, state: self._media_state_changed(live, role, state),
                 stall_after_s=self.settings.media_stall_s,
+                forward=self.settings.media_path == "forward",
             )
         self._start_cues(live)
         if live.recording is None:

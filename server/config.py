@@ -132,6 +132,9 @@ class Settings:
     help_articles: Mapping[str, tuple[dict[str, Any], ...]] = dataclasses.field(
         default_factory=lambda: dict(DEFAULT_HELP)
     )
+    # "forward": carry each side's encoded media to the other without decoding (the default);
+    # "transcode": decode and re-encode (aiortc's usual relay; the benchmark's baseline).
+    media_path: str = "forward"
     # Routing: how long a call rings at one rep before it goes to the next.
     ring_timeout_s: float = 15.0
     reasons: tuple[tuple[str, str], ...] = DEFAULT_REASONS
@@ -191,6 +194,8 @@ def _coerce(name: str, value: Any) -> Any:
     if name == "dispositions":
         return tuple((str(code), str(label), str(category)) for code, label, category in value)
     current = getattr(Settings(), name)
+    if name == "media_path" and value not in ("forward", "transcode"):
+        raise ValueError("media_path must be forward or transcode")
     if name == "recording_policy" and value not in ("always", "ask", "never"):
         raise ValueError("recording_policy must be always, ask or never")
     if name in ("data_dir", "cert_file", "key_file", "recordings_dir"):

@@ -14,7 +14,7 @@ from typing import Any
 
 from emotion import EmotionService, EmotionStatus, EmotionStream, EmotionUpdate
 
-from .feeds import ParticipantFeed
+from .feeds import DecodingSink, ParticipantFeed
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -48,13 +48,15 @@ class CallCues:
         self._store = store
         self._send = send_to_rep
         self._stream: EmotionStream = service.open_stream(session_id)
+        # A forwarded call carries packets: decode them (in a thread) for the analysis only.
+        self._decoder = DecodingSink(self._stream, asyncio.get_running_loop())
         self.last_update: dict[str, Any] | None = None
         self.last_status: dict[str, Any] = {
             "type": "emotion.status",
             "status": service.status,
             "message": service.status_message,
         }
-        self._feed.subscribe(self._stream)
+        self._feed.subscribe(self._decoder)
         self._reader = asyncio.create_task(self._relay(), name=f"cues-{session_id}")
         self._flusher = asyncio.create_task(self._flush_periodically(), name=f"cues-flush-{session_id}")
 
@@ -99,7 +101,8 @@ class CallCues:
         return [m for m in (self.last_status, self.last_update) if m is not None]
 
     async def aclose(self) -> None:
-        self._feed.unsubscribe(self._stream)
+        self._feed.unsubscribe(self._decoder)
+        self._decoder.close()
         self._flusher.cancel()
         await self._stream.aclose()
         for task in (self._reader, self._flusher):

@@ -11,10 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import queue
+import threading
 import time
 from collections import deque
-from typing import Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
+import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av.frame import Frame
 
@@ -22,10 +26,15 @@ log = logging.getLogger(__name__)
 
 VIDEO_CLOCK = 90_000
 MAX_AHEAD_S = 1.0
+KEYFRAME_REQUEST_EVERY_S = 0.5
+PACKET_BACKLOG = 30  # forwarded packets waiting for a slow sender: a second of video
+
+# What a feed carries: decoded frames (transcoding path) or encoded packets (forwarding path).
+Media = Frame | av.Packet
 
 
 class FrameSink(Protocol):
-    def push(self, frame: Frame) -> None: ...
+    def push(self, frame: Media) -> None: ...
 
 
 class ParticipantFeed:
@@ -46,6 +55,19 @@ class ParticipantFeed:
         self._last_out: int | None = None
         self._last_out_wall = 0.0
         self._switched = True
+        # Set by CallMedia when packets are forwarded: asks the sender upstream for a keyframe.
+        self.keyframe_source: Callable[[], None] | None = None
+        self._keyframe_asked = 0.0
+        self.keyframes_requested = 0
+
+    def request_keyframe(self) -> None:
+        """A consumer needs a fresh keyframe (a new viewer, a gap): ask upstream, at most twice a second."""
+        now = time.monotonic()
+        if self.keyframe_source is None or now - self._keyframe_asked < KEYFRAME_REQUEST_EVERY_S:
+            return
+        self._keyframe_asked = now
+        self.keyframes_requested += 1
+        self.keyframe_source()
 
     def attach(self, track: MediaStreamTrack) -> None:
         if self._closed:
@@ -87,7 +109,7 @@ class ParticipantFeed:
                 frame = await track.recv()
             except MediaStreamError:
                 return
-            if not isinstance(frame, Frame) or frame.pts is None:
+            if not isinstance(frame, Frame | av.Packet) or frame.pts is None:
                 continue
             self._restamp(frame)
             self.frames_in += 1
@@ -98,7 +120,7 @@ class ParticipantFeed:
                 except Exception:  # one broken sink must not starve the others
                     log.exception("sink %r failed on %s %s", sink, self.label, self.kind)
 
-    def _restamp(self, frame: Frame) -> None:
+    def _restamp(self, frame: Media) -> None:
         pts = int(frame.pts or 0)
         wall = time.monotonic()
         rate = 1 / float(frame.time_base) if frame.time_base else VIDEO_CLOCK
@@ -118,6 +140,8 @@ class ParticipantFeed:
         self._last_in = pts
         out = pts + self._offset
         frame.pts = out
+        if isinstance(frame, av.Packet):
+            frame.dts = out
         self._last_out = out
         self._last_out_wall = wall
 
@@ -132,28 +156,104 @@ class FeedTrack(MediaStreamTrack):
     def __init__(self, feed: ParticipantFeed) -> None:
         super().__init__()
         self.kind = feed.kind
-        self._feed = feed
-        self._frames: deque[Frame] = deque(maxlen=10 if feed.kind == "audio" else 2)
+        self.feed = feed
+        self._frames: deque[Media] = deque(maxlen=10 if feed.kind == "audio" else 2)
+        self._packets: deque[Media] = deque()
         self._ready = asyncio.Event()
         self.frames_out = 0
+        self.dropped = 0
+        # Forwarded video starts, and restarts after a gap, at a keyframe: nothing else decodes.
+        self._need_keyframe = True
         feed.subscribe(self)
 
-    def push(self, frame: Frame) -> None:
-        self._frames.append(frame)
+    def push(self, frame: Media) -> None:
+        if isinstance(frame, av.Packet):
+            self._push_packet(frame)
+        else:
+            self._frames.append(frame)
         self._ready.set()
 
-    async def recv(self) -> Frame:
-        while not self._frames:
+    def _push_packet(self, packet: av.Packet) -> None:
+        if self.kind == "video":
+            if len(self._packets) >= PACKET_BACKLOG:
+                # The peer is not keeping up: drop the backlog and restart at a keyframe.
+                self.dropped += len(self._packets)
+                self._packets.clear()
+                self._need_keyframe = True
+            if self._need_keyframe:
+                if not packet.is_keyframe:
+                    self.dropped += 1
+                    self.feed.request_keyframe()
+                    return
+                self._need_keyframe = False
+        elif len(self._packets) >= PACKET_BACKLOG:
+            self._packets.popleft()
+            self.dropped += 1
+        self._packets.append(packet)
+
+    async def recv(self) -> Media:
+        while not self._frames and not self._packets:
             if self.readyState != "live":
                 raise MediaStreamError
             self._ready.clear()
             await self._ready.wait()
-        frame = self._frames.popleft()
+        frame = self._packets.popleft() if self._packets else self._frames.popleft()
         self.frames_out += 1
         return frame
 
     def stop(self) -> None:
-        self._feed.unsubscribe(self)
+        self.feed.unsubscribe(self)
         super().stop()
         # Wake a pending recv() so it sees the track ended.
         self._ready.set()
+
+
+class DecodingSink:
+    """Decodes forwarded packets in a thread and hands the newest picture to a frame sink.
+
+    Only the emotion cues need pixels of a forwarded call, and only while the
+    customer agrees: decoding stays off the event loop and stops with :meth:`close`.
+    """
+
+    def __init__(self, sink: FrameSink, loop: asyncio.AbstractEventLoop) -> None:
+        self._sink = sink
+        self._loop = loop
+        self._queue: queue.Queue[av.Packet | None] = queue.Queue(maxsize=PACKET_BACKLOG)
+        self._thread = threading.Thread(target=self._run, name="feed-decoder", daemon=True)
+        self._thread.start()
+        self._need_keyframe = True
+        self.decoded = 0
+
+    def push(self, frame: Media) -> None:
+        if not isinstance(frame, av.Packet):
+            self._sink.push(frame)
+            return
+        if self._need_keyframe and not frame.is_keyframe:
+            return
+        self._need_keyframe = False
+        try:
+            self._queue.put_nowait(frame)
+        except queue.Full:
+            self._need_keyframe = True  # decoding cannot continue from a gap: wait for the next keyframe
+
+    def close(self) -> None:
+        with contextlib.suppress(queue.Full):
+            self._queue.put_nowait(None)
+
+    def _run(self) -> None:
+        context: Any = None  # a video or audio decoder, made for the first packet
+        while True:
+            packet = self._queue.get()
+            if packet is None:
+                return
+            codec = getattr(packet, "opaque", None) or "vp8"
+            if context is None or context.name != codec:
+                context = av.CodecContext.create(codec, "r")
+            try:
+                frames = context.decode(packet)
+            except av.FFmpegError:
+                continue
+            for frame in frames:
+                frame.pts, frame.time_base = packet.pts, packet.time_base
+                self.decoded += 1
+                self._loop.call_soon_threadsafe(self._sink.push, frame)

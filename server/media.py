@@ -19,6 +19,7 @@ from aiortc.mediastreams import MediaStreamTrack
 
 from .config import IceServer
 from .feeds import FeedTrack, ParticipantFeed
+from .forwarding import forward_track, relay_keyframe_requests, request_keyframe_from
 from .peers import ServerPeer
 
 log = logging.getLogger(__name__)
@@ -48,8 +49,11 @@ class CallMedia:
         *,
         on_media_state: MediaStateCallback,
         stall_after_s: float = 6.0,
+        forward: bool = False,
     ) -> None:
         self.session_id = session_id
+        # Forwarding: encoded packets go from one peer to the other, nothing is decoded or encoded.
+        self.forward = forward
         self.ice_servers = ice_servers
         self.feeds: dict[str, dict[str, ParticipantFeed]] = {
             role: {kind: ParticipantFeed(kind, f"{session_id}/{role}") for kind in KINDS} for role in ROLES
@@ -78,10 +82,16 @@ class CallMedia:
             raise MediaClosed
         self._negotiating.add(role)
         incoming: list[MediaStreamTrack] = []
+
+        def on_track(track: MediaStreamTrack) -> None:
+            if self.forward:
+                forward_track(track)  # before its receiver starts: it will hand out packets
+            incoming.append(track)
+
         peer = ServerPeer(
             f"{self.session_id}/{role}",
             self.ice_servers,
-            on_track=incoming.append,
+            on_track=on_track,
             on_state=lambda state: self._peer_state(role, peer, state),
         )
         outgoing = [FeedTrack(feed) for feed in self.feeds[other(role)].values()]
@@ -104,8 +114,34 @@ class CallMedia:
         self._peer_started[role] = time.monotonic()
         for remote in incoming:
             if remote.kind in self.feeds[role]:
-                self.feeds[role][remote.kind].attach(remote)
+                feed = self.feeds[role][remote.kind]
+                feed.attach(remote)
+                if self.forward:
+                    feed.keyframe_source = self._keyframe_requester(peer, remote)
+        if self.forward:
+            # A receiver's PLI/FIR at our sender goes to the participant who is the source.
+            for sender in peer.senders:
+                if isinstance(sender.track, FeedTrack):
+                    relay_keyframe_requests(sender, sender.track.feed.request_keyframe)
         return answer
+
+    async def _ask_keyframe(self, receiver: Any) -> None:
+        try:
+            await request_keyframe_from(receiver)
+        except Exception:  # a closing transport: the next request will do
+            log.debug("keyframe request failed", exc_info=True)
+
+    def _keyframe_requester(self, peer: ServerPeer, track: MediaStreamTrack) -> Callable[[], None]:
+        receiver = peer.receiver_of(track)
+
+        def request() -> None:
+            if receiver is None or self._closed:
+                return
+            task = asyncio.create_task(self._ask_keyframe(receiver))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        return request
 
     def _peer_state(self, role: str, peer: ServerPeer, state: str) -> None:
         if self.peers.get(role) is not peer:
@@ -176,6 +212,7 @@ class CallMedia:
         await asyncio.gather(*(self._drop_peer(role) for role in ROLES))
         for feeds in self.feeds.values():
             for feed in feeds.values():
+                feed.keyframe_source = None
                 await feed.aclose()
         for task in list(self._tasks):
             task.cancel()

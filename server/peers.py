@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import Any
 
-from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 
 from .config import IceServer
@@ -51,6 +52,7 @@ class ServerPeer:
     ) -> None:
         self.label = label
         self.pc = RTCPeerConnection(rtc_configuration(ice_servers))
+        self.senders: list[RTCRtpSender] = []
         self._on_state = on_state
         self._closed = False
 
@@ -65,6 +67,9 @@ class ServerPeer:
     @property
     def state(self) -> str:
         return self.pc.connectionState
+
+    def receiver_of(self, track: MediaStreamTrack) -> Any:
+        return next((r for r in self.pc.getReceivers() if r.track is track), None)
 
     async def answer(self, offer_sdp: str, outgoing: list[MediaStreamTrack]) -> str:
         """Apply the client's offer, send ``outgoing`` back on its transceivers, return our answer."""
@@ -87,7 +92,7 @@ class ServerPeer:
         kinds |= {t.kind for t in self.pc.getTransceivers()}
         for track in outgoing:
             if track.kind in kinds:
-                self.pc.addTrack(track)
+                self.senders.append(self.pc.addTrack(track))
         answer = await self.pc.createAnswer()
         if answer is None:
             raise BadOffer("no answer could be made")

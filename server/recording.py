@@ -22,9 +22,8 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
-from av.frame import Frame
 
-from .feeds import ParticipantFeed
+from .feeds import Media, ParticipantFeed
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -63,7 +62,7 @@ class TrackRecorder:
         self.final_path = final_path
         self.part_path = final_path.with_name(final_path.name + ".part")
         self.video_codec = video_codec
-        self._queue: queue.Queue[Frame | None] = queue.Queue(maxsize=QUEUE_FRAMES)
+        self._queue: queue.Queue[Media | None] = queue.Queue(maxsize=QUEUE_FRAMES)
         self._thread = threading.Thread(target=self._run, name=f"recorder-{final_path.stem}", daemon=True)
         self.dropped = 0
         self.frames = 0
@@ -71,15 +70,22 @@ class TrackRecorder:
         self.error: str | None = None
         # Wall-clock time of pts 0, taken from the first frame: lines the tracks up with each other.
         self.epoch: float | None = None
+        # Forwarded packets are muxed as they are: no encoder in the recording path.
+        self.passthrough = False
         self._stopped = False
 
     def start(self) -> None:
         self.part_path.parent.mkdir(parents=True, exist_ok=True)
         self._thread.start()
 
-    def push(self, frame: Frame) -> None:
+    def push(self, frame: Media) -> None:
         if self._stopped or self.truncated:
             return
+        if isinstance(frame, av.Packet) and self.kind == "video" and self.frames == 0 and not frame.is_keyframe:
+            return  # a file of forwarded video starts at a keyframe; the feed is asked for one
+        if isinstance(frame, av.Packet):
+            # The queue holds a reference while the feed goes on restamping the next ones: copy.
+            frame = _copy_packet(frame)
         if self.epoch is None and frame.pts is not None and frame.time_base:
             self.epoch = time.time() - float(frame.pts * frame.time_base)
         try:
@@ -129,6 +135,9 @@ class TrackRecorder:
                     continue
                 if stream is None:
                     stream = self._add_stream(container, frame)
+                if isinstance(frame, av.Packet):
+                    last_ms = self._mux_packet(container, stream, frame, last_ms)
+                    continue
                 if self.kind == "video":
                     # A flipped camera may change the size: scale to the size the file started with.
                     frame = frame.reformat(width=stream.width, height=stream.height, format="yuv420p")  # type: ignore[attr-defined]
@@ -149,7 +158,7 @@ class TrackRecorder:
                     except av.error.ArgumentError:
                         self.dropped += 1  # one unmuxable packet costs one frame, not the recording
                 self.frames += 1
-            if stream is not None and not self.truncated:
+            if stream is not None and not self.truncated and not self.passthrough:
                 for packet in stream.encode(None):  # type: ignore[attr-defined]
                     container.mux(packet)
         except OSError as exc:
@@ -183,7 +192,25 @@ class TrackRecorder:
             except queue.Empty:
                 return
 
-    def _add_stream(self, container: av.container.OutputContainer, frame: Frame) -> av.stream.Stream:
+    def _mux_packet(
+        self, container: av.container.OutputContainer, stream: av.stream.Stream, packet: av.Packet, last_ms: int
+    ) -> int:
+        ms = int(float(packet.pts * packet.time_base) * 1000) if packet.pts is not None and packet.time_base else -1
+        if ms <= last_ms:
+            self.dropped += 1
+            return last_ms
+        packet.stream = stream
+        try:
+            container.mux(packet)
+        except av.error.ArgumentError:
+            self.dropped += 1
+            return last_ms
+        self.frames += 1
+        return ms
+
+    def _add_stream(self, container: av.container.OutputContainer, frame: Media) -> av.stream.Stream:
+        if isinstance(frame, av.Packet):
+            return self._add_passthrough_stream(container, frame)
         if self.kind == "video":
             assert isinstance(frame, av.VideoFrame)
             stream: av.stream.Stream = container.add_stream(self.video_codec, rate=30)
@@ -202,6 +229,41 @@ class TrackRecorder:
             stream.layout = "stereo"
             stream.codec_context.time_base = Fraction(1, 48_000)
         return stream
+
+    def _add_passthrough_stream(self, container: av.container.OutputContainer, packet: av.Packet) -> av.stream.Stream:
+        self.passthrough = True
+        codec = getattr(packet, "opaque", None) or ("vp8" if self.kind == "video" else "opus")
+        if self.kind == "video":
+            stream: av.stream.Stream = container.add_stream({"vp8": "libvpx", "h264": "libx264"}.get(codec, codec))
+            assert isinstance(stream, av.VideoStream)
+            size = vp8_size(bytes(packet)) if codec == "vp8" else None
+            stream.width, stream.height = size or (640, 480)
+            stream.time_base = packet.time_base
+        else:
+            stream = container.add_stream("libopus", rate=48_000)
+            assert isinstance(stream, av.AudioStream)
+            stream.layout = "stereo"
+            stream.codec_context.extradata = OPUS_HEAD
+            stream.time_base = Fraction(1, 48_000)
+        return stream
+
+
+OPUS_HEAD = b"OpusHead" + bytes([1, 2]) + (312).to_bytes(2, "little") + (48_000).to_bytes(4, "little") + bytes(3)
+
+
+def _copy_packet(packet: av.Packet) -> av.Packet:
+    copy = av.Packet(bytes(packet))
+    copy.pts, copy.dts, copy.time_base = packet.pts, packet.pts, packet.time_base
+    copy.is_keyframe = packet.is_keyframe
+    copy.opaque = getattr(packet, "opaque", None)
+    return copy
+
+
+def vp8_size(data: bytes) -> tuple[int, int] | None:
+    """Width and height from a VP8 key frame's header (RFC 6386 9.1)."""
+    if len(data) < 10 or data[0] & 0x01 or data[3:6] != b"\x9d\x01\x2a":
+        return None
+    return int.from_bytes(data[6:8], "little") & 0x3FFF, int.from_bytes(data[8:10], "little") & 0x3FFF
 
 
 RECORDED_TRACKS = (("customer", "video"), ("customer", "audio"), ("rep", "video"), ("rep", "audio"))
