@@ -10,6 +10,7 @@ from aiohttp import web
 
 from . import accounts
 from .apikeys import require_principal
+from .calls import AtCapacity
 from .intake import (
     consent_field,
     help_for,
@@ -22,6 +23,7 @@ from .intake import (
 )
 from .keys import CALL_CENTER, EMOTION, LOGIN_THROTTLE, SETTINGS, STORE
 from .messages import PROTOCOL_VERSION
+from .metrics import render
 from .security import (
     COOKIE,
     ApiError,
@@ -53,6 +55,16 @@ async def console_page(request: web.Request) -> web.FileResponse:
 
 async def root(request: web.Request) -> web.Response:
     raise web.HTTPFound("/call")
+
+
+async def metrics_page(request: web.Request) -> web.Response:
+    """Prometheus text; only to loopback unless ``metrics_public`` (session ids are in it)."""
+    settings = request.app[SETTINGS]
+    if not settings.metrics_public and request.remote not in ("127.0.0.1", "::1", "127.0.0.2"):
+        raise web.HTTPForbidden(text="metrics are served to loopback only (metrics_public = true to change)")
+    center = request.app[CALL_CENTER]
+    text = render(center.metrics, center.floor(), center.media_stats(), center.capacity, settings.media_path)
+    return web.Response(text=text, content_type="text/plain", charset="utf-8")
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -135,15 +147,18 @@ async def start_call(request: web.Request) -> web.Response:
     contact = validate_contact(body)
     consent = consent_field(body)
     limit_calls(request)
-    record, token = await request.app[CALL_CENTER].create_call(
-        reason=reason,
-        customer_name=name,
-        device=device,
-        emotion_consent=consent,
-        recording_consent=consent_field(body, "recording_consent"),
-        language=language,
-        contact=contact,
-    )
+    try:
+        record, token = await request.app[CALL_CENTER].create_call(
+            reason=reason,
+            customer_name=name,
+            device=device,
+            emotion_consent=consent,
+            recording_consent=consent_field(body, "recording_consent"),
+            language=language,
+            contact=contact,
+        )
+    except AtCapacity as exc:
+        raise ApiError(503, "all_lines_busy", str(exc), {"Retry-After": "120"}) from None
     return _json({"session_id": record.id, "token": token, "expires_at": iso(record.token_expires_at)}, 201)
 
 
@@ -286,6 +301,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/call", customer_page)
     app.router.add_get("/console", console_page)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics_page)
     app.router.add_static("/static/", WEB_CLIENT, follow_symlinks=False, append_version=False)
     app.router.add_post("/api/v1/auth/login", login)
     app.router.add_post("/api/v1/auth/logout", logout)

@@ -13,7 +13,7 @@ from aiohttp import WSCloseCode, web
 
 from emotion import EmotionService, EmotionSettings, fer_available
 
-from . import accounts, api, invites, qa, signaling, supervision, webhook_api
+from . import accounts, api, invites, openapi, qa, signaling, supervision, webhook_api
 from .accounts import LoginThrottle
 from .apikeys import ApiKeyStore
 from .calls import CallCenter
@@ -133,6 +133,7 @@ async def _storage_ctx(app: web.Application) -> AsyncIterator[None]:
         on_event=webhooks.emit,
     )
     await center.start()
+    await center.metrics.start()
     await composer.start()
     app[CALL_CENTER] = center
     retention = asyncio.create_task(
@@ -149,6 +150,7 @@ async def _storage_ctx(app: web.Application) -> AsyncIterator[None]:
     with contextlib.suppress(asyncio.CancelledError):
         await retention
     await center.aclose()
+    await center.metrics.aclose()
     await composer.aclose()
     await webhooks.aclose()
     await engine.dispose()
@@ -182,5 +184,6 @@ def create_app(settings: Settings, *, emotion_service: EmotionService | None = N
     qa.setup_routes(app)
     supervision.setup_routes(app)
     webhook_api.setup_routes(app)
+    openapi.setup_routes(app)
     signaling.setup_routes(app)
     return app

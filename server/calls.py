@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field, replace
@@ -21,6 +22,7 @@ from .connection import Connection
 from .cues import OFF_BY_CUSTOMER, CallCues, EventSink, unavailable_status
 from .media import CallMedia, MediaClosed, other
 from .messages import PROTOCOL_VERSION, ProtocolError
+from .metrics import Metrics
 from .peers import BadOffer
 from .recording import CallRecording, free_mb, reconcile
 from .store import SessionRecord, Store, User, iso
@@ -28,6 +30,15 @@ from .store import SessionRecord, Store, User, iso
 log = logging.getLogger(__name__)
 
 DEFAULT_WAIT_S = 60.0
+FULL_MESSAGE = "All lines are busy right now. Please try again in a few minutes."
+# Calls one core carries at 30 fps, measured with bench/calls.py (README): the default capacity model.
+CALLS_PER_CORE = {"forward": 4, "transcode": 1}
+
+
+class AtCapacity(Exception):
+    """The server carries as many calls as it can; new ones are refused, not degraded."""
+
+
 QUEUE_TICK_S = 10.0
 
 
@@ -93,8 +104,10 @@ class CallCenter:
         emotion_unavailable: str = "emotion cues are turned off on this server",
         on_recorded: Callable[[str], Awaitable[object]] | None = None,
         on_event: EventSink | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
+        self.metrics = metrics or Metrics()
         self.on_recorded = on_recorded
         self.on_event = on_event
         self.settings = settings
@@ -170,6 +183,9 @@ class CallCenter:
         context: dict[str, Any] | None = None,
         identified: bool = False,
     ) -> tuple[SessionRecord, str]:
+        if self.is_full():
+            self.metrics.refused("customer")
+            raise AtCapacity(FULL_MESSAGE)
         if emotion_consent is None:
             emotion_consent = self.settings.emotion_default_consent
         policy = self.settings.recording_policy
@@ -305,6 +321,9 @@ class CallCenter:
             raise ProtocolError("session_not_found", "no such waiting call")
         if live.state != "waiting":
             raise ProtocolError("already_taken", "another rep took this call")
+        if live.media is None and self.active_calls() >= self.capacity:
+            self.metrics.refused("accept")
+            raise ProtocolError("at_capacity", FULL_MESSAGE)
         claimed = await self.store.claim_session(session_id, rep.user.id)
         if claimed is None:
             raise ProtocolError("already_taken", "another rep took this call")
@@ -332,6 +351,7 @@ class CallCenter:
                 on_media_state=lambda role, state: self._media_state_changed(live, role, state),
                 stall_after_s=self.settings.media_stall_s,
                 forward=self.settings.media_path == "forward",
+                transit=self.metrics.transit,
             )
         self._start_cues(live)
         if live.recording is None:
@@ -930,6 +950,38 @@ class CallCenter:
         if rep is not None:
             rep.skills, rep.languages = skills, languages
             self.broadcast_queue()
+
+    @property
+    def capacity(self) -> int:
+        if self.settings.max_calls > 0:
+            return self.settings.max_calls
+        return max(1, int(CALLS_PER_CORE[self.settings.media_path] * (os.cpu_count() or 1)))
+
+    def active_calls(self) -> int:
+        return sum(1 for s in self.sessions.values() if s.state == "active")
+
+    def is_full(self) -> bool:
+        """Every media slot is busy and as many customers already wait: a new one would only wait longer."""
+        waiting = len(self._waiting())
+        return self.active_calls() >= self.capacity and waiting >= self.capacity
+
+    def media_stats(self) -> list[dict[str, Any]]:
+        out = []
+        for live in self.sessions.values():
+            if live.media is None:
+                continue
+            stats = live.media.stats()
+            for role in ("customer", "rep"):
+                out.append(
+                    {
+                        "session_id": live.id,
+                        "from": role,
+                        "to": other(role),
+                        "video_in": stats[role].get("video_in", 0),
+                        "video_out": stats[other(role)].get("video_out", 0),
+                    }
+                )
+        return out
 
     def floor(self) -> dict[str, Any]:
         return {

@@ -135,6 +135,9 @@ class Settings:
     # "forward": carry each side's encoded media to the other without decoding (the default);
     # "transcode": decode and re-encode (aiortc's usual relay; the benchmark's baseline).
     media_path: str = "forward"
+    # Calls with media at once; 0 = the measured model (calls per core x cores, see README).
+    max_calls: int = 0
+    metrics_public: bool = False
     # Routing: how long a call rings at one rep before it goes to the next.
     ring_timeout_s: float = 15.0
     reasons: tuple[tuple[str, str], ...] = DEFAULT_REASONS

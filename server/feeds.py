@@ -157,8 +157,10 @@ class FeedTrack(MediaStreamTrack):
         super().__init__()
         self.kind = feed.kind
         self.feed = feed
-        self._frames: deque[Media] = deque(maxlen=10 if feed.kind == "audio" else 2)
-        self._packets: deque[Media] = deque()
+        # (item, when it reached the server): the time is for the transit metric.
+        self._frames: deque[tuple[Media, float]] = deque(maxlen=10 if feed.kind == "audio" else 2)
+        self._packets: deque[tuple[Media, float]] = deque()
+        self.last_in: float | None = None
         self._ready = asyncio.Event()
         self.frames_out = 0
         self.dropped = 0
@@ -170,7 +172,7 @@ class FeedTrack(MediaStreamTrack):
         if isinstance(frame, av.Packet):
             self._push_packet(frame)
         else:
-            self._frames.append(frame)
+            self._frames.append((frame, time.monotonic()))
         self._ready.set()
 
     def _push_packet(self, packet: av.Packet) -> None:
@@ -189,7 +191,7 @@ class FeedTrack(MediaStreamTrack):
         elif len(self._packets) >= PACKET_BACKLOG:
             self._packets.popleft()
             self.dropped += 1
-        self._packets.append(packet)
+        self._packets.append((packet, time.monotonic()))
 
     async def recv(self) -> Media:
         while not self._frames and not self._packets:
@@ -197,7 +199,7 @@ class FeedTrack(MediaStreamTrack):
                 raise MediaStreamError
             self._ready.clear()
             await self._ready.wait()
-        frame = self._packets.popleft() if self._packets else self._frames.popleft()
+        frame, self.last_in = self._packets.popleft() if self._packets else self._frames.popleft()
         self.frames_out += 1
         return frame
 

@@ -20,6 +20,7 @@ from aiortc.mediastreams import MediaStreamTrack
 from .config import IceServer
 from .feeds import FeedTrack, ParticipantFeed
 from .forwarding import forward_track, relay_keyframe_requests, request_keyframe_from
+from .metrics import Rolling, measure_transit
 from .peers import ServerPeer
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,9 @@ class CallMedia:
         on_media_state: MediaStateCallback,
         stall_after_s: float = 6.0,
         forward: bool = False,
+        transit: Rolling | None = None,
     ) -> None:
+        self.transit = transit
         self.session_id = session_id
         # Forwarding: encoded packets go from one peer to the other, nothing is decoded or encoded.
         self.forward = forward
@@ -118,11 +121,14 @@ class CallMedia:
                 feed.attach(remote)
                 if self.forward:
                     feed.keyframe_source = self._keyframe_requester(peer, remote)
-        if self.forward:
-            # A receiver's PLI/FIR at our sender goes to the participant who is the source.
-            for sender in peer.senders:
-                if isinstance(sender.track, FeedTrack):
-                    relay_keyframe_requests(sender, sender.track.feed.request_keyframe)
+        for sender in peer.senders:
+            if not isinstance(sender.track, FeedTrack):
+                continue
+            if self.forward:
+                # A receiver's PLI/FIR at our sender goes to the participant who is the source.
+                relay_keyframe_requests(sender, sender.track.feed.request_keyframe)
+            if self.transit is not None and sender.track.kind == "video":
+                measure_transit(sender, sender.track, self.transit)
         return answer
 
     async def _ask_keyframe(self, receiver: Any) -> None:

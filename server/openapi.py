@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -281,11 +281,15 @@ def _schemas(settings: Settings) -> dict[str, Schema]:
                 "expires_at": TIME,
             }
         ),
-        "Ok": _obj({"ok": _b(), "description": None} if False else {"ok": {"type": "boolean", "enum": [True]}}),
+        "Ok": _obj({"ok": {"type": "boolean", "enum": [True]}}),
         "Session": _obj(session, description="A support session (one customer's call)."),
         "ChatMessage": _obj(chat),
         "SessionEvent": _obj(
-            {"at": TIME, "kind": _s("created, answered, transferred, ended, wrapped_up, …"), "detail": _nullable(ANY_OBJECT)}
+            {
+                "at": TIME,
+                "kind": _s("created, answered, transferred, ended, wrapped_up, …"),
+                "detail": _nullable(ANY_OBJECT),
+            }
         ),
         "TimelineSecond": _obj(
             {
@@ -366,7 +370,16 @@ def _schemas(settings: Settings) -> dict[str, Schema]:
                 "participant": _s("both: the composed side-by-side file.", enum=["customer", "rep", "both"]),
                 "kind": _s(enum=["video", "audio", "composed"]),
                 "state": _s(
-                    enum=["recording", "complete", "truncated", "recovered", "failed", "pending", "composing", "deleted"]
+                    enum=[
+                        "recording",
+                        "complete",
+                        "truncated",
+                        "recovered",
+                        "failed",
+                        "pending",
+                        "composing",
+                        "deleted",
+                    ]
                 ),
                 "progress": _nullable(_n("Composing progress, 0-1.", minimum=0, maximum=1)),
                 "error": _nullable(_s()),
@@ -778,7 +791,12 @@ def _operation(
 
 def _paths(settings: Settings) -> dict[str, dict[str, Schema]]:
     reasons, languages, dispositions = _codes(settings)
-    staff, review, supervisor, admin = _staff(*STAFF_ROLES), _staff(*REVIEW_ROLES), _staff(*SUPERVISOR_ROLES), _staff(*ADMIN)
+    staff, review, supervisor, admin = (
+        _staff(*STAFF_ROLES),
+        _staff(*REVIEW_ROLES),
+        _staff(*SUPERVISOR_ROLES),
+        _staff(*ADMIN),
+    )
     sessions_key = Auth(roles=STAFF_ROLES, scope="sessions:read")
     invites_key = Auth(roles=STAFF_ROLES, scope="invites:write")
     webhooks_key = Auth(roles=ADMIN, scope="webhooks:manage")
@@ -790,8 +808,19 @@ def _paths(settings: Settings) -> dict[str, dict[str, Schema]]:
     reason = _nullable(_s("A reason code.", enum=reasons))
     qa_filters = tuple(
         _param(name)
-        for name in ("From", "To", "RepId", "Reason", "Outcome", "MinDuration", "MaxDuration", "MinFrustration")
-    ) + (_param("Flagged"), _param("QaStatus"))
+        for name in (
+            "From",
+            "To",
+            "RepId",
+            "Reason",
+            "Outcome",
+            "MinDuration",
+            "MaxDuration",
+            "MinFrustration",
+            "Flagged",
+            "QaStatus",
+        )
+    )
     report_query = (
         {
             "name": "group",
@@ -799,8 +828,8 @@ def _paths(settings: Settings) -> dict[str, dict[str, Schema]]:
             "description": "Rows per day or per reason.",
             "schema": _s(enum=["day", "reason"], default="day"),
         },
-        {**_param("From")},
-        {**_param("To")},
+        _param("From"),
+        _param("To"),
     )
     report_text = (
         f"The range defaults to the last 7 days and may span one day to {MAX_RANGE_S // 86_400} days; "
@@ -962,10 +991,7 @@ def _paths(settings: Settings) -> dict[str, dict[str, Schema]]:
                     {
                         "customer": _nullable(
                             _obj(
-                                {
-                                    name: _nullable(_s(maxLength=200))
-                                    for name in ("id", "name", "email", "phone")
-                                },
+                                {name: _nullable(_s(maxLength=200)) for name in ("id", "name", "email", "phone")},
                                 [],
                                 description=f"Who the customer is (at most {MAX_JSON_BYTES} bytes as JSON); "
                                 "id becomes customer_ref and name customer_name unless given.",
@@ -1670,43 +1696,48 @@ def _constraints(schema: Schema) -> str:
     return "; ".join(parts)
 
 
-def _fields(doc: dict[str, Any], schema: Any, prefix: str = "", depth: int = 0) -> Iterator[tuple[str, ...]]:
-    """(name, type, required, constraints, description) for each field, nested objects flattened."""
+def _fields(doc: dict[str, Any], schema: Any, prefix: str = "") -> Iterator[tuple[str, str, str, str, str]]:
+    """(name, type, required, constraints, description) of each field; inline objects are flattened."""
     schema = _deref(doc, schema)
-    if not isinstance(schema, dict) or depth > 3:
-        return
     required = set(schema.get("required", ()))
     for name, raw in schema.get("properties", {}).items():
         field = _deref(doc, raw)
-        inner = next((s for s in field.get("anyOf", ()) if s.get("type") != "null"), None)
-        target = _deref(doc, inner) if inner is not None else field
         yield (
             prefix + name,
             _type_label(raw),
             "yes" if name in required else "no",
             _constraints(field),
-            str(field.get("description") or target.get("description") or ""),
+            str(field.get("description", "")),
         )
-        if inner is None and "properties" in target and _ref_name(raw) is None:
-            yield from _fields(doc, target, f"{prefix}{name}.", depth + 1)
-        items = target.get("items")
-        if isinstance(items, dict) and _ref_name(items) is not None and prefix == "" and depth == 0:
-            continue
-        if isinstance(items, dict) and "properties" in _deref(doc, items) and _ref_name(items) is None:
-            yield from _fields(doc, items, f"{prefix}{name}[].", depth + 1)
+        if _ref_name(raw) is not None:
+            continue  # a named schema has its own table
+        if "properties" in field:
+            yield from _fields(doc, field, f"{prefix}{name}.")
+        items = field.get("items")
+        if isinstance(items, dict) and _ref_name(items) is None and "properties" in items:
+            yield from _fields(doc, items, f"{prefix}{name}[].")
 
 
-def _table(caption: str, headers: tuple[str, ...], rows: list[tuple[str, ...]], *, raw_first: bool = False) -> str:
+def _table(caption: str, headers: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
+    """A table of cells that are already HTML (escape before)."""
     head = "".join(f'<th scope="col">{html.escape(h)}</th>' for h in headers)
-    body = []
-    for row in rows:
-        cells = [row[0] if raw_first else f"<code>{html.escape(row[0])}</code>"]
-        cells += [html.escape(cell) for cell in row[1:]]
-        body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
     return (
-        f"<table><caption>{html.escape(caption)}</caption><thead><tr>{head}</tr></thead>"
-        f"<tbody>{''.join(body)}</tbody></table>"
+        f"<table><caption>{html.escape(caption)}</caption><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
     )
+
+
+def _field_rows(doc: dict[str, Any], schema: Any) -> list[tuple[str, ...]]:
+    return [
+        (
+            f"<code>{html.escape(name)}</code>",
+            html.escape(kind),
+            html.escape(req),
+            html.escape(rules),
+            html.escape(text),
+        )
+        for name, kind, req, rules, text in _fields(doc, schema)
+    ]
 
 
 def _base_url(doc: dict[str, Any]) -> str:
@@ -1767,57 +1798,38 @@ def _operation_html(doc: dict[str, Any], method: str, path: str, op: Schema) -> 
     if params:
         rows = [
             (
-                p["name"],
-                p["in"],
-                _type_label(p.get("schema", {})),
+                f"<code>{html.escape(p['name'])}</code>",
+                html.escape(p["in"]),
+                html.escape(_type_label(p.get("schema", {}))),
                 "yes" if p.get("required") else "no",
-                _constraints(p.get("schema", {})),
-                str(p.get("description", "")),
+                html.escape(_constraints(p.get("schema", {}))),
+                html.escape(str(p.get("description", ""))),
             )
             for p in params
         ]
         out.append(_table("Parameters", ("name", "in", "type", "required", "constraints", "description"), rows))
     body = op.get("requestBody")
     if body:
-        schema = body["content"]["application/json"]["schema"]
-        rows = list(_fields(doc, schema))
-        caption = "Request body (JSON" + (", required)" if body.get("required") else ", optional)")
-        out.append(_table(caption, ("field", "type", "required", "constraints", "description"), rows))
-    rows = []
+        caption = "Request body (JSON, " + ("required)" if body.get("required") else "optional)")
+        fields = _field_rows(doc, body["content"]["application/json"]["schema"])
+        out.append(_table(caption, ("field", "type", "required", "constraints", "description"), fields))
+    answers: list[tuple[str, str, str]] = []
     for status, raw in op["responses"].items():
         response = _deref(doc, raw)
-        content = response.get("content", {})
         kinds = []
-        for media, item in content.items():
+        for media, item in response.get("content", {}).items():
             name = _ref_name(item.get("schema"))
-            link = f'<a href="#schema-{html.escape(name)}">{html.escape(name)}</a>' if name else ""
-            kinds.append(f"{html.escape(media)} {link}".strip())
-        rows.append(
-            (
-                f"<code>{html.escape(status)}</code>",
-                str(response.get("description", "")),
-                "\x00".join(kinds),
-            )
+            link = f' <a href="#schema-{html.escape(name)}">{html.escape(name)}</a>' if name else ""
+            kinds.append(html.escape(media) + link)
+        answers.append(
+            (f"<code>{html.escape(status)}</code>", html.escape(response["description"]), "<br>".join(kinds))
         )
-    out.append(_responses_table(rows))
+    out.append(_table("Responses", ("status", "meaning", "body"), answers))
     if op.get("x-rapport-scope"):
         out.append("<p>Example:</p>")
         out.append(f"<pre><code>{html.escape(_curl(doc, method, path, op))}</code></pre>")
     out.append("</article>")
     return "\n".join(out)
-
-
-def _responses_table(rows: list[tuple[str, str, str]]) -> str:
-    # The status and body cells hold markup made above from escaped parts.
-    body = "".join(
-        f"<tr><td>{status}</td><td>{html.escape(description)}</td><td>{'<br>'.join(kinds.split(chr(0)))}</td></tr>"
-        for status, description, kinds in rows
-    )
-    return (
-        '<table><caption>Responses</caption><thead><tr><th scope="col">status</th>'
-        '<th scope="col">meaning</th><th scope="col">body</th></tr></thead>'
-        f"<tbody>{body}</tbody></table>"
-    )
 
 
 def render_html(doc: dict[str, Any]) -> str:
@@ -1840,7 +1852,7 @@ def render_html(doc: dict[str, Any]) -> str:
         "</head>",
         '<body class="api-docs">',
         '<header class="card">',
-        f"<h1>{html.escape(info['title'])} <small class=\"muted\">{html.escape(info['version'])}</small></h1>",
+        f'<h1>{html.escape(info["title"])} <small class="muted">{html.escape(info["version"])}</small></h1>',
         f"<p>{html.escape(info.get('summary', ''))}</p>",
         f"<p>{html.escape(info.get('description', ''))}</p>",
         '<p>The machine-readable document: <a href="/api/v1/openapi.json">/api/v1/openapi.json</a> '
@@ -1866,7 +1878,8 @@ def render_html(doc: dict[str, Any]) -> str:
         if not ops:
             continue
         out.append(f'<section id="tag-{html.escape(tag)}">')
-        out.append(f'<h2 class="card">{html.escape(tag)}<br><small class="muted">{html.escape(tag_text.get(tag, ""))}</small></h2>')
+        about = html.escape(tag_text.get(tag, ""))
+        out.append(f'<h2 class="card">{html.escape(tag)}<br><small class="muted">{about}</small></h2>')
         out.extend(_operation_html(doc, method, path, op) for method, path, op in ops)
         out.append("</section>")
     out.append('<section id="schemas"><h2 class="card">Schemas</h2>')
@@ -1874,9 +1887,9 @@ def render_html(doc: dict[str, Any]) -> str:
         out.append(f'<article class="card" id="schema-{html.escape(name)}"><h3>{html.escape(name)}</h3>')
         if schema.get("description"):
             out.append(f'<p class="muted">{html.escape(schema["description"])}</p>')
-        rows = list(_fields(doc, schema))
+        rows = _field_rows(doc, schema)
         if rows:
-            out.append(_table("Fields", ("field", "type", "always there", "constraints", "description"), rows))
+            out.append(_table("Fields", ("field", "type", "required", "constraints", "description"), rows))
         out.append("</article>")
     out.append("</section>")
     out.append("</main>")

@@ -34,6 +34,8 @@ def test_the_aiortc_seams_are_where_forwarding_expects_them() -> None:
     assert "self._send_keyframe()" in inspect.getsource(RTCRtpSender._handle_rtcp_packet)
     assert "self.__encoder.pack(data)" in inspect.getsource(RTCRtpSender._next_encoded_frame)
     assert hasattr(RTCRtpReceiver, "_send_rtcp_pli") and hasattr(RTCRtpReceiver, "getSynchronizationSources")
+    # The transit metric wraps the sender's step that turns a frame or packet into RTP payloads.
+    assert "await self._next_encoded_frame(codec)" in inspect.getsource(RTCRtpSender._run_rtp)
 
 
 def packet(data: bytes, pts: int, keyframe: bool) -> av.Packet:

@@ -1,0 +1,68 @@
+"""Admission control and /metrics: a full server refuses new calls clearly and the calls it has keep going."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import replace
+
+import pytest
+
+from server.config import Settings
+from tests.conftest import start_rapport
+from tests.support.clients import MediaClient, SignalingError
+
+pytestmark = pytest.mark.webrtc
+
+
+def sample(metrics: str, name: str) -> float:
+    match = re.search(rf"^{re.escape(name)} (\S+)$", metrics, re.MULTILINE)
+    assert match, f"{name} missing from /metrics"
+    return float(match.group(1))
+
+
+async def test_a_full_server_refuses_new_calls_with_a_clear_message_and_keeps_its_calls(settings: Settings) -> None:
+    rapport = await start_rapport(replace(settings, max_calls=1))
+    try:
+        for name in ("rep1", "rep2"):
+            await rapport.add_user(name)
+        rep1 = await rapport.rep("rep1")
+        customer, call = await rapport.customer()
+        await rep1.request({"type": "call.accept", "session_id": call["session_id"]})
+        cm, rm = MediaClient(), MediaClient()
+        rapport.media += [cm, rm]
+        await cm.negotiate(customer)
+        await rm.negotiate(rep1)
+        await rm.wait_frames("video", 30)
+
+        # One call fills the box; one customer may still wait for it.
+        _waiting, second = await rapport.customer()
+        async with rapport.http.post(f"{rapport.url}/api/v1/calls", json={}) as r:
+            refused = await r.json()
+            assert r.status == 503 and r.headers["Retry-After"]
+        assert refused["error"]["code"] == "all_lines_busy" and "All lines are busy" in refused["error"]["message"]
+        rep2 = await rapport.rep("rep2", available=False)
+        with pytest.raises(SignalingError) as at_capacity:
+            await rep2.request({"type": "call.accept", "session_id": second["session_id"]})
+        assert at_capacity.value.code == "at_capacity"
+
+        before = rm.frames("video")
+        await asyncio.sleep(3.0)
+        fps = (rm.frames("video") - before) / 3.0
+        assert fps >= 24, f"the admitted call fell to {fps:.1f} fps"
+
+        async with rapport.http.get(f"{rapport.url}/metrics") as r:
+            assert r.status == 200 and r.content_type == "text/plain"
+            text = await r.text()
+        assert sample(text, 'rapport_refusals_total{where="customer"}') == 1
+        assert sample(text, 'rapport_refusals_total{where="accept"}') == 1
+        assert sample(text, 'rapport_calls{worker="0",path="forward"}') == 1
+        assert sample(text, 'rapport_capacity_calls{worker="0",path="forward"}') == 1
+        assert 0 < sample(text, 'rapport_transit_seconds{quantile="0.95"}') < 0.5
+        assert sample(text, 'rapport_event_loop_lag_seconds{quantile="0.5"}') >= 0
+        assert sample(text, "process_cpu_seconds_total") > 0
+        assert re.search(r'^rapport_frames_out_total\{session="[^"]+",to="rep"\} \d+', text, re.MULTILINE)
+    finally:
+        await rapport.aclose()
+        await rapport.http.close()
+        await rapport.server.close()
