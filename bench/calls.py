@@ -39,6 +39,7 @@ import functools
 import json
 import os
 import platform
+import re
 import secrets
 import selectors
 import shutil
@@ -67,7 +68,7 @@ from av import VideoFrame
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from server.config import Settings
-from tests.support.clients import MediaClient, SignalingClient, ToneAudioTrack, login, start_call
+from tests.support.clients import MediaClient, SignalingClient, ToneAudioTrack, login, start_call, wrap_up
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -111,13 +112,20 @@ class ServerPath:
     serve_args: tuple[str, ...] = ()
 
 
+# Admission control would refuse calls past the capacity model: the benchmark is what measures it.
+_UNCAPPED = ("RAPPORT_MAX_CALLS", "1000")
+
 PATHS: dict[str, ServerPath] = {
     "transcode": ServerPath(
         "transcode",
         "the server terminates media: it decodes each incoming stream and re-encodes it (VP8, Opus) for the other side",
+        env=(("RAPPORT_MEDIA_PATH", "transcode"), _UNCAPPED),
     ),
-    # Once the server can forward RTP without decoding, add e.g.
-    # "forward": ServerPath("forward", "RTP forwarded as is", env=(("RAPPORT_MEDIA_PATH", "forward"),)),
+    "forward": ServerPath(
+        "forward",
+        "zero-transcode: each side's encoded VP8 and Opus frames go to the other side as they came",
+        env=(("RAPPORT_MEDIA_PATH", "forward"), _UNCAPPED),
+    ),
 }
 
 
@@ -180,6 +188,9 @@ class NResult:
     holds: bool
     spoiled_runs: int = 0  # earlier tries of this N thrown away because other processes were busy (--quiet-wait)
     errors: list[str] = field(default_factory=list)
+    # Server transit of video frames (frame in to RTP out), from its /metrics over the window.
+    transit_p50_ms: float | None = None
+    transit_p95_ms: float | None = None
 
 
 # --- /proc -----------------------------------------------------------------------------------------------------------
@@ -737,12 +748,26 @@ def measure_once(run: Run, n: int) -> NResult:
         cpu_start, start = CpuSample.take(server.pid, pids), Mark.take(workers)
         time.sleep(opts.window_s)
         cpu_end, end = CpuSample.take(server.pid, pids), Mark.take(workers)
+        transit = scrape_transit(server.url)
         rss, threads = rss_mb(server.pid), session_status(server.pid, "Threads")
         processes = len(session_members(server.pid))
     result = summarize(server.path.name, opts, Window(n, start, end), CpuUse.between(cpu_start, cpu_end))
     result.server_rss_mb, result.server_rss_idle_mb, result.server_threads = rss, idle_rss, threads
     result.server_processes, result.setup_s, result.errors = processes, setup_s, errors
+    result.transit_p50_ms, result.transit_p95_ms = transit
     return result
+
+
+def scrape_transit(url: str) -> tuple[float | None, float | None]:
+    """p50 and p95 of the server's frame transit (ms) from /metrics; the server keeps the last 10 s."""
+    try:
+        with urllib.request.urlopen(f"{url}/metrics", timeout=5) as answer:
+            text = answer.read().decode()
+    except OSError:
+        return None, None
+    found = dict(re.findall(r'^rapport_transit_seconds\{quantile="([0-9.]+)"\} (\S+)$', text, re.MULTILINE))
+    p50, p95 = found.get("0.5"), found.get("0.95")
+    return (float(p50) * 1000 if p50 else None), (float(p95) * 1000 if p95 else None)
 
 
 def setup_details(ready: Sequence[dict[str, Any]]) -> str:
@@ -828,6 +853,10 @@ def progress(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
 COLUMNS: tuple[tuple[str, int, Callable[[NResult], str]], ...] = (
     ("path", 10, lambda r: r.path),
     ("N", 3, lambda r: str(r.n)),
@@ -839,6 +868,7 @@ COLUMNS: tuple[tuple[str, int, Callable[[NResult], str]], ...] = (
     ("kbps", 5, lambda r: f"{r.video_kbps_sent:.0f}"),
     ("loss%", 6, lambda r: f"{r.video_loss_pct:.1f}"),
     ("srv CPU%", 9, lambda r: f"{r.server_cpu_pct:.0f}"),
+    ("transit p50/p95 ms", 19, lambda r: _ms(r.transit_p50_ms) + " / " + _ms(r.transit_p95_ms)),
     ("loop%", 6, lambda r: f"{r.server_loop_cpu_pct:.0f}"),
     ("RSS MB", 7, lambda r: f"{r.server_rss_mb:.0f}"),
     ("idle MB", 8, lambda r: f"{r.server_rss_idle_mb:.0f}"),
@@ -890,6 +920,14 @@ def report_text(results: Sequence[NResult], opts: Options, info: dict[str, Any])
         unsure = [str(r.n) for r in results if r.path == name and spoiled(r) and not r.holds]
         aside = f" (inconclusive, skipped: N={', '.join(unsure)})" if unsure else ""
         lines.append(f"Largest N holding 30 fps, path {name}: {best if best is not None else 'none'}{aside}")
+    baseline = largest_holding([r for r in results if r.path == "transcode"])
+    forward = largest_holding([r for r in results if r.path == "forward"])
+    if baseline and forward is not None:
+        lines.append(
+            f"Ratio: the forwarding path carries {forward / baseline:.1f}x the transcoding "
+            "path's calls at 30 fps"
+            + (" (it held at the largest N tried: raise --n to find its limit)" if forward == max(opts.counts) else "")
+        )
     helpers = max((r.server_processes for r in results), default=1)
     if helpers > 1:
         lines.append(f"The server ran as up to {helpers} processes; srv CPU%, RSS and threads add them all up.")
@@ -1198,6 +1236,7 @@ class BenchCall:
         }
         self.media: dict[str, MediaClient] = {}
         self.up = False
+        self.session_id: str | None = None
         self.timings: dict[str, float] = {}
         self._lap_at = time.monotonic()
 
@@ -1216,7 +1255,7 @@ class BenchCall:
         self._lap()
         await self._rep_ready()
         self._lap("rep")
-        session_id = await self._customer_waiting()
+        session_id = self.session_id = await self._customer_waiting()
         self._lap("customer")
         await self.signaling["rep"].request({"type": "call.accept", "session_id": session_id})
         await self.signaling["customer"].wait_for("call.accepted")
@@ -1276,6 +1315,9 @@ class BenchCall:
         if rep.ws is not None and not rep.ws.closed:
             await _quietly(rep.send({"type": "call.end", "reason": "resolved"}))
             await _quietly(customer.wait_for("call.ended"))
+            # The same rep account takes the next N's call: it needs its disposition saved first.
+            if self.session_id is not None:
+                await _quietly(wrap_up(self.rep_http, self.url, self.session_id))
         for media in self.media.values():
             await _quietly(media.close())
         for client in (rep, customer):
@@ -1365,7 +1407,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--n", type=positive_ints, default=DEFAULT_COUNTS, help="call counts (default 1,2,3,4,5)")
     add("--seconds", type=float, default=10.0, help="measuring window per N (default 10)")
     add("--warmup", type=float, default=4.0, help="seconds of flowing media before the window (default 4)")
-    add("--path", type=path_names, default=("transcode",), help=f"server media path(s): {', '.join(PATHS)}")
+    add("--path", type=path_names, default=("transcode", "forward"), help=f"server media path(s): {', '.join(PATHS)}")
     add("--client-procs", type=int, default=2, help="client processes; calls are dealt among them (default 2)")
     add(
         "--pin",

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 DEFAULT_WAIT_S = 60.0
 FULL_MESSAGE = "All lines are busy right now. Please try again in a few minutes."
 # Calls one core carries at 30 fps, measured with bench/calls.py (README): the default capacity model.
-CALLS_PER_CORE = {"forward": 4, "transcode": 1}
+CALLS_PER_CORE = {"forward": 3, "transcode": 1}
 
 
 class AtCapacity(Exception):
