@@ -12,6 +12,7 @@ the server's real answers: a route without a description here fails the tests.
 
 from __future__ import annotations
 
+import copy
 import html
 import json
 from collections.abc import Iterator, Sequence
@@ -30,7 +31,7 @@ from .qa import COMMENTS_MAX, NOTES_MAX
 from .review import CRITERION_TYPES
 from .security import COOKIE, CSP, CSRF_HEADER, MAX_BODY_BYTES
 from .store import ROLES
-from .supervision import MAX_RANGE_S, REPORT_FIELDS, SUPERVISOR_ROLES
+from .supervision import MAX_RANGE_S, SUPERVISOR_ROLES
 from .webhook_api import LIMIT_DEFAULT, LIMIT_MAX
 from .webhooks import DESCRIPTION_MAX, EVENTS, URL_MAX
 
@@ -52,6 +53,7 @@ ERROR_CODES = (
     "link_expired",
     "too_large",
     "rate_limited",
+    "all_lines_busy",
     "unavailable",
     "http_error",
     "internal",
@@ -197,7 +199,6 @@ def _schemas(settings: Settings) -> dict[str, Schema]:
             _n("Of answered calls with cues allowed, the share with a frustration flag.", minimum=0, maximum=1)
         ),
     }
-    assert tuple(report_fields) == REPORT_FIELDS
     user_ref = _obj({"id": _i(), "display_name": _s()})
     return {
         "Error": _obj(
@@ -666,6 +667,11 @@ def _responses() -> dict[str, Schema]:
             {"Retry-After": {"description": "Seconds to wait.", "schema": _i(minimum=1)}},
         ),
         "Unavailable": error("The service is not running on this server (unavailable)."),
+        "AllLinesBusy": error(
+            "Every line is busy: the server carries all the calls it can and as many customers already wait "
+            "(all_lines_busy). Try again later.",
+            {"Retry-After": {"description": "Seconds to wait.", "schema": _i(minimum=1)}},
+        ),
         "Unexpected": error(
             "An unexpected error (internal, with a reference for the logs), or a wrong method (method_not_allowed)."
         ),
@@ -747,7 +753,12 @@ def _operation(
     body_required: bool = True,
     example: Any = None,
     errors: tuple[int, ...] = (),
+    busy: bool = False,
 ) -> Schema:
+    """One operation; the answers every such operation can give (401, 403, 400, 413) are added here.
+
+    ``busy``: the operation starts a call, so a full server answers 503 all_lines_busy.
+    """
     unsafe = method in UNSAFE
     codes = set(errors)
     if auth.roles is not None or auth.scope is not None:
@@ -774,6 +785,8 @@ def _operation(
     responses: Schema = dict(ok)
     for code in sorted(codes):
         responses.setdefault(str(code), {"$ref": f"#/components/responses/{ERROR_RESPONSES[code]}"})
+    if busy:
+        responses["503"] = {"$ref": "#/components/responses/AllLinesBusy"}
     responses["default"] = {"$ref": "#/components/responses/Unexpected"}
     op["responses"] = responses
     security: list[Schema] = []
@@ -928,7 +941,7 @@ def _paths(settings: Settings) -> dict[str, dict[str, Schema]]:
                 "Customers",
                 PUBLIC,
                 description="Everything is optional. The answer's token opens /ws/v1 (see docs/protocol.md). "
-                "Rate limited per address.",
+                "Rate limited per address; refused with 503 when every line is busy.",
                 body=_obj(
                     {
                         "reason": reason,
@@ -954,6 +967,7 @@ def _paths(settings: Settings) -> dict[str, dict[str, Schema]]:
                 example={"reason": "order", "name": "Ada", "language": "en", "emotion_consent": True},
                 ok={"201": _ok("The call is queued.", _ref("CallToken"))},
                 errors=(429,),
+                busy=True,
             )
         },
         "/api/v1/calls/rating": {
@@ -1066,6 +1080,7 @@ def _paths(settings: Settings) -> dict[str, dict[str, Schema]]:
                 example={"device": "iPhone · Safari", "emotion_consent": True},
                 ok={"201": _ok("The call is queued.", _ref("CallToken"))},
                 errors=(409, 410, 429),
+                busy=True,
             )
         },
         "/api/v1/invites/{token}/qr.png": {
@@ -1594,9 +1609,9 @@ TAGS = (
 
 
 def document(settings: Settings) -> dict[str, Any]:
-    """The OpenAPI 3.1 document of this server's HTTP API."""
+    """The OpenAPI 3.1 document of this server's HTTP API (a fresh copy: callers may change it)."""
     scopes = ", ".join(SCOPES)
-    return {
+    doc = {
         "openapi": OPENAPI_VERSION,
         "info": {
             "title": "Rapport API",
@@ -1637,6 +1652,7 @@ def document(settings: Settings) -> dict[str, Any]:
             },
         },
     }
+    return copy.deepcopy(doc)  # the helpers share small schemas such as TIME
 
 
 # the readable page
@@ -1657,29 +1673,40 @@ def _ref_name(schema: Any) -> str | None:
     return None
 
 
-def _type_label(schema: Schema) -> str:
+def _type_html(schema: Schema, *, expand: bool = False) -> str:
+    """The schema's type as HTML: a named schema links to its table; ``expand`` lists an inline object's fields."""
     name = _ref_name(schema)
     if name is not None:
-        return name
+        return f'<a href="#schema-{html.escape(name)}">{html.escape(name)}</a>'
     for key in ("anyOf", "oneOf"):
         if key in schema:
-            return " or ".join(_type_label(s) for s in schema[key])
+            return " or ".join(_type_html(s) for s in schema[key])
     kinds = schema.get("type", "any")
     labels = []
     for kind in kinds if isinstance(kinds, list) else [kinds]:
         if kind == "array":
-            labels.append(f"array of {_type_label(schema.get('items', {}))}")
-        elif kind in ("string", "number") and "format" in schema:
-            labels.append(f"{kind} ({schema['format']})")
+            labels.append(f"array of {_type_html(schema.get('items', {}))}")
+        elif kind == "object" and expand and schema.get("properties"):
+            fields = ", ".join(
+                f"<code>{html.escape(field)}</code>: {_type_html(item)}" for field, item in schema["properties"].items()
+            )
+            labels.append(f"object {{{fields}}}")
+        elif "format" in schema and kind != "null":
+            labels.append(f"{html.escape(str(kind))} ({html.escape(schema['format'])})")
         else:
-            labels.append(str(kind))
+            labels.append(html.escape(str(kind)))
     return " or ".join(labels)
 
 
 def _constraints(schema: Schema) -> str:
     parts = []
+    branches = [_constraints(s) for s in schema.get("oneOf") or schema.get("anyOf") or ()]
+    if any(branches):
+        parts.append(" or ".join(b for b in branches if b))
     if "enum" in schema:
         parts.append("one of " + ", ".join(json.dumps(v) for v in schema["enum"] if v is not None))
+    if schema.get("items"):
+        parts.append(_constraints(schema["items"]))
     for key, text in (
         ("minLength", "at least {} characters"),
         ("maxLength", "at most {} characters"),
@@ -1693,18 +1720,18 @@ def _constraints(schema: Schema) -> str:
         if key in schema:
             value = schema[key]
             parts.append(text.format(json.dumps(value) if key in ("default", "pattern") else value))
-    return "; ".join(parts)
+    return "; ".join(p for p in parts if p)
 
 
-def _fields(doc: dict[str, Any], schema: Any, prefix: str = "") -> Iterator[tuple[str, str, str, str, str]]:
-    """(name, type, required, constraints, description) of each field; inline objects are flattened."""
+def _fields(doc: dict[str, Any], schema: Any, prefix: str = "") -> Iterator[tuple[str, Schema, str, str, str]]:
+    """(name, schema, required, constraints, description) of each field; inline objects are flattened."""
     schema = _deref(doc, schema)
     required = set(schema.get("required", ()))
     for name, raw in schema.get("properties", {}).items():
         field = _deref(doc, raw)
         yield (
             prefix + name,
-            _type_label(raw),
+            raw,
             "yes" if name in required else "no",
             _constraints(field),
             str(field.get("description", "")),
@@ -1731,7 +1758,7 @@ def _field_rows(doc: dict[str, Any], schema: Any) -> list[tuple[str, ...]]:
     return [
         (
             f"<code>{html.escape(name)}</code>",
-            html.escape(kind),
+            _type_html(kind),
             html.escape(req),
             html.escape(rules),
             html.escape(text),
@@ -1800,7 +1827,7 @@ def _operation_html(doc: dict[str, Any], method: str, path: str, op: Schema) -> 
             (
                 f"<code>{html.escape(p['name'])}</code>",
                 html.escape(p["in"]),
-                html.escape(_type_label(p.get("schema", {}))),
+                _type_html(p.get("schema", {})),
                 "yes" if p.get("required") else "no",
                 html.escape(_constraints(p.get("schema", {}))),
                 html.escape(str(p.get("description", ""))),
@@ -1818,9 +1845,7 @@ def _operation_html(doc: dict[str, Any], method: str, path: str, op: Schema) -> 
         response = _deref(doc, raw)
         kinds = []
         for media, item in response.get("content", {}).items():
-            name = _ref_name(item.get("schema"))
-            link = f' <a href="#schema-{html.escape(name)}">{html.escape(name)}</a>' if name else ""
-            kinds.append(html.escape(media) + link)
+            kinds.append(f"{html.escape(media)}: {_type_html(item.get('schema', {}), expand=True)}")
         answers.append(
             (f"<code>{html.escape(status)}</code>", html.escape(response["description"]), "<br>".join(kinds))
         )

@@ -48,6 +48,8 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/v1/webhooks"): {"admin"},
     ("DELETE", "/api/v1/webhooks/{webhook_id}"): {"admin"},
     ("GET", "/api/v1/webhooks/{webhook_id}/deliveries"): {"admin"},
+    ("GET", "/api/v1/openapi.json"): {ANON},
+    ("GET", "/api/docs"): {ANON},
 }
 ROLES = ("anonymous", "rep", "qa", "supervisor", "admin")
 
