@@ -35,16 +35,26 @@ from .keys import (
     EmotionSetup,
 )
 from .lifecycle import retention_loop
+from .metrics import Metrics
 from .migrations import migrate
 from .ratelimit import AddressLimiter
 from .review import ReviewStore
 from .security import MAX_BODY_BYTES, security_middleware
 from .store import Store
 from .webhooks import WEBHOOKS, WebhookDispatcher
+from .workerpool import MediaWorkerPool, default_workers
 
 log = logging.getLogger(__name__)
 
 DEMO_FILE = "demo-accounts.txt"
+
+
+def absolute_db_url(url: str) -> str:
+    """Workers run elsewhere (their own cwd): a relative SQLite path must not depend on it."""
+    prefix = "sqlite+aiosqlite:///"
+    if url.startswith(prefix) and not url[len(prefix) :].startswith("/"):
+        return prefix + str(Path(url[len(prefix) :]).resolve())
+    return url
 
 
 def _demo_banner(lines: list[tuple[str, str, str]], path: Path) -> str:
@@ -124,6 +134,13 @@ async def _storage_ctx(app: web.Application) -> AsyncIterator[None]:
     composer = Composer(store, settings.recordings_path, enabled=settings.compose_recordings, on_event=webhooks.emit)
     app[COMPOSER] = composer
     emotion = app[EMOTION]
+    metrics = Metrics()
+    pool = None
+    workers = default_workers() if settings.media_workers < 0 else settings.media_workers
+    if workers > 0:
+        pool = MediaWorkerPool(workers, absolute_db_url(settings.db_url), metrics.transit)
+        await pool.start()
+        log.info("media: %d worker process(es), %s path", workers, settings.media_path)
     center = CallCenter(
         store,
         settings,
@@ -131,7 +148,11 @@ async def _storage_ctx(app: web.Application) -> AsyncIterator[None]:
         emotion_unavailable=emotion.message,
         on_recorded=composer.enqueue,
         on_event=webhooks.emit,
+        metrics=metrics,
+        pool=pool,
     )
+    if pool is not None:
+        pool.on_lost = center.media_lost
     await center.start()
     await center.metrics.start()
     await composer.start()
@@ -150,6 +171,8 @@ async def _storage_ctx(app: web.Application) -> AsyncIterator[None]:
     with contextlib.suppress(asyncio.CancelledError):
         await retention
     await center.aclose()
+    if pool is not None:
+        await pool.aclose()
     await center.metrics.aclose()
     await composer.aclose()
     await webhooks.aclose()

@@ -26,6 +26,7 @@ from .metrics import Metrics
 from .peers import BadOffer
 from .recording import CallRecording, free_mb, reconcile
 from .store import SessionRecord, Store, User, iso
+from .workerpool import MediaWorkerPool, RemoteCallMedia, RemoteRecording, WorkerGone
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +57,11 @@ class LiveSession:
     record: SessionRecord
     conns: dict[str, Connection | None] = field(default_factory=lambda: {"customer": None, "rep": None})
     rep: User | None = None
-    media: CallMedia | None = None
+    media: CallMedia | RemoteCallMedia | None = None
     grace: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     media_flags: dict[str, dict[str, Any]] = field(default_factory=dict)
     cues: CallCues | None = None
-    recording: CallRecording | None = None
+    recording: CallRecording | RemoteRecording | None = None
     recording_note: str | None = None
     # Came through a signed invite: the identity is the calling system's, not typed by the customer.
     identified: bool = False
@@ -105,7 +106,9 @@ class CallCenter:
         on_recorded: Callable[[str], Awaitable[object]] | None = None,
         on_event: EventSink | None = None,
         metrics: Metrics | None = None,
+        pool: MediaWorkerPool | None = None,
     ) -> None:
+        self.pool = pool
         self.store = store
         self.metrics = metrics or Metrics()
         self.on_recorded = on_recorded
@@ -345,14 +348,7 @@ class CallCenter:
             {"session": claimed.to_json(), "rep": {"id": rep.user.id, "display_name": rep.user.display_name}},
         )
         if live.media is None:
-            live.media = CallMedia(
-                live.id,
-                self.settings.ice_servers,
-                on_media_state=lambda role, state: self._media_state_changed(live, role, state),
-                stall_after_s=self.settings.media_stall_s,
-                forward=self.settings.media_path == "forward",
-                transit=self.metrics.transit,
-            )
+            live.media = await self._open_media(live)
         self._start_cues(live)
         if live.recording is None:
             await self._start_recording(live)
@@ -390,7 +386,44 @@ class CallCenter:
             raise ProtocolError("not_in_call", "you are not in a call")
         return live, "rep"
 
-    def claim_negotiation(self, conn: Connection, session_id: str | None) -> tuple[CallMedia, str]:
+    async def _open_media(self, live: LiveSession) -> CallMedia | RemoteCallMedia:
+        """The call's media: in a worker process when there are workers, else in this process."""
+
+        async def changed(role: str, state: str) -> None:
+            await self._media_state_changed(live, role, state)
+
+        forward = self.settings.media_path == "forward"
+        if self.pool is not None:
+            try:
+                return await self.pool.open(
+                    live.id,
+                    self.settings.ice_servers,
+                    on_media_state=changed,
+                    stall_after_s=self.settings.media_stall_s,
+                    forward=forward,
+                )
+            except (MediaClosed, WorkerGone, TimeoutError):
+                log.error("no media worker could take %s; carrying it in the front door", live.id)
+        return CallMedia(
+            live.id,
+            self.settings.ice_servers,
+            on_media_state=changed,
+            stall_after_s=self.settings.media_stall_s,
+            forward=forward,
+            transit=self.metrics.transit,
+        )
+
+    async def media_lost(self, session_ids: list[str]) -> None:
+        """A media worker died: end exactly its calls, cleanly, and say why."""
+        for session_id in session_ids:
+            live = self.sessions.get(session_id)
+            if live is not None and live.state == "active":
+                log.warning("ending %s: its media worker stopped", session_id)
+                await self._finish(live, state="ended", ended_by="system", reason="media_failed")
+            # The worker died mid-file: what it wrote plays up to then.
+            await reconcile(self.store, self.settings.recordings_path, session_id)
+
+    def claim_negotiation(self, conn: Connection, session_id: str | None) -> tuple[CallMedia | RemoteCallMedia, str]:
         """Reserve the participant's media for one offer; a second one meanwhile is refused."""
         live, role = self._session_of(conn, session_id)
         if live.state != "active" or live.media is None:
@@ -400,7 +433,7 @@ class CallCenter:
         live.media.begin_negotiation(role)
         return live.media, role
 
-    async def answer_offer(self, media: CallMedia, role: str, sdp: str) -> str:
+    async def answer_offer(self, media: CallMedia | RemoteCallMedia, role: str, sdp: str) -> str:
         try:
             return await media.answer(role, sdp)
         except BadOffer as exc:
@@ -451,12 +484,17 @@ class CallCenter:
             log.warning("not recording %s: less than %d MB free", live.id, self.settings.recording_min_free_mb)
             await self.store.add_event(live.id, "recording_skipped", {"reason": "low disk space"})
             return
-        live.recording = CallRecording(self.store, root, live.id)
-        await live.recording.start(live.media.feeds)
+        if isinstance(live.media, RemoteCallMedia):
+            # The worker writes the files and their rows itself: the frames never cross processes.
+            live.recording = await live.media.start_recording(root.resolve())
+        else:
+            recording = CallRecording(self.store, root, live.id)
+            await recording.start(live.media.feeds)
+            live.recording = recording
         live.recording_note = "recording"
         self._spawn(self._watch_recording(live, live.recording))
 
-    async def _watch_recording(self, live: LiveSession, recording: CallRecording) -> None:
+    async def _watch_recording(self, live: LiveSession, recording: CallRecording | RemoteRecording) -> None:
         # A full disk ends the recording, never the call: say so to both sides and to the log.
         while live.recording is recording:
             await asyncio.sleep(1.0)

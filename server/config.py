@@ -138,6 +138,8 @@ class Settings:
     # Calls with media at once; 0 = the measured model (calls per core x cores, see README).
     max_calls: int = 0
     metrics_public: bool = False
+    # Media worker processes: -1 = one per core, 0 = media in the front door's own process.
+    media_workers: int = -1
     # Routing: how long a call rings at one rep before it goes to the next.
     ring_timeout_s: float = 15.0
     reasons: tuple[tuple[str, str], ...] = DEFAULT_REASONS

@@ -26,13 +26,21 @@ class Rolling:
     def __init__(self, window_s: float = WINDOW_S, limit: int = 200_000) -> None:
         self.window_s = window_s
         self._samples: deque[tuple[float, float]] = deque(maxlen=limit)
+        self._fresh: deque[float] = deque(maxlen=5000)
         self.count = 0
         self.total = 0.0
 
     def observe(self, value: float, now: float | None = None) -> None:
         self._samples.append((now if now is not None else time.monotonic(), value))
+        self._fresh.append(value)
         self.count += 1
         self.total += value
+
+    def take_fresh(self) -> list[float]:
+        """Values observed since the last call (a media worker reports them to the front door)."""
+        values = list(self._fresh)
+        self._fresh.clear()
+        return values
 
     def quantile(self, q: float, now: float | None = None) -> float | None:
         cutoff = (now if now is not None else time.monotonic()) - self.window_s

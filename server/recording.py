@@ -327,10 +327,15 @@ class CallRecording:
         return results
 
 
-async def reconcile(store: Store, root: Path) -> int:
-    """After a crash: finish what was being recorded (the files play up to the crash)."""
+async def reconcile(store: Store, root: Path, session_id: str | None = None) -> int:
+    """After a crash (the server's, or one call's media worker): finish what was being recorded.
+
+    The files play up to the crash; they are renamed and their rows marked ``recovered``.
+    """
     count = 0
     for row in await store.recordings_in_state("recording"):
+        if session_id is not None and row["session_id"] != session_id:
+            continue
         final = root / row["path"]
         part = final.with_name(final.name + ".part")
         if part.exists():

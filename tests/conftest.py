@@ -53,6 +53,8 @@ def settings(tmp_path: Path) -> Settings:
         recording_policy="never",
         # Composing the QA file is a separate process; tests that want it turn it on.
         compose_recordings=False,
+        # Media in the test's own process; tests of the worker processes turn them on.
+        media_workers=0,
         heartbeat_s=5.0,
         reconnect_grace_s=30.0,
     )

@@ -42,7 +42,7 @@ class ServerProcess:
             env={**os.environ, "RAPPORT_CREATE_DEMO_ACCOUNTS": "false"},
         )
         async with aiohttp.ClientSession() as http:
-            for _ in range(200):
+            for _ in range(600):  # 30 s: a loaded CI box starts media workers and the emotion worker too
                 with contextlib.suppress(aiohttp.ClientError):
                     async with http.get(f"{self.url}/healthz") as r:
                         if r.status == 200:
@@ -149,11 +149,15 @@ async def test_kill_9_mid_recording_leaves_playable_files_that_the_next_start_re
         capture_output=True,
     )
     os.environ["RAPPORT_RECORDING_POLICY"] = "always"
+    # The process that writes the files is the one killed here: media in the front door itself.
+    # (A killed media worker is tests/test_media_workers.py's case.)
+    os.environ["RAPPORT_MEDIA_WORKERS"] = "0"
     server = ServerProcess(data, free_port())
     try:
         await server.start()
     finally:
         del os.environ["RAPPORT_RECORDING_POLICY"]
+        del os.environ["RAPPORT_MEDIA_WORKERS"]
     jar = aiohttp.CookieJar(unsafe=True)
     async with aiohttp.ClientSession() as customer_http, aiohttp.ClientSession(cookie_jar=jar) as rep_http:
         await login(rep_http, server.url, "rep1", PASSWORD)
@@ -191,9 +195,11 @@ async def test_kill_9_mid_recording_leaves_playable_files_that_the_next_start_re
             with av.open(str(part), format="matroska") as container:
                 stream = container.streams[0]
                 last = 0.0
-                for frame in container.decode(stream):
-                    if frame.time is not None:
-                        last = max(last, frame.time)
+                # The block being written at the kill is cut short: a player stops there, and so do we.
+                with contextlib.suppress(av.error.InvalidDataError):
+                    for frame in container.decode(stream):
+                        if frame.time is not None:
+                            last = max(last, frame.time)
             assert last >= recorded_for - 3.0, (part.name, last, recorded_for)
 
         await server.start()

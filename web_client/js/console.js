@@ -3,7 +3,8 @@
 import { CallMedia, tryPlay } from "./call.js";
 import { ChatPanel } from "./chat.js";
 import { SignalingClient } from "./signaling.js";
-import { $, formatWait, postJSON, setState, toast } from "./ui.js";
+import { applyStrings, formatDuration as formatWait, has, loadStrings, t } from "./staff-i18n.js";
+import { $, postJSON, setState, toast } from "./ui.js";
 
 let csrf = null;
 let signaling = null;
@@ -15,7 +16,6 @@ let callTimer = null;
 let wrapUpSession = null;
 let offer = null;
 let transferReps = [];
-const LANGUAGE_NAMES = { en: "English", nl: "Dutch", cs: "Czech", fa: "Persian", nb: "Norwegian Bokmål" };
 const spark = []; // [media_time, smoothed] for the last 60 s
 
 window.rapport = {
@@ -23,12 +23,19 @@ window.rapport = {
   get state() { return document.body.dataset.state; },
 };
 
+const none = () => t("common.none");
+const languageName = (code) => (code && has(`common.languages.${code}`) ? t(`common.languages.${code}`) : null);
+/** A server code for a catalogued word, or the code with spaces if the catalogue has none. */
+const codeLabel = (prefix, code) => t(`${prefix}.${code}`, {}, String(code ?? "").replaceAll("_", " "));
+
 async function init() {
+  await loadStrings();
+  applyStrings(document);
   $("login-form").addEventListener("submit", (ev) => {
     ev.preventDefault();
     login().catch((err) => {
       const el = $("login-error");
-      el.textContent = err.status === 429 ? "Too many attempts. Wait a minute." : "Wrong username or password.";
+      el.textContent = err.status === 429 ? t("common.login.rate_limited") : t("common.login.wrong");
       el.hidden = false;
     });
   });
@@ -75,11 +82,12 @@ function start(me) {
   $("user-name").textContent = me.user.display_name;
   $("login-password").value = "";
   setState("queue");
-  loadDispositions().catch(() => toast("Could not load the outcome codes."));
+  loadDispositions().catch(() => toast(t("console.dispositions_failed")));
   signaling = new SignalingClient(() => ({ type: "hello" }));
   media = new CallMedia(signaling, { remoteVideo: $("remote-video"), localVideo: $("local-video") });
   chat = new ChatPanel($("chat"), {
     youAre: "rep",
+    t: (key, vars, fallback) => t(`chat.${key}`, vars, fallback),
     onSend: (text) => signaling.request({ type: "chat.send", text }).catch((e) => (toast(e.message), Promise.reject(e))),
   });
   signaling.addEventListener("welcome", (ev) => onWelcome(ev.detail));
@@ -119,13 +127,12 @@ function showStatus(status) {
   const button = $("availability");
   button.dataset.status = status;
   button.setAttribute("aria-pressed", String(status === "available"));
-  const labels = { available: "Available", busy: "In a call", wrap_up: "Wrap-up" };
-  button.textContent = labels[status] || "Away";
+  button.textContent = t(`console.status.${["available", "busy", "wrap_up"].includes(status) ? status : "away"}`);
 }
 
 function toggleAvailability() {
   if (wrapUpSession) {
-    toast("Save the outcome of the last call first.");
+    toast(t("console.wrap_up_first"));
     $("wrapup-disposition").focus();
     return;
   }
@@ -143,10 +150,10 @@ function renderQueue(snapshot) {
     li.dataset.testid = "queue-item";
     li.dataset.sessionId = item.session_id;
     const name = document.createElement("strong");
-    name.textContent = item.customer_name || "Guest";
+    name.textContent = item.customer_name || t("common.guest");
     const meta = document.createElement("span");
     meta.className = "muted small";
-    meta.textContent = [item.reason, item.device].filter(Boolean).join(" · ");
+    meta.textContent = [item.reason, item.device].filter(Boolean).join(t("common.separator"));
     const wait = document.createElement("span");
     wait.className = "wait";
     wait.dataset.queuedAt = item.queued_at;
@@ -154,7 +161,7 @@ function renderQueue(snapshot) {
     const accept = document.createElement("button");
     accept.className = "primary";
     accept.dataset.testid = "accept";
-    accept.textContent = "Accept";
+    accept.textContent = t("console.queue.accept");
     accept.addEventListener("click", () => acceptCall(item.session_id, accept));
     li.append(name, meta, wait, accept);
     list.append(li);
@@ -168,7 +175,7 @@ async function acceptCall(sessionId, button) {
   try {
     await signaling.request({ type: "call.accept", session_id: sessionId });
   } catch (err) {
-    toast(err.code === "already_taken" ? "Another rep took this call." : err.message);
+    toast(err.code === "already_taken" ? t("console.queue.taken") : err.message);
     button.disabled = false;
   }
 }
@@ -180,7 +187,7 @@ function alertNewCustomer() {
   beep(880, 0.15);
   setTimeout(() => beep(660, 0.2), 200);
   const title = document.title;
-  document.title = "● New customer";
+  document.title = t("console.new_customer_title");
   setTimeout(() => (document.title = title), 4000);
 }
 
@@ -201,7 +208,7 @@ function beep(freq, seconds) {
 
 function showRecording(state) {
   $("recording-indicator").hidden = !state?.recording;
-  if (state?.state === "truncated") toast("Recording stopped: the server's disk is full. The call goes on.");
+  if (state?.state === "truncated") toast(t("console.call.recording_truncated"));
 }
 
 async function onAccepted(msg) {
@@ -209,11 +216,11 @@ async function onAccepted(msg) {
   call = { ...msg, startedAt: msg.answered_at ? Date.parse(msg.answered_at) : Date.now() };
   setState("in-call");
   $("call-ended").hidden = true;
-  $("customer-name").textContent = msg.customer.name || "Guest";
-  $("customer-reason").textContent = msg.customer.reason || "—";
-  $("customer-device").textContent = msg.customer.device || "—";
+  $("customer-name").textContent = msg.customer.name || t("common.guest");
+  $("customer-reason").textContent = msg.customer.reason || none();
+  $("customer-device").textContent = msg.customer.device || none();
   $("session-id").textContent = msg.session_id;
-  $("customer-camera").textContent = "—";
+  $("customer-camera").textContent = none();
   showCard(msg.customer);
   hideOffer();
   $("transfer-form").hidden = true;
@@ -221,7 +228,7 @@ async function onAccepted(msg) {
   resetEmotion();
   chat.replay(msg.chat || []);
   try {
-    await media.openCamera().catch(() => toast("No camera: the customer will hear you only."));
+    await media.openCamera().catch(() => toast(t("console.call.no_camera")));
     await media.start();
   } catch (err) {
     toast(err.message);
@@ -231,18 +238,19 @@ async function onAccepted(msg) {
 
 function showPeerMedia(msg) {
   const notes = [];
-  if (msg.audio === false) notes.push("Customer is muted");
-  if (msg.video === false) notes.push("Customer's camera is off");
-  $("peer-media").textContent = notes.join(" · ");
+  if (msg.audio === false) notes.push(t("console.call.peer_muted"));
+  if (msg.video === false) notes.push(t("console.call.peer_camera_off"));
+  $("peer-media").textContent = notes.join(t("common.separator"));
   $("peer-media").hidden = notes.length === 0;
-  if (msg.facing) $("customer-camera").textContent = msg.facing === "environment" ? "Back camera" : "Front camera";
+  if (msg.facing) $("customer-camera").textContent = t(msg.facing === "environment" ? "console.customer.back_camera" : "console.customer.front_camera");
 }
 
 function onEnded(msg) {
   media.stop();
   const minutes = call ? formatWait((Date.now() - call.startedAt) / 1000) : "";
-  const next = msg.wrap_up ? "Choose the outcome and add your notes to take the next call." : "You are away; set yourself available for the next call.";
-  $("call-ended").textContent = `Call ended (${msg.reason?.replaceAll("_", " ")}) after ${minutes}. ${next}`;
+  const next = t(msg.wrap_up ? "console.call.next_wrap_up" : "console.call.next_away");
+  const reason = msg.reason ? codeLabel("console.call.end_reasons", msg.reason) : none();
+  $("call-ended").textContent = t("console.call.ended", { reason, duration: minutes, next });
   $("call-ended").hidden = false;
   call = null;
   setState("queue");
@@ -252,10 +260,9 @@ function onEnded(msg) {
 function showOffer(msg) {
   offer = { ...msg, until: Date.now() + msg.ring_timeout_s * 1000 };
   const item = msg.item || {};
-  $("offer-text").textContent = [item.customer_name || "Guest", item.reason, LANGUAGE_NAMES[item.language]]
-    .filter(Boolean)
-    .join(" · ") + (msg.transfer ? " (transferred)" : "");
-  $("offer-note").textContent = msg.note ? `Note: ${msg.note}` : "";
+  const text = [item.customer_name || t("common.guest"), item.reason, languageName(item.language)].filter(Boolean).join(t("common.separator"));
+  $("offer-text").textContent = msg.transfer ? t("console.offer.transferred", { text }) : text;
+  $("offer-note").textContent = msg.note ? t("console.offer.note", { note: msg.note }) : "";
   $("offer-note").hidden = !msg.note;
   $("offer").hidden = false;
   $("offer-accept").disabled = false;
@@ -274,9 +281,9 @@ function hideOffer() {
 }
 
 function showCard(customer) {
-  $("customer-language").textContent = LANGUAGE_NAMES[customer.language] || customer.language || "—";
+  $("customer-language").textContent = languageName(customer.language) || customer.language || none();
   const contact = customer.contact || {};
-  $("customer-contact").textContent = [contact.email, contact.phone].filter(Boolean).join(" · ") || "—";
+  $("customer-contact").textContent = [contact.email, contact.phone].filter(Boolean).join(t("common.separator")) || none();
   $("customer-identified").hidden = !customer.identified;
   $("customer-ref").textContent = customer.ref || "";
   const context = $("customer-context");
@@ -296,7 +303,11 @@ function showCard(customer) {
       const li = document.createElement("li");
       li.dataset.testid = "customer-history-item";
       const head = document.createElement("strong");
-      head.textContent = `${new Date(h.date).toLocaleDateString()} · ${h.reason || "—"} · ${(h.outcome || "").replaceAll("_", " ")}`;
+      head.textContent = t("console.customer.history_item", {
+        date: new Date(h.date).toLocaleDateString(),
+        reason: h.reason || none(),
+        outcome: (h.outcome || "").replaceAll("_", " "),
+      });
       li.append(head);
       if (h.notes) {
         const notes = document.createElement("p");
@@ -319,15 +330,15 @@ function toggleTransfer() {
   const select = $("transfer-target");
   select.replaceChildren();
   const reps = document.createElement("optgroup");
-  reps.label = "Rep";
+  reps.label = t("console.transfer.reps");
   for (const rep of transferReps) {
     if (rep.status !== "available") continue;
     reps.append(new Option(rep.display_name, `rep:${rep.id}`));
   }
   const queues = document.createElement("optgroup");
-  queues.label = "Back to a queue";
+  queues.label = t("console.transfer.queues");
   for (const reason of ["order", "complaint", "not_working", "wrong_info", "other"]) {
-    queues.append(new Option(`Queue: ${reason.replaceAll("_", " ")}`, `queue:${reason}`));
+    queues.append(new Option(t("console.transfer.queue", { reason: reason.replaceAll("_", " ") }), `queue:${reason}`));
   }
   select.append(reps, queues);
   select.focus();
@@ -346,7 +357,7 @@ function onTransferred(msg) {
   media.stop();
   call = null;
   $("transfer-form").hidden = true;
-  $("call-ended").textContent = `Call transferred to ${msg.to === "rep" ? "another rep" : "the queue"}.`;
+  $("call-ended").textContent = t(msg.to === "rep" ? "console.call.transferred_rep" : "console.call.transferred_queue");
   $("call-ended").hidden = false;
   setState("queue");
 }
@@ -388,13 +399,13 @@ function wireCallControls() {
     const muting = media.audioEnabled;
     media.setAudio(!muting);
     ev.currentTarget.setAttribute("aria-pressed", String(muting));
-    ev.currentTarget.textContent = muting ? "Unmute" : "Mute";
+    ev.currentTarget.textContent = t(muting ? "console.call.unmute" : "console.call.mute");
   });
   $("camera-toggle").addEventListener("click", (ev) => {
     const off = media.videoEnabled;
     media.setVideo(!off);
     ev.currentTarget.setAttribute("aria-pressed", String(off));
-    ev.currentTarget.textContent = off ? "Camera on" : "Camera off";
+    ev.currentTarget.textContent = t(off ? "console.call.camera_on" : "console.call.camera_off");
   });
   $("end-call").addEventListener("click", () => signaling.send({ type: "call.end", reason: "resolved" }));
   $("tap-to-play").addEventListener("click", async (ev) => (ev.currentTarget.hidden = await tryPlay($("remote-video"))));
@@ -413,7 +424,7 @@ function tick() {
 function resetEmotion() {
   $("emotion-flag").hidden = true;
   $("emotion-off").hidden = true;
-  $("emotion-label").textContent = "—";
+  $("emotion-label").textContent = none();
   $("emotion-face").textContent = "";
   setMeter(0);
   drawSpark();
@@ -432,15 +443,15 @@ function showEmotion(u) {
   $("emotion-off").hidden = true;
   document.querySelector(".emotion").classList.remove("off");
   setMeter(u.smoothed);
-  $("emotion-label").textContent = u.face_present ? u.dominant || "—" : "no face visible";
-  $("emotion-face").textContent = u.face_present ? "" : "(customer's face is not in view)";
+  $("emotion-label").textContent = u.face_present ? (u.dominant ? t(`console.emotion.expressions.${u.dominant}`, {}, u.dominant) : none()) : t("console.emotion.no_face");
+  $("emotion-face").textContent = u.face_present ? "" : t("console.emotion.face_hidden");
   $("emotion-label").dataset.face = String(u.face_present);
   spark.push([u.media_time, u.smoothed]);
   while (spark.length && spark[0][0] < u.media_time - 60) spark.shift();
   drawSpark();
   const flag = $("emotion-flag");
   if (u.flag_active) {
-    flag.textContent = `Customer has looked frustrated for ${Math.max(1, Math.round(u.flag_seconds))} s`;
+    flag.textContent = t("console.emotion.flag", { seconds: Math.max(1, Math.round(u.flag_seconds)) });
     flag.hidden = false;
     if (!flagWasActive && $("emotion-sound").checked) beep(440, 0.3);
   } else {
@@ -452,7 +463,7 @@ function showEmotion(u) {
 function showEmotionStatus(s) {
   if (s.status === "off" || s.status === "unavailable") {
     const off = $("emotion-off");
-    off.textContent = s.status === "off" ? "emotion cues off (customer's choice)" : s.message;
+    off.textContent = s.status === "off" ? t("console.emotion.off") : s.message;
     off.dataset.status = s.status;
     off.hidden = false;
     $("emotion-flag").hidden = true;
@@ -474,8 +485,8 @@ function drawSpark() {
   ctx.strokeStyle = "#c0392b";
   ctx.lineWidth = 2;
   ctx.beginPath();
-  spark.forEach(([t, v], i) => {
-    const x = canvas.width * (1 - (end - t) / 60);
+  spark.forEach(([at, v], i) => {
+    const x = canvas.width * (1 - (end - at) / 60);
     const y = canvas.height * (1 - v);
     if (i === 0) ctx.moveTo(x, y);
     else ctx.lineTo(x, y);

@@ -1,25 +1,16 @@
 // The QA review console (/qa): find recorded calls, watch one with the customer's
 // emotion timeline, chat and the rep's notes in step with the video, and score it.
 // Emotion scores describe the CUSTOMER; nothing here presents them as a rep score.
+import { applyStrings, formatDuration as formatWait, has, loadStrings, t } from "./staff-i18n.js";
 import { EmotionTimeline, formatClock } from "./timeline.js";
-import { $, formatWait, postJSON, setState, toast } from "./ui.js";
+import { $, postJSON, setState, toast } from "./ui.js";
 
 const REVIEW_ROLES = ["qa", "supervisor", "admin"];
 const HOLD_ROLES = ["supervisor", "admin"];
-// Short staff-facing names for the default reasons; a deployment's own reasons come from /api/v1/config.
-const REASONS = [
-  ["order", "Order"],
-  ["complaint", "Complaint"],
-  ["not_working", "Not working"],
-  ["wrong_info", "Wrong information"],
-  ["other", "Other"],
-];
-const ROLE_NAMES = { qa: "QA", supervisor: "Supervisor", admin: "Admin", rep: "Rep" };
-// Outcomes that are call states rather than a rep's disposition.
-const OUTCOME_STATES = [
-  ["abandoned", "Abandoned (left the queue)"],
-  ["interrupted", "Interrupted"],
-];
+// The default reasons, with short staff-facing names (common.reasons.*); a deployment's own reasons come from /api/v1/config.
+const REASON_CODES = ["order", "complaint", "not_working", "wrong_info", "other"];
+// Outcomes that are call states rather than a rep's disposition (qa.outcomes.*).
+const OUTCOME_STATE_CODES = ["abandoned", "interrupted"];
 const POLL_MS = 2000;
 const SEEK_KEY_S = 5;
 const SLUG = /^[a-z][a-z0-9_]{0,39}$/;
@@ -58,7 +49,7 @@ async function api(method, url, body) {
   const data = r.status === 204 ? {} : await r.json().catch(() => ({}));
   if (r.status === 401) showLogin(); // the login expired: sign in again, then come back here
   if (!r.ok) {
-    const message = data.error?.message || r.statusText || `Request failed (${r.status})`;
+    const message = data.error?.message || r.statusText || t("common.request_failed", { status: r.status });
     throw Object.assign(new Error(message), { status: r.status, code: data.error?.code });
   }
   return data;
@@ -68,18 +59,21 @@ const sessionUrl = (id, rest = "") => `/api/v1/qa/sessions/${encodeURIComponent(
 const percent = (v) => `${Math.round(v * 100)}%`;
 const isNumber = (v) => typeof v === "number" && Number.isFinite(v);
 const frustrationLevel = (v) => (v >= 0.5 ? "high" : v >= 0.3 ? "mid" : "low");
-const reasonLabels = new Map(REASONS);
+const none = () => t("common.none");
+const reasonLabels = new Map();
 const reasonLabel = (code) => reasonLabels.get(code) || humanize(code);
+/** The catalogue's word for a server code under `prefix`, else the code made readable. */
+const codeLabel = (prefix, code) => (code && has(`${prefix}.${code}`) ? t(`${prefix}.${code}`) : humanize(code));
 
 function humanize(code) {
-  if (!code) return "—";
+  if (!code) return none();
   const text = String(code).replaceAll("_", " ");
   return text.charAt(0).toUpperCase() + text.slice(1);
 }
 
 function formatDateTime(iso) {
   const d = iso ? new Date(iso) : null;
-  if (!d || Number.isNaN(d.getTime())) return "—";
+  if (!d || Number.isNaN(d.getTime())) return none();
   return d.toLocaleString([], { dateStyle: "medium", timeStyle: "short" });
 }
 
@@ -105,6 +99,9 @@ const isTyping = (target) => target.closest?.("input, textarea, select, button, 
 // --- start, sign-in, roles ---
 
 async function init() {
+  await loadStrings();
+  applyStrings(document);
+  for (const code of REASON_CODES) reasonLabels.set(code, t(`common.reasons.${code}`));
   $("login-form").addEventListener("submit", onLoginSubmit);
   $("logout").addEventListener("click", logout);
   wireList();
@@ -114,7 +111,7 @@ async function init() {
   const r = await fetch("/api/v1/me", { credentials: "same-origin" }).catch(() => null);
   if (r?.ok) start(await r.json());
   else {
-    if (r && r.status !== 401) toast("Could not reach the server. Reload to try again.");
+    if (r && r.status !== 401) toast(t("common.login.unreachable"));
     showLogin();
   }
 }
@@ -128,7 +125,7 @@ function onLoginSubmit(ev) {
   ev.preventDefault();
   const body = { username: $("login-username").value, password: $("login-password").value };
   postJSON("/api/v1/auth/login", body).then(start, (err) => {
-    const msg = err.status === 429 ? "Too many attempts. Wait a minute." : err.status === 401 ? "Wrong username or password." : err.message;
+    const msg = err.status === 429 ? t("common.login.rate_limited") : err.status === 401 ? t("common.login.wrong") : err.message;
     show("login-error", msg);
   });
 }
@@ -146,8 +143,8 @@ function start(answer) {
   csrf = answer.csrf_token;
   $("login-password").value = "";
   hide("login-error");
-  const role = ROLE_NAMES[me.role] || humanize(me.role);
-  $("user-name").textContent = me.display_name === role ? role : `${me.display_name} · ${role}`;
+  const role = codeLabel("common.roles", me.role);
+  $("user-name").textContent = me.display_name === role ? role : t("common.user_role", { name: me.display_name, role });
   if (!REVIEW_ROLES.includes(me.role)) {
     setState("forbidden");
     return;
@@ -192,7 +189,7 @@ function go(hash) {
 // --- list view ---
 
 function wireList() {
-  fillSelect($("qa-filter-reason"), REASONS);
+  fillSelect($("qa-filter-reason"), [...reasonLabels]);
   fillOutcomes();
   $("qa-filters").addEventListener("submit", (ev) => {
     ev.preventDefault();
@@ -225,14 +222,14 @@ function fillSelect(select, pairs) {
 function fillOutcomes() {
   const select = $("qa-filter-outcome");
   const keep = select.value;
-  select.replaceChildren(Object.assign(el("option", { text: "Any outcome" }), { value: "" }));
+  select.replaceChildren(Object.assign(el("option", { text: t("qa.filters.any_outcome") }), { value: "" }));
   if (dispositionLabels.size) {
-    const group = Object.assign(document.createElement("optgroup"), { label: "Rep's disposition" });
+    const group = Object.assign(document.createElement("optgroup"), { label: t("qa.filters.dispositions") });
     fillSelect(group, [...dispositionLabels]);
     select.append(group);
   }
-  const states = Object.assign(document.createElement("optgroup"), { label: "Call state" });
-  fillSelect(states, OUTCOME_STATES);
+  const states = Object.assign(document.createElement("optgroup"), { label: t("qa.filters.call_states") });
+  fillSelect(states, OUTCOME_STATE_CODES.map((code) => [code, t(`qa.outcomes.${code}`)]));
   select.append(states);
   keepChoice(select, keep);
 }
@@ -262,7 +259,7 @@ async function loadReasons() {
     for (const [code, label] of codes) reasonLabels.set(code, label);
     const select = $("qa-filter-reason");
     const keep = select.value;
-    select.replaceChildren(Object.assign(el("option", { text: "Any reason" }), { value: "" }));
+    select.replaceChildren(Object.assign(el("option", { text: t("qa.filters.any_reason") }), { value: "" }));
     fillSelect(select, codes);
     keepChoice(select, keep);
   } catch {
@@ -303,11 +300,11 @@ function filterProblem() {
   const form = new FormData($("qa-filters"));
   const num = (name) => (form.get(name) === "" ? null : Number(form.get(name)));
   const [minD, maxD, minF] = [num("min_duration"), num("max_duration"), num("min_frustration")];
-  if ([minD, maxD].some((v) => v != null && !(v >= 0))) return "Durations must be zero or more minutes.";
-  if (minD != null && maxD != null && minD > maxD) return "The minimum duration is longer than the maximum.";
-  if (minF != null && !(minF >= 0 && minF <= 100)) return "Customer frustration must be between 0 and 100 %.";
+  if ([minD, maxD].some((v) => v != null && !(v >= 0))) return t("qa.filters.bad_duration");
+  if (minD != null && maxD != null && minD > maxD) return t("qa.filters.duration_order");
+  if (minF != null && !(minF >= 0 && minF <= 100)) return t("qa.filters.bad_frustration");
   const [from, to] = [form.get("from"), form.get("to")];
-  if (from && to && from > to) return "The start date is after the end date.";
+  if (from && to && from > to) return t("qa.filters.bad_range");
   return null;
 }
 
@@ -346,11 +343,11 @@ async function showList(query, token) {
 function fillReps(reps) {
   const select = $("qa-filter-rep");
   const keep = select.value;
-  select.replaceChildren(Object.assign(el("option", { text: "Any rep" }), { value: "" }));
-  const name = (r) => r.display_name || `Rep #${r.id}`;
+  select.replaceChildren(Object.assign(el("option", { text: t("qa.filters.any_rep") }), { value: "" }));
+  const name = (r) => r.display_name || t("qa.filters.rep_number", { id: r.id });
   const pairs = [...reps].sort((a, b) => name(a).localeCompare(name(b))).map((r) => [String(r.id), name(r)]);
   fillSelect(select, pairs);
-  keepChoice(select, keep, `Rep #${keep}`);
+  keepChoice(select, keep, t("qa.filters.rep_number", { id: keep }));
 }
 
 function renderRows(items, query) {
@@ -360,7 +357,7 @@ function renderRows(items, query) {
   $("qa-empty").hidden = items.length > 0;
   const limit = Number(query.get("limit")) || 100;
   $("qa-list-limit").hidden = items.length < limit;
-  $("qa-list-limit").textContent = `Showing the newest ${items.length}. Narrow the filters to see older calls.`;
+  $("qa-list-limit").textContent = t("qa.list.limit", { count: items.length });
   // Coming back from a call: put focus on its row again, once.
   const again = lastOpenedId && [...body.rows].find((r) => r.dataset.sessionId === lastOpenedId);
   lastOpenedId = null;
@@ -371,17 +368,17 @@ function sessionRow(row) {
   const tr = el("tr", { testid: "qa-session-row" });
   tr.dataset.sessionId = row.session_id;
   tr.tabIndex = 0;
-  tr.title = "Open this call";
+  tr.title = t("qa.list.open_row");
   tr.append(
     cell(formatDateTime(row.created_at), "nowrap"),
-    cell(row.rep?.display_name || "—"),
-    cell(row.customer_name || "Guest"),
+    cell(row.rep?.display_name || none()),
+    cell(row.customer_name || t("common.guest")),
     cell(reasonLabel(row.reason)),
     cell(outcomeLabel(row)),
-    cell(isNumber(row.duration_s) ? formatClock(row.duration_s) : "—", "num"),
+    cell(isNumber(row.duration_s) ? formatClock(row.duration_s) : none(), "num"),
     frustrationCell(row.peak_frustration),
-    cell(row.flag_count ? String(row.flag_count) : "—", "num"),
-    cell(row.recorded ? "Yes" : "No"),
+    cell(row.flag_count ? String(row.flag_count) : none(), "num"),
+    cell(t(row.recorded ? "common.yes" : "common.no")),
     qaCell(row),
   );
   return tr;
@@ -393,15 +390,15 @@ function cell(text, className) {
 
 function outcomeLabel(row) {
   if (row.disposition) return dispositionLabels.get(row.disposition) || humanize(row.disposition);
-  return row.state && row.state !== "ended" ? humanize(row.state) : "No wrap-up";
+  return row.state && row.state !== "ended" ? codeLabel("qa.states", row.state) : t("qa.outcomes.none");
 }
 
 /** The customer's peak: a number and a small bar, never phrased as a score of the rep. */
 function frustrationCell(peak) {
   const td = el("td", { className: "frustration" });
   if (!isNumber(peak)) {
-    td.append(el("span", { className: "muted", text: "—" }));
-    td.title = "No emotion cues for this call";
+    td.append(el("span", { className: "muted", text: none() }));
+    td.title = t("qa.list.no_cues");
     return td;
   }
   const level = frustrationLevel(peak);
@@ -419,7 +416,7 @@ function frustrationCell(peak) {
 function qaCell(row) {
   const td = el("td");
   const scored = row.qa_status === "scored";
-  const badge = el("span", { className: `badge ${scored ? "scored" : "unscored"}`, text: scored ? "Scored" : "Unscored" });
+  const badge = el("span", { className: `badge ${scored ? "scored" : "unscored"}`, text: t(scored ? "qa.list.scored" : "qa.list.unscored") });
   td.append(badge);
   if (scored && isNumber(row.score)) td.append(el("span", { className: "score num", text: ` ${percent(row.score)}` }));
   return td;
@@ -457,27 +454,31 @@ async function loadRubric() {
 function showRubric(rubric) {
   const criteria = rubric.criteria?.length ? rubric.criteria : [{ id: "", label: "", type: "scale" }];
   $("qa-rubric-rows").replaceChildren(...criteria.map(rubricRow));
-  $("qa-rubric-version").textContent = rubric.id ? `Current version: ${rubric.id}${rubric.created_at ? `, since ${formatDateTime(rubric.created_at)}` : ""}.` : "";
+  $("qa-rubric-version").textContent = !rubric.id
+    ? ""
+    : rubric.created_at
+      ? t("qa.rubric.version_since", { id: rubric.id, date: formatDateTime(rubric.created_at) })
+      : t("qa.rubric.version", { id: rubric.id });
 }
 
 function rubricRow(criterion) {
   const li = el("li", { className: "rubric-row", testid: "qa-rubric-row" });
-  const id = Object.assign(el("input", { testid: "qa-rubric-id" }), { value: criterion.id, maxLength: 40, placeholder: "greeting" });
-  id.setAttribute("aria-label", "Criterion id (lower case letters, digits, _)");
+  const id = Object.assign(el("input", { testid: "qa-rubric-id" }), { value: criterion.id, maxLength: 40, placeholder: t("qa.rubric.id_placeholder") });
+  id.setAttribute("aria-label", t("qa.rubric.id_label"));
   id.spellcheck = false;
   id.dataset.auto = String(!criterion.id); // a new row's id follows its label until edited
-  const label = Object.assign(el("input", { testid: "qa-rubric-label" }), { value: criterion.label, maxLength: 200, placeholder: "Greets and introduces" });
-  label.setAttribute("aria-label", "Criterion label");
+  const label = Object.assign(el("input", { testid: "qa-rubric-label" }), { value: criterion.label, maxLength: 200, placeholder: t("qa.rubric.label_placeholder") });
+  label.setAttribute("aria-label", t("qa.rubric.label_label"));
   const type = el("select", { testid: "qa-rubric-type" });
-  type.setAttribute("aria-label", "Answer type");
+  type.setAttribute("aria-label", t("qa.rubric.type_label"));
   fillSelect(type, [
-    ["scale", "Scale 1–5"],
-    ["yesno", "Yes / no"],
+    ["scale", t("qa.rubric.type_scale")],
+    ["yesno", t("qa.rubric.type_yesno")],
   ]);
   type.value = criterion.type === "yesno" ? "yesno" : "scale";
-  const remove = el("button", { text: "Remove", testid: "qa-rubric-remove" });
+  const remove = el("button", { text: t("qa.rubric.remove"), testid: "qa-rubric-remove" });
   remove.type = "button";
-  remove.setAttribute("aria-label", "Remove this criterion");
+  remove.setAttribute("aria-label", t("qa.rubric.remove_label"));
   remove.addEventListener("click", () => li.remove());
   id.addEventListener("input", () => (id.dataset.auto = "false"));
   label.addEventListener("input", () => {
@@ -501,14 +502,14 @@ function readRubric() {
 }
 
 function rubricProblem(criteria) {
-  if (!criteria.length) return "Add at least one criterion.";
-  if (criteria.length > MAX_CRITERIA) return `A scorecard has at most ${MAX_CRITERIA} criteria.`;
+  if (!criteria.length) return t("qa.rubric.none");
+  if (criteria.length > MAX_CRITERIA) return t("qa.rubric.too_many", { max: MAX_CRITERIA });
   const seen = new Set();
   for (const [i, c] of criteria.entries()) {
-    const where = `Row ${i + 1}`;
-    if (!SLUG.test(c.id)) return `${where}: the id must start with a letter and use only a–z, 0–9 and _ (at most 40).`;
-    if (seen.has(c.id)) return `${where}: the id "${c.id}" is used twice.`;
-    if (!c.label) return `${where}: the label is empty.`;
+    const row = i + 1;
+    if (!SLUG.test(c.id)) return t("qa.rubric.bad_id", { row });
+    if (seen.has(c.id)) return t("qa.rubric.duplicate_id", { row, id: c.id });
+    if (!c.label) return t("qa.rubric.empty_label", { row });
     seen.add(c.id);
   }
   return null;
@@ -528,7 +529,7 @@ async function saveRubric() {
   try {
     const saved = await api("PUT", "/api/v1/qa/scorecard", { criteria });
     showRubric(saved.criteria ? saved : { ...saved, criteria });
-    show("qa-rubric-status", saved.id ? `Saved as version ${saved.id}.` : "Saved.");
+    show("qa-rubric-status", saved.id ? t("qa.rubric.saved_version", { id: saved.id }) : t("qa.rubric.saved"));
   } catch (err) {
     if (err.status !== 401) toast(err.message);
   } finally {
@@ -570,12 +571,12 @@ async function openSession(id, token) {
     bundle = await api("GET", sessionUrl(id));
   } catch (err) {
     if (token !== navToken || err.status === 401) return;
-    $("qa-session-customer").textContent = "Call not found";
-    show("qa-session-error", err.status === 404 ? "This call does not exist, or it is not available for review." : err.message);
+    $("qa-session-customer").textContent = t("qa.session.not_found");
+    show("qa-session-error", err.status === 404 ? t("qa.session.not_found_text") : err.message);
     return;
   }
   if (token !== navToken) return;
-  const timeline = new EmotionTimeline($("qa-timeline"), { onSeek: (t) => seekTo(t) });
+  const timeline = new EmotionTimeline($("qa-timeline"), { onSeek: (at) => seekTo(at) });
   view = { id, bundle, timeline, pollTimer: null };
   timeline.attachVideo($("qa-player"));
   renderSession(bundle);
@@ -596,11 +597,11 @@ function teardownSession() {
 }
 
 function resetSessionView(id) {
-  $("qa-session-customer").textContent = "Loading…";
-  for (const t of ["qa-session-reason", "qa-session-rep", "qa-session-date", "qa-session-duration"]) $(t).textContent = "—";
+  $("qa-session-customer").textContent = t("qa.session.loading");
+  for (const testid of ["qa-session-reason", "qa-session-rep", "qa-session-date", "qa-session-duration"]) $(testid).textContent = none();
   $("qa-session-id").textContent = id;
   const parts = ["qa-session-error", "qa-erased", "qa-player-error", "qa-no-recording", "qa-compose-failed", "qa-tracks", "qa-record-controls", "qa-score-saved", "qa-keys"];
-  for (const t of parts) hide(t);
+  for (const testid of parts) hide(testid);
   $("qa-player").hidden = true;
   document.querySelector(".player-note.compose").hidden = true;
   $("qa-timeline").replaceChildren();
@@ -627,12 +628,12 @@ function renderSession(bundle) {
 }
 
 function renderHeader(session) {
-  $("qa-session-customer").textContent = session.customer_name || "Guest";
+  $("qa-session-customer").textContent = session.customer_name || t("common.guest");
   $("qa-session-reason").textContent = reasonLabel(session.reason);
-  $("qa-session-rep").textContent = session.rep?.display_name || "Not answered";
+  $("qa-session-rep").textContent = session.rep?.display_name || t("qa.session.not_answered");
   $("qa-session-date").textContent = formatDateTime(session.created_at);
   const talked = (Date.parse(session.ended_at) - Date.parse(session.answered_at)) / 1000;
-  $("qa-session-duration").textContent = Number.isFinite(talked) ? formatWait(talked) : "—";
+  $("qa-session-duration").textContent = Number.isFinite(talked) ? formatWait(talked) : none();
   $("qa-session-id").textContent = session.session_id || view.id;
 }
 
@@ -650,7 +651,7 @@ function renderPlayer(player) {
     showComposeProgress(player); // pending or composing: ask again until it settles
     schedulePoll();
   } else if (state === "failed") {
-    $("qa-compose-error").textContent = player.error || player.reason || player.message || "The server could not combine the tracks.";
+    $("qa-compose-error").textContent = player.error || player.reason || player.message || t("qa.player.failed_default");
   }
 }
 
@@ -667,7 +668,7 @@ function showComposeProgress(player) {
   bar.setAttribute("aria-valuenow", String(pct));
   bar.querySelector(".fill").style.inlineSize = `${pct}%`;
   $("qa-compose-status").textContent =
-    player.state === "pending" ? "Waiting to prepare the side-by-side recording…" : `Preparing the side-by-side recording… ${pct}%`;
+    player.state === "pending" ? t("qa.player.pending") : t("qa.player.preparing_pct", { pct });
 }
 
 function schedulePoll() {
@@ -714,32 +715,33 @@ function renderTracks(recordings) {
 
 function trackItem(rec) {
   const li = el("li");
-  const name = `${humanize(rec.participant)} ${rec.kind || "track"}`;
+  const kind = rec.kind ? t(`qa.tracks.kinds.${rec.kind}`, {}, rec.kind) : t("qa.tracks.track");
+  const name = t("qa.tracks.name", { participant: codeLabel("qa.participants", rec.participant), kind });
   const playable = rec.url && rec.state !== "failed" && rec.state !== "recording";
   const link = playable ? el("a", { text: name, testid: "qa-track-link" }) : el("span", { text: name });
   if (playable) {
     link.href = rec.url;
     link.download = "";
   }
-  const details = [rec.state && rec.state !== "complete" ? humanize(rec.state) : null, isNumber(rec.size) ? formatBytes(rec.size) : null];
+  const details = [rec.state && rec.state !== "complete" ? codeLabel("qa.tracks.states", rec.state) : null, isNumber(rec.size) ? formatBytes(rec.size) : null];
   li.append(link);
-  if (details.some(Boolean)) li.append(el("span", { className: "muted small", text: ` ${details.filter(Boolean).join(" · ")}` }));
+  if (details.some(Boolean)) li.append(el("span", { className: "muted small", text: ` ${details.filter(Boolean).join(t("common.separator"))}` }));
   return li;
 }
 
 function formatBytes(n) {
-  if (n < 1024) return `${n} B`;
-  if (n < 1024 ** 2) return `${(n / 1024).toFixed(0)} KB`;
-  if (n < 1024 ** 3) return `${(n / 1024 ** 2).toFixed(1)} MB`;
-  return `${(n / 1024 ** 3).toFixed(2)} GB`;
+  if (n < 1024) return t("qa.bytes.b", { n });
+  if (n < 1024 ** 2) return t("qa.bytes.kb", { n: (n / 1024).toFixed(0) });
+  if (n < 1024 ** 3) return t("qa.bytes.mb", { n: (n / 1024 ** 2).toFixed(1) });
+  return t("qa.bytes.gb", { n: (n / 1024 ** 3).toFixed(2) });
 }
 
 /** Jump the video (when there is one) and the chart and transcript to a second of the call. */
-function seekTo(t) {
+function seekTo(at) {
   const video = $("qa-player");
-  if (video.getAttribute("src")) video.currentTime = t;
-  view?.timeline.setTime(t);
-  highlightChat(t);
+  if (video.getAttribute("src")) video.currentTime = at;
+  view?.timeline.setTime(at);
+  highlightChat(at);
 }
 
 // --- chat transcript, in the player's clock ---
@@ -757,15 +759,16 @@ function chatLine(msg) {
   const seekable = isNumber(msg.t) && msg.t >= 0;
   const li = el("li", { className: `chat-entry from-${msg.from}`, testid: "qa-chat-line" });
   li.dataset.t = isNumber(msg.t) ? String(msg.t) : "";
-  const time = seekable ? el("button", { className: "stamp", text: formatClock(msg.t) }) : el("span", { className: "stamp waiting", text: "waiting" });
+  const time = seekable ? el("button", { className: "stamp", text: formatClock(msg.t) }) : el("span", { className: "stamp waiting", text: t("qa.chat.waiting") });
   if (seekable) {
     time.type = "button";
-    time.setAttribute("aria-label", `Play from ${formatClock(msg.t)}`);
+    time.setAttribute("aria-label", t("qa.chat.play_from", { time: formatClock(msg.t) }));
   } else {
-    time.title = "Sent before the call was answered";
+    time.title = t("qa.chat.waiting_hint");
   }
   const who = el("span", { className: "who" });
-  who.append(el("strong", { text: msg.name || humanize(msg.from) }), el("span", { className: "role small muted", text: ` ${msg.from === "rep" ? "rep" : msg.from === "customer" ? "customer" : ""}` }));
+  const role = msg.from === "rep" || msg.from === "customer" ? t(`qa.chat.role_${msg.from}`) : "";
+  who.append(el("strong", { text: msg.name || codeLabel("qa.participants", msg.from) }), el("span", { className: "role small muted", text: ` ${role}` }));
   const text = el("p", { className: "text", text: msg.text }); // untrusted: textContent only
   li.classList.toggle("seekable", seekable);
   li.append(time, who, text);
@@ -773,12 +776,12 @@ function chatLine(msg) {
 }
 
 /** Highlight the last message sent at or before the playhead. */
-function highlightChat(t) {
+function highlightChat(at) {
   const lines = [...$("qa-chat").children];
   let current = null;
   for (const line of lines) {
     const lineT = line.dataset.t === "" ? NaN : Number(line.dataset.t);
-    if (lineT >= 0 && lineT <= t + 0.25) current = line;
+    if (lineT >= 0 && lineT <= at + 0.25) current = line;
   }
   for (const line of lines) {
     const on = line === current;
@@ -804,7 +807,7 @@ function renderWrapup(session, bundleNotes) {
   const notes = $("qa-notes");
   const noteText = session.notes ?? bundleNotes ?? "";
   if (!session.disposition) {
-    disposition.textContent = "No wrap-up yet";
+    disposition.textContent = t("qa.wrapup.none");
     disposition.classList.add("muted");
     notes.hidden = !noteText;
     notes.textContent = noteText;
@@ -814,9 +817,9 @@ function renderWrapup(session, bundleNotes) {
   disposition.classList.remove("muted");
   disposition.textContent = session.disposition_label || dispositionLabels.get(session.disposition) || humanize(session.disposition);
   notes.hidden = false;
-  notes.textContent = noteText || "No notes.";
+  notes.textContent = noteText || t("qa.wrapup.no_notes");
   notes.classList.toggle("muted", !noteText);
-  if (session.wrapped_at) show("qa-wrapped-at", `Saved ${formatDateTime(session.wrapped_at)}`);
+  if (session.wrapped_at) show("qa-wrapped-at", t("qa.wrapup.saved_at", { date: formatDateTime(session.wrapped_at) }));
 }
 
 // --- scorecard ---
@@ -837,8 +840,8 @@ function criterionFieldset(criterion, index) {
   const choices =
     fieldset.dataset.type === "yesno"
       ? [
-          ["true", "Yes"],
-          ["false", "No"],
+          ["true", t("common.yes")],
+          ["false", t("common.no")],
         ]
       : [1, 2, 3, 4, 5].map((n) => [String(n), String(n)]);
   const group = el("div", { className: "choices" });
@@ -850,7 +853,7 @@ function criterionFieldset(criterion, index) {
     group.append(label);
   }
   fieldset.append(group);
-  if (fieldset.dataset.type === "scale") fieldset.append(el("p", { className: "scale-hint small muted", text: "1 poor · 3 meets expectations · 5 excellent" }));
+  if (fieldset.dataset.type === "scale") fieldset.append(el("p", { className: "scale-hint small muted", text: t("qa.scorecard.scale_hint") }));
   return fieldset;
 }
 
@@ -892,7 +895,8 @@ function updateScoreState() {
   const criteria = view?.bundle.scorecard?.criteria || [];
   const score = complete ? scoreOf(answers, criteria) : null;
   const answered = Object.keys(answers).length;
-  $("qa-score-preview").textContent = score != null ? `Score ${percent(score)}` : criteria.length ? `${answered} of ${criteria.length} answered` : "";
+  $("qa-score-preview").textContent =
+    score != null ? t("qa.scorecard.score", { score: percent(score) }) : criteria.length ? t("qa.scorecard.answered", { answered, total: criteria.length }) : "";
 }
 
 async function submitReview(ev) {
@@ -925,7 +929,7 @@ function renderReviews(reviews, scorecard) {
 function reviewItem(review, scorecard) {
   const li = el("li", { className: "review", testid: "qa-review" });
   const head = el("div", { className: "review-head" });
-  head.append(el("strong", { text: review.reviewer?.display_name || "Reviewer" }), el("span", { className: "muted small", text: formatDateTime(review.created_at) }));
+  head.append(el("strong", { text: review.reviewer?.display_name || t("qa.scorecard.reviewer") }), el("span", { className: "muted small", text: formatDateTime(review.created_at) }));
   if (isNumber(review.score)) head.append(el("span", { className: "badge score", text: percent(review.score), testid: "qa-review-score" }));
   li.append(head);
   if (review.comments) li.append(el("p", { className: "review-comments", text: review.comments }));
@@ -937,10 +941,11 @@ function answersDetails(review, scorecard) {
   const sameVersion = scorecard && scorecard.id === review.scorecard_id;
   const labels = new Map(sameVersion ? scorecard.criteria.map((c) => [c.id, c.label]) : []);
   const details = el("details", { className: "small" });
-  details.append(el("summary", { text: sameVersion ? "Answers" : `Answers (scorecard version ${review.scorecard_id ?? "?"})` }));
+  const version = review.scorecard_id ?? t("qa.scorecard.unknown_version");
+  details.append(el("summary", { text: sameVersion ? t("qa.scorecard.answers") : t("qa.scorecard.answers_version", { version }) }));
   const dl = el("dl", { className: "answers" });
   for (const [id, value] of Object.entries(review.answers || {})) {
-    const shown = value === true ? "Yes" : value === false ? "No" : `${value} / 5`;
+    const shown = value === true ? t("common.yes") : value === false ? t("common.no") : t("qa.scorecard.scale_value", { value });
     dl.append(el("dt", { text: labels.get(id) || id }), el("dd", { text: shown }));
   }
   details.append(dl);
@@ -960,7 +965,7 @@ function renderRecordControls(session) {
 function updateEraseState() {
   const held = $("qa-legal-hold").checked;
   $("qa-erase").disabled = held;
-  $("qa-erase-hint").textContent = held ? "Remove the legal hold before erasing." : "Deletes the recordings, chat, emotion timeline, notes and reviews.";
+  $("qa-erase-hint").textContent = t(held ? "qa.retention.erase_blocked" : "qa.retention.erase_hint");
 }
 
 async function toggleLegalHold() {
@@ -996,8 +1001,10 @@ async function eraseSession() {
 }
 
 function erasedSummary(counts) {
-  const parts = Object.entries(counts || {}).map(([what, n]) => `${n} ${what.replaceAll("_", " ")}`);
-  return parts.length ? `Session erased: ${parts.join(", ")}.` : "Session erased.";
+  const parts = Object.entries(counts || {}).map(([what, count]) =>
+    has(`qa.retention.counts.${what}`) ? t(`qa.retention.counts.${what}`, { count }) : t("qa.retention.count_other", { count, what: what.replaceAll("_", " ") }),
+  );
+  return parts.length ? t("qa.retention.erased_counts", { parts: parts.join(t("qa.retention.list_separator")) }) : t("qa.retention.erased");
 }
 
 // --- keyboard: K play/pause, J/L ±5 s, when focus is not in a control ---

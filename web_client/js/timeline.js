@@ -1,6 +1,8 @@
 // EmotionTimeline: an SVG chart of the customer's frustration over a recorded call,
 // kept in step with a <video>. The scores describe the customer's expression, never
-// the rep's performance, and every label here says so.
+// the rep's performance, and every label here says so. Its words are timeline.* in
+// staff-en.json: the page loads the catalogue (staff-i18n.js) before it builds a chart.
+import { t } from "./staff-i18n.js";
 
 const SVG_NS = "http://www.w3.org/2000/svg";
 const HEIGHT = 210;
@@ -162,30 +164,23 @@ export class EmotionTimeline {
     this.container.replaceChildren();
     this.container.classList.add("emotion-timeline");
     const head = html("div", "timeline-head");
-    this.title = html("h2", "timeline-title", "Customer's frustration (emotion cues)");
+    this.title = html("h2", "timeline-title", t("timeline.title"));
     this.title.id = `${this.patternId}-title`;
-    const caption = html("p", "timeline-caption muted small", "Describes the customer's expression, not the rep's performance.");
+    const caption = html("p", "timeline-caption muted small", t("timeline.caption"));
     head.append(this.title, caption);
-    this.empty = html("p", "timeline-empty muted small", "No emotion cues for this call: the customer turned them off, or no face was analysed.");
+    this.empty = html("p", "timeline-empty muted small", t("timeline.empty"));
     this.empty.hidden = true;
     this.chartBox = html("div", "timeline-chart");
-    this.readout = html("p", "timeline-readout small muted", "Point at the chart to read a second; click to play from there.");
+    this.readout = html("p", "timeline-readout small muted", t("timeline.readout"));
     this.readout.setAttribute("aria-hidden", "true"); // the seek slider's value text says the same to screen readers
     this.container.append(head, this.empty, this.chartBox, this.readout, this.legend());
   }
 
   legend() {
     const list = html("ul", "timeline-legend small");
-    list.setAttribute("aria-label", "Legend");
-    const items = [
-      ["mean", "Average frustration per second"],
-      ["peak", "Highest in that second"],
-      ["flag", "Frustration flag"],
-      ["noface", "No face visible"],
-      ["threshold", "50% guide"],
-      ["chat", "Chat message"],
-    ];
-    for (const [kind, text] of items) {
+    list.setAttribute("aria-label", t("timeline.legend.label"));
+    for (const kind of ["mean", "peak", "flag", "noface", "threshold", "chat"]) {
+      const text = t(`timeline.legend.${kind}`);
       const li = html("li");
       const swatch = html("span", `swatch swatch-${kind}`);
       swatch.setAttribute("aria-hidden", "true");
@@ -223,14 +218,14 @@ export class EmotionTimeline {
     return Math.min(this.duration, Math.max(0, ((vx - PAD.left) / this.plotWidth) * this.duration));
   }
 
-  describe(t) {
-    const e = this.bySecond.get(Math.floor(t));
-    const at = `${formatClock(t)} of ${formatClock(this.duration)}`;
-    if (!e) return `${at}, no emotion cues`;
-    if (e.face_present === false) return `${at}, customer's face not visible`;
-    if (!isScore(e.mean_frustration)) return `${at}, no emotion cues`;
-    const peak = isScore(e.max_frustration) ? `, peak ${percent(e.max_frustration)}` : "";
-    return `${at}, customer's frustration ${percent(e.mean_frustration)}${peak}`;
+  describe(seconds) {
+    const e = this.bySecond.get(Math.floor(seconds));
+    const at = t("timeline.at", { time: formatClock(seconds), total: formatClock(this.duration) });
+    if (!e) return t("timeline.no_cues", { at });
+    if (e.face_present === false) return t("timeline.no_face", { at });
+    if (!isScore(e.mean_frustration)) return t("timeline.no_cues", { at });
+    const mean = percent(e.mean_frustration);
+    return isScore(e.max_frustration) ? t("timeline.score_peak", { at, mean, peak: percent(e.max_frustration) }) : t("timeline.score", { at, mean });
   }
 
   // --- drawing: the whole chart is redrawn on new data or size; the cursor only moves ---
@@ -354,7 +349,7 @@ export class EmotionTimeline {
   /** A transparent slider over the plot: arrow keys seek, like the video's own bar. */
   drawSeekArea(root) {
     const area = svg("rect", { x: PAD.left, y: PAD.top, width: this.plotWidth, height: this.plotHeight, class: "seek-area", tabindex: 0, role: "slider" }, root);
-    area.setAttribute("aria-label", "Seek the recording (customer's frustration chart)");
+    area.setAttribute("aria-label", t("timeline.seek"));
     area.setAttribute("aria-valuemin", 0);
     area.setAttribute("aria-valuemax", Math.floor(this.duration));
     area.dataset.testid = "qa-timeline-seek";
@@ -409,8 +404,8 @@ export class EmotionTimeline {
   }
 
   flagMarker(f) {
-    const peak = isScore(f.peak) ? `, peak ${percent(f.peak)}` : "";
-    const label = `Frustration flag at ${formatClock(f.start_s)}${peak}`;
+    const time = formatClock(f.start_s);
+    const label = isScore(f.peak) ? t("timeline.flag_peak", { time, peak: percent(f.peak) }) : t("timeline.flag", { time });
     const g = svg("g", { class: "flag-marker", role: "button", tabindex: 0, transform: `translate(${this.x(f.start_s).toFixed(1)} ${PAD.top - 14})` });
     g.dataset.testid = "qa-flag-marker";
     g.dataset.t = String(f.start_s);
