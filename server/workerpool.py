@@ -99,9 +99,16 @@ class MediaWorker:
         try:
             while True:
                 header, body = await wire.read(self.process.stdout)
-                self._dispatch(header, body)
-        except (asyncio.IncompleteReadError, ConnectionError, ValueError):
+                try:
+                    self._dispatch(header, body)
+                except Exception:  # one bad event must not cut the line to the worker
+                    log.exception("media worker %d: event %s failed", self.index, header.get("event"))
+        except (asyncio.IncompleteReadError, ConnectionError):
             pass
+        except ValueError:
+            log.error("media worker %d sent garbage: stopping it", self.index)
+            with contextlib.suppress(ProcessLookupError):
+                self.process.kill()
         finally:
             self.alive = False
             for future in self._replies.values():
@@ -170,8 +177,8 @@ class RemoteFeed:
         strides = header["strides"]
         frame = av.VideoFrame(width, height, "yuv420p")
         offset = 0
-        for plane, stride in zip(frame.planes, strides, strict=True):
-            size = stride * (height if plane is frame.planes[0] else (height + 1) // 2)
+        for index, (plane, stride) in enumerate(zip(frame.planes, strides, strict=True)):
+            size = stride * (height if index == 0 else (height + 1) // 2)
             data = np.frombuffer(body, np.uint8, size, offset)
             offset += size
             if plane.line_size == stride:

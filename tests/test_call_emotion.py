@@ -66,12 +66,13 @@ async def start_call(
     return rep, customer, customer_media, rep_media
 
 
-@pytest.fixture
-async def fake_cues(emotion_settings: Settings) -> AsyncIterator[Rapport]:
+@pytest.fixture(params=[0, 2], ids=["media-in-process", "media-workers"])
+async def fake_cues(emotion_settings: Settings, request: pytest.FixtureRequest) -> AsyncIterator[Rapport]:
+    # With media workers the customer's frames come to the cues from another process: same rules.
     RecordingDetector.seen = []
     service = EmotionService(f"{__name__}:recording_detector", mode="thread")
     try:
-        rapport = await start_rapport(emotion_settings, emotion_service=service)
+        rapport = await start_rapport(replace(emotion_settings, media_workers=request.param), emotion_service=service)
         await rapport.add_user("rep1")
         try:
             yield rapport
