@@ -340,6 +340,8 @@ class CallCenter:
         live.conns["rep"] = conn
         rep.session_id = live.id
         rep.status = "busy"
+        for c in rep.conns:
+            c.send({"type": "rep.status", "status": "busy"})
         self._observe_wait(claimed.answered_at - claimed.queued_at if claimed.answered_at else 0.0, claimed.reason)
         if claimed.customer_ref:
             live.history = await self.store.customer_history(claimed.customer_ref, exclude=live.id)

@@ -14,6 +14,15 @@ let call = null;
 let queue = [];
 let callTimer = null;
 let wrapUpSession = null;
+// Reason codes as the deployment labels them (from /api/v1/config).
+const reasonLabels = new Map();
+const reasonLabel = (code) => (code ? reasonLabels.get(code) || code.replaceAll("_", " ") : "");
+
+async function loadReasons() {
+  const r = await fetch("/api/v1/config", { credentials: "same-origin" });
+  if (!r.ok) return;
+  for (const reason of (await r.json()).reasons || []) reasonLabels.set(reason.code, reason.label);
+}
 let offer = null;
 let transferReps = [];
 const spark = []; // [media_time, smoothed] for the last 60 s
@@ -82,6 +91,7 @@ function start(me) {
   $("user-name").textContent = me.user.display_name;
   $("login-password").value = "";
   setState("queue");
+  loadReasons().catch(() => {});
   loadDispositions().catch(() => toast(t("console.dispositions_failed")));
   signaling = new SignalingClient(() => ({ type: "hello" }));
   media = new CallMedia(signaling, { remoteVideo: $("remote-video"), localVideo: $("local-video") });
@@ -153,7 +163,7 @@ function renderQueue(snapshot) {
     name.textContent = item.customer_name || t("common.guest");
     const meta = document.createElement("span");
     meta.className = "muted small";
-    meta.textContent = [item.reason, item.device].filter(Boolean).join(t("common.separator"));
+    meta.textContent = [reasonLabel(item.reason), item.device].filter(Boolean).join(t("common.separator"));
     const wait = document.createElement("span");
     wait.className = "wait";
     wait.dataset.queuedAt = item.queued_at;
@@ -217,7 +227,7 @@ async function onAccepted(msg) {
   setState("in-call");
   $("call-ended").hidden = true;
   $("customer-name").textContent = msg.customer.name || t("common.guest");
-  $("customer-reason").textContent = msg.customer.reason || none();
+  $("customer-reason").textContent = reasonLabel(msg.customer.reason) || none();
   $("customer-device").textContent = msg.customer.device || none();
   $("session-id").textContent = msg.session_id;
   $("customer-camera").textContent = none();
@@ -260,7 +270,7 @@ function onEnded(msg) {
 function showOffer(msg) {
   offer = { ...msg, until: Date.now() + msg.ring_timeout_s * 1000 };
   const item = msg.item || {};
-  const text = [item.customer_name || t("common.guest"), item.reason, languageName(item.language)].filter(Boolean).join(t("common.separator"));
+  const text = [item.customer_name || t("common.guest"), reasonLabel(item.reason), languageName(item.language)].filter(Boolean).join(t("common.separator"));
   $("offer-text").textContent = msg.transfer ? t("console.offer.transferred", { text }) : text;
   $("offer-note").textContent = msg.note ? t("console.offer.note", { note: msg.note }) : "";
   $("offer-note").hidden = !msg.note;
@@ -305,7 +315,7 @@ function showCard(customer) {
       const head = document.createElement("strong");
       head.textContent = t("console.customer.history_item", {
         date: new Date(h.date).toLocaleDateString(),
-        reason: h.reason || none(),
+        reason: reasonLabel(h.reason) || none(),
         outcome: (h.outcome || "").replaceAll("_", " "),
       });
       li.append(head);
@@ -337,8 +347,8 @@ function toggleTransfer() {
   }
   const queues = document.createElement("optgroup");
   queues.label = t("console.transfer.queues");
-  for (const reason of ["order", "complaint", "not_working", "wrong_info", "other"]) {
-    queues.append(new Option(t("console.transfer.queue", { reason: reason.replaceAll("_", " ") }), `queue:${reason}`));
+  for (const [reason, label] of reasonLabels) {
+    queues.append(new Option(t("console.transfer.queue", { reason: label }), `queue:${reason}`));
   }
   select.append(reps, queues);
   select.focus();
