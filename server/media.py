@@ -54,6 +54,8 @@ class CallMedia:
         transit: Rolling | None = None,
     ) -> None:
         self.transit = transit
+        # Forwarding: the first peer's video codec; the other side is answered with the same one.
+        self.video_codec: str | None = None
         self.session_id = session_id
         # Forwarding: encoded packets go from one peer to the other, nothing is decoded or encoded.
         self.forward = forward
@@ -99,7 +101,9 @@ class CallMedia:
         )
         outgoing = [FeedTrack(feed) for feed in self.feeds[other(role)].values()]
         try:
-            answer = await peer.answer(offer_sdp, list(outgoing))
+            answer = await peer.answer(
+                offer_sdp, list(outgoing), video_codec=self.video_codec if self.forward else None
+            )
             if self._closed:
                 raise MediaClosed
         except BaseException:
@@ -114,6 +118,8 @@ class CallMedia:
         await self._drop_peer(role)
         self.peers[role] = peer
         self._outgoing[role] = outgoing
+        if self.forward and self.video_codec is None:
+            self.video_codec = peer.video_codec()
         self._peer_started[role] = time.monotonic()
         for remote in incoming:
             if remote.kind in self.feeds[role]:

@@ -68,14 +68,32 @@ class ServerPeer:
     def state(self) -> str:
         return self.pc.connectionState
 
+    def video_codec(self) -> str | None:
+        """The video codec this peer negotiated (the first one of the answer's video section)."""
+        desc = self.pc.localDescription
+        if desc is None:
+            return None
+        lines = desc.sdp.splitlines()
+        for index, line in enumerate(lines):
+            if line.startswith("m=video") and len(line.split()) > 3:
+                payload = line.split()[3]
+                for rtpmap in lines[index:]:
+                    if rtpmap.startswith(f"a=rtpmap:{payload} "):
+                        return rtpmap.split()[1].split("/")[0]
+        return None
+
     def receiver_of(self, track: MediaStreamTrack) -> Any:
         return next((r for r in self.pc.getReceivers() if r.track is track), None)
 
-    async def answer(self, offer_sdp: str, outgoing: list[MediaStreamTrack]) -> str:
-        """Apply the client's offer, send ``outgoing`` back on its transceivers, return our answer."""
+    async def answer(self, offer_sdp: str, outgoing: list[MediaStreamTrack], *, video_codec: str | None = None) -> str:
+        """Apply the client's offer, send ``outgoing`` back on its transceivers, return our answer.
+
+        ``video_codec`` (e.g. "VP8", "H264") is chosen when the offer has it: forwarding needs both
+        sides of a call on the same codec.
+        """
         _check_offer_text(offer_sdp)
         try:
-            await asyncio.wait_for(self._negotiate(offer_sdp, outgoing), NEGOTIATION_TIMEOUT_S)
+            await asyncio.wait_for(self._negotiate(offer_sdp, outgoing, video_codec), NEGOTIATION_TIMEOUT_S)
         except BadOffer:
             raise
         except TimeoutError:
@@ -86,7 +104,14 @@ class ServerPeer:
         assert desc is not None
         return desc.sdp
 
-    async def _negotiate(self, offer_sdp: str, outgoing: list[MediaStreamTrack]) -> None:
+    async def _negotiate(self, offer_sdp: str, outgoing: list[MediaStreamTrack], video_codec: str | None) -> None:
+        if video_codec and f" {video_codec.lower()}/90000" in offer_sdp.lower():
+            # A transceiver made before the offer is the one the offer's video lands on.
+            transceiver = self.pc.addTransceiver("video", direction="recvonly")
+            wanted = (f"video/{video_codec.lower()}", "video/rtx")
+            transceiver.setCodecPreferences(
+                [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType.lower() in wanted]
+            )
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
         kinds = {t.receiver.track.kind for t in self.pc.getTransceivers() if t.receiver.track is not None}
         kinds |= {t.kind for t in self.pc.getTransceivers()}

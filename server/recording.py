@@ -72,6 +72,7 @@ class TrackRecorder:
         self.epoch: float | None = None
         # Forwarded packets are muxed as they are: no encoder in the recording path.
         self.passthrough = False
+        self._keyframe_seen = False
         self._stopped = False
 
     def start(self) -> None:
@@ -81,8 +82,10 @@ class TrackRecorder:
     def push(self, frame: Media) -> None:
         if self._stopped or self.truncated:
             return
-        if isinstance(frame, av.Packet) and self.kind == "video" and self.frames == 0 and not frame.is_keyframe:
-            return  # a file of forwarded video starts at a keyframe; the feed is asked for one
+        if isinstance(frame, av.Packet) and self.kind == "video" and not self._keyframe_seen:
+            if not frame.is_keyframe:
+                return  # a file of forwarded video starts at a keyframe
+            self._keyframe_seen = True
         if isinstance(frame, av.Packet):
             # The queue holds a reference while the feed goes on restamping the next ones: copy.
             frame = _copy_packet(frame)
@@ -239,6 +242,10 @@ class TrackRecorder:
             size = vp8_size(bytes(packet)) if codec == "vp8" else None
             stream.width, stream.height = size or (640, 480)
             stream.time_base = packet.time_base
+            if codec == "h264":
+                # Matroska keeps SPS/PPS as codec private data; given them in Annex B form, the muxer
+                # also rewrites each Annex B packet the way Matroska wants it.
+                stream.codec_context.extradata = h264_parameter_sets(bytes(packet))
         else:
             stream = container.add_stream("libopus", rate=48_000)
             assert isinstance(stream, av.AudioStream)
@@ -257,6 +264,16 @@ def _copy_packet(packet: av.Packet) -> av.Packet:
     copy.is_keyframe = packet.is_keyframe
     copy.opaque = getattr(packet, "opaque", None)
     return copy
+
+
+def h264_parameter_sets(data: bytes) -> bytes:
+    """The SPS and PPS NAL units (with start codes) of an Annex B key frame."""
+    out = b""
+    for nal in data.split(b"\x00\x00\x01"):
+        nal = nal.rstrip(b"\x00")
+        if nal and nal[0] & 0x1F in (7, 8):
+            out += b"\x00\x00\x00\x01" + nal
+    return out
 
 
 def vp8_size(data: bytes) -> tuple[int, int] | None:

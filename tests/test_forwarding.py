@@ -139,3 +139,33 @@ async def test_the_transcoding_path_stays_selectable(settings: Settings) -> None
         await rapport.aclose()
         await rapport.http.close()
         await rapport.server.close()
+
+
+@pytest.mark.webrtc
+async def test_h264_from_one_side_is_forwarded_as_h264_to_the_other(rapport: Rapport) -> None:
+    rep = await rapport.rep("rep1")
+    customer, call = await rapport.customer()
+    await rep.request({"type": "call.accept", "session_id": call["session_id"]})
+    customer_media, rep_media = MediaClient(), MediaClient()
+    rapport.media += [customer_media, rep_media]
+    h264 = [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType in ("video/H264", "video/rtx")]
+    for transceiver in customer_media.pc.getTransceivers():
+        if transceiver.kind == "video":
+            transceiver.setCodecPreferences(h264)  # this customer's device only does H.264
+    await customer_media.negotiate(customer)
+    await rep_media.negotiate(rep)  # offers VP8 first, like a browser: answered with H.264
+    await rep_media.wait_frames("video", 30)
+    await customer_media.wait_frames("video", 30)
+    live = rapport.center.sessions[call["session_id"]]
+    assert live.media is not None and live.media.video_codec == "H264"
+    seen: list[object] = []
+
+    class Probe:
+        def push(self, item: object) -> None:
+            seen.append(item)
+
+    live.media.feeds["customer"]["video"].subscribe(Probe())
+    live.media.feeds["rep"]["video"].subscribe(Probe())
+    await asyncio.sleep(0.5)
+    assert {getattr(p, "opaque", None) for p in seen} == {"h264"}
+    assert rep_media.received["video"].last.width == 640

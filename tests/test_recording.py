@@ -254,3 +254,31 @@ async def test_after_the_call_one_side_by_side_file_is_composed_for_qa(settings:
         await rapport.aclose()
         await rapport.http.close()
         await rapport.server.close()
+
+
+def test_forwarded_h264_is_muxed_without_an_encoder_and_plays(tmp_path: Path) -> None:
+    encoder = av.CodecContext.create("libx264", "w")
+    assert isinstance(encoder, av.VideoCodecContext)
+    encoder.width, encoder.height, encoder.pix_fmt = 320, 240, "yuv420p"
+    encoder.time_base = fractions.Fraction(1, 30)
+    encoder.options = {"preset": "ultrafast", "tune": "zerolatency"}
+    packets = []
+    for i in range(60):
+        frame = av.VideoFrame.from_ndarray(np.full((240, 320, 3), (i * 4) % 255, np.uint8), format="bgr24")
+        frame = frame.reformat(format="yuv420p")
+        frame.pts = i
+        packets += encoder.encode(frame)
+    packets += encoder.encode(None)
+    recorder = TrackRecorder(tmp_path / "rep-video.mkv", "video")
+    recorder.start()
+    # As the forwarding path hands them out: Annex B, RTP clock, codec named, keyframes marked.
+    for i, encoded in enumerate(packets):
+        packet = av.Packet(bytes(encoded))
+        packet.pts, packet.time_base = i * 3000, fractions.Fraction(1, 90_000)
+        packet.is_keyframe, packet.opaque = encoded.is_keyframe, "h264"
+        recorder.push(packet)
+    result = recorder.stop()
+    assert result.frames == 60 and not result.truncated and recorder.passthrough
+    with av.open(str(result.path)) as container:
+        assert container.streams.video[0].codec_context.name == "h264"
+        assert sum(1 for _ in container.decode(video=0)) == 60
