@@ -20,6 +20,7 @@ from server.config import Settings
 from server.keys import CALL_CENTER, STORE
 from server.store import Store
 from tests.support.clients import MediaClient, SignalingClient, login, start_call
+from tests.support.faces import make_clip, person, write_clip_y4m
 
 PASSWORD = "correct horse battery"
 
@@ -152,3 +153,24 @@ async def rapport(settings: Settings) -> AsyncIterator[Rapport]:
 
 def with_settings(settings: Settings, **changes: Any) -> Settings:
     return replace(settings, **changes)
+
+
+@pytest.fixture
+async def served(settings: Settings) -> AsyncIterator[Rapport]:
+    """A running server with one rep, for the browser tests."""
+    rapport = await start_rapport(settings)
+    await rapport.add_user("rep1")
+    try:
+        yield rapport
+    finally:
+        await rapport.aclose()
+        await rapport.http.close()
+        await rapport.server.close()
+
+
+@pytest.fixture
+async def faces_y4m(tmp_path: Path) -> Path:
+    """A real face for Chromium's fake camera."""
+    path = tmp_path / "happy.y4m"
+    write_clip_y4m(path, make_clip([(person("happy"), 2.0)], width=640, height=480, fps=30))
+    return path

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -92,25 +91,6 @@ async def rep_login(page: Page, username: str = "rep1") -> None:
     await expect(page.locator("body")).to_have_attribute("data-state", "queue")
     await page.get_by_test_id("availability").click()
     await expect(page.get_by_test_id("availability")).to_have_attribute("data-status", "available")
-
-
-@pytest.fixture
-async def faces_y4m(tmp_path: Path) -> Path:
-    path = tmp_path / "happy.y4m"
-    write_clip_y4m(path, make_clip([(person("happy"), 2.0)], width=640, height=480, fps=30))
-    return path
-
-
-@pytest.fixture
-async def served(settings: Settings) -> AsyncIterator[Rapport]:
-    rapport = await start_rapport(settings)
-    await rapport.add_user("rep1")
-    try:
-        yield rapport
-    finally:
-        await rapport.aclose()
-        await rapport.http.close()
-        await rapport.server.close()
 
 
 async def shot(page: Page, name: str) -> None:

@@ -11,9 +11,8 @@ from typing import Any
 
 import pytest
 
-from server.config import LANGUAGES, Settings
-from tests.conftest import Rapport, start_rapport
-from tests.support.faces import make_clip, person, write_clip_y4m
+from server.config import LANGUAGES
+from tests.conftest import Rapport
 from tests.test_browser import desktop_page, launch, rep_login, shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.webrtc]
@@ -32,25 +31,6 @@ PLURAL_CATEGORIES = {
 }
 PERSIAN_DIGITS = "۰۱۲۳۴۵۶۷۸۹"
 ARABIC_SCRIPT = re.compile(r"[\u0600-\u06ff]")
-
-
-@pytest.fixture
-async def faces_y4m(tmp_path: Path) -> Path:
-    path = tmp_path / "happy.y4m"
-    write_clip_y4m(path, make_clip([(person("happy"), 2.0)], width=640, height=480, fps=30))
-    return path
-
-
-@pytest.fixture
-async def served(settings: Settings) -> AsyncIterator[Rapport]:
-    rapport = await start_rapport(settings)
-    await rapport.add_user("rep1")
-    try:
-        yield rapport
-    finally:
-        await rapport.aclose()
-        await rapport.http.close()
-        await rapport.server.close()
 
 
 @pytest.fixture

@@ -15,14 +15,12 @@ import pytest
 
 from server.feeds import FeedTrack
 from tests.conftest import Rapport
-from tests.test_browser import (  # noqa: F401 - faces_y4m and served are fixtures
+from tests.test_browser import (
     decoded_frames,
     desktop_page,
-    faces_y4m,
     launch,
     phone_page,
     rep_login,
-    served,
     wait_frames_grow,
 )
 
@@ -37,8 +35,8 @@ KEYFRAMES_JS = """async () => {
 
 
 async def test_chromium_decodes_the_forwarded_stream_without_freezing_and_heals_after_loss(
-    served: Rapport,  # noqa: F811 - the fixtures imported above
-    faces_y4m: Path,  # noqa: F811
+    served: Rapport,
+    faces_y4m: Path,
 ) -> None:
     pw, browser = await launch(faces_y4m)
     try:

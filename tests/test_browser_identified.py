@@ -8,13 +8,11 @@ import pytest
 
 from server.apikeys import ApiKeyStore
 from tests.conftest import Rapport
-from tests.test_browser import (  # noqa: F401 - faces_y4m and served are fixtures
+from tests.test_browser import (
     desktop_page,
-    faces_y4m,
     launch,
     phone_page,
     rep_login,
-    served,
     shot,
 )
 
@@ -24,8 +22,8 @@ from playwright.async_api import expect  # noqa: E402
 
 
 async def test_an_identified_customer_reaches_a_rep_whose_card_shows_context_and_history(
-    served: Rapport,  # noqa: F811 - the fixtures imported above
-    faces_y4m: Path,  # noqa: F811
+    served: Rapport,
+    faces_y4m: Path,
 ) -> None:
     # An earlier call of the same customer, wrapped up with notes.
     earlier, _token = await served.store.create_session(

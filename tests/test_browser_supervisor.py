@@ -13,9 +13,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from server.config import Settings
 from server.keys import SETTINGS
-from tests.conftest import PASSWORD, Rapport, start_rapport
+from tests.conftest import PASSWORD, Rapport
 from tests.test_browser import ARTIFACTS, CHROMIUM, desktop_page, shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.webrtc]
@@ -36,17 +35,10 @@ FETCH_JS = """async (url) => {
 
 
 @pytest.fixture
-async def served(settings: Settings) -> AsyncIterator[Rapport]:
-    rapport = await start_rapport(settings)
-    await rapport.add_user("sup1", "supervisor")
-    await rapport.add_user("rep1")
-    await rapport.add_user("qa1", "qa")
-    try:
-        yield rapport
-    finally:
-        await rapport.aclose()
-        await rapport.http.close()
-        await rapport.server.close()
+async def served(served: Rapport) -> Rapport:
+    await served.add_user("sup1", "supervisor")
+    await served.add_user("qa1", "qa")
+    return served
 
 
 @pytest.fixture
