@@ -10,13 +10,14 @@ from aiohttp import web
 
 from . import accounts
 from .apikeys import require_principal
-from .calls import AtCapacity
 from .intake import (
+    call_answer,
     consent_field,
     help_for,
     limit_calls,
     negotiate_language,
     query_date,
+    queue_customer,
     validate_contact,
     validate_language,
     validate_reason,
@@ -147,19 +148,17 @@ async def start_call(request: web.Request) -> web.Response:
     contact = validate_contact(body)
     consent = consent_field(body)
     limit_calls(request)
-    try:
-        record, token = await request.app[CALL_CENTER].create_call(
-            reason=reason,
-            customer_name=name,
-            device=device,
-            emotion_consent=consent,
-            recording_consent=consent_field(body, "recording_consent"),
-            language=language,
-            contact=contact,
-        )
-    except AtCapacity as exc:
-        raise ApiError(503, "all_lines_busy", str(exc), {"Retry-After": "120"}) from None
-    return _json({"session_id": record.id, "token": token, "expires_at": iso(record.token_expires_at)}, 201)
+    record, token = await queue_customer(
+        request,
+        reason=reason,
+        customer_name=name,
+        device=device,
+        emotion_consent=consent,
+        recording_consent=consent_field(body, "recording_consent"),
+        language=language,
+        contact=contact,
+    )
+    return call_answer(record, token)
 
 
 RATING_WINDOW_S = 2 * 3600

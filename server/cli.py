@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .apikeys import SCOPES
 from .config import Settings, load_settings
@@ -69,10 +72,23 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def users_add(args: argparse.Namespace) -> int:
-    from .accounts import hash_password
+@contextlib.asynccontextmanager
+async def migrated_engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    """The database, brought up to date, for one command."""
     from .db import create_engine
     from .migrations import migrate
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(settings.db_url)
+    try:
+        await migrate(engine)
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+def users_add(args: argparse.Namespace) -> int:
+    from .accounts import hash_password
     from .store import Store
 
     settings = load_settings({"data_dir": args.data_dir}, config_file=args.config)
@@ -82,10 +98,7 @@ def users_add(args: argparse.Namespace) -> int:
         return 2
 
     async def add() -> None:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(settings.db_url)
-        try:
-            await migrate(engine)
+        async with migrated_engine(settings) as engine:
             store = Store(engine)
             existing = await store.user_with_hash(args.name)
             if existing is not None:
@@ -94,8 +107,6 @@ def users_add(args: argparse.Namespace) -> int:
             else:
                 await store.create_user(args.name, args.display_name or args.name, args.role, hash_password(password))
                 print(f"added {args.role} {args.name}")
-        finally:
-            await engine.dispose()
 
     asyncio.run(add())
     return 0
@@ -103,8 +114,6 @@ def users_add(args: argparse.Namespace) -> int:
 
 def api_keys(args: argparse.Namespace) -> int:
     from .apikeys import ApiKeyStore, parse_scopes
-    from .db import create_engine
-    from .migrations import migrate
 
     settings = load_settings({"data_dir": args.data_dir}, config_file=args.config)
     if args.keys_command == "create":
@@ -115,10 +124,7 @@ def api_keys(args: argparse.Namespace) -> int:
             return 2
 
     async def run() -> int:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(settings.db_url)
-        try:
-            await migrate(engine)
+        async with migrated_engine(settings) as engine:
             keys = ApiKeyStore(engine)
             if args.keys_command == "create":
                 key, secret = await keys.create(args.name, scopes)
@@ -135,8 +141,6 @@ def api_keys(args: argparse.Namespace) -> int:
                     state = "revoked" if key.revoked_at else "live"
                     print(f"{key.id}\t{key.prefix}…\t{key.name}\t{','.join(key.scopes)}\t{state}")
             return 0
-        finally:
-            await engine.dispose()
 
     return asyncio.run(run())
 

@@ -221,8 +221,8 @@ class DecodingSink:
         self._sink = sink
         self._loop = loop
         self._queue: queue.Queue[av.Packet | None] = queue.Queue(maxsize=PACKET_BACKLOG)
-        self._thread = threading.Thread(target=self._run, name="feed-decoder", daemon=True)
-        self._thread.start()
+        # Started by the first packet: a call whose frames are decoded already needs no thread.
+        self._thread: threading.Thread | None = None
         self._need_keyframe = True
         self.decoded = 0
 
@@ -233,12 +233,17 @@ class DecodingSink:
         if self._need_keyframe and not frame.is_keyframe:
             return
         self._need_keyframe = False
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="feed-decoder", daemon=True)
+            self._thread.start()
         try:
             self._queue.put_nowait(frame)
         except queue.Full:
             self._need_keyframe = True  # decoding cannot continue from a gap: wait for the next keyframe
 
     def close(self) -> None:
+        if self._thread is None:
+            return
         with contextlib.suppress(queue.Full):
             self._queue.put_nowait(None)
 

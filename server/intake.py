@@ -8,9 +8,11 @@ from typing import Any
 
 from aiohttp import web
 
+from .calls import AtCapacity
 from .config import Settings
-from .keys import CALL_LIMITER, SETTINGS
+from .keys import CALL_CENTER, CALL_LIMITER, SETTINGS
 from .security import ApiError, optional_str
+from .store import SessionRecord, iso
 
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s.]{2,}$")
 PHONE = re.compile(r"^\+?[0-9 ()./-]{5,30}$")
@@ -111,3 +113,17 @@ def help_for(settings: Settings, reason: str, language: str) -> list[dict[str, A
         }
         for a in settings.help_articles.get(reason, ())
     ]
+
+
+async def queue_customer(request: web.Request, **fields: Any) -> tuple[SessionRecord, str]:
+    """Queue a customer (from the page or an invite); 503 when every line is busy."""
+    try:
+        return await request.app[CALL_CENTER].create_call(**fields)
+    except AtCapacity as exc:
+        raise ApiError(503, "all_lines_busy", str(exc), {"Retry-After": "120"}) from None
+
+
+def call_answer(record: SessionRecord, token: str) -> web.Response:
+    """201 with what the customer's page needs to join."""
+    body = {"session_id": record.id, "token": token, "expires_at": iso(record.token_expires_at)}
+    return web.json_response(body, status=201)

@@ -25,9 +25,8 @@ from typing import Any
 from aiohttp import web
 
 from .apikeys import require_principal
-from .calls import AtCapacity
-from .intake import consent_field, limit_calls, validate_language, validate_reason
-from .keys import CALL_CENTER, INVITE_KEY, SETTINGS, STORE
+from .intake import call_answer, consent_field, limit_calls, queue_customer, validate_language, validate_reason
+from .keys import INVITE_KEY, SETTINGS, STORE
 from .security import ApiError, optional_str, read_json
 from .store import iso
 
@@ -223,26 +222,22 @@ async def redeem_invite(request: web.Request) -> web.Response:
             raise ApiError(409, "conflict", "this invite is already in a call; use the original tab")
     identity = invite["identity"] or {}
     contact = {k: identity[k] for k in ("email", "phone") if identity.get(k)}
-    try:
-        record, call_token = await request.app[CALL_CENTER].create_call(
-            reason=invite["reason"],
-            customer_name=invite["customer_name"],
-            device=device,
-            emotion_consent=consent,
-            recording_consent=consent_field(body, "recording_consent"),
-            customer_ref=invite["customer_ref"],
-            priority=invite["priority"] or 0,
-            language=validate_language(request, body.get("language")) or invite["language"],
-            contact=contact or None,
-            context=invite["context"],
-            identified=True,
-        )
-    except AtCapacity as exc:
-        raise ApiError(503, "all_lines_busy", str(exc), {"Retry-After": "120"}) from None
-    await store.link_invite(code, record.id)
-    return web.json_response(
-        {"session_id": record.id, "token": call_token, "expires_at": iso(record.token_expires_at)}, status=201
+    record, call_token = await queue_customer(
+        request,
+        reason=invite["reason"],
+        customer_name=invite["customer_name"],
+        device=device,
+        emotion_consent=consent,
+        recording_consent=consent_field(body, "recording_consent"),
+        customer_ref=invite["customer_ref"],
+        priority=invite["priority"] or 0,
+        language=validate_language(request, body.get("language")) or invite["language"],
+        contact=contact or None,
+        context=invite["context"],
+        identified=True,
     )
+    await store.link_invite(code, record.id)
+    return call_answer(record, call_token)
 
 
 async def join_page(request: web.Request) -> web.StreamResponse:

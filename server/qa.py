@@ -24,10 +24,6 @@ NOTES_MAX = 4000
 COMMENTS_MAX = 4000
 
 
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.json_response(data, status=status)
-
-
 async def _session(request: web.Request) -> SessionRecord:
     session_id = request.match_info["session_id"]
     record = await request.app[STORE].get_session(session_id) if len(session_id) <= 64 else None
@@ -42,7 +38,7 @@ async def _session(request: web.Request) -> SessionRecord:
 async def dispositions(request: web.Request) -> web.Response:
     await require_staff(request, STAFF_ROLES)
     items = [{"code": c, "label": label, "category": cat} for c, label, cat in request.app[SETTINGS].dispositions]
-    return _json({"items": items})
+    return web.json_response({"items": items})
 
 
 async def wrap_up(request: web.Request) -> web.Response:
@@ -66,7 +62,7 @@ async def wrap_up(request: web.Request) -> web.Response:
         request.app[CALL_CENTER].wrapped_up(user.id, record.id)
     updated = await store.get_session(record.id)
     assert updated is not None
-    return _json(updated.to_json())
+    return web.json_response(updated.to_json())
 
 
 # QA list and export
@@ -123,7 +119,7 @@ async def qa_sessions(request: web.Request) -> web.Response:
     await require_staff(request, REVIEW_ROLES)
     reviews = request.app[REVIEWS]
     rows = await reviews.list_sessions(session_filter(request))
-    return _json({"items": rows, "reps": await reviews.staff_with_calls()})
+    return web.json_response({"items": rows, "reps": await reviews.staff_with_calls()})
 
 
 def _cell(value: Any) -> Any:
@@ -245,7 +241,7 @@ async def qa_session(request: web.Request) -> web.Response:
     data["rep"] = {"id": rep.id, "display_name": rep.display_name} if rep else None
     data["disposition_label"] = labels.get(record.disposition or "", record.disposition)
     await store.audit(user.id, "qa.view", record.id)
-    return _json(
+    return web.json_response(
         {
             "session": data,
             "media_epoch": iso(epoch),
@@ -283,7 +279,7 @@ async def add_review(request: web.Request) -> web.Response:
     )
     await request.app[STORE].audit(user.id, "qa.review", record.id, {"review_id": review_id, "score": score})
     saved = (await reviews.list_reviews([record.id]))[record.id]
-    return _json(next(r for r in saved if r["id"] == review_id), 201)
+    return web.json_response(next(r for r in saved if r["id"] == review_id), status=201)
 
 
 async def recompose(request: web.Request) -> web.Response:
@@ -293,12 +289,12 @@ async def recompose(request: web.Request) -> web.Response:
     if recording_id is None:
         raise ApiError(409, "conflict", "nothing was recorded in this session, or composing is off")
     await request.app[STORE].audit(user.id, "qa.compose", record.id)
-    return _json({"id": recording_id, "state": "pending"}, 202)
+    return web.json_response({"id": recording_id, "state": "pending"}, status=202)
 
 
 async def get_scorecard(request: web.Request) -> web.Response:
     await require_staff(request, REVIEW_ROLES)
-    return _json(await request.app[REVIEWS].current_scorecard())
+    return web.json_response(await request.app[REVIEWS].current_scorecard())
 
 
 async def put_scorecard(request: web.Request) -> web.Response:
@@ -310,7 +306,7 @@ async def put_scorecard(request: web.Request) -> web.Response:
         raise ApiError(400, "bad_request", str(exc)) from None
     scorecard = await request.app[REVIEWS].create_scorecard(criteria, created_by=user.id)
     await request.app[STORE].audit(user.id, "qa.scorecard", str(scorecard["id"]))
-    return _json(scorecard, 201)
+    return web.json_response(scorecard, status=201)
 
 
 # legal hold and erasure
@@ -327,7 +323,7 @@ async def legal_hold(request: web.Request) -> web.Response:
     await set_legal_hold(request.app[STORE], record.id, hold=hold, note=note, user_id=user.id)
     updated = await request.app[STORE].get_session(record.id)
     assert updated is not None
-    return _json(updated.to_json())
+    return web.json_response(updated.to_json())
 
 
 async def erase_one_session(request: web.Request) -> web.Response:
@@ -339,7 +335,7 @@ async def erase_one_session(request: web.Request) -> web.Response:
         )
     except ErasureRefused as exc:
         raise ApiError(409, "conflict", str(exc)) from None
-    return _json({"session_id": record.id, "erased": report.counts})
+    return web.json_response({"session_id": record.id, "erased": report.counts})
 
 
 async def erase_customer(request: web.Request) -> web.Response:
@@ -357,7 +353,7 @@ async def erase_customer(request: web.Request) -> web.Response:
         except ErasureRefused as exc:
             refused.append({"session_id": session_id, "why": str(exc)})
     await store.audit(user.id, "customer.erase", ref, {"erased": len(erased), "refused": len(refused)})
-    return _json({"erased": erased, "refused": refused}, 409 if refused and not erased else 200)
+    return web.json_response({"erased": erased, "refused": refused}, status=409 if refused and not erased else 200)
 
 
 async def qa_page(request: web.Request) -> web.FileResponse:
