@@ -33,6 +33,20 @@ PACKET_BACKLOG = 30  # forwarded packets waiting for a slow sender: a second of 
 Media = Frame | av.Packet
 
 
+def tag_codec(packet: av.Packet, codec: str) -> None:
+    """Name the codec of a forwarded packet ("vp8", "h264", "opus").
+
+    PyAV keys ``opaque`` by the object's id and drops the key when any packet holding
+    it is freed, so every packet gets an object of its own, never a shared string.
+    """
+    packet.opaque = [codec]
+
+
+def codec_of(packet: av.Packet, default: str = "") -> str:
+    tag = packet.opaque
+    return str(tag[0]) if isinstance(tag, list) and tag else default
+
+
 class FrameSink(Protocol):
     def push(self, frame: Media) -> None: ...
 
@@ -253,7 +267,7 @@ class DecodingSink:
             packet = self._queue.get()
             if packet is None:
                 return
-            codec = getattr(packet, "opaque", None) or "vp8"
+            codec = codec_of(packet, "vp8")
             if context is None or context.name != codec:
                 context = av.CodecContext.create(codec, "r")
             try:

@@ -35,6 +35,8 @@ from aiortc import RTCRtpSender
 from aiortc import rtcrtpreceiver as _receiver_module
 from aiortc.mediastreams import MediaStreamTrack
 
+from .feeds import tag_codec
+
 log = logging.getLogger(__name__)
 
 # Remote tracks (their queues) whose receiver forwards packets instead of decoding.
@@ -96,14 +98,9 @@ def _worker(
         packet.time_base = Fraction(1, codec.clockRate)
         # What the packet is, for sinks that need to know (recorder, decoder, keyframe gate).
         name = codec.name.lower()
-        packet.opaque = name
+        tag_codec(packet, name)
         packet.is_keyframe = is_keyframe(packet, name)
         asyncio.run_coroutine_threadsafe(output_q.put(packet), loop)
-
-
-def codec_of(packet: av.Packet) -> str:
-    opaque = getattr(packet, "opaque", None)
-    return opaque if isinstance(opaque, str) else ""
 
 
 def relay_keyframe_requests(sender: RTCRtpSender, request: Callable[[], None]) -> None:

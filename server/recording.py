@@ -23,7 +23,7 @@ from pathlib import Path
 
 import av
 
-from .feeds import Media, ParticipantFeed
+from .feeds import Media, ParticipantFeed, codec_of, tag_codec
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -235,7 +235,7 @@ class TrackRecorder:
 
     def _add_passthrough_stream(self, container: av.container.OutputContainer, packet: av.Packet) -> av.stream.Stream:
         self.passthrough = True
-        codec = getattr(packet, "opaque", None) or ("vp8" if self.kind == "video" else "opus")
+        codec = codec_of(packet, "vp8" if self.kind == "video" else "opus")
         if self.kind == "video":
             stream: av.stream.Stream = container.add_stream({"vp8": "libvpx", "h264": "libx264"}.get(codec, codec))
             assert isinstance(stream, av.VideoStream)
@@ -262,7 +262,7 @@ def _copy_packet(packet: av.Packet) -> av.Packet:
     copy = av.Packet(bytes(packet))
     copy.pts, copy.dts, copy.time_base = packet.pts, packet.pts, packet.time_base
     copy.is_keyframe = packet.is_keyframe
-    copy.opaque = getattr(packet, "opaque", None)
+    tag_codec(copy, codec_of(packet))
     return copy
 
 

@@ -18,7 +18,7 @@ from aiortc import RTCRtpReceiver, RTCRtpSender
 from aiortc import rtcrtpreceiver as receiver_module
 
 from server.config import Settings
-from server.feeds import FeedTrack, ParticipantFeed
+from server.feeds import FeedTrack, ParticipantFeed, codec_of, tag_codec
 from server.forwarding import install, is_keyframe
 from tests.conftest import Rapport, start_rapport
 from tests.support.clients import MediaClient
@@ -41,8 +41,19 @@ def test_the_aiortc_seams_are_where_forwarding_expects_them() -> None:
 def packet(data: bytes, pts: int, keyframe: bool) -> av.Packet:
     p = av.Packet(data)
     p.pts, p.time_base, p.is_keyframe = pts, Fraction(1, 90_000), keyframe
-    p.opaque = "vp8"
+    tag_codec(p, "vp8")
     return p
+
+
+def test_a_packet_keeps_its_codec_when_other_packets_of_that_codec_are_freed() -> None:
+    # PyAV keys Packet.opaque by the object's id: a shared "h264" string would vanish with the first packet freed.
+    kept = packet(b"\x10key", 0, True)
+    tag_codec(kept, "h264")
+    for i in range(3):
+        gone = packet(b"\x11delta", i, False)
+        tag_codec(gone, "h264")
+        del gone
+    assert codec_of(kept) == "h264"
 
 
 def test_vp8_and_h264_keyframes_are_recognised() -> None:
@@ -101,7 +112,7 @@ async def test_a_forwarded_call_carries_packets_both_ways_and_relays_keyframe_re
             live.media.feeds[role][kind].subscribe(Probe())
     await asyncio.sleep(0.5)
     assert seen and all(isinstance(item, av.Packet) for item in seen), "no decoded frame crosses the server"
-    assert {getattr(p, "opaque", None) for p in seen} == {"vp8", "opus"}
+    assert {codec_of(p) for p in seen} == {"vp8", "opus"}
     assert rep_media.received["video"].last.width == 640, "the rep's decoder reads the forwarded VP8"
 
     # The rep's receiver reports picture loss: the customer's camera is asked for a keyframe.
@@ -167,5 +178,5 @@ async def test_h264_from_one_side_is_forwarded_as_h264_to_the_other(rapport: Rap
     live.media.feeds["customer"]["video"].subscribe(Probe())
     live.media.feeds["rep"]["video"].subscribe(Probe())
     await asyncio.sleep(0.5)
-    assert {getattr(p, "opaque", None) for p in seen} == {"h264"}
+    assert {codec_of(p) for p in seen} == {"h264"}
     assert rep_media.received["video"].last.width == 640

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from server.config import Settings
+from server.feeds import tag_codec
 from server.recording import TrackRecorder, reconcile
 from tests.conftest import Rapport, start_rapport
 from tests.support.clients import MediaClient, PatternVideoTrack
@@ -275,7 +276,8 @@ def test_forwarded_h264_is_muxed_without_an_encoder_and_plays(tmp_path: Path) ->
     for i, encoded in enumerate(packets):
         packet = av.Packet(bytes(encoded))
         packet.pts, packet.time_base = i * 3000, fractions.Fraction(1, 90_000)
-        packet.is_keyframe, packet.opaque = encoded.is_keyframe, "h264"
+        packet.is_keyframe = encoded.is_keyframe
+        tag_codec(packet, "h264")
         recorder.push(packet)
     result = recorder.stop()
     assert result.frames == 60 and not result.truncated and recorder.passthrough
