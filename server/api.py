@@ -22,7 +22,8 @@ from .intake import (
     validate_language,
     validate_reason,
 )
-from .keys import CALL_CENTER, EMOTION, LOGIN_THROTTLE, SETTINGS, STORE
+from .invites import LinkError, open_link
+from .keys import CALL_CENTER, EMOTION, INVITE_KEY, LOGIN_THROTTLE, SETTINGS, STORE
 from .messages import PROTOCOL_VERSION
 from .metrics import render
 from .security import (
@@ -119,8 +120,9 @@ async def me(request: web.Request) -> web.Response:
 async def config(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     emotion = request.app[EMOTION]
-    language = request.query.get("lang") or ""
-    if language not in {code for code, _n, _d in settings.languages}:
+    codes = {code for code, _n, _d in settings.languages}
+    language = request.query.get("lang") or await invite_language(request) or ""
+    if language not in codes:
         language = negotiate_language(request.headers.get("Accept-Language"), settings)
     return _json(
         {
@@ -137,6 +139,19 @@ async def config(request: web.Request) -> web.Response:
             "recording": {"policy": settings.recording_policy},
         }
     )
+
+
+async def invite_language(request: web.Request) -> str | None:
+    """The language the calling system gave an invite (``?invite=<token>`` on the join page)."""
+    token = request.query.get("invite")
+    if not token:
+        return None
+    try:
+        link = open_link(request.app[INVITE_KEY], token, now=time.time())
+    except LinkError:
+        return None  # the page says so when it redeems the link
+    invite = await request.app[STORE].get_invite(link["c"]) if isinstance(link.get("c"), str) else None
+    return invite["language"] if invite else None
 
 
 async def start_call(request: web.Request) -> web.Response:

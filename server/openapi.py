@@ -924,6 +924,13 @@ def _paths(settings: Settings) -> dict[str, dict[str, Schema]]:
                         "schema": _s(),
                     },
                     {
+                        "name": "invite",
+                        "in": "query",
+                        "description": "The signed token of an invite link: its language is used when no lang "
+                        "is given. An expired or tampered token is ignored here.",
+                        "schema": _s(),
+                    },
+                    {
                         "name": "Accept-Language",
                         "in": "header",
                         "description": "The browser's languages.",

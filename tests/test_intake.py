@@ -46,6 +46,18 @@ async def test_help_articles_come_in_the_customers_language_with_an_english_fall
     assert next(r for r in czech["reasons"] if r["code"] == "other")["help"] == []
 
 
+async def test_an_invite_link_opens_the_page_in_the_invites_language(rapport: Rapport) -> None:
+    headers, _ = await api_key(rapport, "invites:write")
+    async with rapport.http.post(f"{rapport.url}/api/v1/invites", json={"language": "nl"}, headers=headers) as r:
+        token = (await r.json())["code"]
+    async with rapport.http.get(
+        f"{rapport.url}/api/v1/config?invite={token}", headers={"Accept-Language": "en-US"}
+    ) as r:
+        assert (await r.json())["language"] == "nl"
+    async with rapport.http.get(f"{rapport.url}/api/v1/config?invite=tampered.x") as r:
+        assert r.status == 200 and (await r.json())["language"] == "en"
+
+
 async def test_intake_fields_are_validated_and_reach_the_session(rapport: Rapport) -> None:
     url = f"{rapport.url}/api/v1/calls"
     for bad in (

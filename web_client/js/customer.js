@@ -94,7 +94,11 @@ async function init() {
 
 async function fetchConfig(lang = null) {
   try {
-    const url = lang ? `/api/v1/config?lang=${encodeURIComponent(lang)}` : "/api/v1/config";
+    // An invite's link names the language the calling system gave it.
+    const query = new URLSearchParams();
+    if (lang) query.set("lang", lang);
+    if (joinToken) query.set("invite", joinToken);
+    const url = `/api/v1/config${query.size ? `?${query}` : ""}`;
     const r = await fetch(url, { credentials: "same-origin" });
     return r.ok ? await r.json() : null;
   } catch {
