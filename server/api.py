@@ -8,8 +8,8 @@ from typing import Any
 
 from aiohttp import web
 
-from . import accounts
-from .apikeys import require_principal
+from .accounts import LoginRefused
+from .apikeys import Principal, require_principal
 from .intake import (
     call_answer,
     consent_field,
@@ -23,18 +23,20 @@ from .intake import (
     validate_reason,
 )
 from .invites import LinkError, open_link
-from .keys import CALL_CENTER, EMOTION, INVITE_KEY, LOGIN_THROTTLE, SETTINGS, STORE
+from .keys import CALL_CENTER, EMOTION, INVITE_KEY, LOGIN_GUARD, SETTINGS, STORE
 from .messages import PROTOCOL_VERSION
-from .metrics import render
+from .metrics import render, require_metrics_access
 from .security import (
     COOKIE,
     ApiError,
+    client_address,
     optional_str,
     read_json,
     require_staff,
     set_login_cookie,
 )
 from .store import iso
+from .views import MAX_WAIT
 
 WEB_CLIENT = Path(__file__).resolve().parent.parent / "web_client"
 STAFF_ROLES = ("rep", "qa", "supervisor", "admin")
@@ -60,10 +62,9 @@ async def root(request: web.Request) -> web.Response:
 
 
 async def metrics_page(request: web.Request) -> web.Response:
-    """Prometheus text; only to loopback unless ``metrics_public`` (session ids are in it)."""
+    """Prometheus text; with the metrics token or to loopback only (session ids are in it)."""
     settings = request.app[SETTINGS]
-    if not settings.metrics_public and request.remote not in ("127.0.0.1", "::1", "127.0.0.2"):
-        raise web.HTTPForbidden(text="metrics are served to loopback only (metrics_public = true to change)")
+    require_metrics_access(request, settings)
     center = request.app[CALL_CENTER]
     text = render(center.metrics, center.floor(), center.media_stats(), center.capacity, settings.media_path)
     return web.Response(text=text, content_type="text/plain", charset="utf-8")
@@ -83,17 +84,14 @@ async def login(request: web.Request) -> web.Response:
         raise ApiError(400, "bad_request", "username and password are required strings")
     if len(password) > 1024:
         raise ApiError(400, "bad_request", "password: too long")
-    address = request.remote or "?"
-    throttle = request.app[LOGIN_THROTTLE]
-    wait = throttle.retry_after(username, address)
-    if wait > 0:
-        raise ApiError(429, "rate_limited", "too many failed logins", {"Retry-After": str(int(wait) + 1)})
     store = request.app[STORE]
-    user = await accounts.authenticate(store, username, password)
+    try:
+        user = await request.app[LOGIN_GUARD].authenticate(store, username, password, client_address(request))
+    except LoginRefused as refused:
+        retry_after = {"Retry-After": str(int(refused.retry_after) + 1)}
+        raise ApiError(429, "rate_limited", refused.message, retry_after) from None
     if user is None:
-        throttle.failed(username, address)
         raise ApiError(401, "not_authenticated", "wrong username or password")
-    throttle.succeeded(username, address)
     cookie, csrf = await store.create_login(user.id, 12 * 3600)
     response = _json({"user": user.to_json(), "csrf_token": csrf})
     set_login_cookie(response, cookie, request.app[SETTINGS])
@@ -201,13 +199,51 @@ async def rate_call(request: web.Request) -> web.Response:
     return _json({"ok": True})
 
 
+CALLBACK_EVENT = "callback_requested"
+
+
+async def request_callback(request: web.Request) -> web.Response:
+    """No rep could take the call in time: the customer leaves a phone number or e-mail for staff to call back.
+
+    Authorised by the call's own token; once per call. Stored as a ``callback_requested`` event of the session.
+    """
+    body = await read_json(request)
+    token = body.get("token")
+    if not isinstance(token, str) or not 20 <= len(token) <= 128:
+        raise ApiError(400, "bad_request", "token: the call's token")
+    contact = validate_contact(body)
+    if contact is None:
+        raise ApiError(400, "bad_request", "contact: a phone number or an e-mail address")
+    store = request.app[STORE]
+    record = await store.session_for_token(token)
+    if record is None:
+        raise ApiError(404, "not_found", "no such call")
+    if record.end_reason != MAX_WAIT or record.ended_at is None:
+        raise ApiError(409, "conflict", "a callback can be asked for when no one could take the call in time")
+    if time.time() - record.ended_at > RATING_WINDOW_S:
+        raise ApiError(409, "conflict", "the time to ask for a callback is over")
+    if any(event["kind"] == CALLBACK_EVENT for event in await store.list_events(record.id)):
+        raise ApiError(409, "conflict", "a callback has been asked for already")
+    await store.add_event(record.id, CALLBACK_EVENT, {"contact": contact})
+    return _json({"ok": True})
+
+
 # sessions (staff and other systems)
 
 SESSION_STATES = ("waiting", "active", "ended", "abandoned", "interrupted")
+# Roles that read every session; a rep reads only the sessions they took (API keys need sessions:read).
+BULK_READ_ROLES = ("qa", "supervisor", "admin")
+
+
+def own_sessions_only(principal: Principal) -> int | None:
+    """The rep whose sessions are all this principal may read, or None for every session."""
+    if principal.user is not None and principal.user.role not in BULK_READ_ROLES:
+        return principal.user.id
+    return None
 
 
 async def list_sessions(request: web.Request) -> web.Response:
-    await require_principal(request, scope="sessions:read", roles=STAFF_ROLES)
+    principal = await require_principal(request, scope="sessions:read", roles=STAFF_ROLES)
     q = request.query
     state = q.get("state") or None
     if state is not None and state not in SESSION_STATES:
@@ -228,16 +264,19 @@ async def list_sessions(request: web.Request) -> web.Response:
         customer_ref=customer_ref,
         created_from=query_date(q.get("from"), "from"),
         created_to=query_date(q.get("to"), "to", end=True),
+        rep_id=own_sessions_only(principal),
     )
     return _json({"items": [s.to_json() for s in items]})
 
 
 async def get_session(request: web.Request) -> web.Response:
-    await require_principal(request, scope="sessions:read", roles=STAFF_ROLES)
+    principal = await require_principal(request, scope="sessions:read", roles=STAFF_ROLES)
     store = request.app[STORE]
     session_id = request.match_info["session_id"]
     record = await store.get_session(session_id) if len(session_id) <= 64 else None
-    if record is None:
+    only_rep = own_sessions_only(principal)
+    if record is None or (only_rep is not None and record.rep_id != only_rep):
+        # A session that is not yours gets the same answer as one that does not exist.
         raise ApiError(404, "not_found", "no such session")
     data = record.to_json()
     data["chat"] = [c.to_json() for c in await store.list_chat(record.id)]
@@ -323,6 +362,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/config", config)
     app.router.add_post("/api/v1/calls", start_call)
     app.router.add_post("/api/v1/calls/rating", rate_call)
+    app.router.add_post("/api/v1/calls/callback", request_callback)
     app.router.add_get("/api/v1/sessions", list_sessions)
     app.router.add_get("/api/v1/sessions/{session_id}", get_session)
     app.router.add_get("/api/v1/sessions/{session_id}/recordings", list_session_recordings)

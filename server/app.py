@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -14,12 +13,14 @@ from aiohttp import WSCloseCode, web
 from emotion import EmotionService, EmotionSettings, fer_available
 
 from . import accounts, api, invites, openapi, qa, signaling, supervision, webhook_api
-from .accounts import LoginThrottle
+from .accounts import LoginGuard, LoginLimits
 from .apikeys import ApiKeyStore
 from .calls import CallCenter
 from .composing import Composer
 from .config import Settings
 from .db import create_engine
+from .files import private_dir, write_private
+from .httplog import quiet_client_errors
 from .keys import (
     API_KEYS,
     CALL_CENTER,
@@ -27,7 +28,7 @@ from .keys import (
     COMPOSER,
     EMOTION,
     INVITE_KEY,
-    LOGIN_THROTTLE,
+    LOGIN_GUARD,
     REVIEWS,
     SETTINGS,
     STORE,
@@ -66,17 +67,22 @@ def _demo_banner(lines: list[tuple[str, str, str]], path: Path) -> str:
 
 
 async def _announce_demo_accounts(store: Store, settings: Settings) -> None:
+    """Demo staff on an empty database: their passwords are logged this once and kept in a 0600 file."""
     path = settings.data_dir / DEMO_FILE
+    if await store.count_users() > 0:
+        if path.exists():
+            log.warning("demo accounts exist; their passwords are in %s", path)
+        return
+    if path.exists() or path.is_symlink():
+        # Left from an earlier database: its passwords no longer open anything.
+        log.warning("replacing %s, left from an earlier database", path)
+        path.unlink()
     created = await accounts.ensure_demo_accounts(store)
-    if created:
-        # A key for trying the REST API with curl (README): invites and session reads only.
-        _key, secret = await ApiKeyStore(store.engine).create("demo", ("invites:write", "sessions:read"))
-        created.append(("demo-key", "api-key", secret))
-        path.write_text("".join(f"{u} {r} {p}\n" for u, r, p in created))
-        os.chmod(path, 0o600)
-    if path.exists():
-        lines = [tuple(line.split()) for line in path.read_text().splitlines() if len(line.split()) == 3]
-        log.warning(_demo_banner([(u, r, p) for u, r, p in lines], path))
+    # A key for trying the REST API with curl (README): invites and session reads only.
+    _key, secret = await ApiKeyStore(store.engine).create("demo", ("invites:write", "sessions:read"))
+    created.append(("demo-key", "api-key", secret))
+    write_private(path, "".join(f"{u} {r} {p}\n" for u, r, p in created).encode())
+    log.warning(_demo_banner(created, path))
 
 
 def _emotion_settings(settings: Settings) -> EmotionSettings:
@@ -116,19 +122,22 @@ def _emotion_ctx(injected: EmotionService | None) -> Callable[[web.Application],
 
 async def _storage_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
+    private_dir(settings.recordings_path)
     engine = create_engine(settings.db_url)
     await migrate(engine)
     store = Store(engine)
     app[STORE] = store
     if settings.create_demo_accounts:
         await _announce_demo_accounts(store, settings)
+    elif await store.count_users() == 0:
+        log.warning("no staff accounts yet: add one with `rapport users add NAME --role admin`, or start with --demo")
     app[API_KEYS] = ApiKeyStore(engine)
     app[INVITE_KEY] = await asyncio.to_thread(invites.load_secret, settings.data_dir)
     reviews = ReviewStore(engine)
     await reviews.ensure_scorecard()
     app[REVIEWS] = reviews
-    webhooks = WebhookDispatcher(engine)
+    webhooks = WebhookDispatcher(engine, allowed_hosts=settings.webhook_allowed_hosts)
     await webhooks.start()
     app[WEBHOOKS] = webhooks
     composer = Composer(store, settings.recordings_path, enabled=settings.compose_recordings, on_event=webhooks.emit)
@@ -191,12 +200,22 @@ async def _close_websockets(app: web.Application) -> None:
 
 def create_app(settings: Settings, *, emotion_service: EmotionService | None = None) -> web.Application:
     """The Rapport application. ``emotion_service`` replaces the default fer worker (tests)."""
+    quiet_client_errors()
     app = web.Application(
         middlewares=[security_middleware(settings)],
         client_max_size=MAX_BODY_BYTES,
     )
     app[SETTINGS] = settings
-    app[LOGIN_THROTTLE] = LoginThrottle()
+    app[LOGIN_GUARD] = LoginGuard(
+        LoginLimits(
+            per_account=settings.login_failures_per_account,
+            per_address=settings.login_failures_per_address,
+            server_wide=settings.login_failures_server_wide,
+            window_s=settings.login_window_s,
+            concurrent=settings.login_concurrency,
+            queue_s=settings.login_queue_s,
+        )
+    )
     app[CALL_LIMITER] = AddressLimiter(limit=30, window_s=60.0)
     app[WEBSOCKETS] = set()
     app.cleanup_ctx.append(_emotion_ctx(emotion_service))

@@ -11,21 +11,23 @@ import contextlib
 import logging
 import os
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from emotion import EmotionService
 
+from . import views
 from .config import Settings
-from .connection import Connection
+from .connection import Connection, TokenBucket
 from .cues import OFF_BY_CUSTOMER, CallCues, EventSink, unavailable_status
 from .media import CallMedia, MediaClosed, other
-from .messages import PROTOCOL_VERSION, ProtocolError
+from .messages import ProtocolError
 from .metrics import Metrics
 from .peers import BadOffer
 from .recording import CallRecording, free_mb, reconcile
-from .store import SessionRecord, Store, User, iso
+from .store import SessionRecord, Store, User
 from .workerpool import MediaWorkerPool, RemoteCallMedia, RemoteRecording, WorkerGone
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,17 @@ CALLS_PER_CORE = {"forward": 3, "transcode": 1}
 class AtCapacity(Exception):
     """The server carries as many calls as it can; new ones are refused, not degraded."""
 
+
+class QueueFull(AtCapacity):
+    """As many customers wait as the server keeps waiting (``max_waiting_calls``)."""
+
+
+class TooManyWaiting(Exception):
+    """This client address already has ``max_waiting_per_address`` calls waiting."""
+
+
+QUEUE_FULL_MESSAGE = "Too many people are waiting right now. Please try again in a few minutes."
+TOO_MANY_WAITING_MESSAGE = "Calls from this address are already waiting. Use the page where you started one."
 
 QUEUE_TICK_S = 10.0
 
@@ -70,6 +83,16 @@ class LiveSession:
     # Reps who said no to this call: it is not offered to them again.
     declined: set[int] = field(default_factory=set)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # The client address that queued the call (None after a restart): caps waiting calls per address.
+    address: str | None = None
+    # Ends the call when it has waited ``max_wait_s``.
+    wait_limit: asyncio.Task[None] | None = None
+    # Chat lines stored so far (None until counted): the customer's lines are numbered by it.
+    chat_count: int | None = None
+    chat_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    chat_buckets: dict[str, TokenBucket] = field(default_factory=dict)
+    # When each participant's recent offers came (monotonic), for ``offers_per_minute``.
+    offer_times: dict[str, deque[float]] = field(default_factory=dict)
 
     @property
     def id(self) -> str:
@@ -124,6 +147,12 @@ class CallCenter:
         self._jobs: set[asyncio.Task[None]] = set()
         self._watchers: set[asyncio.Task[None]] = set()
         self._closing = False
+        # Calls being created (between the cap check and the queue), in all and per address.
+        self._joining: dict[str, int] = {}
+        self._joining_total = 0
+        # The coalesced queue broadcast: when it last went out, and the one waiting to go.
+        self._queue_sent_at = float("-inf")
+        self._queue_flush: asyncio.TimerHandle | None = None
 
     # lifecycle
 
@@ -140,6 +169,7 @@ class CallCenter:
             self.sessions[record.id] = live
             # Waiting customers keep their place if they come back in time.
             self._start_grace(live, "customer")
+            self._start_wait_limit(live, record.queued_at + self.settings.max_wait_s - time.time())
         self._tick = asyncio.create_task(self._queue_ticker(), name="queue-ticker")
         return interrupted
 
@@ -149,6 +179,9 @@ class CallCenter:
         if self._jobs:
             await asyncio.wait(list(self._jobs), timeout=10)
         self._closing = True
+        if self._queue_flush is not None:
+            self._queue_flush.cancel()
+            self._queue_flush = None
         if self._tick is not None:
             self._tick.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -160,6 +193,7 @@ class CallCenter:
     async def _shut(self, live: LiveSession) -> None:
         for task in live.grace.values():
             task.cancel()
+        self._cancel_wait_limit(live)
         if live.state == "active":
             await self.store.finish_session(live.id, state="interrupted", ended_by="system", reason="server_shutdown")
         if live.cues is not None:
@@ -185,10 +219,67 @@ class CallCenter:
         contact: dict[str, Any] | None = None,
         context: dict[str, Any] | None = None,
         identified: bool = False,
+        address: str | None = None,
     ) -> tuple[SessionRecord, str]:
         if self.is_full():
             self.metrics.refused("customer")
             raise AtCapacity(FULL_MESSAGE)
+        self._check_waiting_caps(address)
+        # Counted from here until the call is in the queue, so a burst cannot slip past the caps.
+        self._joining_total += 1
+        if address is not None:
+            self._joining[address] = self._joining.get(address, 0) + 1
+        try:
+            return await self._queue_call(
+                reason=reason,
+                customer_name=customer_name,
+                device=device,
+                priority=priority,
+                emotion_consent=emotion_consent,
+                recording_consent=recording_consent,
+                customer_ref=customer_ref,
+                language=language,
+                contact=contact,
+                context=context,
+                identified=identified,
+                address=address,
+            )
+        finally:
+            self._joining_total -= 1
+            if address is not None:
+                left = self._joining.pop(address) - 1
+                if left:
+                    self._joining[address] = left
+
+    def _check_waiting_caps(self, address: str | None) -> None:
+        """Anonymous load: a bounded queue, and a bounded share of it for one address."""
+        waiting = [s for s in self.sessions.values() if s.state == "waiting"]
+        total_cap = self.settings.max_waiting_calls
+        if total_cap > 0 and len(waiting) + self._joining_total >= total_cap:
+            self.metrics.refused("customer")
+            raise QueueFull(QUEUE_FULL_MESSAGE)
+        per_address = self.settings.max_waiting_per_address
+        if per_address > 0 and address is not None:
+            mine = sum(1 for s in waiting if s.address == address) + self._joining.get(address, 0)
+            if mine >= per_address:
+                raise TooManyWaiting(TOO_MANY_WAITING_MESSAGE)
+
+    async def _queue_call(
+        self,
+        *,
+        reason: str | None,
+        customer_name: str | None,
+        device: str | None,
+        priority: int,
+        emotion_consent: bool | None,
+        recording_consent: bool | None,
+        customer_ref: str | None,
+        language: str | None,
+        contact: dict[str, Any] | None,
+        context: dict[str, Any] | None,
+        identified: bool,
+        address: str | None,
+    ) -> tuple[SessionRecord, str]:
         if emotion_consent is None:
             emotion_consent = self.settings.emotion_default_consent
         policy = self.settings.recording_policy
@@ -206,11 +297,12 @@ class CallCenter:
             contact=contact,
             context=context,
         )
-        live = LiveSession(record, identified=identified)
+        live = LiveSession(record, identified=identified, address=address, chat_count=0)
         await self._emit("session.created", {"session": record.to_json()})
         self.sessions[record.id] = live
         # The customer has the grace period to open the socket, like a reconnect.
         self._start_grace(live, "customer")
+        self._start_wait_limit(live, self.settings.max_wait_s)
         new_item = self._queue_item(live)
         for rep in self.reps.values():
             for conn in rep.conns:
@@ -225,33 +317,34 @@ class CallCenter:
         live = self.sessions[record.id]
         previous = live.conns.get("customer")
         if previous is not None and previous is not conn:
-            previous.send({"type": "bye", "reason": "replaced"})
+            previous.send(views.bye("replaced"))
             previous.close(4002, "replaced by a newer connection")
         conn.role = "customer"
         conn.session_id = live.id
         live.conns["customer"] = conn
         self._cancel_grace(live, "customer")
-        chat = [c.to_json() for c in await self.store.list_chat(live.id)]
-        welcome: dict[str, Any] = {
-            "type": "welcome",
-            "protocol": PROTOCOL_VERSION,
-            "role": "customer",
-            "ice_servers": [s.to_browser() for s in self.settings.ice_servers],
-            "session": live.record.to_json(),
-            "chat": chat,
-        }
-        if live.state == "active" and live.rep is not None:
-            welcome["call"] = self._call_json(live)
+        records = await self.store.list_chat(live.id)
+        welcome = views.customer_welcome(live, chat=views.customer_chat(records), ice_servers=self._ice_servers())
         conn.send(welcome)
         if live.state == "waiting":
+            # Their own place at once; everyone else's picture may wait for the next coalesced send.
+            position = self._positions().get(live.id)
+            if position is not None:
+                self._send_position(live, position)
             self.broadcast_queue()
         else:
             self._notify_peer_presence(live, "customer")
         return welcome
 
+    def _ice_servers(self) -> list[dict[str, Any]]:
+        return [s.to_browser() for s in self.settings.ice_servers]
+
     # reps
 
     async def rep_hello(self, conn: Connection, user: User) -> None:
+        if user.role != "rep":
+            # Other staff work over HTTP; treating them as reps would queue calls at a QA login.
+            raise ProtocolError("forbidden", f"only reps take calls; this login is a {user.role} login")
         rep = self.reps.setdefault(user.id, RepState(user))
         rep.user = user
         rep.skills, rep.languages = await self.store.get_routing(user.id)
@@ -262,23 +355,14 @@ class CallCenter:
             live = self.sessions[rep.session_id]
             previous = live.conns.get("rep")
             if previous is not None and previous is not conn:
-                previous.send({"type": "bye", "reason": "replaced"})
+                previous.send(views.bye("replaced"))
                 previous.close(4002, "replaced by a newer connection")
             live.conns["rep"] = conn
             self._cancel_grace(live, "rep")
-            call = self._call_json(live)
+            call = views.rep_accepted(live)
             call["chat"] = [c.to_json() for c in await self.store.list_chat(live.id)]
         conn.send(
-            {
-                "type": "welcome",
-                "protocol": PROTOCOL_VERSION,
-                "role": "rep",
-                "ice_servers": [s.to_browser() for s in self.settings.ice_servers],
-                "user": user.to_json(),
-                "status": rep.status,
-                "call": call,
-                "wrap_up": {"session_id": rep.wrap_up} if rep.wrap_up else None,
-            }
+            views.rep_welcome(user, status=rep.status, call=call, wrap_up=rep.wrap_up, ice_servers=self._ice_servers())
         )
         conn.send(self._queue_snapshot())
         if call is not None:
@@ -334,6 +418,7 @@ class CallCenter:
             self._cancel_offer(live, "accepted" if live.offer.rep_id == rep.user.id else "taken")
         if rep.offer is not None:
             self._cancel_offer(self.sessions.get(rep.offer), "taken")
+        self._cancel_wait_limit(live)
         # A second rep may have claimed between our checks; the DB decided, so follow it.
         live.record = claimed
         live.rep = rep.user
@@ -354,13 +439,12 @@ class CallCenter:
         self._start_cues(live)
         if live.recording is None:
             await self._start_recording(live)
-        accepted = self._call_json(live)
+        accepted = views.rep_accepted(live)
         # What the customer typed while waiting is the first thing the rep should read.
         accepted["chat"] = [c.to_json() for c in await self.store.list_chat(live.id)]
-        self._send_to(live, accepted)
+        self._send_to_customer(live, views.customer_accepted(live))
         for c in rep.conns:
-            if c is not conn:
-                c.send(accepted)
+            c.send(accepted)
         if live.cues is None:
             # Tell the rep at once why there are no cues (customer's choice, or none on this server).
             self._send_to_rep(live, self._cue_state(live))
@@ -425,15 +509,37 @@ class CallCenter:
             # The worker died mid-file: what it wrote plays up to then.
             await reconcile(self.store, self.settings.recordings_path, session_id)
 
-    def claim_negotiation(self, conn: Connection, session_id: str | None) -> tuple[CallMedia | RemoteCallMedia, str]:
+    def claim_negotiation(
+        self, conn: Connection, session_id: str | None, sdp: str
+    ) -> tuple[CallMedia | RemoteCallMedia, str]:
         """Reserve the participant's media for one offer; a second one meanwhile is refused."""
         live, role = self._session_of(conn, session_id)
         if live.state != "active" or live.media is None:
             raise ProtocolError("not_in_call", "media starts once a rep has accepted the call")
+        self._limit_offers(live, role)
+        # aiortc sends connectivity checks to every address an offer lists: bound how many.
+        candidates = sum(1 for line in sdp.splitlines() if line.lstrip().startswith("a=candidate"))
+        cap = self.settings.max_offer_candidates
+        if cap > 0 and candidates > cap:
+            raise ProtocolError("bad_sdp", f"the offer lists {candidates} ICE candidates; at most {cap} are accepted")
         if live.media.is_negotiating(role):
             raise ProtocolError("negotiation_in_progress", "the previous offer is still being answered")
         live.media.begin_negotiation(role)
         return live.media, role
+
+    def _limit_offers(self, live: LiveSession, role: str) -> None:
+        """At most ``offers_per_minute`` offers per participant: each one builds a peer connection."""
+        cap = self.settings.offers_per_minute
+        if cap <= 0:
+            return
+        now = time.monotonic()
+        recent = live.offer_times.setdefault(role, deque())
+        while recent and recent[0] <= now - 60.0:
+            recent.popleft()
+        if len(recent) >= cap:
+            wait = int(recent[0] + 60.0 - now) + 1
+            raise ProtocolError("rate_limited", f"at most {cap} offers a minute; try again in {wait} s")
+        recent.append(now)
 
     async def answer_offer(self, media: CallMedia | RemoteCallMedia, role: str, sdp: str) -> str:
         try:
@@ -449,15 +555,31 @@ class CallCenter:
             name = live.record.customer_name or "Customer"
         else:
             name = conn.user.display_name if conn.user else "Rep"
-        record = await self.store.add_chat(live.id, role, name, text.strip())
-        self._send_to(live, {"type": "chat.message", **record.to_json()})
+        bucket = live.chat_buckets.get(role)
+        if bucket is None:
+            rate = self.settings.chat_per_minute / 60.0
+            bucket = live.chat_buckets[role] = TokenBucket(rate, self.settings.chat_burst)
+        if self.settings.chat_per_minute > 0 and not bucket.take():
+            raise ProtocolError("rate_limited", f"at most {self.settings.chat_per_minute} chat lines a minute")
+        # One line at a time per call: the customer's line numbers follow the stored order.
+        async with live.chat_lock:
+            if live.chat_count is None:
+                live.chat_count = len(await self.store.list_chat(live.id))
+            cap = self.settings.max_chat_per_session
+            if cap > 0 and live.chat_count >= cap:
+                raise ProtocolError("chat_full", f"this call's chat holds at most {cap} lines")
+            record = await self.store.add_chat(live.id, role, name, text.strip())
+            live.chat_count += 1
+            seq = live.chat_count
+        self._send_to_customer(live, views.customer_chat_message(record, seq))
+        self._send_to_rep(live, [views.rep_chat_message(record)])
 
     def media_flags(self, conn: Connection, flags: dict[str, Any], session_id: str | None) -> None:
         live, role = self._session_of(conn, session_id)
         live.media_flags[role] = flags
         peer = live.conns.get(other(role))
         if peer is not None:
-            peer.send({"type": "peer.media", "who": role, **flags})
+            peer.send(views.peer_media(role, flags))
 
     async def set_emotion_consent(self, conn: Connection, enabled: bool) -> None:
         """The customer changed their mind about emotion cues; it applies at once."""
@@ -505,17 +627,9 @@ class CallCenter:
                 live.recording_note = "truncated"
                 log.warning("recording of %s truncated: %s", live.id, recording.error)
                 await self.store.add_event(live.id, "recording_truncated", {"error": recording.error})
-                self._send_to(live, self._recording_state(live))
+                self._send_to_customer(live, views.recording_state(live))
+                self._send_to_rep(live, [views.recording_state(live)])
                 return
-
-    def _recording_state(self, live: LiveSession) -> dict[str, Any]:
-        note = live.recording_note or "off"
-        return {
-            "type": "recording.state",
-            "session_id": live.id,
-            "recording": note == "recording",
-            "state": note,
-        }
 
     async def _emit(self, event: str, data: dict[str, Any]) -> None:
         if self.on_event is not None:
@@ -547,6 +661,12 @@ class CallCenter:
         if live.cues is None:
             return [{**unavailable_status(self.emotion_unavailable), "session_id": live.id}]
         return live.cues.snapshot()
+
+    def _send_to_customer(self, live: LiveSession, message: dict[str, Any]) -> None:
+        """Every customer-bound message passes here, built by a ``views.customer_*`` function."""
+        conn = live.conns.get("customer")
+        if conn is not None:
+            conn.send(message)
 
     def _send_to_rep(self, live: LiveSession, messages: list[dict[str, Any]]) -> None:
         conn = live.conns.get("rep")
@@ -591,7 +711,7 @@ class CallCenter:
         for rep in self.reps.values():
             for conn in list(rep.conns):
                 if conn.login_id == login_id:
-                    conn.send({"type": "bye", "reason": "logged_out"})
+                    conn.send(views.bye("logged_out"))
                     conn.close(4001, "logged out")
 
     # internals
@@ -615,8 +735,7 @@ class CallCenter:
                 self._start_grace(live, role)
         target = live.conns.get(other(role))
         if target is not None:
-            state = "connected" if present else "reconnecting"
-            target.send({"type": "peer.state", "session_id": live.id, "who": role, "state": state})
+            target.send(views.peer_state(live.id, role, "connected" if present else "reconnecting"))
 
     async def _media_state_changed(self, live: LiveSession, role: str, state: str) -> None:
         if live.state == "active":
@@ -639,6 +758,27 @@ class CallCenter:
     def _cancel_grace(self, live: LiveSession, role: str) -> None:
         task = live.grace.pop(role, None)
         if task is not None:
+            task.cancel()
+
+    def _start_wait_limit(self, live: LiveSession, remaining_s: float) -> None:
+        """End the call if it still waits after ``remaining_s``: the customer may then ask for a callback."""
+        self._cancel_wait_limit(live)
+        if self.settings.max_wait_s <= 0:
+            return
+
+        async def expire() -> None:
+            await asyncio.sleep(max(0.0, remaining_s))
+            if live.wait_limit is asyncio.current_task():
+                live.wait_limit = None
+            if live.state == "waiting":
+                log.info("call %s waited %.0f s without an answer: ending it", live.id, self.settings.max_wait_s)
+                await self._finish(live, state="abandoned", ended_by="system", reason=views.MAX_WAIT)
+
+        live.wait_limit = asyncio.create_task(expire(), name=f"wait-limit-{live.id}")
+
+    def _cancel_wait_limit(self, live: LiveSession) -> None:
+        task, live.wait_limit = live.wait_limit, None
+        if task is not None and task is not asyncio.current_task():
             task.cancel()
 
     async def _finish(self, live: LiveSession, *, state: str, ended_by: str, reason: str) -> None:
@@ -665,16 +805,10 @@ class CallCenter:
             if task is not asyncio.current_task():
                 task.cancel()
         live.grace.clear()
-        message = {
-            "type": "call.ended",
-            "session_id": live.id,
-            "state": live.record.state,
-            "ended_by": live.record.ended_by,
-            "reason": live.record.end_reason,
-        }
+        self._cancel_wait_limit(live)
         customer = live.conns.get("customer")
         if customer is not None:
-            customer.send(message)
+            customer.send(views.customer_ended(live.record, self._disposition_codes()))
             customer.close(4003, "session over")
         if live.rep is not None:
             rep = self.reps.get(live.rep.id)
@@ -686,7 +820,7 @@ class CallCenter:
                     rep.status = "wrap_up"
                     rep.idle_since = time.monotonic()
                 for c in rep.conns:
-                    c.send({**message, "wrap_up": rep.wrap_up == live.id})
+                    c.send(views.rep_ended(live.record, wrap_up=rep.wrap_up == live.id))
                     c.send({"type": "rep.status", "status": rep.status})
         if live.cues is not None:
             cues, live.cues = live.cues, None
@@ -709,35 +843,8 @@ class CallCenter:
         log.info("session %s %s (%s by %s)", live.id, live.record.state, reason, ended_by)
         self.broadcast_queue()
 
-    def _send_to(self, live: LiveSession, message: dict[str, Any]) -> None:
-        for conn in live.conns.values():
-            if conn is not None:
-                conn.send(message)
-
-    def _call_json(self, live: LiveSession) -> dict[str, Any]:
-        rep = live.rep
-        return {
-            "type": "call.accepted",
-            "session_id": live.id,
-            "answered_at": iso(live.record.answered_at),
-            "rep": {"display_name": rep.display_name if rep else None},
-            "customer": {
-                "name": live.record.customer_name,
-                "reason": live.record.reason,
-                "device": live.record.device,
-                "created_at": iso(live.record.created_at),
-                "language": live.record.language,
-                "contact": live.record.contact,
-                "ref": live.record.customer_ref,
-                "identified": live.identified,
-                "context": live.record.context,
-                "priority": live.record.priority,
-                "history": live.history,
-            },
-            "peer_media": live.media_flags,
-            "emotion_consent": live.record.emotion_consent,
-            "recording": self._recording_state(live),
-        }
+    def _disposition_codes(self) -> frozenset[str]:
+        return frozenset(code for code, _label, _category in self.settings.dispositions)
 
     # routing
 
@@ -844,18 +951,19 @@ class CallCenter:
         live.record = await self.store.requeue_session(live.id, reason=to_reason or live.record.reason, detail=detail)
         live.rep = None
         live.conns["rep"] = None
+        live.media_flags.pop("rep", None)
         live.declined.clear()
         self._cancel_grace(live, "rep")
         rep.session_id = None
         self._set_status(rep, "available")
         if live.media is not None:
             await live.media.drop("rep")
-        moved = {"type": "call.transferred", "session_id": live.id, "to": "rep" if target else "queue"}
-        customer = live.conns.get("customer")
-        if customer is not None:
-            customer.send(moved)
+        moved = views.customer_transferred(live.id, "rep" if target else "queue")
+        self._send_to_customer(live, moved)
         for c in rep.conns:
             c.send({**moved, "note": note})
+        # Waiting again: the wait limit starts afresh (the time with the first rep does not count).
+        self._start_wait_limit(live, self.settings.max_wait_s)
         if target is not None:
             self._ring(live, target, transfer=True, note=note)
         self.broadcast_queue()
@@ -891,49 +999,43 @@ class CallCenter:
         return {code: self.estimated_wait(1, code) for code, _label in self.settings.reasons}
 
     def _send_position(self, live: LiveSession, position: int) -> None:
-        conn = live.conns.get("customer")
-        if conn is not None:
-            conn.send(
-                {
-                    "type": "queue.position",
-                    "position": position,
-                    "estimated_wait_s": self.estimated_wait(position, live.record.reason),
-                    "available_reps": self.available_reps(),
-                }
-            )
+        wait = self.estimated_wait(position, live.record.reason)
+        self._send_to_customer(live, views.queue_position(position, wait))
 
     def _queue_item(self, live: LiveSession) -> dict[str, Any]:
-        return {
-            "session_id": live.id,
-            "customer_name": live.record.customer_name,
-            "reason": live.record.reason,
-            "device": live.record.device,
-            "priority": live.record.priority,
-            "language": live.record.language,
-            "identified": live.identified,
-            "ringing": live.offer is not None,
-            "queued_at": iso(live.record.queued_at),
-            "waited_s": int(time.time() - live.record.queued_at),
-            "connected": live.conns.get("customer") is not None,
-        }
+        return views.queue_item(live)
 
     def _queue_snapshot(self) -> dict[str, Any]:
-        return {
-            "type": "queue.snapshot",
-            "items": [self._queue_item(s) for s in self._waiting()],
-            "available_reps": self.available_reps(),
-            # Who a call can be transferred to right now.
-            "reps": [
-                {"id": r.user.id, "display_name": r.user.display_name, "status": r.status}
-                for r in self.reps.values()
-                if r.conns
-            ],
-        }
+        online = [(r.user, r.status) for r in self.reps.values() if r.conns]
+        return views.queue_snapshot(self._waiting(), available_reps=self.available_reps(), reps=online)
 
     def broadcast_queue(self) -> None:
+        """Ring at once; tell reps and waiting customers at most ``queue_updates_per_s`` times a second.
+
+        Every join, leave and status change calls this: without coalescing, a burst of N joins
+        would send N snapshots of up to N items to every rep. The first change goes out at once,
+        later ones within the interval are folded into one send at its end.
+        """
         if self._closing:
             return
         self._offer_calls()
+        if self._queue_flush is not None:
+            return
+        loop = asyncio.get_running_loop()
+        rate = self.settings.queue_updates_per_s
+        due = self._queue_sent_at + (1.0 / rate if rate > 0 else 0.0)
+        if loop.time() >= due:
+            self._send_queue()
+        else:
+            self._queue_flush = loop.call_later(due - loop.time(), self._flush_queue)
+
+    def _flush_queue(self) -> None:
+        self._queue_flush = None
+        if not self._closing:
+            self._send_queue()
+
+    def _send_queue(self) -> None:
+        self._queue_sent_at = asyncio.get_running_loop().time()
         for position, live in enumerate(self._waiting(), start=1):
             self._send_position(live, position)
         snapshot = self._queue_snapshot()

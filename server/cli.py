@@ -1,4 +1,4 @@
-"""The ``rapport`` command: ``rapport serve`` and ``rapport users add``."""
+"""The ``rapport`` command: ``rapport serve``, ``rapport users add|disable|enable`` and ``rapport api-keys``."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .apikeys import SCOPES
 from .config import Settings, load_settings
+from .files import private_dir, restrict_new_files
 from .store import ROLES
 
 log = logging.getLogger("rapport")
@@ -31,6 +32,7 @@ def _serve_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "key_file": args.key,
         "ice_servers": args.ice_servers,
         "public_url": args.public_url,
+        "create_demo_accounts": True if args.demo else None,
     }
 
 
@@ -54,6 +56,7 @@ def _announce(settings: Settings) -> None:
 
 def serve(args: argparse.Namespace) -> int:
     from .app import create_app
+    from .security import AccessLogger
 
     settings = load_settings(_serve_overrides(args), config_file=args.config)
     ssl_context = None
@@ -68,7 +71,14 @@ def serve(args: argparse.Namespace) -> int:
         _announce(settings)
 
     app.on_startup.append(announce)
-    web.run_app(app, host=settings.host, port=settings.port, ssl_context=ssl_context, print=None)
+    web.run_app(
+        app,
+        host=settings.host,
+        port=settings.port,
+        ssl_context=ssl_context,
+        print=None,
+        access_log_class=AccessLogger,  # invite tokens show as a hash prefix
+    )
     return 0
 
 
@@ -78,7 +88,7 @@ async def migrated_engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
     from .db import create_engine
     from .migrations import migrate
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     engine = create_engine(settings.db_url)
     try:
         await migrate(engine)
@@ -102,14 +112,39 @@ def users_add(args: argparse.Namespace) -> int:
             store = Store(engine)
             existing = await store.user_with_hash(args.name)
             if existing is not None:
-                await store.set_password(existing[0].id, hash_password(password))
-                print(f"updated password of {args.name}")
+                ended = await store.set_password(existing[0].id, hash_password(password))
+                print(f"updated password of {args.name}; ended {ended} login(s) made with the old one")
             else:
                 await store.create_user(args.name, args.display_name or args.name, args.role, hash_password(password))
                 print(f"added {args.role} {args.name}")
 
     asyncio.run(add())
     return 0
+
+
+def users_set_active(args: argparse.Namespace) -> int:
+    """``users disable``: the user can no longer log in, and every login they hold ends (sockets within
+    ``login_recheck_s``). ``users enable`` lets them log in again."""
+    from .store import Store
+
+    settings = load_settings({"data_dir": args.data_dir}, config_file=args.config)
+    active = args.users_command == "enable"
+
+    async def run() -> int:
+        async with migrated_engine(settings) as engine:
+            store = Store(engine)
+            found = await store.user_with_hash(args.name)
+            if found is None:
+                print(f"error: no user {args.name}", file=sys.stderr)
+                return 1
+            ended = await store.set_active(found[0].id, active)
+            if active:
+                print(f"enabled {args.name}")
+            else:
+                print(f"disabled {args.name}; ended {ended} login(s)")
+            return 0
+
+    return asyncio.run(run())
 
 
 def api_keys(args: argparse.Namespace) -> int:
@@ -162,6 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--ice-servers", help='STUN/TURN for browsers and server: "stun:host:3478,turn:..." or a JSON list'
     )
     serve_p.add_argument("--public-url", help="the URL customers use, for invite links and the QR code")
+    serve_p.add_argument(
+        "--demo", action="store_true", help="on an empty database, make demo staff accounts and print them once"
+    )
     serve_p.set_defaults(func=serve)
 
     users_p = sub.add_parser("users", help="manage staff accounts")
@@ -172,6 +210,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_p.add_argument("--display-name")
     add_p.add_argument("--data-dir", type=Path)
     add_p.set_defaults(func=users_add)
+    for command, text in (
+        ("disable", "disable a user and end their logins and sockets"),
+        ("enable", "let a disabled user log in again"),
+    ):
+        p = users_sub.add_parser(command, help=text)
+        p.add_argument("name")
+        p.add_argument("--data-dir", type=Path)
+        p.set_defaults(func=users_set_active)
 
     keys_p = sub.add_parser("api-keys", help="API keys for other systems")
     keys_sub = keys_p.add_subparsers(dest="keys_command", required=True)
@@ -189,6 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Before any file exists: the database and its -wal/-shm, keys and recordings are the owner's only.
+    restrict_new_files()
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -30,6 +30,8 @@ import av.container
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
+from .files import restrict_new_files
+
 OUT_WIDTH, OUT_HEIGHT = 1280, 480
 HALF_WIDTH = OUT_WIDTH // 2
 # Half the calls' 30 fps: a reviewer does not need more to follow a conversation, and
@@ -498,6 +500,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # The composed recording is the owner's only (0600), whoever started this process.
+    restrict_new_files()
 
     def track(flag: str) -> TrackInput:
         name = flag.replace("-", "_")

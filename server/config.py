@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
 import os
 import tomllib
@@ -111,7 +112,18 @@ class Settings:
     ws_max_pending: int = 256
     ws_rate_per_s: float = 20.0
     ws_rate_burst: int = 40
-    create_demo_accounts: bool = True
+    # Demo staff and an API key, made on an empty database only when asked (`rapport serve --demo`).
+    create_demo_accounts: bool = False
+    # Failed logins allowed per login_window_s: per (username, address), per address, and server-wide.
+    # Checked before argon2 runs; at most login_concurrency checks at once, the rest wait up to login_queue_s.
+    login_failures_per_account: int = 5
+    login_failures_per_address: int = 20
+    login_failures_server_wide: int = 100
+    login_window_s: float = 60.0
+    login_concurrency: int = 2
+    login_queue_s: float = 5.0
+    # Open staff sockets re-check their login this often; a revoked login or disabled user is closed (4001).
+    login_recheck_s: float = 30.0
     # Emotion cues (customer's video only, with consent). The deployment picks the toggle's default.
     emotion_cues: bool = True
     emotion_default_consent: bool = True
@@ -137,11 +149,33 @@ class Settings:
     media_path: str = "forward"
     # Calls with media at once; 0 = the measured model (calls per core x cores, see README).
     max_calls: int = 0
-    metrics_public: bool = False
+    # Behind a proxy, /metrics and webhooks (docs/security.md). A reverse proxy's X-Forwarded-For and
+    # X-Forwarded-Proto are believed only from these addresses or CIDR networks; empty: from nobody.
+    trusted_proxies: tuple[str, ...] = ()
+    # GET /metrics from anywhere with "Authorization: Bearer <metrics_token>"; without it, loopback peers only.
+    metrics_token: str | None = None
+    # Hosts (names as in the URL, or literal addresses) webhooks may reach although they are internal
+    # (loopback, private, link-local ...); every other host is checked on the address it resolves to.
+    webhook_allowed_hosts: tuple[str, ...] = ()
     # Media worker processes: -1 = one per core, 0 = media in the front door's own process.
     media_workers: int = -1
     # Routing: how long a call rings at one rep before it goes to the next.
     ring_timeout_s: float = 15.0
+    # Anonymous load: what one visitor (or many) can make the server hold and send. 0 turns a limit off.
+    # Waiting calls at once, from one client address and in all (then 429 / 503 from POST /api/v1/calls).
+    max_waiting_per_address: int = 5
+    max_waiting_calls: int = 200
+    # Longest wait in the queue; then the call ends (end reason max_wait) and the customer may ask for a callback.
+    max_wait_s: float = 1800.0
+    # Chat lines per participant of a call: a sustained rate with a burst, and lines stored per session.
+    chat_per_minute: int = 30
+    chat_burst: int = 10
+    max_chat_per_session: int = 500
+    # Queue snapshots and positions go out at most this often however fast the queue changes.
+    queue_updates_per_s: float = 4.0
+    # SDP: ICE candidates per offer (aiortc checks every one a client lists) and offers per participant a minute.
+    max_offer_candidates: int = 32
+    offers_per_minute: int = 10
     reasons: tuple[tuple[str, str], ...] = DEFAULT_REASONS
     languages: tuple[tuple[str, str, str], ...] = LANGUAGES
 
@@ -205,10 +239,18 @@ def _coerce(name: str, value: Any) -> Any:
         raise ValueError("recording_policy must be always, ask or never")
     if name in ("data_dir", "cert_file", "key_file", "recordings_dir"):
         return Path(value) if value not in (None, "") else None
-    if name == "allowed_origins":
-        if isinstance(value, str):
-            return tuple(o.strip() for o in value.split(",") if o.strip())
-        return tuple(value)
+    if name in ("allowed_origins", "trusted_proxies", "webhook_allowed_hosts"):
+        items = tuple(o.strip() for o in value.split(",")) if isinstance(value, str) else tuple(value)
+        items = tuple(str(o).strip() for o in items if str(o).strip())
+        if name == "trusted_proxies":
+            for entry in items:
+                try:
+                    ipaddress.ip_network(entry, strict=False)
+                except ValueError:
+                    raise ValueError(f"trusted_proxies: {entry!r} is not an IP address or a CIDR network") from None
+        return items
+    if name == "metrics_token":
+        return (str(value).strip() or None) if value is not None else None
     if isinstance(current, bool):
         if isinstance(value, str):
             return value.strip().lower() in ("1", "true", "yes", "on")
@@ -240,6 +282,8 @@ def load_settings(
     for name, value in (overrides or {}).items():
         if value is not None:
             values[name] = value
+    if "metrics_public" in values:
+        raise ValueError("metrics_public is gone: set metrics_token and send 'Authorization: Bearer <token>'")
     unknown = set(values) - set(_FIELD_TYPES)
     if unknown:
         raise ValueError(f"unknown settings: {', '.join(sorted(unknown))}")

@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from .store import User
+from .views import stray_keys
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,12 @@ class Connection:
     def send(self, message: dict[str, Any]) -> None:
         if self.close_code is not None:
             return
+        if self.role == "customer":
+            # Defence in depth: customer messages come from server/views.py; anything else is a bug, not sent.
+            stray = stray_keys(message)
+            if stray:
+                self.log.error("not sent to a customer: %s with keys %s", message.get("type"), sorted(stray))
+                return
         try:
             self._queue.put_nowait(json.dumps(message, separators=(",", ":")))
         except asyncio.QueueFull:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -18,7 +19,10 @@ from sqlalchemy import (
     Text,
     event,
 )
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from .files import precreate_private
 
 metadata = MetaData()
 
@@ -180,7 +184,18 @@ invites = Table(
     Column("context", Text, nullable=True),
     Column("language", String(16), nullable=True),
     Column("priority", Integer, nullable=True),
+    # The invite's public id (inv_...), for revoking it; derived from code_hash, which it cannot be turned back into.
+    Column("id", String(24), nullable=True, default=lambda ctx: invite_id(ctx.get_current_parameters()["code_hash"])),
+    # Single use: set once, by the one redeem that wins; revoked links open nothing.
+    Column("claimed_at", Float, nullable=True),
+    Column("revoked_at", Float, nullable=True),
+    Index("ix_invites_id", "id", unique=True),
 )
+
+
+def invite_id(code_hash: str) -> str:
+    return "inv_" + code_hash[:16]
+
 
 api_keys = Table(
     "api_keys",
@@ -256,7 +271,19 @@ def now() -> float:
     return time.time()
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a SQLite URL; None for other databases and in-memory ones."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    return None if parsed.database.startswith("file:") else Path(parsed.database)
+
+
 def create_engine(url: str) -> AsyncEngine:
+    path = sqlite_file(url)
+    if path is not None and path.parent.is_dir():
+        # SQLite makes its -wal and -shm files with the database file's mode: create that one 0600.
+        precreate_private(path)
     engine = create_async_engine(url)
     if engine.dialect.name == "sqlite":
 

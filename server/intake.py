@@ -8,10 +8,10 @@ from typing import Any
 
 from aiohttp import web
 
-from .calls import AtCapacity
+from .calls import AtCapacity, QueueFull, TooManyWaiting
 from .config import Settings
 from .keys import CALL_CENTER, CALL_LIMITER, SETTINGS
-from .security import ApiError, optional_str
+from .security import ApiError, client_address, optional_str
 from .store import SessionRecord, iso
 
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s.]{2,}$")
@@ -71,7 +71,7 @@ def query_date(raw: str | None, name: str, *, end: bool = False) -> float | None
 
 
 def limit_calls(request: web.Request) -> None:
-    wait = request.app[CALL_LIMITER].hit(request.remote or "?")
+    wait = request.app[CALL_LIMITER].hit(client_address(request))
     if wait > 0:
         raise ApiError(429, "rate_limited", "too many calls from this address", {"Retry-After": str(int(wait) + 1)})
 
@@ -116,11 +116,16 @@ def help_for(settings: Settings, reason: str, language: str) -> list[dict[str, A
 
 
 async def queue_customer(request: web.Request, **fields: Any) -> tuple[SessionRecord, str]:
-    """Queue a customer (from the page or an invite); 503 when every line is busy."""
+    """Queue a customer (from the page or an invite); 503 when every line is busy or the queue is full,
+    429 when this address already has its share of waiting calls."""
     try:
-        return await request.app[CALL_CENTER].create_call(**fields)
+        return await request.app[CALL_CENTER].create_call(**fields, address=client_address(request))
+    except QueueFull as exc:
+        raise ApiError(503, "queue_full", str(exc), {"Retry-After": "120"}) from None
     except AtCapacity as exc:
         raise ApiError(503, "all_lines_busy", str(exc), {"Retry-After": "120"}) from None
+    except TooManyWaiting as exc:
+        raise ApiError(429, "too_many_waiting", str(exc), {"Retry-After": "60"}) from None
 
 
 def call_answer(record: SessionRecord, token: str) -> web.Response:

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from emotion import EmotionService
 
-from .accounts import LoginThrottle
+from .accounts import LoginGuard
 from .apikeys import ApiKeyStore
 from .calls import CallCenter
 from .composing import Composer
@@ -29,7 +29,7 @@ class EmotionSetup:
 SETTINGS = web.AppKey("settings", Settings)
 STORE = web.AppKey("store", Store)
 CALL_CENTER = web.AppKey("call_center", CallCenter)
-LOGIN_THROTTLE = web.AppKey("login_throttle", LoginThrottle)
+LOGIN_GUARD = web.AppKey("login_guard", LoginGuard)
 CALL_LIMITER = web.AppKey("call_limiter", AddressLimiter)
 WEBSOCKETS = web.AppKey("websockets", set[web.WebSocketResponse])
 EMOTION = web.AppKey("emotion", EmotionSetup)

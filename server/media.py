@@ -19,7 +19,7 @@ from aiortc.mediastreams import MediaStreamTrack
 
 from .config import IceServer
 from .feeds import FeedTrack, ParticipantFeed
-from .forwarding import forward_track, relay_keyframe_requests, request_keyframe_from
+from .forwarding import forward_track, give_up_on_lost_packets, relay_keyframe_requests, request_keyframe_from
 from .metrics import Rolling, measure_transit
 from .peers import ServerPeer
 
@@ -91,6 +91,9 @@ class CallMedia:
         def on_track(track: MediaStreamTrack) -> None:
             if self.forward:
                 forward_track(track)  # before its receiver starts: it will hand out packets
+            receiver = peer.receiver_of(track)
+            if track.kind == "video" and receiver is not None:
+                give_up_on_lost_packets(receiver)  # or a lost packet freezes the picture for ~17 s
             incoming.append(track)
 
         peer = ServerPeer(

@@ -32,6 +32,7 @@ from . import wire
 from .config import parse_ice_servers
 from .db import create_engine
 from .feeds import DecodingSink, Media
+from .files import restrict_new_files
 from .media import CallMedia, MediaClosed
 from .metrics import Rolling
 from .peers import BadOffer
@@ -220,6 +221,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Rapport media worker (started by the server)")
     parser.add_argument("--db-url", required=True)
     args = parser.parse_args()
+    # Recordings written here are the owner's only (files 0600, folders 0700), whoever started the worker.
+    restrict_new_files()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s worker: %(message)s")
     for noisy in ("aioice", "aiortc"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

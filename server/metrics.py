@@ -10,10 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import os
 import time
 from collections import deque
 from typing import Any
+
+from aiohttp import web
+
+from .config import Settings
+from .security import is_loopback
 
 WINDOW_S = 10.0
 LAG_EVERY_S = 0.25
@@ -75,6 +81,26 @@ class Metrics:
             planned = loop.time() + LAG_EVERY_S
             await asyncio.sleep(LAG_EVERY_S)
             self.loop_lag.observe(max(0.0, loop.time() - planned))
+
+
+def require_metrics_access(request: web.Request, settings: Settings) -> None:
+    """``/metrics`` names sessions: only with the ``metrics_token`` (Bearer) or from a loopback peer that is
+    not a proxy passing a request on (a forwarding header means the real client is somewhere else)."""
+    header = request.headers.get("Authorization", "")
+    kind, _, token = header.partition(" ")
+    if header:
+        expected = settings.metrics_token
+        if kind.lower() == "bearer" and expected and hmac.compare_digest(token.strip().encode(), expected.encode()):
+            return
+        raise web.HTTPUnauthorized(text="wrong metrics token", headers={"WWW-Authenticate": "Bearer"})
+    forwarded = any(name in request.headers for name in ("X-Forwarded-For", "Forwarded", "X-Real-IP"))
+    if is_loopback(request.remote) and not forwarded:
+        return
+    if settings.metrics_token:
+        raise web.HTTPUnauthorized(
+            text="send the metrics token: Authorization: Bearer <metrics_token>", headers={"WWW-Authenticate": "Bearer"}
+        )
+    raise web.HTTPForbidden(text="metrics are served to loopback only; set metrics_token to read them from elsewhere")
 
 
 def process_cpu_seconds() -> float:

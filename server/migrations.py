@@ -99,6 +99,14 @@ def _intake_routing_api(conn: Connection) -> None:
     db.metadata.create_all(conn, tables=[db.api_keys, db.webhook_endpoints, db.webhook_deliveries])
 
 
+def _single_use_invites(conn: Connection) -> None:
+    _add_columns(conn, "invites", {"id": "VARCHAR(24)", "claimed_at": "FLOAT", "revoked_at": "FLOAT"})
+    conn.execute(text("UPDATE invites SET id = 'inv_' || substr(code_hash, 1, 16) WHERE id IS NULL"))
+    # An invite that already started a call has been used.
+    conn.execute(text("UPDATE invites SET claimed_at = created_at WHERE session_id IS NOT NULL AND claimed_at IS NULL"))
+    conn.execute(text("CREATE UNIQUE INDEX IF NOT EXISTS ix_invites_id ON invites (id)"))
+
+
 MIGRATIONS: list[Migration] = [
     (1, "initial schema", _initial_schema),
     (2, "emotion consent and timeline", _emotion_cues),
@@ -106,6 +114,7 @@ MIGRATIONS: list[Migration] = [
     (4, "audit log", lambda conn: db.metadata.create_all(conn, tables=[db.audit_log])),
     (5, "wrap-up, QA review, retention and erasure", _qa_review),
     (6, "intake, routing, API keys and webhooks", _intake_routing_api),
+    (7, "single-use, revocable invites", _single_use_invites),
 ]
 
 

@@ -24,7 +24,7 @@ from aiohttp import web
 from .api import MEDIA_TYPES, RATING_WINDOW_S, REVIEW_ROLES, SESSION_STATES, STAFF_ROLES
 from .apikeys import KEY_PREFIX, SCOPES
 from .config import Settings
-from .invites import INVITE_MAX_TTL_S, MAX_JSON_BYTES, MAX_TOKEN_CHARS
+from .invites import INVITE_MAX_TTL_S, MAX_JSON_BYTES, MAX_TOKEN_CHARS, REVOKE_ROLES
 from .keys import SETTINGS
 from .messages import PROTOCOL_VERSION
 from .qa import COMMENTS_MAX, NOTES_MAX
@@ -51,6 +51,9 @@ ERROR_CODES = (
     "conflict",
     "link_invalid",
     "link_expired",
+    "link_used",
+    "link_revoked",
+    "public_url_required",
     "too_large",
     "rate_limited",
     "all_lines_busy",
@@ -404,6 +407,7 @@ def _schemas(settings: Settings) -> dict[str, Schema]:
         ),
         "Invite": _obj(
             {
+                "id": _s("The invite's id, for revoking it (not a secret).", pattern="^inv_[0-9a-f]{16}$"),
                 "code": _s("The signed token: what follows /join/, and what redeem and qr.png take."),
                 "url": _s("The join link to send to the customer.", format="uri"),
                 "expires_at": TIME,
@@ -660,16 +664,21 @@ def _responses() -> dict[str, Schema]:
         ),
         "NotFound": error("No such thing, or not yours to see (not_found)."),
         "Conflict": error("Not now: the state of the thing does not allow it (conflict)."),
-        "Gone": error("The invite link has expired (link_expired)."),
+        "Gone": error(
+            "The invite link has expired (link_expired), opened its one call already (link_used) or was "
+            "revoked (link_revoked)."
+        ),
         "TooLarge": error(f"The body is over {MAX_BODY_BYTES} bytes (too_large)."),
         "RateLimited": error(
-            "Too many requests from this address or for this username (rate_limited).",
+            "Too many requests from this address or for this username (rate_limited); as many calls from this "
+            "address already wait as one address may have waiting (too_many_waiting).",
             {"Retry-After": {"description": "Seconds to wait.", "schema": _i(minimum=1)}},
         ),
         "Unavailable": error("The service is not running on this server (unavailable)."),
         "AllLinesBusy": error(
             "Every line is busy: the server carries all the calls it can and as many customers already wait "
-            "(all_lines_busy). Try again later.",
+            "(all_lines_busy), or the queue holds as many waiting calls as the server keeps (queue_full). "
+            "Try again later.",
             {"Retry-After": {"description": "Seconds to wait.", "schema": _i(minimum=1)}},
         ),
         "Unexpected": error(
@@ -866,7 +875,8 @@ def _paths(settings: Settings) -> dict[str, dict[str, Schema]]:
                 "Auth",
                 PUBLIC,
                 description="Sets the rapport_session cookie (HttpOnly, SameSite=Strict) and returns the CSRF token. "
-                "Five failures per minute per username and address are answered 429.",
+                "Failed logins are limited per username and address, per address and server-wide (429 with "
+                "Retry-After, checked before the password is); see docs/api.md.",
                 body=_obj(
                     {
                         "username": _s(minLength=1, maxLength=64),
@@ -999,6 +1009,36 @@ def _paths(settings: Settings) -> dict[str, dict[str, Schema]]:
                 errors=(404, 409),
             )
         },
+        "/api/v1/calls/callback": {
+            "post": _operation(
+                "post",
+                "requestCallback",
+                "Ask for a callback after a wait that ran out",
+                "Customers",
+                PUBLIC,
+                description="When no rep could take the call within the server's max_wait_s, the call ends "
+                "(end_reason max_wait) and the customer may leave a phone number or an e-mail address. Authorised "
+                f"by the call's own token; once, within {RATING_WINDOW_S // 3600} hours (else 409). Staff see it "
+                "as the session's callback_requested event.",
+                body=_obj(
+                    {
+                        "token": _s("The call's token from POST /api/v1/calls.", minLength=20, maxLength=128),
+                        "contact": _obj(
+                            {
+                                "email": _nullable(_s(format="email", maxLength=254)),
+                                "phone": _nullable(_s(pattern=r"^\+?[0-9 ()./-]{5,30}$", maxLength=30)),
+                            },
+                            [],
+                            description="At least one of the two; validated.",
+                        ),
+                    },
+                    ["token", "contact"],
+                ),
+                example={"token": "<the call's token>", "contact": {"phone": "+31 6 1234 5678"}},
+                ok={"200": _ok("Saved.", _ref("Ok"))},
+                errors=(404, 409),
+            )
+        },
         "/api/v1/invites": {
             "post": _operation(
                 "post",
@@ -1007,7 +1047,8 @@ def _paths(settings: Settings) -> dict[str, dict[str, Schema]]:
                 "Invites",
                 invites_key,
                 description="The link carries a token signed with the server's secret; the customer's identity "
-                "and context stay in the database.",
+                "and context stay in the database. The link opens one call. It points at the server's public_url; "
+                "without one, links are made only for a loopback Host (else 409 public_url_required).",
                 body=_obj(
                     {
                         "customer": _nullable(
@@ -1053,6 +1094,30 @@ def _paths(settings: Settings) -> dict[str, dict[str, Schema]]:
                     "ttl_s": 86400,
                 },
                 ok={"201": _ok("The invite.", _ref("Invite"))},
+                errors=(409,),
+            )
+        },
+        "/api/v1/invites/{invite_id}": {
+            "delete": _operation(
+                "delete",
+                "revokeInvite",
+                "Revoke an invite link",
+                "Invites",
+                Auth(roles=REVOKE_ROLES, scope="invites:write"),
+                description="From now on the link opens nothing (410 link_revoked, and the link error page); a call "
+                "it already started carries on. Revoking twice is fine.",
+                params=(
+                    {
+                        "name": "invite_id",
+                        "in": "path",
+                        "required": True,
+                        "description": "Invite.id; an unknown one is 404.",
+                        "schema": _s(pattern="^inv_[0-9a-f]{16}$"),
+                        "example": "inv_3f2a9c1b7d4e5f60",
+                    },
+                ),
+                ok={"204": _ok("Revoked.")},
+                errors=(404,),
             )
         },
         "/api/v1/invites/{code}/redeem": {
@@ -1063,8 +1128,10 @@ def _paths(settings: Settings) -> dict[str, dict[str, Schema]]:
                 "Invites",
                 PUBLIC,
                 description="As POST /api/v1/calls, with the invite's name, reason, language, priority, identity "
-                "and context. A tampered token is 400 link_invalid; an expired one 410 link_expired; an invite "
-                "whose call is still open is 409.",
+                "and context. One call per link: of redeems that race, one wins; the others get 409 while its call "
+                "is open, 410 link_used after. A tampered token is 400 link_invalid; an expired one 410 "
+                "link_expired; a revoked one 410 link_revoked. A call that cannot start (503, 429) leaves the link "
+                "unused.",
                 params=(
                     {
                         "name": "code",
@@ -1097,6 +1164,7 @@ def _paths(settings: Settings) -> dict[str, dict[str, Schema]]:
                 "The invite link as a QR code",
                 "Invites",
                 PUBLIC,
+                description="410 once the link no longer opens a call; 409 public_url_required as for createInvite.",
                 params=(
                     {
                         "name": "token",
@@ -1107,7 +1175,7 @@ def _paths(settings: Settings) -> dict[str, dict[str, Schema]]:
                     },
                 ),
                 ok={"200": _ok("A PNG image.", _s(format="binary"), media="image/png")},
-                errors=(400, 410),
+                errors=(400, 409, 410),
             )
         },
         "/api/v1/sessions": {
@@ -1117,7 +1185,8 @@ def _paths(settings: Settings) -> dict[str, dict[str, Schema]]:
                 "List sessions",
                 "Sessions",
                 sessions_key,
-                description="Newest first.",
+                description="Newest first. A rep gets only the sessions they took; qa, supervisor, admin and "
+                "API keys get all.",
                 params=(
                     {"name": "state", "in": "query", "schema": _s(enum=list(SESSION_STATES))},
                     _param("Reason"),
@@ -1148,6 +1217,7 @@ def _paths(settings: Settings) -> dict[str, dict[str, Schema]]:
                 "One session with its chat, events and emotion timeline",
                 "Sessions",
                 sessions_key,
+                description="A rep reads only the sessions they took: any other id is 404.",
                 params=(session_id,),
                 ok={"200": _ok("The session.", _ref("SessionDetail"))},
                 errors=(404,),

@@ -12,9 +12,10 @@ from aiohttp import WSMsgType, web
 
 from .calls import CallCenter
 from .connection import Connection, TokenBucket
-from .keys import CALL_CENTER, SETTINGS, WEBSOCKETS
+from .keys import CALL_CENTER, SETTINGS, STORE, WEBSOCKETS
 from .messages import ClientMessage, ProtocolError, error, parse
-from .security import current_login, origin_allowed
+from .security import client_address, current_login, origin_allowed
+from .store import Store
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +23,8 @@ HELLO_TIMEOUT_S = 10.0
 # aiohttp closes with 1009 above this; smaller oversize frames get a polite error instead.
 HARD_FRAME_LIMIT = 1024 * 1024
 FLOOD_CLOSE_AFTER = 200
+# A staff login that is not a rep said hello: clients do not reconnect after this code.
+NOT_A_REP_CLOSE = 4004
 
 Handler = Callable[[CallCenter, Connection, ClientMessage], Awaitable[dict[str, Any] | None]]
 
@@ -30,10 +33,16 @@ async def _hello(center: CallCenter, conn: Connection, msg: ClientMessage) -> No
     if conn.authenticated:
         raise ProtocolError("bad_message", "already said hello")
     token = msg.get("token")
-    if conn.user is not None:
-        await center.rep_hello(conn, conn.user)
-    elif token:
+    if token:
+        # A call token wins over a staff cookie: a customer page opened beside the console is a customer.
         await center.customer_hello(conn, token)
+    elif conn.user is not None:
+        if conn.user.role != "rep":
+            # Only reps answer calls; a retry would fail the same way, so the socket closes (no reconnect).
+            conn.send(error("forbidden", f"only reps take calls; this is a {conn.user.role} login", msg.id))
+            conn.close(NOT_A_REP_CLOSE, "only reps take calls")
+            return None
+        await center.rep_hello(conn, conn.user)
     else:
         raise ProtocolError("not_authenticated", "customers must send their call token; staff must log in")
     return None
@@ -45,7 +54,7 @@ async def _ping(center: CallCenter, conn: Connection, msg: ClientMessage) -> dic
 
 async def _offer(center: CallCenter, conn: Connection, msg: ClientMessage) -> None:
     # Claimed before any await, so a second offer on this socket sees it at once.
-    media, role = center.claim_negotiation(conn, msg.get("session_id"))
+    media, role = center.claim_negotiation(conn, msg.get("session_id"), msg.data["sdp"])
 
     async def negotiate() -> dict[str, Any]:
         return {"type": "answer", "sdp": await center.answer_offer(media, role, msg.data["sdp"])}
@@ -144,6 +153,22 @@ async def _run(center: CallCenter, conn: Connection, handler: Handler, msg: Clie
         conn.send(error("internal", f"internal error, reference {ref}", msg.id))
 
 
+async def _watch_login(store: Store, conn: Connection, every_s: float) -> None:
+    """A login can end in another process (``rapport users disable``, a password reset): notice it here."""
+    while conn.login_id is not None and conn.close_code is None:
+        await asyncio.sleep(every_s)
+        try:
+            state = await store.login_state(conn.login_id)
+        except Exception:
+            conn.log.exception("could not re-check the login; trying again later")
+            continue
+        if state != "live":
+            conn.log.info("login ended (%s): closing", state)
+            conn.send({"type": "bye", "reason": state})
+            conn.close(4001, state.replace("_", " "))
+            return
+
+
 async def websocket_handler(request: web.Request) -> web.StreamResponse:
     settings = request.app[SETTINGS]
     if not origin_allowed(request, settings):
@@ -151,13 +176,15 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     login = await current_login(request)
     ws = web.WebSocketResponse(heartbeat=settings.heartbeat_s, max_msg_size=HARD_FRAME_LIMIT)
     await ws.prepare(request)
-    conn = Connection(ws, max_pending=settings.ws_max_pending, remote=request.remote or "?")
+    conn = Connection(ws, max_pending=settings.ws_max_pending, remote=client_address(request))
     if login is not None:
         conn.user, _csrf, conn.login_id = login
     center = request.app[CALL_CENTER]
     sockets = request.app[WEBSOCKETS]
     sockets.add(ws)
     conn.start()
+    if conn.login_id is not None:
+        conn.spawn(_watch_login(request.app[STORE], conn, settings.login_recheck_s))
     bucket = TokenBucket(settings.ws_rate_per_s, settings.ws_rate_burst)
     dropped = 0
     hello_deadline = asyncio.get_running_loop().call_later(

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from . import db, tokens
 
@@ -204,9 +204,26 @@ class Store:
         assert user_id is not None
         return User(user_id, username, display_name, role, True)
 
-    async def set_password(self, user_id: int, password_hash: str) -> None:
+    async def set_password(self, user_id: int, password_hash: str) -> int:
+        """A new password ends every login made with the old one; returns how many were live."""
         async with self.engine.begin() as conn:
             await conn.execute(update(db.users).where(db.users.c.id == user_id).values(password_hash=password_hash))
+            return await self._revoke_logins(conn, user_id)
+
+    async def set_active(self, user_id: int, active: bool) -> int:
+        """Enable or disable a user; disabling ends their logins. Returns how many logins ended."""
+        async with self.engine.begin() as conn:
+            await conn.execute(update(db.users).where(db.users.c.id == user_id).values(active=active))
+            return 0 if active else await self._revoke_logins(conn, user_id)
+
+    @staticmethod
+    async def _revoke_logins(conn: AsyncConnection, user_id: int) -> int:
+        result = await conn.execute(
+            update(db.staff_logins)
+            .where(db.staff_logins.c.user_id == user_id, db.staff_logins.c.revoked_at.is_(None))
+            .values(revoked_at=db.now())
+        )
+        return int(result.rowcount or 0)
 
     async def user_with_hash(self, username: str) -> tuple[User, str] | None:
         async with self.engine.connect() as conn:
@@ -259,6 +276,28 @@ class Store:
         if row is None or row["revoked_at"] is not None or row["expires_at"] < db.now() or not row["active"]:
             return None
         return _user(row), row["csrf_token"], key
+
+    async def login_state(self, login_id: str) -> str:
+        """``live``, or why a login no longer counts: ``logged_out``, ``expired``, ``disabled``."""
+        async with self.engine.connect() as conn:
+            row = (
+                (
+                    await conn.execute(
+                        select(db.staff_logins.c.revoked_at, db.staff_logins.c.expires_at, db.users.c.active)
+                        .join(db.users, db.users.c.id == db.staff_logins.c.user_id)
+                        .where(db.staff_logins.c.token_hash == login_id)
+                    )
+                )
+                .mappings()
+                .first()
+            )
+        if row is None or row["revoked_at"] is not None:
+            return "disabled" if row is not None and not row["active"] else "logged_out"
+        if not row["active"]:
+            return "disabled"
+        if row["expires_at"] < db.now():
+            return "expired"
+        return "live"
 
     async def revoke_login(self, login_id: str) -> None:
         async with self.engine.begin() as conn:
@@ -349,9 +388,12 @@ class Store:
         customer_ref: str | None = None,
         created_from: float | None = None,
         created_to: float | None = None,
+        rep_id: int | None = None,
     ) -> list[SessionRecord]:
         s = db.support_sessions
         query = select(s).order_by(s.c.created_at.desc()).limit(limit)
+        if rep_id is not None:
+            query = query.where(s.c.rep_id == rep_id)
         if state:
             query = query.where(s.c.state == state)
         if reason:

@@ -15,6 +15,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from .files import write_private
+
 log = logging.getLogger(__name__)
 
 
@@ -61,11 +63,13 @@ def make_self_signed(cert_file: Path, key_file: Path, hosts: list[str]) -> None:
         .add_extension(x509.SubjectAlternativeName(alt), critical=False)
         .sign(key, hashes.SHA256())
     )
-    key_file.parent.mkdir(parents=True, exist_ok=True)
-    key_file.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    key_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key_file.unlink(missing_ok=True)  # a half-made pair from an earlier run: start afresh
+    # Created 0600, never chmod'ed afterwards: no moment in which another user could read the key.
+    write_private(
+        key_file,
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
     )
-    key_file.chmod(0o600)
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 

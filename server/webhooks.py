@@ -9,6 +9,14 @@ the ``Rapport-Delivery`` header).
 Each POST carries ``Rapport-Signature: t=<unix seconds>,v1=<hex>``, where the
 hex is HMAC-SHA256 of ``f"{t}.{body}"`` keyed with the endpoint's secret.
 Receivers check it with :func:`verify`.
+
+Webhooks never reach into the server's own network (SSRF): loopback, private,
+link-local, multicast, unspecified, reserved and cloud metadata addresses are
+refused when an endpoint names one literally, and again at connect time on the
+address a name resolved to, so a name that later resolves elsewhere (DNS
+rebinding) is refused too. Hosts in ``webhook_allowed_hosts`` are exempt.
+A failed delivery records a class of error ("timeout", "http 500" ...), never
+what the remote said.
 """
 
 from __future__ import annotations
@@ -18,9 +26,12 @@ import contextlib
 import functools
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
+import re
 import secrets
+import socket
 import time
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -29,6 +40,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
+from aiohttp.abc import AbstractResolver, ResolveResult
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -47,6 +59,7 @@ URL_MAX = 500
 DESCRIPTION_MAX = 200
 ERROR_MAX = 300
 SIGNATURE_TOLERANCE_S = 300
+BLOCKED = "blocked address"
 
 
 # signatures
@@ -106,11 +119,159 @@ def new_event_id() -> str:
     return EVENT_ID_PREFIX + secrets.token_urlsafe(16)
 
 
+# where webhooks may go
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+# Metadata services of cloud providers; the link-local and private ones are refused anyway, these by name.
+METADATA_ADDRESSES = frozenset(
+    ipaddress.ip_address(a)
+    for a in ("169.254.169.254", "169.254.170.2", "fd00:ec2::254", "100.100.100.200", "168.63.129.16", "192.0.0.192")
+)
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_LEGACY_IPV4 = re.compile(r"[0-9a-fx.]+", re.IGNORECASE)
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address carries (mapped, NAT64, 6to4, Teredo), which is where it leads."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip in NAT64:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    return ip.teredo[1] if ip.teredo is not None else None
+
+
+def blocked_reason(ip: IPAddress) -> str | None:
+    """Why webhooks may not go to ``ip`` ("loopback", "cloud metadata" ...), or None for a public address."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        ip = ipaddress.IPv6Address(ip.packed)  # without a %zone, which the checks below do not expect
+        inner = _embedded_ipv4(ip)
+        if inner is not None and (ip.ipv4_mapped is not None or ip in NAT64 or blocked_reason(inner)):
+            return blocked_reason(inner)
+    if ip in METADATA_ADDRESSES:
+        return "cloud metadata"
+    for reason, hit in (
+        ("unspecified", ip.is_unspecified),
+        ("loopback", ip.is_loopback),
+        ("link-local", ip.is_link_local),
+        ("multicast", ip.is_multicast),
+        ("reserved", ip.is_reserved),
+        ("private", ip.is_private),
+        ("reserved", not ip.is_global),  # the other special-purpose ranges: shared (CGNAT), documentation ...
+    ):
+        if hit:
+            return reason
+    return None
+
+
+def literal_address(host: str) -> IPAddress | None:
+    """The address a URL's host names without DNS: IPv4, IPv6, and the old forms (127.1, 0x7f000001 ...)."""
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    if _LEGACY_IPV4.fullmatch(host) and not host.endswith("."):
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None
+    return None
+
+
+def host_blocked_reason(host: str) -> str | None:
+    """Why a URL's host is refused before any lookup (a literal internal address, localhost), or None."""
+    host = host.lower().rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return "loopback"
+    ip = literal_address(host)
+    return blocked_reason(ip) if ip is not None else None
+
+
+class BlockedUrl(ValueError):
+    """An endpoint's URL names an internal address literally (or localhost)."""
+
+
+class BlockedAddress(OSError):
+    """A webhook would have gone to an address it may not reach."""
+
+    def __init__(self, host: str, reason: str) -> None:
+        super().__init__(f"{host}: a {reason} address")
+        self.reason = reason
+
+
+class GuardedResolver(AbstractResolver):
+    """Resolves with ``inner`` and keeps only the addresses webhooks may reach; none left is BlockedAddress.
+
+    aiohttp connects to exactly the addresses the resolver returns, so the check holds at connect time.
+    """
+
+    def __init__(self, inner: AbstractResolver) -> None:
+        self.inner = inner
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        results = await self.inner.resolve(host, port, family)
+        reasons = [_address_reason(r["host"]) for r in results]
+        allowed = [r for r, reason in zip(results, reasons, strict=True) if reason is None]
+        if not allowed:
+            raise BlockedAddress(host, next((r for r in reasons if r), "unknown"))
+        return allowed
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+def _address_reason(host: str) -> str | None:
+    try:
+        return blocked_reason(ipaddress.ip_address(host))
+    except ValueError:
+        return "unreadable"
+
+
+def guarded_socket(addr_info: tuple[Any, ...]) -> socket.socket:
+    """aiohttp's socket factory: the last check, on the very address being connected to (literal hosts too)."""
+    family, kind, proto, _canonical, address = addr_info
+    reason = _address_reason(str(address[0]))
+    if reason is not None:
+        raise BlockedAddress(str(address[0]), reason)
+    return socket.socket(family=family, type=kind, proto=proto)
+
+
+def error_class(exc: BaseException) -> str:
+    """What ``last_error`` says about a failed attempt: a class of error, never the remote's own words."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # the chain of causes, bounded
+        if seen is None:
+            break
+        if isinstance(seen, BlockedAddress) or isinstance(getattr(seen, "os_error", None), BlockedAddress):
+            return BLOCKED
+        seen = seen.__cause__ or seen.__context__
+    if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
+        return "timeout"
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return "dns lookup failed"
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError):
+        return "tls error"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return "connection refused" if isinstance(exc.os_error, ConnectionRefusedError) else "connection failed"
+    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError | ConnectionResetError):
+        return "connection closed"
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return "invalid response"
+    return "request failed"
+
+
 # validation
 
 
-def validate_url(url: object, allow_hosts: Collection[str] | None = None) -> str:
-    """The URL if it may receive webhooks; ``ValueError`` with a readable reason otherwise."""
+def validate_url(url: object, allowed_hosts: Collection[str] = ()) -> str:
+    """The URL if it may receive webhooks; ``ValueError`` with a readable reason otherwise.
+
+    A host that is a literal internal address (or localhost) is refused unless it is in ``allowed_hosts``;
+    names are checked again on the addresses they resolve to, when each delivery connects.
+    """
     if not isinstance(url, str) or not url.strip():
         raise ValueError("url: required, a string")
     url = url.strip()
@@ -130,8 +291,13 @@ def validate_url(url: object, allow_hosts: Collection[str] | None = None) -> str
         raise ValueError("url: must not contain credentials (user:password@)")
     if not hostname:
         raise ValueError("url: has no host")
-    if allow_hosts is not None and hostname.lower() not in {h.lower() for h in allow_hosts}:
-        raise ValueError(f"url: the host {hostname} is not allowed on this server")
+    if hostname.lower() not in {h.lower() for h in allowed_hosts}:
+        reason = host_blocked_reason(hostname)
+        if reason is not None:
+            raise BlockedUrl(
+                f"url: {hostname} is a {reason} address; webhooks go to public addresses only "
+                "(an operator may allow an internal host with the webhook_allowed_hosts setting)"
+            )
     return url
 
 
@@ -231,8 +397,9 @@ class WebhookDispatcher:
 
     ``backoff_s[i]`` is the wait after the (i+1)-th failed attempt; after
     ``len(backoff_s) + 1`` failed attempts a delivery is ``failed``.
-    ``allow_hosts``: if given, only these host names may receive webhooks
-    (checked when an endpoint is created and again before each POST).
+    ``allowed_hosts``: host names (as in the URL) that may be internal addresses; every other host is
+    refused when it is, or resolves to, an internal address. ``resolver``: how names are looked up
+    (aiohttp's default resolver when None); the address policy applies to whatever it answers.
     """
 
     def __init__(
@@ -241,7 +408,8 @@ class WebhookDispatcher:
         *,
         timeout_s: float = 10.0,
         backoff_s: tuple[float, ...] = DEFAULT_BACKOFF_S,
-        allow_hosts: Collection[str] | None = None,
+        allowed_hosts: Collection[str] = (),
+        resolver: AbstractResolver | None = None,
         concurrency: int = 4,
         poll_s: float = 5.0,
     ) -> None:
@@ -250,12 +418,16 @@ class WebhookDispatcher:
         self.engine = engine
         self.timeout_s = timeout_s
         self.backoff_s = tuple(backoff_s)
-        self.allow_hosts = frozenset(h.lower() for h in allow_hosts) if allow_hosts is not None else None
+        self.allowed_hosts = frozenset(h.lower().rstrip(".") for h in allowed_hosts)
+        self.resolver = resolver
         self.concurrency = concurrency
         self.poll_s = poll_s
         self._wake = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
         self._http: aiohttp.ClientSession | None = None
+        # For allowed_hosts only: the same client without the address policy.
+        self._http_allowed: aiohttp.ClientSession | None = None
+        self._own_resolver: AbstractResolver | None = None
         self._inflight: dict[int, asyncio.Task[None]] = {}
 
     # lifecycle
@@ -264,15 +436,27 @@ class WebhookDispatcher:
         """Start sending; deliveries left pending by an earlier run are picked up."""
         if self._worker is not None:
             return
-        self._http = aiohttp.ClientSession(
+        resolver = self.resolver
+        if resolver is None:
+            resolver = self._own_resolver = aiohttp.DefaultResolver()
+        self._http = self._client(
+            aiohttp.TCPConnector(
+                limit=self.concurrency, resolver=GuardedResolver(resolver), socket_factory=guarded_socket
+            )
+        )
+        self._http_allowed = self._client(aiohttp.TCPConnector(limit=self.concurrency, resolver=resolver))
+        self._wake.set()
+        self._worker = asyncio.create_task(self._run(), name="webhooks")
+
+    def _client(self, connector: aiohttp.TCPConnector) -> aiohttp.ClientSession:
+        # trust_env stays off: an HTTP(S)_PROXY in the environment would bypass the address policy.
+        return aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=self.timeout_s),
-            connector=aiohttp.TCPConnector(limit=self.concurrency),
+            connector=connector,
             cookie_jar=aiohttp.DummyCookieJar(),
             raise_for_status=False,
             headers={"User-Agent": USER_AGENT},
         )
-        self._wake.set()
-        self._worker = asyncio.create_task(self._run(), name="webhooks")
 
     async def aclose(self) -> None:
         """Stop sending. Deliveries in flight stay ``pending`` and go out after the next start."""
@@ -284,14 +468,18 @@ class WebhookDispatcher:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._inflight.clear()
-        if self._http is not None:
-            http, self._http = self._http, None
-            await http.close()
+        for http in (self._http, self._http_allowed):
+            if http is not None:
+                await http.close()
+        self._http = self._http_allowed = None
+        if self._own_resolver is not None:
+            resolver, self._own_resolver = self._own_resolver, None
+            await resolver.close()
 
     # endpoints
 
     def check_url(self, url: object) -> str:
-        return validate_url(url, self.allow_hosts)
+        return validate_url(url, self.allowed_hosts)
 
     async def create_endpoint(
         self, url: str, events: tuple[str, ...], description: str | None = None
@@ -483,14 +671,16 @@ class WebhookDispatcher:
 
     async def _post(self, due: _Due) -> _Outcome:
         """One attempt."""
-        http = self._http
+        try:
+            validate_url(due.url, self.allowed_hosts)
+            hostname = (urlsplit(due.url).hostname or "").rstrip(".")
+        except ValueError as exc:
+            # The endpoint was stored before this check (or the settings changed): retrying cannot help.
+            log.warning("webhook delivery %d: %s", due.id, exc)
+            return _Outcome(None, BLOCKED if isinstance(exc, BlockedUrl) else "invalid url", permanent=True)
+        http = self._http_allowed if hostname in self.allowed_hosts else self._http
         if http is None:
             return _Outcome(None, "dispatcher closed")
-        try:
-            validate_url(due.url, self.allow_hosts)
-        except ValueError as exc:
-            # The server's settings changed since the endpoint was made: retrying cannot help.
-            return _Outcome(None, str(exc), permanent=True)
         body = due.payload.encode("utf-8")
         headers = {
             "Content-Type": "application/json",
@@ -501,16 +691,16 @@ class WebhookDispatcher:
         try:
             async with http.post(due.url, data=body, headers=headers, allow_redirects=False) as response:
                 status = response.status
-                reason = response.reason or ""
-        except TimeoutError:
-            return _Outcome(None, f"no answer within {self.timeout_s:g} s")
-        except (aiohttp.ClientError, ValueError, OSError) as exc:
-            return _Outcome(None, f"{type(exc).__name__}: {exc}")
+        except (TimeoutError, aiohttp.ClientError, ValueError, OSError) as exc:
+            error = error_class(exc)
+            # The detail goes to the server's log for the operator, never into the API's last_error.
+            log.info("webhook delivery %d: %s (%s)", due.id, error, type(exc).__name__)
+            return _Outcome(None, error, permanent=error == BLOCKED)
         if 200 <= status < 300:
             return _Outcome(status, None)
         if 300 <= status < 400:
-            return _Outcome(status, f"HTTP {status} {reason} (redirects are not followed)")
-        return _Outcome(status, f"HTTP {status} {reason}".strip())
+            return _Outcome(status, f"http {status} (redirects are not followed)")
+        return _Outcome(status, f"http {status}")
 
     async def _record(self, due: _Due, outcome: _Outcome) -> None:
         table = db.webhook_deliveries

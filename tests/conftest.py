@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Generator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -14,15 +15,24 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from emotion import fer_available
 from server.accounts import hash_password
 from server.app import create_app
 from server.config import Settings
 from server.keys import CALL_CENTER, STORE
+from server.security import AccessLogger
 from server.store import Store
 from tests.support.clients import MediaClient, SignalingClient, login, start_call
 from tests.support.faces import make_clip, person, write_clip_y4m
 
 PASSWORD = "correct horse battery"
+CHROMIUM = "/usr/bin/chromium"
+# CI sets this (.ci/run): then a test skipped for a missing part (Chromium, fer, the netns) fails the run.
+STRICT_ENV = "RAPPORT_STRICT_TESTS"
+
+
+def strict_mode() -> bool:
+    return os.environ.get(STRICT_ENV, "") not in ("", "0")
 
 
 def loopback_webrtc_available() -> bool:
@@ -35,13 +45,56 @@ def loopback_webrtc_available() -> bool:
     return True
 
 
+def missing_parts() -> dict[str, str]:
+    """Marker -> why its tests cannot run here (empty when everything is installed)."""
+    missing = {}
+    if not loopback_webrtc_available():
+        why = "needs 127.0.0.2 on lo: run through `make test` (private netns)"
+        missing["webrtc"] = missing["browser"] = why
+    if not os.path.exists(CHROMIUM):
+        missing.setdefault("browser", f"{CHROMIUM} is not installed (make test installs Debian's chromium)")
+    fer_ok, fer_why = fer_available()
+    if not fer_ok:
+        missing["fer"] = fer_why
+    return missing
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if loopback_webrtc_available():
-        return
-    skip = pytest.mark.skip(reason="needs 127.0.0.2 on lo: run through `make test` (private netns)")
+    missing = missing_parts()
     for item in items:
-        if "webrtc" in item.keywords or "browser" in item.keywords:
-            item.add_marker(skip)
+        for marker, why in missing.items():
+            if marker in item.keywords:
+                item.add_marker(pytest.mark.skip(reason=why))
+                break
+
+
+def _strict_failure(report: pytest.TestReport | pytest.CollectReport) -> None:
+    """Turn a skip into a failure that says why it was skipped."""
+    longrepr = report.longrepr
+    why = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+    report.outcome = "failed"
+    report.longrepr = (
+        f"skipped under {STRICT_ENV}=1, which makes every skip a failure: {why}\n"
+        "Install the missing part (.ci/system-deps, uv sync --all-extras) or deselect the test (-m/-k)."
+    )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    report = yield
+    # xfail is reported as a skip too; it is a different promise, so it stays as it is.
+    if strict_mode() and report.skipped and not hasattr(report, "wasxfail"):
+        _strict_failure(report)
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Generator[None, Any, Any]:
+    report = yield
+    # A module-level pytest.skip / importorskip skips a whole file at collection.
+    if strict_mode() and report.skipped:
+        _strict_failure(report)
+    return report
 
 
 @pytest.fixture
@@ -130,7 +183,7 @@ async def start_rapport(
 ) -> Rapport:
     app = create_app(settings, emotion_service=emotion_service)
     server = TestServer(app, host=host, port=port)
-    await server.start_server()
+    await server.start_server(access_log_class=AccessLogger)  # as `rapport serve` runs it
     http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
     return Rapport(app=app, server=server, http=http)
 

@@ -1,13 +1,20 @@
-"""Who may do what: a role × route matrix over every API route, and recording downloads."""
+"""Who may do what: a role × route matrix over every API route, recording downloads, and the guards on paths
+and call tokens, each reached with the request an attacker would send."""
 
 from __future__ import annotations
 
+import time
+
 import aiohttp
 import pytest
+from sqlalchemy import update
 
+from server import db
 from server.keys import SETTINGS
 from server.recording import TrackRecorder
 from tests.conftest import Rapport
+from tests.support.clients import SignalingClient
+from tests.support.raw import raw_url
 from tests.test_recording import _video_frame
 
 ANON = "anonymous"
@@ -18,8 +25,10 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/v1/me"): {"rep", "qa", "supervisor", "admin"},
     ("GET", "/api/v1/config"): {ANON},
     ("POST", "/api/v1/calls"): {ANON},
+    ("POST", "/api/v1/calls/callback"): {ANON},
     ("POST", "/api/v1/invites"): {"rep", "qa", "supervisor", "admin"},
     ("POST", "/api/v1/invites/{code}/redeem"): {ANON},
+    ("DELETE", "/api/v1/invites/{invite_id}"): {"supervisor", "admin"},
     ("GET", "/api/v1/sessions"): {"rep", "qa", "supervisor", "admin"},
     ("GET", "/api/v1/sessions/{session_id}"): {"rep", "qa", "supervisor", "admin"},
     ("GET", "/api/v1/sessions/{session_id}/recordings"): {"qa", "supervisor", "admin"},
@@ -101,6 +110,7 @@ async def test_role_route_matrix(rapport: Rapport, recorded: tuple[str, int]) ->
                     customer_ref="nobody",
                     user_id=1,
                     webhook_id=1,
+                    invite_id="inv_0000000000000000",
                 )
                 body = {"username": "x", "password": "y"} if route.endswith("login") else {}
                 async with http.request(method, url, json=body, headers={"X-CSRF-Token": csrf}) as r:
@@ -137,22 +147,53 @@ async def test_recordings_play_by_id_with_ranges_and_every_access_is_audited(
     assert actions.count("recording.play") == 3 and "recordings.list" in actions
 
 
-async def test_paths_that_try_to_escape_get_404(rapport: Rapport, recorded: tuple[str, int]) -> None:
-    session_id, rec_id = recorded
+# What only recording_media's own check answers (the router's 404 says "Not Found").
+NO_SUCH_RECORDING = {"error": {"code": "not_found", "message": "no such recording"}}
+
+
+async def test_recording_ids_that_try_to_escape_reach_the_handler_and_get_its_404(
+    rapport: Rapport, recorded: tuple[str, int]
+) -> None:
+    session_id, _rec_id = recorded
     qa, _ = await rapport.staff_session("qa1")
+    # Sent raw: each reaches /api/v1/recordings/{recording_id}/media with the id as written ("../../etc/passwd" ...).
     for bad in (
-        "../../etc/passwd",
+        "..%2F..%2Fetc%2Fpasswd",
         "%2e%2e%2f%2e%2e%2fetc%2fpasswd",
         "..%252f..%252fetc",
-        "/etc/passwd",
+        "%2e%2e",
+        "..",
+        "%2Fetc%2Fpasswd",
         "1%00",
+        "1e3",
         "-1",
         "9999",
     ):
-        async with qa.get(f"{rapport.url}/api/v1/recordings/{bad}/media") as r:
-            assert r.status == 404, bad
+        async with qa.get(raw_url(rapport.url, f"/api/v1/recordings/{bad}/media")) as r:
+            assert (r.status, await r.json()) == (404, NO_SUCH_RECORDING), bad
     # Even a tampered row cannot reach outside the recordings folder.
     outside = await rapport.store.add_recording(session_id, "rep", "video", "../../../../etc/passwd")
     await rapport.store.finish_recording(outside, state="complete", size=1, sha256="x")
     async with qa.get(f"{rapport.url}/api/v1/recordings/{outside}/media") as r:
-        assert r.status == 404
+        assert (r.status, await r.json()) == (404, NO_SUCH_RECORDING)
+
+
+async def test_an_expired_token_of_a_live_call_no_longer_opens_a_socket(rapport: Rapport) -> None:
+    customer, call = await rapport.customer()
+    await customer.close()
+    # The call is still waiting (within the reconnect grace): only the token's expiry stands in the way.
+    assert call["session_id"] in rapport.center.sessions
+    table = db.support_sessions
+    async with rapport.store.engine.begin() as conn:
+        await conn.execute(
+            update(table).where(table.c.id == call["session_id"]).values(token_expires_at=time.time() - 1)
+        )
+    async with aiohttp.ClientSession() as http:
+        late = SignalingClient(http, rapport.url)
+        await late.connect()
+        await late.send({"type": "hello", "token": call["token"]})
+        reply = await late.wait_for("error", timeout=10)
+        await late.close()
+    assert reply["code"] == "token_invalid"
+    assert not any(m["type"] == "welcome" for m in late.inbox)
+    assert call["session_id"] in rapport.center.sessions

@@ -11,6 +11,7 @@ from server.config import IceServer, load_settings, parse_ice_servers
 from server.db import create_engine
 from server.migrations import latest_version, migrate
 from tests.conftest import PASSWORD, Rapport
+from tests.support.raw import raw_url
 
 
 async def test_login_sets_a_hardened_cookie_and_me_answers(rapport: Rapport) -> None:
@@ -125,9 +126,23 @@ async def test_sessions_are_for_staff_only_and_unknown_ids_are_404(rapport: Rapp
 
 async def test_static_files_cannot_escape_the_web_client_folder(rapport: Rapport) -> None:
     async with aiohttp.ClientSession() as http:
-        for path in ("/static/../server/config.py", "/static/%2e%2e/pyproject.toml", "/static/..%2fREADME.md"):
-            async with http.get(f"{rapport.url}{path}") as r:
+        # Paths go out raw, and the server does not resolve "..": had it, this would be /static/css/app.css (200).
+        async with http.get(raw_url(rapport.url, "/static/../static/css/app.css")) as r:
+            assert r.status == 404
+        async with http.get(raw_url(rapport.url, "/static/js/../css/app.css")) as r:
+            assert r.status == 200  # inside the folder, ".." is fine
+        for path in (
+            "/static/../server/config.py",
+            "/static/%2e%2e/pyproject.toml",
+            "/static/..%2fREADME.md",
+            "/static/js/..%2f..%2fpyproject.toml",
+            "/static/%2e%2e%2f%2e%2e%2f%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+            "/static/%2fetc%2fpasswd",
+        ):
+            async with http.get(raw_url(rapport.url, path)) as r:
+                body = await r.read()
                 assert r.status in (403, 404), path
+                assert b"[project]" not in body and b"Settings" not in body and b"root:" not in body, path
 
 
 async def test_pages_are_served_with_a_strict_content_security_policy(rapport: Rapport) -> None:

@@ -2,108 +2,50 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import pytest
+from playwright.async_api import expect
 
-from emotion import EmotionService, fer_available
+from emotion import EmotionService
 from server.config import Settings
-from tests.conftest import PASSWORD, Rapport, start_rapport
+from tests.conftest import Rapport, start_rapport
+from tests.support.browser import (
+    CUSTOMER,
+    REP,
+    assert_sees_and_hears,
+    close,
+    colour_distance,
+    decoded_frames,
+    desktop_page,
+    fake_capture,
+    launch,
+    phone_page,
+    rep_login,
+    shot,
+    wait_frames_grow,
+    wait_remote_colour,
+)
 from tests.support.faces import make_clip, person, write_clip_y4m
 
 pytestmark = [pytest.mark.browser, pytest.mark.webrtc]
 
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
-
-if not os.path.exists(CHROMIUM):
-    pytest.skip("Debian's chromium is not installed (make test installs it)", allow_module_level=True)
-
-from playwright.async_api import Browser, Page, async_playwright, expect  # noqa: E402
+# The track the customer's page sends as its camera (window.rapport.pc is the page's RTCPeerConnection).
+SENT_VIDEO_TRACK_JS = """() => {
+  const sender = window.rapport.pc.getSenders().find((s) => s.track && s.track.kind === "video");
+  return sender ? { id: sender.track.id, state: sender.track.readyState } : null;
+}"""
 
 
-def chromium_args(y4m: Path) -> list[str]:
-    return [
-        "--use-fake-device-for-media-stream",
-        "--use-fake-ui-for-media-stream",
-        f"--use-file-for-fake-video-capture={y4m}",
-        "--allow-loopback-in-peer-connection",
-        "--autoplay-policy=no-user-gesture-required",
-        "--disable-features=WebRtcHideLocalIpsWithMdns",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--disable-gpu",
-    ]
-
-
-async def launch(y4m: Path) -> tuple[Any, Browser]:
-    pw = await async_playwright().start()
-    browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=chromium_args(y4m))
-    return pw, browser
-
-
-async def phone_page(pw: Any, browser: Browser, url: str) -> Page:
-    device = dict(pw.devices["Pixel 7"])
-    device.pop("default_browser_type", None)
-    context = await browser.new_context(**device, permissions=["camera", "microphone"])
-    page = await context.new_page()
-    await page.goto(url)
-    return page
-
-
-async def desktop_page(browser: Browser, url: str) -> Page:
-    context = await browser.new_context(viewport={"width": 1400, "height": 900}, permissions=["camera", "microphone"])
-    page = await context.new_page()
-    await page.goto(url)
-    return page
-
-
-async def decoded_frames(page: Page) -> int:
-    """Frames the page's remote <video> has decoded so far."""
-    value = await page.eval_on_selector(
-        '[data-testid="remote-video"]', "v => v.getVideoPlaybackQuality().totalVideoFrames"
-    )
-    return int(value)
-
-
-FRAMES_AT_LEAST_JS = """n => document.querySelector('[data-testid="remote-video"]')
-    .getVideoPlaybackQuality().totalVideoFrames >= n"""
-
-
-async def wait_frames_grow(page: Page, at_least: int, timeout_ms: int = 15000) -> int:
-    await page.wait_for_function(
-        FRAMES_AT_LEAST_JS,
-        arg=at_least,
-        timeout=timeout_ms,
-    )
-    return await decoded_frames(page)
-
-
-async def rep_login(page: Page, username: str = "rep1") -> None:
-    await page.get_by_test_id("login-username").fill(username)
-    await page.get_by_test_id("login-password").fill(PASSWORD)
-    await page.get_by_test_id("login-submit").click()
-    await expect(page.locator("body")).to_have_attribute("data-state", "queue")
-    await page.get_by_test_id("availability").click()
-    await expect(page.get_by_test_id("availability")).to_have_attribute("data-status", "available")
-
-
-async def shot(page: Page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    await page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
-
-
-async def test_a_phone_customer_and_a_rep_talk_chat_flip_and_end(served: Rapport, faces_y4m: Path) -> None:
-    pw, browser = await launch(faces_y4m)
+async def test_a_phone_customer_and_a_rep_talk_chat_flip_and_end(served: Rapport, tmp_path: Path) -> None:
+    # One Chromium per side: each plays its own colour and tone, so each page must show the other's.
+    customer_chromium = await launch(*fake_capture(tmp_path, CUSTOMER))
+    rep_chromium = await launch(*fake_capture(tmp_path, REP))
     try:
-        rep = await desktop_page(browser, f"{served.url}/console")
+        rep = await desktop_page(rep_chromium[1], f"{served.url}/console")
         await rep_login(rep)
-        customer = await phone_page(pw, browser, f"{served.url}/call")
+        customer = await phone_page(*customer_chromium, f"{served.url}/call")
         await customer.get_by_test_id("customer-name").fill("Ada")
         await customer.get_by_test_id("reason-select").select_option("not_working")
         await shot(customer, "customer-start")
@@ -124,6 +66,8 @@ async def test_a_phone_customer_and_a_rep_talk_chat_flip_and_end(served: Rapport
         first_customer = await wait_frames_grow(customer, 30)
         assert await wait_frames_grow(rep, first_rep + 30) > first_rep
         assert await wait_frames_grow(customer, first_customer + 30) > first_customer
+        await assert_sees_and_hears(customer, viewer=CUSTOMER, sender=REP)
+        await assert_sees_and_hears(rep, viewer=REP, sender=CUSTOMER)
 
         await customer.get_by_test_id("chat-input").fill("My router blinks red")
         await customer.get_by_test_id("chat-send").click()
@@ -132,10 +76,23 @@ async def test_a_phone_customer_and_a_rep_talk_chat_flip_and_end(served: Rapport
         await rep.get_by_test_id("chat-send").click()
         await expect(customer.get_by_test_id("chat-log")).to_contain_text("Let us look at it together")
 
+        # The flip: the page sends a new camera track (replaceTrack), and says which way it faces.
+        await expect(rep.get_by_test_id("customer-camera")).not_to_have_text("Back camera")
+        sent_before = await customer.evaluate(SENT_VIDEO_TRACK_JS)
+        assert sent_before is not None and sent_before["state"] == "live", sent_before
         before_flip = await decoded_frames(rep)
         await customer.get_by_test_id("flip-camera").click()
+        await expect(rep.get_by_test_id("customer-camera")).to_have_text("Back camera")
+        sent_after = await customer.evaluate(SENT_VIDEO_TRACK_JS)
+        assert sent_after is not None and sent_after["state"] == "live", sent_after
+        assert sent_after["id"] != sent_before["id"], "the flip kept sending the same camera track"
+        live = next(iter(served.center.sessions.values()))
+        assert live.media_flags["customer"].get("facing") == "environment", live.media_flags
+        # The rep goes on seeing the customer, now from the new track (the old one is stopped).
         after_flip = await wait_frames_grow(rep, before_flip + 60)
         assert after_flip >= before_flip + 60
+        colour = await wait_remote_colour(rep, CUSTOMER)
+        assert colour is not None and colour_distance(colour, CUSTOMER.rgb) < 40, colour
         await expect(customer.locator("body")).to_have_attribute("data-state", "in-call")
         await shot(customer, "customer-in-call")
         await shot(rep, "rep-in-call")
@@ -145,17 +102,15 @@ async def test_a_phone_customer_and_a_rep_talk_chat_flip_and_end(served: Rapport
         await expect(rep.get_by_test_id("call-ended")).to_be_visible()
         await shot(customer, "customer-ended")
         records = await served.store.list_sessions()
-        assert records[0].state == "ended" and records[0].ended_by == "customer"
+        assert records[0].state == "ended"
+        assert records[0].ended_by == "customer"
     finally:
-        await browser.close()
-        await pw.stop()
+        await close(customer_chromium, rep_chromium)
 
 
 @pytest.mark.fer
 async def test_the_rep_console_shows_the_flag_when_the_customer_looks_angry(settings: Settings, tmp_path: Path) -> None:
-    available, why = fer_available()
-    if not available:
-        pytest.skip(why)
+    # Without fer the conftest skips this (the `fer` marker), and strict mode fails it.
     y4m = tmp_path / "angry.y4m"
     write_clip_y4m(y4m, make_clip([(person("angry"), 2.0)], width=640, height=480, fps=30))
     service = EmotionService()

@@ -3,32 +3,19 @@ self-help, the post-call rating, invite links and the link error page."""
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.async_api import Browser, Page, expect
 
-from server.config import LANGUAGES
 from tests.conftest import Rapport
-from tests.test_browser import desktop_page, launch, rep_login, shot
+from tests.support.browser import desktop_page, launch, rep_login, shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.webrtc]
 
-from playwright.async_api import Browser, Page, expect  # noqa: E402
-
-CATALOGUES = Path(__file__).resolve().parent.parent / "web_client" / "i18n"
-# CLDR plural categories for whole numbers, which the page's counts use (cs "many" is for fractions,
-# but Intl.PluralRules may still ask for it, so the catalogue has it).
-PLURAL_CATEGORIES = {
-    "en": {"one", "other"},
-    "nl": {"one", "other"},
-    "nb": {"one", "other"},
-    "fa": {"one", "other"},
-    "cs": {"one", "few", "many", "other"},
-}
 PERSIAN_DIGITS = "۰۱۲۳۴۵۶۷۸۹"
 ARABIC_SCRIPT = re.compile(r"[\u0600-\u06ff]")
 
@@ -75,37 +62,6 @@ async def session_of(rapport: Rapport) -> Any:
     records = await rapport.store.list_sessions()
     assert records, "no session was created"
     return await rapport.store.get_session(records[0].id)
-
-
-# ---------------------------------------------------------------- catalogues (no browser)
-
-
-def _placeholders(value: Any) -> set[str]:
-    texts = value.values() if isinstance(value, dict) else [value]
-    return {name for text in texts for name in re.findall(r"\{(\w+)\}", text)}
-
-
-def test_every_catalogue_has_exactly_the_keys_of_english() -> None:
-    english = json.loads((CATALOGUES / "en.json").read_text(encoding="utf-8"))
-    assert len(english) > 50
-    for code, _name, _dir in LANGUAGES:
-        catalogue = json.loads((CATALOGUES / f"{code}.json").read_text(encoding="utf-8"))
-        assert set(catalogue) == set(english), (
-            code,
-            sorted(set(english) - set(catalogue)),
-            sorted(set(catalogue) - set(english)),
-        )
-        for key, value in catalogue.items():
-            assert isinstance(value, str | dict), (code, key)
-            if isinstance(value, dict):
-                # A plural entry: exactly the categories this language needs, all strings.
-                assert isinstance(english[key], dict), (code, key)
-                assert set(value) == PLURAL_CATEGORIES[code], (code, key, sorted(value))
-                assert all(isinstance(v, str) and v.strip() for v in value.values()), (code, key)
-            else:
-                assert value.strip(), (code, key)
-            # The same {placeholders} as English: a translation may not drop the number or the name.
-            assert _placeholders(value) == _placeholders(english[key]), (code, key)
 
 
 # ---------------------------------------------------------------- languages
@@ -376,10 +332,3 @@ async def test_a_tampered_link_shows_the_link_error_page(served: Rapport, browse
     await expect(page.locator("body")).to_have_attribute("data-state", "start")
     assert page.url.endswith("/call")
     assert errors.errors == []
-
-
-def test_link_error_page_has_its_placeholders() -> None:
-    page = (Path(__file__).resolve().parent.parent / "web_client" / "link-error.html").read_text(encoding="utf-8")
-    assert page.count("{{message}}") == 1 and "{{title}}" in page
-    assert "<script" not in page and "style=" not in page and "<style" not in page
-    assert 'href="/call"' in page and 'data-testid="link-error"' in page

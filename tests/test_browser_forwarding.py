@@ -15,13 +15,20 @@ import pytest
 
 from server.feeds import FeedTrack
 from tests.conftest import Rapport
-from tests.test_browser import (
+from tests.support.browser import (
+    CUSTOMER,
+    REP,
+    assert_sees_and_hears,
+    close,
+    colour_distance,
     decoded_frames,
     desktop_page,
+    fake_capture,
     launch,
     phone_page,
     rep_login,
     wait_frames_grow,
+    wait_remote_colour,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.webrtc]
@@ -36,18 +43,23 @@ KEYFRAMES_JS = """async () => {
 
 async def test_chromium_decodes_the_forwarded_stream_without_freezing_and_heals_after_loss(
     served: Rapport,
-    faces_y4m: Path,
+    tmp_path: Path,
 ) -> None:
-    pw, browser = await launch(faces_y4m)
+    # One Chromium per side (fake capture is per process), each with its own colour and tone.
+    customer_chromium = await launch(*fake_capture(tmp_path, CUSTOMER))
+    rep_chromium = await launch(*fake_capture(tmp_path, REP))
     try:
-        rep = await desktop_page(browser, f"{served.url}/console")
+        rep = await desktop_page(rep_chromium[1], f"{served.url}/console")
         await rep_login(rep)
-        customer = await phone_page(pw, browser, f"{served.url}/call")
+        customer = await phone_page(*customer_chromium, f"{served.url}/call")
         await customer.get_by_test_id("start-call").click()
         await rep.get_by_test_id("accept").click()
         await wait_frames_grow(rep, 30)
         live = next(iter(served.center.sessions.values()))
         assert live.media is not None and live.media.forward
+        # Forwarded, not reflected: each side gets the other's picture and sound.
+        await assert_sees_and_hears(rep, viewer=REP, sender=CUSTOMER)
+        await assert_sees_and_hears(customer, viewer=CUSTOMER, sender=REP)
 
         per_second = []
         for _ in range(20):
@@ -68,6 +80,7 @@ async def test_chromium_decodes_the_forwarded_stream_without_freezing_and_heals_
         assert feed.keyframes_requested > asked_before, "the customer's browser was asked for a keyframe"
         assert int(await rep.evaluate(KEYFRAMES_JS)) > keyframes_before, "the rep decoded a new keyframe"
         assert healed > 0
+        colour = await wait_remote_colour(rep, CUSTOMER)
+        assert colour is not None and colour_distance(colour, CUSTOMER.rgb) < 40, colour
     finally:
-        await browser.close()
-        await pw.stop()
+        await close(customer_chromium, rep_chromium)

@@ -5,20 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from playwright.async_api import expect
 
 from server.apikeys import ApiKeyStore
 from tests.conftest import Rapport
-from tests.test_browser import (
-    desktop_page,
-    launch,
-    phone_page,
-    rep_login,
-    shot,
-)
+from tests.support.browser import desktop_page, launch, phone_page, rep_login, shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.webrtc]
-
-from playwright.async_api import expect  # noqa: E402
 
 
 async def test_an_identified_customer_reaches_a_rep_whose_card_shows_context_and_history(

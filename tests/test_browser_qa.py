@@ -11,19 +11,39 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
+import av
+import numpy as np
 import pytest
+from playwright.async_api import Page, expect
 
-from emotion import EmotionService, fer_available
+from emotion import EmotionService
+from server.composing import composed_path
 from server.config import Settings
+from server.keys import SETTINGS
 from tests.conftest import PASSWORD, start_rapport
-from tests.support.faces import make_clip, person, write_clip_y4m
-from tests.test_browser import desktop_page, launch, phone_page, rep_login, shot
+from tests.support.browser import (
+    CUSTOMER,
+    REP,
+    RGB,
+    assert_sees_and_hears,
+    close,
+    colour_distance,
+    desktop_page,
+    fake_capture,
+    launch,
+    phone_page,
+    rep_login,
+    shot,
+    write_banded_clip_y4m,
+    write_tone_wav,
+)
+from tests.support.faces import make_clip, person
 
 pytestmark = [pytest.mark.browser, pytest.mark.webrtc, pytest.mark.fer]
 
-from playwright.async_api import Page, expect  # noqa: E402
-
 CURRENT_TIME_JS = "() => window.rapport.video.currentTime"
+# The customer's face (for the cues) under a strip of the customer's colour.
+CUSTOMER_WITH_FACE = replace(CUSTOMER, band=(0.0, 0.12))
 
 
 async def staff_login(page: Page, username: str) -> None:
@@ -32,14 +52,30 @@ async def staff_login(page: Page, username: str) -> None:
     await page.get_by_test_id("login-submit").click()
 
 
+def composed_sides(path: Path) -> tuple[RGB, RGB]:
+    """Mean RGB of the customer's colour strip (left half) and of the rep's picture (right half), mid-file."""
+    with av.open(str(path)) as container:
+        frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    assert frames, f"{path} has no video"
+    picture = frames[len(frames) // 2].astype(np.float64)
+    height, width = picture.shape[:2]
+    top, bottom = (round(f * height) for f in CUSTOMER_WITH_FACE.band)
+    inset = (bottom - top) // 5
+    left = picture[top + inset : bottom - inset, : width // 2 - 8].reshape(-1, 3).mean(axis=0)
+    right = picture[height // 5 : height * 4 // 5, width // 2 + 8 :].reshape(-1, 3).mean(axis=0)
+    return (float(left[0]), float(left[1]), float(left[2])), (float(right[0]), float(right[1]), float(right[2]))
+
+
 async def test_qa_reviews_a_recorded_call_with_the_customers_emotion_timeline(
     settings: Settings, tmp_path: Path
 ) -> None:
-    available, why = fer_available()
-    if not available:
-        pytest.skip(why)
-    y4m = tmp_path / "calm-then-angry.y4m"
-    write_clip_y4m(y4m, make_clip([(person("happy"), 3.0), (person("angry"), 8.0)], width=640, height=480, fps=30))
+    # Without fer the conftest skips this (the `fer` marker), and strict mode fails it.
+    customer_y4m = write_banded_clip_y4m(
+        tmp_path / "calm-then-angry.y4m",
+        make_clip([(person("happy"), 3.0), (person("angry"), 8.0)], width=640, height=480, fps=30),
+        CUSTOMER_WITH_FACE,
+    )
+    customer_wav = write_tone_wav(tmp_path / "customer.wav", CUSTOMER.tone_hz)
     service = EmotionService()
     await service.start()
     try:
@@ -50,15 +86,20 @@ async def test_qa_reviews_a_recorded_call_with_the_customers_emotion_timeline(
         )
         await rapport.add_user("rep1")
         await rapport.add_user("qa1", "qa")
-        pw, browser = await launch(y4m)
+        # One Chromium per side: fake capture is per process.
+        customer_chromium = await launch(customer_y4m, customer_wav)
+        rep_chromium = await launch(*fake_capture(tmp_path, REP))
+        browser = rep_chromium[1]
         try:
             # The call: the customer turns angry, the rep sees the flag, ends and wraps up.
             rep = await desktop_page(browser, f"{rapport.url}/console")
             await rep_login(rep)
-            customer = await phone_page(pw, browser, f"{rapport.url}/call")
+            customer = await phone_page(*customer_chromium, f"{rapport.url}/call")
             await customer.get_by_test_id("start-call").click()
             await rep.get_by_test_id("accept").click()
             await expect(customer.get_by_test_id("recording-indicator")).to_be_visible()
+            await assert_sees_and_hears(rep, viewer=REP, sender=CUSTOMER_WITH_FACE)
+            await assert_sees_and_hears(customer, viewer=CUSTOMER_WITH_FACE, sender=REP)
             await expect(rep.get_by_test_id("emotion-flag")).to_be_visible(timeout=30000)
             await customer.get_by_test_id("chat-input").fill("This is the third time I call!")
             await customer.get_by_test_id("chat-send").click()
@@ -111,9 +152,14 @@ async def test_qa_reviews_a_recorded_call_with_the_customers_emotion_timeline(
             await qa.get_by_test_id("qa-score-submit").click()
             await expect(qa.get_by_test_id("qa-score-saved")).to_be_visible()
             await expect(qa.get_by_test_id("qa-review")).to_have_count(1)
+
+            # The side-by-side file keeps the sides apart: the customer on the left, the rep on the right.
+            composed = rapport.app[SETTINGS].recordings_path / composed_path(record.id)
+            left, right = composed_sides(composed)
+            assert colour_distance(left, CUSTOMER.rgb) < 40, f"left half should be the customer's, is {left}"
+            assert colour_distance(right, REP.rgb) < 40, f"right half should be the rep's, is {right}"
         finally:
-            await browser.close()
-            await pw.stop()
+            await close(customer_chromium, rep_chromium)
             await rapport.aclose()
             await rapport.http.close()
             await rapport.server.close()

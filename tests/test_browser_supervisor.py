@@ -12,14 +12,13 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright, expect
 
 from server.keys import SETTINGS
-from tests.conftest import PASSWORD, Rapport
-from tests.test_browser import ARTIFACTS, CHROMIUM, desktop_page, shot
+from tests.conftest import CHROMIUM, PASSWORD, Rapport
+from tests.support.browser import ARTIFACTS, desktop_page, shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.webrtc]
-
-from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright, expect  # noqa: E402
 
 CSV_HEADER = ",".join(
     [

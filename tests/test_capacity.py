@@ -10,7 +10,7 @@ import pytest
 
 from server.config import Settings
 from tests.conftest import start_rapport
-from tests.support.clients import MediaClient, SignalingError
+from tests.support.clients import CUSTOMER, REP, MediaClient, SignalingError
 
 pytestmark = pytest.mark.webrtc
 
@@ -29,11 +29,12 @@ async def test_a_full_server_refuses_new_calls_with_a_clear_message_and_keeps_it
         rep1 = await rapport.rep("rep1")
         customer, call = await rapport.customer()
         await rep1.request({"type": "call.accept", "session_id": call["session_id"]})
-        cm, rm = MediaClient(), MediaClient()
+        cm, rm = MediaClient(identity=CUSTOMER), MediaClient(identity=REP)
         rapport.media += [cm, rm]
         await cm.negotiate(customer)
         await rm.negotiate(rep1)
         await rm.wait_frames("video", 30)
+        await rm.wait_to_see(CUSTOMER)
 
         # One call fills the box; one customer may still wait for it.
         _waiting, second = await rapport.customer()
@@ -50,6 +51,7 @@ async def test_a_full_server_refuses_new_calls_with_a_clear_message_and_keeps_it
         await asyncio.sleep(3.0)
         fps = (rm.frames("video") - before) / 3.0
         assert fps >= 24, f"the admitted call fell to {fps:.1f} fps"
+        await rm.wait_to_see_and_hear(CUSTOMER)  # still the customer's media, after the refusals
 
         async with rapport.http.get(f"{rapport.url}/metrics") as r:
             assert r.status == 200 and r.content_type == "text/plain"

@@ -210,6 +210,12 @@ def test_the_servers_entry_is_the_public_url_when_there_is_one(settings: Setting
 # the world the contract cases run in
 
 
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """Webhooks to the server itself (loopback) are internal: allowed here, as an operator would allow them."""
+    return with_settings(settings, webhook_allowed_hosts=("127.0.0.1",))
+
+
 @dataclass
 class World:
     rapport: Rapport
@@ -360,7 +366,8 @@ async def world(rapport: Rapport) -> AsyncIterator[World]:
         headers=actors["key"][1],
     ) as r:
         assert r.status == 201, await r.text()
-        invite = (await r.json())["code"]
+        invite_json = await r.json()
+        invite, invite_id = invite_json["code"], invite_json["id"]
 
     scorecard = await rapport.app[REVIEWS].current_scorecard()
     assert scorecard is not None
@@ -374,6 +381,7 @@ async def world(rapport: Rapport) -> AsyncIterator[World]:
         "token": call["token"],
         "recording": recording,
         "invite": invite,
+        "invite_id": invite_id,
         "scorecard_id": scorecard["id"],
         "answers": {c["id"]: 4 if c["type"] == "scale" else True for c in scorecard["criteria"]},
         "rep1_id": rep1_user[0].id,
@@ -384,6 +392,12 @@ async def world(rapport: Rapport) -> AsyncIterator[World]:
         "base": rapport.url,
     }
     await closed_session(rapport, customer_ref="crm-erase")
+    # A call whose wait ran out (max_wait): its customer may ask for a callback.
+    waited, waited_token = await rapport.store.create_session(
+        reason="other", customer_name="Ed", device=None, token_ttl_s=3600
+    )
+    await rapport.store.finish_session(waited.id, state="abandoned", ended_by="system", reason="max_wait")
+    ids["waited_token"] = waited_token
     yield World(rapport, openapi.document(rapport.app[SETTINGS]), actors, ids)
 
 
@@ -425,6 +439,7 @@ SUCCESS = (
         body={"reason": "order", "name": "Ed", "language": "en", "contact": {"phone": "+31 6 1234 5678"}},
     ),
     Case("rateCall", "anon", body={"token": "{token}", "rating": 5, "comment": "Quick and friendly"}),
+    Case("requestCallback", "anon", body={"token": "{waited_token}", "contact": {"phone": "+31 6 1234 5678"}}),
     Case(
         "createInvite",
         "key",
@@ -440,6 +455,7 @@ SUCCESS = (
     ),
     Case("redeemInvite", "anon", 201, path={"code": "{invite}"}, body={"device": "Pixel · Chrome"}),
     Case("getInviteQr", "anon", path={"token": "{invite}"}),
+    Case("revokeInvite", "key", 204, path={"invite_id": "{invite_id}"}),
     Case(
         "listSessions",
         "key",
@@ -530,6 +546,9 @@ BAD = (
     bad("rateCall", "anon", body={"token": "short", "rating": 5}),
     bad("rateCall", "anon", body={"token": "{token}", "rating": 6}),
     bad("rateCall", "anon", body={"token": "{token}", "rating": True}),
+    bad("requestCallback", "anon", body={"token": "{waited_token}"}),
+    bad("requestCallback", "anon", body={"token": "{waited_token}", "contact": {"email": "not-an-address"}}),
+    bad("requestCallback", "anon", body={"token": "short", "contact": {"phone": "+31 6 1234 5678"}}),
     bad("createInvite", "key", body={"ttl_s": 10}),
     bad("createInvite", "key", body={"priority": "urgent"}),
     bad("createInvite", "key", body={"priority": 101}),
@@ -575,6 +594,7 @@ BAD = (
     bad("setRouting", "admin", path={"user_id": "{rep1_id}"}, body={"languages": "en"}),
     bad("createWebhook", "key", body={"url": "ftp://example.com/h", "events": ["session.ended"]}),
     bad("createWebhook", "key", body={"url": "http://u:p@127.0.0.1/h", "events": ["session.ended"]}),
+    bad("createWebhook", "key", body={"url": "http://169.254.169.254/latest/meta-data/", "events": ["session.ended"]}),
     bad("createWebhook", "key", body={"url": "{base}/h", "events": []}),
     bad("createWebhook", "key", body={"url": "{base}/h", "events": ["session.exploded"]}),
     bad("createWebhook", "key", body={"url": "{base}/h", "events": ["session.ended"], "description": "x" * 201}),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import time
 from dataclasses import replace
 from fractions import Fraction
 
@@ -16,12 +17,23 @@ import av
 import pytest
 from aiortc import RTCRtpReceiver, RTCRtpSender
 from aiortc import rtcrtpreceiver as receiver_module
+from aiortc.jitterbuffer import JitterBuffer
+from aiortc.rtp import RtpPacket
 
+from server import forwarding
 from server.config import Settings
 from server.feeds import FeedTrack, ParticipantFeed, codec_of, tag_codec
-from server.forwarding import install, is_keyframe
+from server.forwarding import GapHealingJitterBuffer, install, is_keyframe
 from tests.conftest import Rapport, start_rapport
-from tests.support.clients import MediaClient
+from tests.support.clients import (
+    CUSTOMER,
+    REP,
+    Identity,
+    MediaClient,
+    PatternVideoTrack,
+    VideoPacketLoss,
+    solid_frame,
+)
 
 
 def test_the_aiortc_seams_are_where_forwarding_expects_them() -> None:
@@ -36,6 +48,12 @@ def test_the_aiortc_seams_are_where_forwarding_expects_them() -> None:
     assert hasattr(RTCRtpReceiver, "_send_rtcp_pli") and hasattr(RTCRtpReceiver, "getSynchronizationSources")
     # The transit metric wraps the sender's step that turns a frame or packet into RTP payloads.
     assert "await self._next_encoded_frame(codec)" in inspect.getsource(RTCRtpSender._run_rtp)
+    # A lost packet is given up on by swapping the video receiver's jitter buffer.
+    assert "JitterBuffer(capacity=512, is_video=True)" in inspect.getsource(RTCRtpReceiver.__init__)
+    assert "self.__jitter_buffer.add(packet)" in inspect.getsource(RTCRtpReceiver._handle_rtp_packet)
+    assert "if pli_flag:" in inspect.getsource(RTCRtpReceiver._handle_rtp_packet)
+    buffer = JitterBuffer(capacity=16, is_video=True)
+    assert {"_origin", "_packets", "_capacity"} <= set(vars(buffer)) and hasattr(buffer, "_remove_frame")
 
 
 def packet(data: bytes, pts: int, keyframe: bool) -> av.Packet:
@@ -56,6 +74,41 @@ def test_a_packet_keeps_its_codec_when_other_packets_of_that_codec_are_freed() -
     assert codec_of(kept) == "h264"
 
 
+def rtp(sequence_number: int, frame: int, *, last_of_frame: bool = True) -> RtpPacket:
+    packet = RtpPacket(payload_type=96, sequence_number=sequence_number, timestamp=frame * 3000, marker=last_of_frame)
+    packet._data = bytes([frame % 256])  # type: ignore[attr-defined]  # what the receiver's depayloader leaves
+    return packet
+
+
+def test_a_lost_packet_is_given_up_on_after_a_while_with_a_keyframe_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [100.0]
+    monkeypatch.setattr(forwarding.time, "monotonic", lambda: now[0])
+    buffer = GapHealingJitterBuffer(give_up_s=0.4)
+    out = [buffer.add(rtp(0, 0)), buffer.add(rtp(1, 1))]
+    assert out[1] == (False, out[1][1]) and out[1][1] is not None and out[1][1].data == b"\x00"
+    # Packet 2 (frame 2) never comes; frame 3 is two packets, frame 4 one.
+    assert buffer.add(rtp(3, 3, last_of_frame=False)) == (False, None)
+    now[0] += 0.2
+    assert buffer.add(rtp(4, 3)) == (False, None)  # NACK may still bring it
+    now[0] += 0.3
+    pli, frame = buffer.add(rtp(5, 4))
+    assert pli, "past give_up_s: ask the sender for a keyframe"
+    assert buffer.holes_skipped == 1
+    # Frame 1, whole before the hole, comes out now; frame 3 after the hole is dropped with the lost
+    # frame 2 (a delta on it); what follows comes out as usual.
+    assert frame is not None and frame.data == b"\x01"
+    pli, frame = buffer.add(rtp(6, 5))
+    assert not pli and frame is not None and frame.data == b"\x04"
+
+
+def test_aiortcs_own_buffer_would_wait_for_hundreds_of_packets() -> None:
+    # What GapHealingJitterBuffer is for: with aiortc's buffer the hole blocks everything after it.
+    buffer = JitterBuffer(capacity=512, is_video=True)
+    buffer.add(rtp(0, 0))
+    outputs = [buffer.add(rtp(n, n)) for n in range(2, 400)]
+    assert all(frame is None and not pli for pli, frame in outputs)
+
+
 def test_vp8_and_h264_keyframes_are_recognised() -> None:
     assert is_keyframe(av.Packet(b"\x10\x02\x00\x9d\x01\x2a"), "vp8")
     assert not is_keyframe(av.Packet(b"\x11\x02\x00"), "vp8")
@@ -70,7 +123,8 @@ async def test_forwarded_video_starts_at_a_keyframe_and_asks_for_one() -> None:
     track = FeedTrack(feed)
     track.push(packet(b"\x11delta", 0, False))
     track.push(packet(b"\x11delta", 3000, False))
-    assert asked == [1], "asked once (requests are throttled)" and track.dropped == 2
+    assert asked == [1], "asked once (requests are throttled)"
+    assert track.dropped == 2, "both deltas before the first keyframe were dropped"
     track.push(packet(b"\x10key", 6000, True))
     track.push(packet(b"\x11delta", 9000, False))
     assert [p.pts for p in [await track.recv(), await track.recv()]] == [6000, 9000]
@@ -78,20 +132,14 @@ async def test_forwarded_video_starts_at_a_keyframe_and_asks_for_one() -> None:
 
 
 @pytest.mark.webrtc
-async def test_a_forwarded_call_carries_packets_both_ways_and_relays_keyframe_requests(rapport: Rapport) -> None:
+async def test_a_forwarded_call_carries_packets_both_ways_and_each_side_gets_the_others_media(
+    rapport: Rapport,
+) -> None:
     rep = await rapport.rep("rep1")
     customer, call = await rapport.customer()
     await rep.request({"type": "call.accept", "session_id": call["session_id"]})
-    customer_media, rep_media = MediaClient(), MediaClient()
+    customer_media, rep_media = MediaClient(identity=CUSTOMER), MediaClient(identity=REP)
     rapport.media += [customer_media, rep_media]
-    asked: list[str] = []
-    original = customer_media.video_sender._send_keyframe
-
-    def counting() -> None:
-        asked.append("pli")
-        original()
-
-    customer_media.video_sender._send_keyframe = counting  # type: ignore[method-assign]
     await customer_media.negotiate(customer)
     await rep_media.negotiate(rep)
     await rep_media.wait_frames("video", 60)
@@ -114,21 +162,62 @@ async def test_a_forwarded_call_carries_packets_both_ways_and_relays_keyframe_re
     assert seen and all(isinstance(item, av.Packet) for item in seen), "no decoded frame crosses the server"
     assert {codec_of(p) for p in seen} == {"vp8", "opus"}
     assert rep_media.received["video"].last.width == 640, "the rep's decoder reads the forwarded VP8"
+    # Forwarded to the other side, not reflected: each decodes the other's colour and tone.
+    await rep_media.wait_to_see_and_hear(CUSTOMER)
+    await customer_media.wait_to_see_and_hear(REP)
 
-    # The rep's receiver reports picture loss: the customer's camera is asked for a keyframe.
-    before = len(asked)
-    receiver = next(r for r in rep_media.pc.getReceivers() if r.track.kind == "video")
-    for source in receiver.getSynchronizationSources():
-        await receiver._send_rtcp_pli(source.source)
-    for _ in range(50):
-        if len(asked) > before:
-            break
-        await asyncio.sleep(0.1)
-    assert len(asked) > before
+
+# The customer's camera turns from red to green just as the burst is lost: only a new keyframe shows green.
+CUSTOMER_AFTER_THE_LOSS = Identity("customer after the loss", (40, 200, 40), CUSTOMER.tone_hz)
+
+
+@pytest.mark.webrtc
+@pytest.mark.parametrize("leg", ["customer-to-server", "server-to-rep"])
+async def test_lost_video_packets_heal_at_a_keyframe_asked_of_the_customer(rapport: Rapport, leg: str) -> None:
+    rep = await rapport.rep("rep1")
+    customer, call = await rapport.customer()
+    await rep.request({"type": "call.accept", "session_id": call["session_id"]})
+    pictures = {who.bgr: solid_frame(who.bgr) for who in (CUSTOMER, CUSTOMER_AFTER_THE_LOSS)}
+    showing = [CUSTOMER.bgr]
+    camera = PatternVideoTrack(frame_for_time=lambda _t: pictures[showing[0]])
+    customer_media = MediaClient(video=camera, identity=CUSTOMER)
+    # The rep's end gives up on a lost packet and asks for a keyframe quickly, as a browser does.
+    rep_media = MediaClient(identity=REP, heal_lost_video=True)
+    rapport.media += [customer_media, rep_media]
+    keyframes_asked: list[float] = []  # when the customer's camera was asked for one (PLI/FIR)
+    send_keyframe = customer_media.video_sender._send_keyframe
+
+    def counting() -> None:
+        keyframes_asked.append(time.monotonic())
+        send_keyframe()
+
+    customer_media.video_sender._send_keyframe = counting  # type: ignore[method-assign]
+    await customer_media.negotiate(customer)
+    await rep_media.negotiate(rep)
+    await rep_media.wait_to_see(CUSTOMER)
+    if leg == "customer-to-server":
+        loss = VideoPacketLoss(customer_media, "outgoing")
+    else:
+        loss = VideoPacketLoss(rep_media, "incoming")
+    await asyncio.sleep(0.6)  # past the server's keyframe-request throttle
+    asked_before = len(keyframes_asked)
+
+    showing[0] = CUSTOMER_AFTER_THE_LOSS.bgr
+    loss.lose_next(15)
+    await loss.wait_burst()
+    lost_at = time.monotonic()
+    # A deadline well past a keyframe round trip: only a picture that never heals (or takes aiortc's
+    # default ~17 s wait for 512 more packets) misses it.
+    await rep_media.wait_to_see(CUSTOMER_AFTER_THE_LOSS, timeout=8.0)
+    healed_at = time.monotonic()
+
+    requests = keyframes_asked[asked_before:]
+    assert requests, "the customer's camera was never asked for a keyframe"
+    assert requests[0] <= healed_at, "the picture healed before any keyframe was asked: the loss was repaired"
+    print(f"{leg}: healed {healed_at - lost_at:.2f} s after the burst; {loss.retransmissions_lost} resends lost")
     frames = rep_media.frames("video")
-    await asyncio.sleep(2.0)
-    outgoing = [t for t in live.media._outgoing["rep"] if t.kind == "video"]
-    assert rep_media.frames("video") > frames + 30, ("the picture keeps flowing", [t.dropped for t in outgoing])
+    await asyncio.sleep(1.0)
+    assert rep_media.frames("video") > frames + 15, "the picture keeps flowing after it healed"
 
 
 @pytest.mark.webrtc
@@ -139,13 +228,16 @@ async def test_the_transcoding_path_stays_selectable(settings: Settings) -> None
         rep = await rapport.rep("rep1")
         customer, call = await rapport.customer()
         await rep.request({"type": "call.accept", "session_id": call["session_id"]})
-        cm, rm = MediaClient(), MediaClient()
+        cm, rm = MediaClient(identity=CUSTOMER), MediaClient(identity=REP)
         rapport.media += [cm, rm]
         await cm.negotiate(customer)
         await rm.negotiate(rep)
         await rm.wait_frames("video", 30)
         live = rapport.center.sessions[call["session_id"]]
         assert live.media is not None and not live.media.forward
+        # Decoded and re-encoded, still each side's own media to the other.
+        await rm.wait_to_see_and_hear(CUSTOMER)
+        await cm.wait_to_see_and_hear(REP)
     finally:
         await rapport.aclose()
         await rapport.http.close()
@@ -157,7 +249,7 @@ async def test_h264_from_one_side_is_forwarded_as_h264_to_the_other(rapport: Rap
     rep = await rapport.rep("rep1")
     customer, call = await rapport.customer()
     await rep.request({"type": "call.accept", "session_id": call["session_id"]})
-    customer_media, rep_media = MediaClient(), MediaClient()
+    customer_media, rep_media = MediaClient(identity=CUSTOMER), MediaClient(identity=REP)
     rapport.media += [customer_media, rep_media]
     h264 = [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType in ("video/H264", "video/rtx")]
     for transceiver in customer_media.pc.getTransceivers():
@@ -180,3 +272,5 @@ async def test_h264_from_one_side_is_forwarded_as_h264_to_the_other(rapport: Rap
     await asyncio.sleep(0.5)
     assert {codec_of(p) for p in seen} == {"h264"}
     assert rep_media.received["video"].last.width == 640
+    await rep_media.wait_to_see(CUSTOMER)
+    await customer_media.wait_to_see(REP)

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import json
+import re
 import time
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
 from server.apikeys import ApiKeyStore
+from server.config import LANGUAGES
 from server.invites import open_link, sign_link
 from server.keys import INVITE_KEY
 from tests.conftest import Rapport
 from tests.support.clients import SignalingClient, wrap_up
+from tests.support.raw import raw_url
 
 
 async def config_for(rapport: Rapport, accept_language: str) -> dict[str, Any]:
@@ -134,11 +139,16 @@ async def test_expired_and_tampered_links_get_a_clear_error_page(rapport: Rappor
     valid = sign_link(key, {"c": "whatever", "r": None, "exp": int(time.time()) + 60})
     body, _, mac = valid.partition(".")
     tampered = sign_link(b"another server's key", {"c": "whatever", "r": None, "exp": int(time.time()) + 60})
-    for bad in (tampered, f"{body}x.{mac}", f"{body}.{mac[:-1]}", "no-dot-at-all", "<script>alert(1)</script>"):
-        async with rapport.http.get(f"{rapport.url}/join/{bad}") as r:
+    # The script goes out raw (%2F, not "/"), so it reaches /join/{token} as the token and join_page refuses it.
+    script = "%3Cscript%3Ealert(1)%3C%2Fscript%3E"
+    for bad in (tampered, f"{body}x.{mac}", f"{body}.{mac[:-1]}", "no-dot-at-all", script, "%22%3E%3Cimg%20src=x%3E"):
+        async with rapport.http.get(raw_url(rapport.url, f"/join/{bad}")) as r:
             page = await r.text()
-            assert r.status in (400, 404), bad
-            assert "<script>alert" not in page
+            assert r.status == 400, bad
+            assert 'data-testid="link-error"' in page and "<title>Link not valid</title>" in page, bad
+            assert "<script>alert" not in page and "<img" not in page
+        async with rapport.http.post(raw_url(rapport.url, f"/api/v1/invites/{bad}/redeem"), json={}) as r:
+            assert (r.status, (await r.json())["error"]["code"]) == (400, "link_invalid"), bad
     assert open_link(key, valid, now=time.time())["c"] == "whatever"
 
 
@@ -220,3 +230,53 @@ async def test_admins_set_reps_skills_and_languages(rapport: Rapport) -> None:
     async with admin.put(url, json={"skills": ["order"], "languages": ["nl", "en"]}, headers=headers) as r:
         assert r.status == 200 and (await r.json())["languages"] == ["en", "nl"]
     assert await rapport.store.get_routing(rep1["id"]) == (frozenset({"order"}), frozenset({"en", "nl"}))
+
+
+# ---------------------------------------------------------------- catalogues and the link error page (files)
+
+WEB_CLIENT = Path(__file__).resolve().parent.parent / "web_client"
+CATALOGUES = WEB_CLIENT / "i18n"
+# CLDR plural categories for whole numbers, which the page's counts use (cs "many" is for fractions,
+# but Intl.PluralRules may still ask for it, so the catalogue has it).
+PLURAL_CATEGORIES = {
+    "en": {"one", "other"},
+    "nl": {"one", "other"},
+    "nb": {"one", "other"},
+    "fa": {"one", "other"},
+    "cs": {"one", "few", "many", "other"},
+}
+
+
+def _placeholders(value: Any) -> set[str]:
+    texts = value.values() if isinstance(value, dict) else [value]
+    return {name for text in texts for name in re.findall(r"\{(\w+)\}", text)}
+
+
+def test_every_catalogue_has_exactly_the_keys_of_english() -> None:
+    english = json.loads((CATALOGUES / "en.json").read_text(encoding="utf-8"))
+    assert len(english) > 50
+    for code, _name, _dir in LANGUAGES:
+        catalogue = json.loads((CATALOGUES / f"{code}.json").read_text(encoding="utf-8"))
+        assert set(catalogue) == set(english), (
+            code,
+            sorted(set(english) - set(catalogue)),
+            sorted(set(catalogue) - set(english)),
+        )
+        for key, value in catalogue.items():
+            assert isinstance(value, str | dict), (code, key)
+            if isinstance(value, dict):
+                # A plural entry: exactly the categories this language needs, all strings.
+                assert isinstance(english[key], dict), (code, key)
+                assert set(value) == PLURAL_CATEGORIES[code], (code, key, sorted(value))
+                assert all(isinstance(v, str) and v.strip() for v in value.values()), (code, key)
+            else:
+                assert value.strip(), (code, key)
+            # The same {placeholders} as English: a translation may not drop the number or the name.
+            assert _placeholders(value) == _placeholders(english[key]), (code, key)
+
+
+def test_link_error_page_has_its_placeholders() -> None:
+    page = (WEB_CLIENT / "link-error.html").read_text(encoding="utf-8")
+    assert page.count("{{message}}") == 1 and "{{title}}" in page
+    assert "<script" not in page and "style=" not in page and "<style" not in page
+    assert 'href="/call"' in page and 'data-testid="link-error"' in page

@@ -13,8 +13,8 @@ import pytest
 from server.config import Settings
 from server.workerpool import RemoteCallMedia
 from tests.conftest import Rapport, start_rapport
-from tests.support.clients import MediaClient, PatternVideoTrack, SignalingClient
-from tests.test_recording import RED, solid
+from tests.support.clients import CUSTOMER, REP, MediaClient, SignalingClient
+from tests.test_recording import assert_shows, file_bgr
 
 pytestmark = pytest.mark.webrtc
 
@@ -23,13 +23,15 @@ async def live_call(rapport: Rapport, rep_name: str) -> tuple[SignalingClient, S
     rep = await rapport.rep(rep_name)
     customer, call = await rapport.customer()
     await rep.request({"type": "call.accept", "session_id": call["session_id"]})
-    cm = MediaClient(video=PatternVideoTrack(frames=solid(RED)))
-    rm = MediaClient()
+    cm, rm = MediaClient(identity=CUSTOMER), MediaClient(identity=REP)
     rapport.media += [cm, rm]
     await cm.negotiate(customer)
     await rm.negotiate(rep)
     await rm.wait_frames("video", 30)
     await cm.wait_frames("video", 30)
+    # Through a worker process, each side still gets the other's picture and sound.
+    await rm.wait_to_see_and_hear(CUSTOMER)
+    await cm.wait_to_see_and_hear(REP)
     return rep, customer, rm, str(call["session_id"])
 
 
@@ -83,9 +85,11 @@ async def test_a_killed_worker_ends_only_its_calls_and_new_calls_still_get_in(se
             await asyncio.sleep(0.1)
         video = next(r for r in rows if (r["participant"], r["kind"]) == ("customer", "video"))
         assert video["state"] == "complete"
-        with av.open(str(settings.data_dir / "recordings" / video["path"])) as container:
+        path = settings.data_dir / "recordings" / video["path"]
+        with av.open(str(path)) as container:
             assert container.streams.video[0].codec_context.name == "vp8"
             assert sum(1 for _ in container.decode(video=0)) >= 30
+        assert_shows(file_bgr(path), CUSTOMER, "the customer's video file, written by a worker")
     finally:
         await rapport.aclose()
         await rapport.http.close()

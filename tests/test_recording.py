@@ -15,18 +15,21 @@ from server.config import Settings
 from server.feeds import tag_codec
 from server.recording import TrackRecorder, reconcile
 from tests.conftest import Rapport, start_rapport
-from tests.support.clients import MediaClient, PatternVideoTrack
+from tests.support.clients import (
+    CUSTOMER,
+    REP,
+    Identity,
+    MediaClient,
+    colour_matches,
+    dominant_frequency,
+    mean_bgr,
+    mono_samples,
+    whose_colour,
+)
 
-RED, BLUE = (0, 0, 255), (255, 0, 0)  # BGR
 
-
-def solid(colour: tuple[int, int, int]) -> list[np.ndarray]:
-    frame = np.zeros((480, 640, 3), np.uint8)
-    frame[:] = colour
-    return [frame]
-
-
-def mean_bgr(path: Path) -> tuple[float, float, float]:
+def file_bgr(path: Path) -> tuple[float, float, float]:
+    """Mean colour of the second half of a video file's frames."""
     with av.open(str(path)) as container:
         frames = [f.to_ndarray(format="bgr24") for f in container.decode(video=0)]
     assert frames, f"no video in {path}"
@@ -34,13 +37,31 @@ def mean_bgr(path: Path) -> tuple[float, float, float]:
     return float(mean[0]), float(mean[1]), float(mean[2])
 
 
+def file_audio(path: Path) -> np.ndarray:
+    """A file's audio as one mono array at 48 kHz."""
+    with av.open(str(path)) as container:
+        return np.concatenate([mono_samples(frame) for frame in container.decode(audio=0)])
+
+
+def tone_level(samples: np.ndarray, hz: float) -> float:
+    """Spectral peak near ``hz`` relative to the strongest peak (0..1)."""
+    spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples))))
+    freqs = np.fft.rfftfreq(len(samples), 1 / 48_000)
+    return float(spectrum[np.abs(freqs - hz) < 5].max() / (spectrum.max() + 1e-9))
+
+
+def assert_shows(seen: tuple[float, float, float], identity: Identity, where: str) -> None:
+    assert colour_matches(seen, identity.bgr), (
+        f"{where} should show the {identity.name}'s colour {identity.bgr}, shows {whose_colour(seen)}'s {seen}"
+    )
+
+
 async def run_call(rapport: Rapport, *, consent: bool | None, seconds: float = 3.0) -> str:
     rep = await rapport.rep("rep1")
     fields = {} if consent is None else {"recording_consent": consent}
     customer, call = await rapport.customer(**fields)
     await rep.request({"type": "call.accept", "session_id": call["session_id"]})
-    cm = MediaClient(video=PatternVideoTrack(frames=solid(RED)))
-    rm = MediaClient(video=PatternVideoTrack(frames=solid(BLUE)))
+    cm, rm = MediaClient(identity=CUSTOMER), MediaClient(identity=REP)
     rapport.media += [cm, rm]
     await cm.negotiate(customer)
     await rm.negotiate(rep)
@@ -82,13 +103,13 @@ async def test_both_sides_are_recorded_per_track_and_play_back(settings: Setting
                 duration = float(container.duration or 0) / 1e6
                 assert 2.5 <= duration <= 6.0, (row["path"], duration)
         by_track = {(r["participant"], r["kind"]): root / r["path"] for r in rows}
-        b, g, r = mean_bgr(by_track[("customer", "video")])
-        assert r > 150 and b < 80, "the customer's file shows the customer's (red) camera"
-        b, g, r = mean_bgr(by_track[("rep", "video")])
-        assert b > 150 and r < 80, "the rep's file shows the rep's (blue) camera"
-        with av.open(str(by_track[("customer", "audio")])) as container:
-            samples = sum(f.samples for f in container.decode(audio=0))
-        assert samples >= 48_000 * 2.5
+        # Each side's files hold that side's camera and microphone, never the other's.
+        for who in (CUSTOMER, REP):
+            assert_shows(file_bgr(by_track[(who.name, "video")]), who, f"the {who.name}'s video file")
+            samples = file_audio(by_track[(who.name, "audio")])
+            assert len(samples) >= 48_000 * 2.5
+            hz = dominant_frequency(samples[-48_000:])
+            assert abs(hz - who.tone_hz) < 15, f"the {who.name}'s audio file holds {hz:.0f} Hz, not {who.tone_hz}"
     finally:
         await rapport.aclose()
         await rapport.http.close()
@@ -228,12 +249,8 @@ async def test_after_the_call_one_side_by_side_file_is_composed_for_qa(settings:
             if player["state"] == "complete":
                 break
             await asyncio.sleep(0.1)
-        assert (
-            player is not None
-            and player["state"] == "complete"
-            and progress[-1] == 1.0
-            and progress == sorted(progress)
-        )
+        assert player is not None and player["state"] == "complete", player
+        assert progress[-1] == 1.0 and progress == sorted(progress), progress
         async with qa.get(rapport.url + player["url"]) as r:
             assert r.status == 200 and r.headers["Content-Type"] == "video/webm"
             body = await r.read()
@@ -245,12 +262,13 @@ async def test_after_the_call_one_side_by_side_file_is_composed_for_qa(settings:
             assert audio.codec_context.name == "opus"
             frames = [f.to_ndarray(format="bgr24") for f in container.decode(video=0)]
         middle = frames[len(frames) // 2]
-        left, right = middle[:, :640].reshape(-1, 3).mean(axis=0), middle[:, 640:].reshape(-1, 3).mean(axis=0)
-        assert left[2] > 150 and left[0] < 80, "the customer (red) is on the left"
-        assert right[0] > 150 and right[2] < 80, "the rep (blue) is on the right"
-        with av.open(str(path)) as container:
-            loud = max(float(np.abs(f.to_ndarray()).max()) for f in container.decode(audio=0))
-        assert loud > 0.05, "both voices are mixed in"
+        assert_shows(mean_bgr(middle[:, :640]), CUSTOMER, "the composed file's left half")
+        assert_shows(mean_bgr(middle[:, 640:]), REP, "the composed file's right half")
+        mix = file_audio(path)
+        assert float(np.abs(mix).max()) > 0.05, "the mix is not silent"
+        both = mix[len(mix) // 4 : len(mix) * 3 // 4]  # away from the edges, where one side may start late
+        levels = {who.name: tone_level(both, who.tone_hz) for who in (CUSTOMER, REP)}
+        assert min(levels.values()) > 0.2, f"both voices are mixed in: {levels}"
     finally:
         await rapport.aclose()
         await rapport.http.close()

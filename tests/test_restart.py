@@ -67,13 +67,14 @@ class ServerProcess:
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[ServerProcess]:
     data = tmp_path / "data"
-    subprocess.run(
-        [sys.executable, "-m", "server.cli", "users", "add", "rep1", "--role", "rep", "--data-dir", str(data)],
-        input=PASSWORD.encode() + b"\n",
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-    )
+    for name, role in (("rep1", "rep"), ("sup1", "supervisor")):
+        subprocess.run(
+            [sys.executable, "-m", "server.cli", "users", "add", name, "--role", role, "--data-dir", str(data)],
+            input=PASSWORD.encode() + b"\n",
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
     proc = ServerProcess(data, free_port())
     yield proc
     proc.stop()
@@ -112,8 +113,11 @@ async def test_kill_9_then_restart_keeps_sessions_and_chat_and_interrupts_live_c
         assert [m["text"] for m in body["chat"]] == ["Before the crash", "I hear you"]
         assert [e["kind"] for e in body["events"]] == ["created", "answered", "interrupted"]
 
-        async with rep_http.get(f"{server.url}/api/v1/sessions/{waiting['session_id']}") as r:
-            assert (await r.json())["state"] == "waiting"
+        # A rep reads only their own sessions; the supervisor reads the one nobody has taken yet.
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as supervisor_http:
+            await login(supervisor_http, server.url, "sup1", PASSWORD)
+            async with supervisor_http.get(f"{server.url}/api/v1/sessions/{waiting['session_id']}") as r:
+                assert (await r.json())["state"] == "waiting"
 
         # The waiting customer comes back to the same place in the queue.
         back = SignalingClient(customer_http, server.url)

@@ -11,16 +11,84 @@ import fractions
 import itertools
 import math
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 import numpy as np
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, MediaStreamTrack, VideoStreamTrack
+from aiortc.rtp import RtpPacket, is_rtcp
+from aiortc.sdp import SessionDescription
 from av import AudioFrame, VideoFrame
 
+from server.forwarding import give_up_on_lost_packets
+
 _ids = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What one participant's camera and microphone send, so a receiver can tell whose media it got.
+
+    Solid colours survive 4:2:0 chroma subsampling and VP8/H.264 at any bitrate; the tones are an
+    octave apart, far beyond Opus's smearing.
+    """
+
+    name: str
+    bgr: tuple[int, int, int]
+    tone_hz: float
+
+
+CUSTOMER = Identity("customer", (40, 40, 200), 440.0)  # red-ish, A4
+REP = Identity("rep", (200, 90, 30), 880.0)  # blue-ish, A5
+COLOUR_TOLERANCE = 35.0  # per BGR channel, after a lossy codec round trip
+
+
+def solid_frame(bgr: tuple[int, int, int], width: int = 640, height: int = 480) -> np.ndarray:
+    frame = np.empty((height, width, 3), np.uint8)
+    frame[:] = bgr
+    return frame
+
+
+def mean_bgr(image: np.ndarray) -> tuple[float, float, float]:
+    b, g, r = (float(v) for v in image.reshape(-1, 3).mean(axis=0))
+    return b, g, r
+
+
+def colour_matches(seen: Sequence[float], expected: Sequence[float], tolerance: float = COLOUR_TOLERANCE) -> bool:
+    return max(abs(a - b) for a, b in zip(seen, expected, strict=True)) <= tolerance
+
+
+def whose_colour(seen: Sequence[float]) -> str:
+    """``customer``, ``rep`` or ``nobody``: for messages that say what a receiver got instead."""
+    for identity in (CUSTOMER, REP):
+        if colour_matches(seen, identity.bgr):
+            return identity.name
+    return "nobody"
+
+
+def mono_samples(frame: AudioFrame) -> np.ndarray:
+    """One audio frame as a mono float array (packed or planar, any channel count)."""
+    data = frame.to_ndarray().astype(np.float32)
+    if frame.format.is_planar:
+        return data.mean(axis=0)
+    return data.reshape(-1, len(frame.layout.channels)).mean(axis=1)
+
+
+def dominant_frequency(samples: np.ndarray, rate: int = 48_000) -> float:
+    """The strongest frequency in ``samples`` (Hz); 0.0 for silence."""
+    if len(samples) < 256 or float(np.abs(samples).max()) < 1e-6:
+        return 0.0
+    spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples))))
+    spectrum[0] = 0.0
+    return float(np.fft.rfftfreq(len(samples), 1 / rate)[int(np.argmax(spectrum))])
+
+
+def tone_matches(hz: float, expected: float, tolerance: float = 15.0) -> bool:
+    return abs(hz - expected) <= tolerance
 
 
 class PatternVideoTrack(VideoStreamTrack):
@@ -76,6 +144,32 @@ class PatternVideoTrack(VideoStreamTrack):
         return frame
 
 
+class SwitchingVideoTrack(PatternVideoTrack):
+    """Shows ``before(t)`` until :meth:`switch`, then ``after(t)``.
+
+    ``switched_at`` is the ``time.monotonic()`` at which the first ``after`` frame went to the sender.
+    """
+
+    def __init__(
+        self, before: Callable[[float], np.ndarray], after: Callable[[float], np.ndarray], fps: int = 30
+    ) -> None:
+        super().__init__(fps=fps, frame_for_time=self._picture)
+        self._before, self._after = before, after
+        self._switch_asked = False
+        self.switched_at: float | None = None
+        self.switched_media_time: float | None = None
+
+    def switch(self) -> None:
+        self._switch_asked = True
+
+    def _picture(self, t: float) -> np.ndarray:
+        if not self._switch_asked:
+            return self._before(t)
+        if self.switched_at is None:
+            self.switched_at, self.switched_media_time = time.monotonic(), t
+        return self._after(t)
+
+
 class ToneAudioTrack(AudioStreamTrack):
     """A 440 Hz tone in 20 ms frames, paced in real time."""
 
@@ -105,11 +199,15 @@ class ToneAudioTrack(AudioStreamTrack):
 class FrameCounter:
     """Consumes a remote track, counting frames and remembering the last one."""
 
+    AUDIO_KEPT = 50  # the last second of audio, for telling tones apart
+
     def __init__(self, track: MediaStreamTrack) -> None:
         self.track = track
         self.count = 0
         self.last: Any = None
         self.times: list[float] = []
+        self.audio: deque[np.ndarray] = deque(maxlen=self.AUDIO_KEPT)
+        self.sample_rate = 48_000
         self._task = asyncio.create_task(self._run())
 
     async def _run(self) -> None:
@@ -119,6 +217,9 @@ class FrameCounter:
                 self.count += 1
                 self.last = frame
                 self.times.append(time.monotonic())
+                if isinstance(frame, AudioFrame):
+                    self.audio.append(mono_samples(frame))
+                    self.sample_rate = frame.sample_rate
 
     def fps(self, window_s: float = 2.0) -> float:
         now = time.monotonic()
@@ -145,6 +246,8 @@ class SignalingClient:
         self.base_url = base_url.rstrip("/")
         self.ws: aiohttp.ClientWebSocketResponse | None = None
         self.inbox: list[dict[str, Any]] = []
+        # time.monotonic() at which each inbox message was read off the socket
+        self.arrived_at: list[float] = []
         self._new = asyncio.Condition()
         self._reader: asyncio.Task[None] | None = None
         self.closed_code: int | None = None
@@ -158,8 +261,10 @@ class SignalingClient:
         async for msg in self.ws:
             if msg.type == aiohttp.WSMsgType.TEXT:
                 data = msg.json()
+                arrived = time.monotonic()
                 async with self._new:
                     self.inbox.append(data)
+                    self.arrived_at.append(arrived)
                     self._new.notify_all()
         self.closed_code = self.ws.close_code
         async with self._new:
@@ -191,6 +296,10 @@ class SignalingClient:
 
         return await asyncio.wait_for(find(), timeout)
 
+    def arrival_of(self, message: dict[str, Any]) -> float:
+        """When ``message`` (an inbox entry) arrived, on the ``time.monotonic()`` clock."""
+        return next(t for m, t in zip(self.inbox, self.arrived_at, strict=True) if m is message)
+
     async def request(self, message: dict[str, Any], timeout: float = 15.0) -> dict[str, Any]:
         """Send with an id and wait for the reply or error that names it."""
         msg_id = f"r{next(_ids)}"
@@ -211,12 +320,30 @@ class SignalingClient:
 class MediaClient:
     """One participant's peer connection: sends a picture and a tone, counts what comes back."""
 
-    def __init__(self, video: MediaStreamTrack | None = None, audio: MediaStreamTrack | None = None) -> None:
+    def __init__(
+        self,
+        video: MediaStreamTrack | None = None,
+        audio: MediaStreamTrack | None = None,
+        *,
+        identity: Identity | None = None,
+        heal_lost_video: bool = False,
+    ) -> None:
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        # With an identity: its colour and its tone, unless a track is given.
+        self.identity = identity
+        if video is None and identity is not None:
+            video = PatternVideoTrack(frames=[solid_frame(identity.bgr)])
+        if audio is None and identity is not None:
+            audio = ToneAudioTrack(identity.tone_hz)
         self.video = video or PatternVideoTrack()
         self.audio = audio or ToneAudioTrack()
         self.video_sender = self.pc.addTrack(self.video)
         self.audio_sender = self.pc.addTrack(self.audio)
+        if heal_lost_video:
+            # Like a browser, unlike aiortc (which waits for 512 more packets): skip a lost packet, ask for a keyframe.
+            for transceiver in self.pc.getTransceivers():
+                if transceiver.kind == "video":
+                    give_up_on_lost_packets(transceiver.receiver)
         self.received: dict[str, FrameCounter] = {}
         self._got_track = asyncio.Event()
 
@@ -249,10 +376,145 @@ class MediaClient:
             await asyncio.sleep(0.05)
         return self.frames(kind)
 
+    def seen_bgr(self) -> tuple[float, float, float] | None:
+        """Mean colour of the last decoded video frame."""
+        counter = self.received.get("video")
+        if counter is None or counter.last is None:
+            return None
+        return mean_bgr(counter.last.to_ndarray(format="bgr24"))
+
+    def heard_hz(self, seconds: float = 0.5) -> float:
+        """Dominant frequency of the last ``seconds`` of decoded audio."""
+        counter = self.received.get("audio")
+        if counter is None or not counter.audio:
+            return 0.0
+        samples = np.concatenate(list(counter.audio))[-int(seconds * counter.sample_rate) :]
+        return dominant_frequency(samples, counter.sample_rate)
+
+    async def wait_to_see(self, expected: Identity, timeout: float = 10.0) -> tuple[float, float, float]:
+        """Until the decoded picture has ``expected``'s colour; AssertionError says whose it has instead."""
+        deadline = time.monotonic() + timeout
+        while True:
+            seen = self.seen_bgr()
+            if seen is not None and colour_matches(seen, expected.bgr):
+                return seen
+            if time.monotonic() > deadline:
+                who = "no picture" if seen is None else f"{whose_colour(seen)}'s colour {tuple(round(v) for v in seen)}"
+                raise AssertionError(f"expected to see the {expected.name}'s colour {expected.bgr}, decoded {who}")
+            await asyncio.sleep(0.05)
+
+    async def wait_to_hear(self, expected: Identity, timeout: float = 10.0) -> float:
+        """Until the decoded audio's dominant tone is ``expected``'s; AssertionError says what it heard."""
+        deadline = time.monotonic() + timeout
+        while True:
+            hz = self.heard_hz()
+            if tone_matches(hz, expected.tone_hz):
+                return hz
+            if time.monotonic() > deadline:
+                raise AssertionError(f"expected to hear the {expected.name}'s {expected.tone_hz} Hz, heard {hz:.0f} Hz")
+            await asyncio.sleep(0.05)
+
+    async def wait_to_see_and_hear(self, expected: Identity, timeout: float = 10.0) -> None:
+        await self.wait_to_see(expected, timeout)
+        await self.wait_to_hear(expected, timeout)
+
     async def close(self) -> None:
         for counter in self.received.values():
             await counter.stop()
         await self.pc.close()
+
+
+class VideoPacketLoss:
+    """Loses a burst of a client's video RTP packets for good: each packet and every retransmission of it.
+
+    ``outgoing`` loses what the client sends (before SRTP), ``incoming`` what reaches it (after SRTP):
+    a loss on the leg between this client and the server that NACK cannot repair, as when a burst
+    outlasts the sender's retransmission history.
+    """
+
+    def __init__(self, client: MediaClient, direction: str) -> None:
+        if direction not in ("outgoing", "incoming"):
+            raise ValueError(f"direction is outgoing or incoming, not {direction!r}")
+        description = client.pc.remoteDescription
+        assert description is not None, "negotiate first"
+        video = next(m for m in SessionDescription.parse(description.sdp).media if m.kind == "video")
+        self.media_types = {c.payloadType for c in video.rtp.codecs if c.name.lower() != "rtx"}
+        self.rtx_types = {c.payloadType for c in video.rtp.codecs if c.name.lower() == "rtx"}
+        self.lost: set[int] = set()  # sequence numbers lost, never to arrive
+        self.retransmissions_lost = 0
+        self._to_lose = 0
+        self._burst_done = asyncio.Event()
+        if direction == "outgoing":
+            transport = client.video_sender.transport
+            send_rtp = transport._send_rtp
+
+            async def lossy_send(data: bytes) -> None:
+                if not self._loses(data):
+                    await send_rtp(data)
+
+            transport._send_rtp = lossy_send  # type: ignore[method-assign]
+        else:
+            receiver = next(r for r in client.pc.getReceivers() if r.track.kind == "video")
+            transport = receiver.transport
+            handle_rtp = transport._handle_rtp_data
+
+            async def lossy_handle(data: bytes, arrival_time_ms: int) -> None:
+                if not self._loses(data):
+                    await handle_rtp(data, arrival_time_ms)
+
+            transport._handle_rtp_data = lossy_handle  # type: ignore[method-assign]
+
+    def lose_next(self, packets: int) -> None:
+        self._to_lose = packets
+        self._burst_done.clear()
+
+    async def wait_burst(self, timeout: float = 10.0) -> None:
+        await asyncio.wait_for(self._burst_done.wait(), timeout)
+
+    def _loses(self, data: bytes) -> bool:
+        if is_rtcp(data):
+            return False
+        packet = RtpPacket.parse(data)
+        if packet.payload_type in self.media_types:
+            if self._to_lose > 0:
+                self._to_lose -= 1
+                self.lost.add(packet.sequence_number)
+                if self._to_lose == 0:
+                    self._burst_done.set()
+                return True
+            return packet.sequence_number in self.lost  # resent without RTX: same sequence number
+        if packet.payload_type in self.rtx_types and len(packet.payload) >= 2:
+            if int.from_bytes(packet.payload[:2], "big") in self.lost:  # RFC 4588: the original sequence number
+                self.retransmissions_lost += 1
+                return True
+        return False
+
+
+class VideoSendLog:
+    """When each of a client's video RTP packets left it (``time.monotonic()``), for wall-clock latencies.
+
+    aiortc's sender sends all of a frame's packets before it takes the next frame from the track,
+    so the first packet sent after a frame was handed over is that frame's.
+    """
+
+    def __init__(self, client: MediaClient) -> None:
+        description = client.pc.remoteDescription
+        assert description is not None, "negotiate first"
+        video = next(m for m in SessionDescription.parse(description.sdp).media if m.kind == "video")
+        media_types = {c.payloadType for c in video.rtp.codecs if c.name.lower() != "rtx"}
+        self.sent_at: list[float] = []
+        transport = client.video_sender.transport
+        send_rtp = transport._send_rtp
+
+        async def logged_send(data: bytes) -> None:
+            await send_rtp(data)
+            if not is_rtcp(data) and data[1] & 0x7F in media_types:
+                self.sent_at.append(time.monotonic())
+
+        transport._send_rtp = logged_send  # type: ignore[method-assign]
+
+    def first_sent_after(self, handed_at: float) -> float | None:
+        return next((t for t in self.sent_at if t >= handed_at), None)
 
 
 async def login(http: aiohttp.ClientSession, base_url: str, username: str, password: str) -> str:

@@ -57,6 +57,7 @@ async function init() {
   wireHelp();
   wireControls();
   wireRating();
+  wireCallback();
   const fetched = await fetchConfig();
   if (fetched) config = { ...config, ...fetched };
   config.reasons = Array.isArray(config.reasons) ? config.reasons : [];
@@ -370,11 +371,13 @@ function showStartError(err) {
         ? "link_expired"
         : err.status === 409
           ? "invite_in_use"
-          : err.status === 429
-            ? "busy"
-            : err.status === 503 || err.code === "all_lines_busy"
-              ? "all_lines_busy"
-              : "error_generic";
+          : err.code === "too_many_waiting"
+            ? "too_many_waiting"
+            : err.status === 429
+              ? "busy"
+              : err.status === 503 || err.code === "all_lines_busy" || err.code === "queue_full"
+                ? "all_lines_busy"
+                : "error_generic";
   // A field the server refused (the contact details) is shown at the field itself.
   const message = String(err.message || "").toLowerCase();
   if (err.status === 400 && !joinToken && /email/.test(message)) showFieldError("customer-email", "email_invalid");
@@ -438,11 +441,12 @@ function connect(token) {
   chat = new ChatPanel($("chat"), {
     youAre: "customer",
     t,
-    onSend: (text) => signaling.request({ type: "chat.send", text }).catch((e) => (toast(e.message), Promise.reject(e))),
+    onSend: (text) => signaling.request({ type: "chat.send", text }).catch((e) => (toast(chatError(e)), Promise.reject(e))),
   });
   const add = chat.add.bind(chat);
+  // A customer's chat lines are numbered within the call (`seq`); the panel knows lines by `id`.
   chat.add = (msg) => {
-    add(msg);
+    add({ ...msg, id: msg.seq ?? msg.id });
     reformatChatTimes();
   };
   signaling.addEventListener("welcome", (ev) => onWelcome(ev.detail));
@@ -451,7 +455,7 @@ function connect(token) {
   signaling.addEventListener("chat.message", (ev) => chat.add(ev.detail));
   signaling.addEventListener("peer.state", (ev) => showPeerState(ev.detail));
   signaling.addEventListener("peer.media", (ev) => showPeerMedia(ev.detail));
-  signaling.addEventListener("call.ended", (ev) => onEnded(ev.detail.state));
+  signaling.addEventListener("call.ended", (ev) => onEnded(ev.detail));
   signaling.addEventListener("call.transferred", () => onTransferred());
   signaling.addEventListener("recording.state", (ev) => showRecording(ev.detail));
   signaling.addEventListener("error", (ev) => onError(ev.detail));
@@ -473,6 +477,12 @@ function reformatChatTimes() {
 function mirrorSelfView() {
   // A selfie camera is shown as a mirror, as people expect; the back camera is not.
   $("local-video").classList.toggle("mirrored", media?.facing === "user");
+}
+
+function chatError(err) {
+  if (err.code === "rate_limited") return t("chat_slow_down");
+  if (err.code === "chat_full") return t("chat_full");
+  return err.message;
 }
 
 function onError(err) {
@@ -572,7 +582,7 @@ function setBanner(testid, keys) {
   el.hidden = false;
 }
 
-function onEnded(state) {
+function onEnded({ state, reason, callback } = {}) {
   sessionStorage.removeItem(TOKEN_KEY);
   clearInterval(waitTicker);
   media?.stop();
@@ -580,11 +590,17 @@ function onEnded(state) {
   setBanner("reconnecting", null);
   setBanner("peer-media", null);
   const endedAt = new Date();
-  bindText($("ended-text"), () => t(state === "abandoned" ? "abandoned_text" : "ended_text"));
+  // Nobody could take the call in time: say so, and offer a callback beside "call again".
+  const timedOut = reason === "max_wait";
+  bindText($("ended-text"), () =>
+    t(timedOut ? "max_wait_text" : state === "abandoned" ? "abandoned_text" : "ended_text"),
+  );
   bindText($("ended-at"), () => t("ended_at", { time: formatTime(endedAt) }));
   // Only a call someone answered can be rated; leaving the queue cannot.
   $("rating").hidden = !(answered && state !== "abandoned" && callToken);
   $("rating-thanks").hidden = true;
+  $("callback").hidden = !(timedOut && callback && callToken);
+  $("callback-thanks").hidden = true;
   setState("ended");
   window.scrollTo(0, 0);
   document.getElementById("ended-title").focus({ preventScroll: true });
@@ -618,6 +634,43 @@ function wireControls() {
   });
   $("emotion-consent-live").addEventListener("change", (ev) => {
     signaling?.request({ type: "consent.emotion", enabled: ev.currentTarget.checked }).catch((e) => toast(e.message));
+  });
+}
+
+// ---------------------------------------------------------------- callback
+
+function callbackError(key) {
+  const el = $("callback-error");
+  bindText(el, key ? () => t(key) : null);
+  el.hidden = !key;
+}
+
+function wireCallback() {
+  const form = $("callback");
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const phone = toAsciiDigits($("callback-phone").value.trim()).replace(/\s+/g, " ");
+    const email = $("callback-email").value.trim();
+    const digits = phone.replace(/\D/g, "").length;
+    if (!phone && !email) return callbackError("callback_needs_contact");
+    if (email && !EMAIL_RE.test(email)) return callbackError("email_invalid");
+    if (phone && (!PHONE_CHARS_RE.test(phone) || digits < 6 || digits > 15)) return callbackError("phone_invalid");
+    const button = $("callback-submit");
+    button.disabled = true;
+    callbackError(null);
+    try {
+      const contact = {};
+      if (phone) contact.phone = phone;
+      if (email) contact.email = email;
+      await postJSON("/api/v1/calls/callback", { token: callToken, contact });
+      form.hidden = true;
+      const thanks = $("callback-thanks");
+      thanks.hidden = false;
+      thanks.focus({ preventScroll: true });
+    } catch (err) {
+      callbackError(err.status === 409 || err.status === 404 ? "callback_closed" : "callback_error");
+      button.disabled = err.status === 409 || err.status === 404;
+    }
   });
 }
 

@@ -60,8 +60,8 @@ export class SignalingClient extends EventTarget {
     for (const { reject } of this.pending.values()) reject(new Error("connection closed"));
     this.pending.clear();
     this.dispatchEvent(new CustomEvent("disconnected", { detail: { code: ev.code, wasConnected } }));
-    // 4001 logged out, 4002 replaced by another tab, 4003 session over: do not come back.
-    if (this.closedByUs || [4001, 4002, 4003].includes(ev.code)) return;
+    // 4001 logged out, 4002 replaced by another tab, 4003 session over, 4004 not a rep: do not come back.
+    if (this.closedByUs || [4001, 4002, 4003, 4004].includes(ev.code)) return;
     const delay = BACKOFF_MS[Math.min(this.attempt, BACKOFF_MS.length - 1)];
     this.attempt += 1;
     setTimeout(() => this.connect(), delay);

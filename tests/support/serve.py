@@ -1,0 +1,91 @@
+"""`rapport serve` as a real process, the way an operator starts it, with its log kept for the test."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+# Light by default: no TensorFlow worker. A test that wants more passes its own settings.
+QUIET_ENV = {"RAPPORT_EMOTION_CUES": "false", "RAPPORT_MEDIA_WORKERS": "0", "RAPPORT_COMPOSE_RECORDINGS": "false"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _loose_umask() -> None:
+    # What a shell usually has: files 0644 unless the server restricts them itself.
+    os.umask(0o022)
+
+
+class ServeProcess:
+    """One run of ``python -m server.cli serve``; ``log`` is what it wrote to stderr."""
+
+    def __init__(self, data_dir: Path, *flags: str, env: dict[str, str] | None = None, https: bool = False) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.https = https
+        self.url = f"{'https' if https else 'http'}://127.0.0.1:{self.port}"
+        self.flags = list(flags) + (["--https"] if https else [])
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("RAPPORT_")}
+        self.env.update(QUIET_ENV if env is None else env)
+        self.log_path = data_dir.parent / f"serve-{self.port}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    async def __aenter__(self) -> ServeProcess:
+        with self.log_path.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "server.cli",
+                    "serve",
+                    "--port",
+                    str(self.port),
+                    "--data-dir",
+                    str(self.data_dir),
+                ]
+                + self.flags,
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                env=self.env,
+                preexec_fn=_loose_umask,
+            )
+        connector = aiohttp.TCPConnector(ssl=False)
+        async with aiohttp.ClientSession(connector=connector) as http:
+            for _ in range(1200):  # 60 s: a loaded machine starts media workers slowly
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"rapport serve exited ({self.proc.returncode}):\n{self.log}")
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with http.get(f"{self.url}/healthz") as r:
+                        if r.status == 200:
+                            return self
+                await asyncio.sleep(0.05)
+        raise RuntimeError(f"rapport serve did not start:\n{self.log}")
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
