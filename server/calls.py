@@ -558,7 +558,7 @@ class CallCenter:
         bucket = live.chat_buckets.get(role)
         if bucket is None:
             rate = self.settings.chat_per_minute / 60.0
-            bucket = live.chat_buckets[role] = TokenBucket(rate, self.settings.chat_burst)
+            bucket = live.chat_buckets[role] = TokenBucket(rate, max(1, self.settings.chat_burst))
         if self.settings.chat_per_minute > 0 and not bucket.take():
             raise ProtocolError("rate_limited", f"at most {self.settings.chat_per_minute} chat lines a minute")
         # One line at a time per call: the customer's line numbers follow the stored order.

@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from . import views
 from .calls import CallCenter
 from .connection import Connection, TokenBucket
 from .keys import CALL_CENTER, SETTINGS, STORE, WEBSOCKETS
@@ -164,7 +165,7 @@ async def _watch_login(store: Store, conn: Connection, every_s: float) -> None:
             continue
         if state != "live":
             conn.log.info("login ended (%s): closing", state)
-            conn.send({"type": "bye", "reason": state})
+            conn.send(views.bye(state))
             conn.close(4001, state.replace("_", " "))
             return
 

@@ -1,7 +1,10 @@
 """Composing a call's per-track recordings into one side-by-side WebM, checked by reopening it with PyAV.
 
-Inputs are written the way ``server/recording.py`` writes them (Matroska, libx264 yuv420p
-video with millisecond pts, libopus 48 kHz stereo audio) from real face photos and tones.
+Inputs are written the way ``server/recording.py`` writes them on the transcoding path (Matroska,
+libx264 yuv420p video with millisecond pts, libopus 48 kHz stereo audio) from real face photos and
+tones. The forwarding path's files (VP8 and Opus packets as they came) are composed from a real call
+in ``tests/test_recording.py``, which checks the customer's colour on the left, the rep's on the
+right and both tones in the mix.
 """
 
 from __future__ import annotations
