@@ -678,7 +678,7 @@ class WebhookDispatcher:
             # The endpoint was stored before this check (or the settings changed): retrying cannot help.
             log.warning("webhook delivery %d: %s", due.id, exc)
             return _Outcome(None, BLOCKED if isinstance(exc, BlockedUrl) else "invalid url", permanent=True)
-        http = self._http  # MUTATION
+        http = self._http_allowed if hostname in self.allowed_hosts else self._http
         if http is None:
             return _Outcome(None, "dispatcher closed")
         body = due.payload.encode("utf-8")

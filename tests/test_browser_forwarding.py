@@ -1,9 +1,15 @@
 """Real Chromium on both ends of a forwarded call: the picture never freezes, and heals at a keyframe.
 
 The server forwards the browsers' own VP8 (no decoding, no re-encoding). Over
-20 seconds the rep's decoder must get new frames every second; when the
-server drops forwarded video (as after a loss), it asks the customer's browser
-for a keyframe and the rep's picture goes on from it.
+20 seconds the rep's decoder must get new frames every second. Then real video
+RTP packets are lost for good (each one and every retransmission of it), on each
+leg in turn:
+
+- customer to server: the server's receiver skips the hole and asks the customer's browser for a keyframe;
+- server to rep: the rep's browser cannot decode past the hole and sends a PLI, which the server relays
+  to the customer's browser (nothing else would ever send the rep a keyframe).
+
+Either way the rep's picture must come back, in the customer's colour, from a new keyframe.
 """
 
 from __future__ import annotations
@@ -12,8 +18,11 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from aiortc.rtp import RtpPacket, is_rtcp
+from aiortc.sdp import SessionDescription
+from playwright.async_api import Page
 
-from server.feeds import FeedTrack
+from server.peers import ServerPeer
 from tests.conftest import Rapport
 from tests.support.browser import (
     CUSTOMER,
@@ -33,12 +42,127 @@ from tests.support.browser import (
 
 pytestmark = [pytest.mark.browser, pytest.mark.webrtc]
 
-KEYFRAMES_JS = """async () => {
+# Sums a counter over the page's video RTP streams of one type (e.g. "inbound-rtp", "keyFramesDecoded").
+VIDEO_STAT_JS = """async ([type, names]) => {
   const stats = await window.rapport.pc.getStats();
   let n = 0;
-  stats.forEach((s) => { if (s.type === "inbound-rtp" && s.kind === "video") n += s.keyFramesDecoded || 0; });
+  stats.forEach((s) => {
+    if (s.type === type && s.kind === "video") for (const name of names) n += s[name] || 0;
+  });
   return n;
 }"""
+
+HEAL_DEADLINE_MS = 10_000  # a hang guard: an unhealed picture stays frozen (Chromium sends no periodic keyframes)
+
+
+async def video_stat(page: Page, rtp_type: str, *names: str) -> int:
+    return int(await page.evaluate(VIDEO_STAT_JS, [rtp_type, list(names)]))
+
+
+class LostVideo:
+    """Loses a burst of a server peer's video RTP packets for good: each packet and every retransmission of it.
+
+    ``incoming`` loses what reaches the server from the participant (after SRTP), ``outgoing`` what the server
+    sends them (before SRTP): a loss that NACK cannot repair, as when a burst outlasts the retransmission history.
+    The same rule as ``tests.support.clients.VideoPacketLoss``, on the server's side of a browser's call.
+    """
+
+    def __init__(self, peer: ServerPeer, direction: str) -> None:
+        answer = peer.pc.localDescription
+        assert answer is not None, "negotiate first"
+        video = next(m for m in SessionDescription.parse(answer.sdp).media if m.kind == "video")
+        self.media_types = {c.payloadType for c in video.rtp.codecs if c.name.lower() != "rtx"}
+        self.rtx_types = {c.payloadType for c in video.rtp.codecs if c.name.lower() == "rtx"}
+        self.lost: set[int] = set()  # sequence numbers lost, never to arrive
+        self.retransmissions_lost = 0
+        self._to_lose = 0
+        self._burst_done = asyncio.Event()
+        if direction == "incoming":
+            receiver = next(r for r in peer.pc.getReceivers() if r.track.kind == "video")
+            transport = receiver.transport
+            handle_rtp = transport._handle_rtp_data
+
+            async def lossy_handle(data: bytes, arrival_time_ms: int) -> None:
+                if not self._loses(data):
+                    await handle_rtp(data, arrival_time_ms)
+
+            transport._handle_rtp_data = lossy_handle  # type: ignore[method-assign]
+        elif direction == "outgoing":
+            sender = next(s for s in peer.senders if s.kind == "video")
+            transport = sender.transport
+            send_rtp = transport._send_rtp
+
+            async def lossy_send(data: bytes) -> None:
+                if not self._loses(data):
+                    await send_rtp(data)
+
+            transport._send_rtp = lossy_send  # type: ignore[method-assign]
+        else:
+            raise ValueError(f"direction is incoming or outgoing, not {direction!r}")
+
+    def lose_next(self, packets: int) -> None:
+        self._to_lose = packets
+        self._burst_done.clear()
+
+    async def wait_burst(self, timeout: float = 10.0) -> None:
+        await asyncio.wait_for(self._burst_done.wait(), timeout)
+
+    def _loses(self, data: bytes) -> bool:
+        if is_rtcp(data):
+            return False
+        packet = RtpPacket.parse(data)
+        if packet.payload_type in self.media_types:
+            if self._to_lose > 0:
+                self._to_lose -= 1
+                self.lost.add(packet.sequence_number)
+                if self._to_lose == 0:
+                    self._burst_done.set()
+                return True
+            return packet.sequence_number in self.lost  # resent without RTX: same sequence number
+        if packet.payload_type in self.rtx_types and len(packet.payload) >= 2:
+            if int.from_bytes(packet.payload[:2], "big") in self.lost:  # RFC 4588: the original sequence number
+                self.retransmissions_lost += 1
+                return True
+        return False
+
+
+async def lose_a_burst_and_heal(rep: Page, customer: Page, loss: LostVideo, leg: str, *, rep_notices: bool) -> None:
+    """Lose 15 packets of the customer's video on ``leg``; the rep's picture must come back from a keyframe the
+    customer sent.
+
+    ``rep_notices``: the hole reaches the rep's browser, which must ask for the keyframe itself (relayed upstream).
+    """
+    await asyncio.sleep(0.6)  # past the server's keyframe-request throttle
+    asked_of_customer = await video_stat(customer, "outbound-rtp", "pliCount", "firCount")
+    asked_by_rep = await video_stat(rep, "inbound-rtp", "pliCount", "firCount")
+    keyframes = await video_stat(rep, "inbound-rtp", "keyFramesDecoded")
+
+    loss.lose_next(15)
+    await loss.wait_burst()
+    after_burst = await decoded_frames(rep)
+    try:
+        await wait_frames_grow(rep, after_burst + 30, timeout_ms=HEAL_DEADLINE_MS)
+    except Exception as exc:  # Playwright's TimeoutError: say what froze
+        frozen_at = await decoded_frames(rep)
+        raise AssertionError(
+            f"{leg}: the rep's picture did not recover from the loss: {frozen_at - after_burst} frames decoded "
+            f"since ({loss.retransmissions_lost} retransmissions lost too)"
+        ) from exc
+
+    if rep_notices:
+        assert await video_stat(rep, "inbound-rtp", "pliCount", "firCount") > asked_by_rep, (
+            f"{leg}: the rep's browser never asked for a keyframe: the loss did not reach it, or NACK repaired it"
+        )
+    assert await video_stat(customer, "outbound-rtp", "pliCount", "firCount") > asked_of_customer, (
+        f"{leg}: the customer's browser was never asked for a keyframe"
+    )
+    assert await video_stat(rep, "inbound-rtp", "keyFramesDecoded") > keyframes, (
+        f"{leg}: the rep decoded no new keyframe"
+    )
+    colour = await wait_remote_colour(rep, CUSTOMER)
+    assert colour is not None and colour_distance(colour, CUSTOMER.rgb) < 40, (
+        f"{leg}: after the loss the rep should see the customer's colour {CUSTOMER.rgb}, saw {colour}"
+    )
 
 
 async def test_chromium_decodes_the_forwarded_stream_without_freezing_and_heals_after_loss(
@@ -69,18 +193,13 @@ async def test_chromium_decodes_the_forwarded_stream_without_freezing_and_heals_
         assert min(per_second) > 0, f"the picture froze: frames per second {per_second}"
         assert sum(per_second) / 20 >= 20, per_second
 
-        # A gap in what reaches the rep: the server stops forwarding until a keyframe comes.
-        to_rep = next(t for t in live.media._outgoing["rep"] if isinstance(t, FeedTrack) and t.kind == "video")
-        feed = to_rep.feed
-        keyframes_before = int(await rep.evaluate(KEYFRAMES_JS))
-        asked_before = feed.keyframes_requested
-        await asyncio.sleep(0.6)  # past the keyframe-request throttle
-        to_rep._need_keyframe = True
-        healed = await wait_frames_grow(rep, await decoded_frames(rep) + 30, timeout_ms=10000)
-        assert feed.keyframes_requested > asked_before, "the customer's browser was asked for a keyframe"
-        assert int(await rep.evaluate(KEYFRAMES_JS)) > keyframes_before, "the rep decoded a new keyframe"
-        assert healed > 0
-        colour = await wait_remote_colour(rep, CUSTOMER)
-        assert colour is not None and colour_distance(colour, CUSTOMER.rgb) < 40, colour
+        customer_peer, rep_peer = live.media.peers["customer"], live.media.peers["rep"]
+        assert customer_peer is not None and rep_peer is not None
+        # Lost between the customer and the server: the server asks the customer's browser for a keyframe.
+        await lose_a_burst_and_heal(
+            rep, customer, LostVideo(customer_peer, "incoming"), "customer to server", rep_notices=False
+        )
+        # Lost between the server and the rep: the rep's browser asks, and the server relays it to the customer.
+        await lose_a_burst_and_heal(rep, customer, LostVideo(rep_peer, "outgoing"), "server to rep", rep_notices=True)
     finally:
         await close(customer_chromium, rep_chromium)

@@ -9,12 +9,15 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import make_mocked_request
+from aiohttp.test_utils import TestServer, make_mocked_request
 
+from server.accounts import hash_password
 from server.app import create_app
 from server.config import Settings, load_settings
+from server.keys import STORE
 from server.metrics import require_metrics_access
 from server.security import HSTS, client_address, original_scheme
+from server.tls import ssl_context
 from tests.conftest import PASSWORD, Rapport, start_rapport, with_settings
 
 PROXY = "127.0.0.1"  # the test client's own address: trusting it makes the test a reverse proxy
@@ -147,6 +150,24 @@ async def test_https_via_a_trusted_proxy_gives_secure_cookies_and_hsts(proxied: 
             assert "Strict-Transport-Security" not in page.headers
     r = await login(proxied, {})
     assert "Secure" not in r.headers["Set-Cookie"] and "Strict-Transport-Security" not in r.headers
+
+
+async def test_https_served_directly_gives_secure_cookies_and_hsts(settings: Settings) -> None:
+    context, _cert = ssl_context(None, None, settings.data_dir)  # self-signed, as `rapport serve --https`
+    app = create_app(with_settings(settings, https=True))
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server(ssl=context)
+    try:
+        await app[STORE].create_user("rep1", "Rep", "rep", hash_password(PASSWORD))
+        async with aiohttp.ClientSession() as http:
+            body = {"username": "rep1", "password": PASSWORD}
+            async with http.post(server.make_url("/api/v1/auth/login"), json=body, ssl=False) as r:
+                assert r.status == 200 and "Secure" in r.headers["Set-Cookie"]
+                assert r.headers["Strict-Transport-Security"] == HSTS
+            async with http.get(server.make_url("/call"), ssl=False) as r:
+                assert r.headers["Strict-Transport-Security"] == HSTS
+    finally:
+        await server.close()
 
 
 async def test_an_untrusted_peer_cannot_claim_https(direct: Rapport) -> None:

@@ -63,6 +63,7 @@ SERVER_ENV = {
     "RAPPORT_OFFERS_PER_MINUTE": "0",
 }
 ROOT = Path(__file__).resolve().parents[2]
+LINE_CAP = 16 * 1024  # of a log line, for reading it
 
 
 def progress(text: str) -> None:
@@ -110,11 +111,19 @@ class Child:
         self.reader = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
+        # By chunks, not readline(): one overlong line must not stop the reading (a child blocked on a full
+        # pipe would stop serving).
         assert self.proc.stdout is not None
-        async for raw in self.proc.stdout:
-            line = raw.decode(errors="replace").rstrip("\n")
-            self.log.write(line + "\n")
-            self.on_line(line)
+        pending = b""
+        while chunk := await self.proc.stdout.read(1 << 16):
+            self.log.write(chunk.decode(errors="replace"))
+            self.log.flush()
+            *lines, pending = (pending + chunk).split(b"\n")
+            for line in lines:
+                self.on_line(line[:LINE_CAP].decode(errors="replace"))
+            pending = pending[-LINE_CAP:]
+        if pending:
+            self.on_line(pending.decode(errors="replace"))
 
     async def stop(self, sig: int = signal.SIGINT, timeout: float = 20.0) -> None:
         if self.proc.returncode is None:

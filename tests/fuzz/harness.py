@@ -17,11 +17,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import faulthandler
 import json
 import logging
 import re
 import secrets
 import socket
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -63,6 +65,7 @@ ALLOWED_503 = frozenset({"all_lines_busy", "queue_full", "unavailable"})
 HTTP_WORKERS = 4
 WS_SEND_PER_S = 12.0  # under the server's per-socket rate (20/s), so inputs reach the handlers
 RESPONSE_CAP = 256 * 1024
+STUCK_S = 60.0
 
 # Each kind of client comes from its own loopback address, so per-address limits hit by the fuzzer (calls,
 # logins) do not lock out the personas or the bystander.
@@ -1035,9 +1038,20 @@ async def run(
     started = time.monotonic()
 
     async def watch() -> None:
+        last, still = -1, 0.0
         while True:
             check_log()
-            progress(f"  {tally.total} inputs sent, {len(tally.findings)} crashes so far")
+            if tally.total != last:
+                progress(f"  {tally.total} inputs sent, {len(tally.findings)} crashes so far")
+                last, still = tally.total, 0.0
+            else:
+                still += 2.0
+                if still == STUCK_S:
+                    # Nothing moved for a while: say where everyone is (a fuzzer bug, or a server that hangs).
+                    progress(f"  no input sent for {STUCK_S:.0f} s; stacks follow")
+                    faulthandler.dump_traceback(sys.stderr)
+                    for task in asyncio.all_tasks():
+                        task.print_stack(limit=6, file=sys.stderr)
             await asyncio.sleep(2.0)
 
     watcher = asyncio.create_task(watch())

@@ -95,6 +95,7 @@ LIMIT_INTS = (
 # Past every limit the server has (64 KiB bodies and messages, 48 KiB SDP), not past the fuzzer's memory.
 MAX_BODY = 256 * 1024
 MAX_SDP = 128 * 1024
+MAX_SDP_LINES = 6000
 SIZES = (63, 64, 65, 127, 128, 129, 200, 201, 500, 501, 1024, 2000, 2001, 8193, 49_153, 65_537, 300_000)
 
 NASTY_STRINGS = (
@@ -1008,7 +1009,7 @@ def sdp_inputs(bases: Sequence[Sequence[str]]) -> SearchStrategy[SdpInput]:
     def build(base: int, mutations: list[Callable[[list[str]], list[str]]], ending: str) -> str:
         lines = list(bases[base % len(bases)])
         for mutate in mutations:
-            lines = mutate(lines)
+            lines = mutate(lines)[:MAX_SDP_LINES]  # a duplication of a duplication must not eat the fuzzer
         return (ending.join(lines) + ending)[:MAX_SDP]
 
     sdp = st.builds(
