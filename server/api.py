@@ -222,9 +222,8 @@ async def request_callback(request: web.Request) -> web.Response:
         raise ApiError(409, "conflict", "a callback can be asked for when no one could take the call in time")
     if time.time() - record.ended_at > RATING_WINDOW_S:
         raise ApiError(409, "conflict", "the time to ask for a callback is over")
-    if any(event["kind"] == CALLBACK_EVENT for event in await store.list_events(record.id)):
+    if not await store.add_event_once(record.id, CALLBACK_EVENT, {"contact": contact}):
         raise ApiError(409, "conflict", "a callback has been asked for already")
-    await store.add_event(record.id, CALLBACK_EVENT, {"contact": contact})
     return _json({"ok": True})
 
 

@@ -806,6 +806,12 @@ class CallCenter:
                 task.cancel()
         live.grace.clear()
         self._cancel_wait_limit(live)
+        # The record is final before anyone hears the call ended: a reader never sees it half-written.
+        if live.cues is not None:
+            cues, live.cues = live.cues, None
+            await cues.aclose()
+        if live.record.answered_at is not None:
+            await self.store.summarize_emotion(live.id)
         customer = live.conns.get("customer")
         if customer is not None:
             customer.send(views.customer_ended(live.record, self._disposition_codes()))
@@ -822,11 +828,6 @@ class CallCenter:
                 for c in rep.conns:
                     c.send(views.rep_ended(live.record, wrap_up=rep.wrap_up == live.id))
                     c.send({"type": "rep.status", "status": rep.status})
-        if live.cues is not None:
-            cues, live.cues = live.cues, None
-            await cues.aclose()
-        if live.record.answered_at is not None:
-            await self.store.summarize_emotion(live.id)
         final = await self.store.get_session(live.id)
         await self._emit("session.ended", {"session": (final or live.record).to_json()})
         recorded = live.recording is not None

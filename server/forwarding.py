@@ -55,7 +55,7 @@ _installed = threading.Lock()
 _original_worker: Callable[..., None] | None = None
 
 # Past a NACK round trip on any usable network: a packet missing this long is not coming.
-GAP_GIVE_UP_S = 0.4
+GAP_GIVE_UP_S = 0.5
 VIDEO_JITTER_CAPACITY = 512  # aiortc's own: room for the largest keyframe
 
 

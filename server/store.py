@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, literal, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -731,6 +731,17 @@ class Store:
                     session_id=session_id, at=db.now(), kind=kind, detail=json.dumps(detail) if detail else None
                 )
             )
+
+    async def add_event_once(self, session_id: str, kind: str, detail: dict[str, Any] | None = None) -> bool:
+        """Add the event unless the session has one of this kind; one statement, so two racing callers add one."""
+        events = db.session_events
+        already = select(events.c.id).where(events.c.session_id == session_id, events.c.kind == kind).exists()
+        row = select(
+            literal(session_id), literal(db.now()), literal(kind), literal(json.dumps(detail) if detail else None)
+        ).where(~already)
+        async with self.engine.begin() as conn:
+            result = await conn.execute(insert(events).from_select(["session_id", "at", "kind", "detail"], row))
+        return bool(result.rowcount)
 
     async def list_events(self, session_id: str) -> list[dict[str, Any]]:
         async with self.engine.connect() as conn:
