@@ -8,7 +8,7 @@ export RAPPORT_STRICT_TESTS
 # WebRTC needs a loopback address aioice accepts (127.0.0.2) and no route out: a private netns.
 NETNS := unshare -rn sh -c 'ip link set lo up && ip addr add 127.0.0.2/8 dev lo && exec "$$0" "$$@"'
 
-.PHONY: run test lint typecheck pytest setup system-deps bench clean
+.PHONY: run test lint typecheck pytest setup system-deps bench fuzz clean
 
 # --demo: on a first start, make demo staff accounts and print their passwords once (data/demo-accounts.txt).
 run: setup
@@ -42,6 +42,12 @@ pytest:
 bench: setup
 	$(NETNS) .venv/bin/python bench/calls.py
 	.venv/bin/python bench/emotion.py
+
+# 10,000+ hostile HTTP requests, WebSocket messages and SDP offers against a server process, with a bystander
+# call (README, "Fuzzing"); FUZZ_ARGS="--inputs 20000 --seed 7 --logs fuzz-logs" for more, another seed, logs.
+FUZZ_ARGS ?=
+fuzz: setup
+	$(NETNS) .venv/bin/python -m tests.fuzz $(FUZZ_ARGS)
 
 clean:
 	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache artifacts

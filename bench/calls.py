@@ -153,6 +153,7 @@ class Options:
     pin: str
     video: str
     send: str
+    emotion_consent: bool  # customers agree to emotion cues: their video is analysed
     quiet_wait_s: float
     logs: Path | None
     server_settings: tuple[tuple[str, str], ...]  # --set name=value, passed as RAPPORT_NAME
@@ -568,6 +569,8 @@ class Worker:
         command += ["--calls", ",".join(map(str, indices)), "--video", run.opts.video]
         if run.canned is not None:
             command += ["--canned-dir", str(run.canned)]
+        if run.opts.emotion_consent:
+            command += ["--emotion-consent"]
         env = clean_env(**{WORKER_PASSWORD_ENV: run.password})
         with log.open("ab") as stderr:
             self.proc = spawn(command, env=env, cpus=run.client_cpus, stdout=subprocess.PIPE, stderr=stderr)
@@ -907,7 +910,8 @@ def describe_setup(opts: Options, info: dict[str, Any]) -> list[str]:
         f"Rapport call capacity, {info['date']}: {box['cpus']} cores ({box['cpu_model']}); {where}",
         f"server code {info['source']}; settings: {settings}",
         f"per call: {WIDTH}x{HEIGHT}@{FPS} VP8 + Opus both ways; video '{opts.video}', {sender}; "
-        f"clients in up to {opts.client_procs} process(es); warm-up {opts.warmup_s:g} s, window {opts.window_s:g} s",
+        f"clients in up to {opts.client_procs} process(es); warm-up {opts.warmup_s:g} s, window {opts.window_s:g} s; "
+        f"customers {'agree to' if opts.emotion_consent else 'are not asked for'} emotion cues",
         f"CPU% = share of one core (the box has {100 * CPUS}%); srv = the server and any process it spawned; "
         "loop% = the server's main (asyncio) thread alone",
     ]
@@ -1220,8 +1224,11 @@ async def _quietly(awaitable: Any, timeout: float = 5.0) -> None:
 class BenchCall:
     """One call: a rep (logged in, available) and a customer, both with aiortc media through the server."""
 
-    def __init__(self, index: int, url: str, password: str, video: str, canned: Path | None) -> None:
+    def __init__(
+        self, index: int, url: str, password: str, video: str, canned: Path | None, emotion_consent: bool = False
+    ) -> None:
         self.index = index
+        self.emotion_consent = emotion_consent
         self.url = url
         self.password = password
         self.video = video
@@ -1288,7 +1295,13 @@ class BenchCall:
 
     async def _customer_waiting(self) -> str:
         customer = self.signaling["customer"]
-        call = await start_call(self.customer_http, self.url, reason="other", name=f"Bench customer {self.index + 1}")
+        call = await start_call(
+            self.customer_http,
+            self.url,
+            reason="other",
+            name=f"Bench customer {self.index + 1}",
+            emotion_consent=self.emotion_consent,
+        )
         await customer.connect()
         await customer.send({"type": "hello", "token": call["token"]})
         await customer.wait_for("welcome")
@@ -1347,10 +1360,12 @@ async def start_calls(calls: Sequence[BenchCall]) -> list[str]:
     return errors
 
 
-async def work(url: str, indices: Sequence[int], video: str, canned: Path | None, password: str) -> None:
+async def work(
+    url: str, indices: Sequence[int], video: str, canned: Path | None, password: str, emotion_consent: bool = False
+) -> None:
     """The worker: set the calls up, report counters on "mark", hang up on "stop" (or when stdin closes)."""
     commands = await stdin_reader()
-    calls = [BenchCall(i, url, password, video, canned) for i in indices]
+    calls = [BenchCall(i, url, password, video, canned, emotion_consent) for i in indices]
     try:
         began = time.monotonic()
         for call in calls:
@@ -1428,6 +1443,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="canned: clients replay VP8 encoded once, so they cost little (default); encode: clients encode live",
     )
     add(
+        "--emotion-consent",
+        action="store_true",
+        help="customers agree to emotion cues, so their video is analysed (default: they are not asked)",
+    )
+    add(
         "--quiet-wait",
         type=float,
         default=0.0,
@@ -1459,7 +1479,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         indices = [int(i) for i in args.calls.split(",")]
         canned = Path(args.canned_dir) if args.canned_dir else None
-        asyncio.run(work(args.url, indices, args.video, canned, os.environ[WORKER_PASSWORD_ENV]))
+        password = os.environ[WORKER_PASSWORD_ENV]
+        asyncio.run(work(args.url, indices, args.video, canned, password, args.emotion_consent))
         return 0
     if args.client_procs < 1 or args.seconds <= 0 or args.warmup < 0:
         parser.error("--client-procs must be at least 1, --seconds above 0 and --warmup at least 0")
@@ -1472,6 +1493,7 @@ def main(argv: list[str] | None = None) -> int:
         pin=args.pin,
         video=args.video,
         send=args.send,
+        emotion_consent=args.emotion_consent,
         quiet_wait_s=args.quiet_wait,
         logs=args.logs,
         server_settings=tuple(args.set),

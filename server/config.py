@@ -176,6 +176,9 @@ class Settings:
     # SDP: ICE candidates per offer (aiortc checks every one a client lists) and offers per participant a minute.
     max_offer_candidates: int = 32
     offers_per_minute: int = 10
+    # A JSON request body must arrive within this (a client that stalls, or breaks its chunks mid-body, would
+    # otherwise hold a handler for ever): then 400.
+    body_timeout_s: float = 15.0
     reasons: tuple[tuple[str, str], ...] = DEFAULT_REASONS
     languages: tuple[tuple[str, str, str], ...] = LANGUAGES
 

@@ -67,7 +67,12 @@ def query_date(raw: str | None, name: str, *, end: bool = False) -> float | None
         day = datetime.strptime(raw, "%Y-%m-%d").replace(tzinfo=UTC)
     except ValueError:
         raise ApiError(400, "bad_request", f"{name}: a date, YYYY-MM-DD") from None
-    return (day + timedelta(days=1) if end else day).timestamp()
+    if not end:
+        return day.timestamp()
+    try:
+        return (day + timedelta(days=1)).timestamp()
+    except OverflowError:  # 9999-12-31 has no next day (a 500 before; found by make fuzz)
+        return datetime.max.replace(tzinfo=UTC).timestamp()
 
 
 def limit_calls(request: web.Request) -> None:

@@ -29,6 +29,26 @@ def rtc_configuration(servers: tuple[IceServer, ...]) -> RTCConfiguration:
     )
 
 
+def _sections(sdp: str) -> tuple[list[str], list[list[str]]]:
+    """Session lines and media sections, split exactly as aiortc splits them (aiortc.sdp.grouplines)."""
+    session: list[str] = []
+    media: list[list[str]] = []
+    for line in sdp.splitlines():
+        if line.startswith("m="):
+            media.append([line])
+        elif media:
+            media[-1].append(line)
+        else:
+            session.append(line)
+    return session, media
+
+
+def _attribute(lines: list[str], name: str) -> str | None:
+    """The last ``a=name:value`` of these lines (aiortc keeps the last one too)."""
+    values = [line[len(name) + 3 :] for line in lines if line.startswith(f"a={name}:")]
+    return values[-1] if values else None
+
+
 def _check_offer_text(sdp: str) -> None:
     if not sdp.startswith("v=0"):
         raise BadOffer("SDP must start with v=0")
@@ -37,6 +57,19 @@ def _check_offer_text(sdp: str) -> None:
         raise BadOffer("SDP has no audio or video section")
     if len(media) > 8:
         raise BadOffer("SDP has too many media sections")
+    # aiortc accepts an offer without these and then fails in a task of its own (found by make fuzz): a BUNDLE
+    # naming a mid no section has leaves transceivers without a transport; a section without a fingerprint
+    # trips an assertion once ICE connects. Browsers always send both.
+    session, sections = _sections(sdp)
+    mids = [_attribute(section, "mid") for section in sections]
+    if not all(mids) or len(set(mids)) != len(mids):
+        raise BadOffer("every media section needs its own a=mid")
+    for group in (line for line in session if line.startswith("a=group:")):
+        semantic, *items = group[len("a=group:") :].split() or [""]
+        if semantic == "BUNDLE" and any(item not in mids for item in items):
+            raise BadOffer("a=group:BUNDLE names a mid that no media section has")
+    if _attribute(session, "fingerprint") is None and not all(_attribute(s, "fingerprint") for s in sections):
+        raise BadOffer("every media section needs a DTLS fingerprint (a=fingerprint)")
 
 
 class ServerPeer:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import ipaddress
@@ -14,6 +15,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from aiohttp import web, web_log
+from aiohttp.http_exceptions import HttpProcessingError
 
 from . import tokens
 from .config import Settings
@@ -228,7 +230,23 @@ def set_login_cookie(response: web.StreamResponse, value: str, settings: Setting
 async def read_json(request: web.Request) -> dict[str, Any]:
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         raise ApiError(413, "too_large", f"body over {MAX_BODY_BYTES} bytes")
-    raw = await request.content.read(MAX_BODY_BYTES + 1)
+    raw = bytearray()
+    timeout = _settings(request).body_timeout_s
+    try:
+        async with asyncio.timeout(timeout):
+            # content.read(n) returns what has arrived so far: a body in several packets needs several reads.
+            while len(raw) <= MAX_BODY_BYTES:
+                chunk = await request.content.read(MAX_BODY_BYTES + 1 - len(raw))
+                if not chunk:
+                    break
+                raw += chunk
+    except TimeoutError:
+        # aiohttp itself waits for ever, also after a broken chunk that it only reports once the handler is done.
+        raise ApiError(400, "bad_request", f"the request body did not arrive within {timeout:g} s") from None
+    except (ConnectionResetError, HttpProcessingError, web.RequestPayloadError):
+        # The client went away mid-body, or its body broke its own framing or encoding (a bad chunk, a short
+        # Content-Length, "Content-Encoding: gzip" on bytes that are not).
+        raise ApiError(400, "bad_request", "the request body could not be read to its end") from None
     if len(raw) > MAX_BODY_BYTES:
         raise ApiError(413, "too_large", f"body over {MAX_BODY_BYTES} bytes")
     if not raw.strip():

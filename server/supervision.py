@@ -19,7 +19,7 @@ from aiohttp import web
 from sqlalchemy import select
 
 from . import db
-from .api import WEB_CLIENT
+from .api import ROW_ID, WEB_CLIENT
 from .intake import query_date
 from .keys import CALL_CENTER, SETTINGS, STORE
 from .security import ApiError, read_json, require_staff
@@ -141,12 +141,10 @@ async def list_users(request: web.Request) -> web.Response:
 
 async def set_routing(request: web.Request) -> web.Response:
     user, _csrf, _login = await require_staff(request, ("admin",))
-    try:
-        user_id = int(request.match_info["user_id"])
-    except ValueError:
-        raise ApiError(404, "not_found", "no such user") from None
+    raw_id = request.match_info["user_id"]
+    user_id = int(raw_id) if ROW_ID.fullmatch(raw_id) else None
     store = request.app[STORE]
-    if await store.get_user(user_id) is None:
+    if user_id is None or await store.get_user(user_id) is None:
         raise ApiError(404, "not_found", "no such user")
     body = await read_json(request)
     settings = request.app[SETTINGS]

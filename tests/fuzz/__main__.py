@@ -5,8 +5,8 @@ Three kinds of process take part, like bench/calls.py:
 * the conductor (this file): provisions accounts in a temporary data dir, starts the server, sends the inputs,
   reads the server's log for errors, and prints what it sent, what crashed and the bystander's frame rate;
 * the server: ``python -m server.cli serve`` with its defaults (media worker processes and all), except that
-  demo accounts, emotion cues and composing are off and the per-participant offer cap is lifted so mutated
-  offers reach aiortc rather than the rate limiter;
+  demo accounts, emotion cues and composing are off, the per-participant offer cap is lifted so mutated
+  offers reach aiortc rather than the rate limiter, and a stalled request body is cut off after 2 s, not 15;
 * the bystander (this file with ``--bystander``): a real call of two aiortc peers, printing the video frames
   each side decoded, so its frame rate is measured outside the fuzzer's own process.
 
@@ -29,6 +29,7 @@ import socket
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -42,6 +43,7 @@ from server.config import load_settings
 from server.openapi import document
 from server.store import Store
 from tests.fuzz.harness import (
+    QUIET_WARNINGS,
     Budget,
     Bystander,
     Credentials,
@@ -61,6 +63,8 @@ SERVER_ENV = {
     "RAPPORT_COMPOSE_RECORDINGS": "false",
     # Mutated offers should reach aiortc's parser, not the per-participant offer cap.
     "RAPPORT_OFFERS_PER_MINUTE": "0",
+    # A stalled or broken body is cut off after 2 s, not 15: the fuzz sends hundreds of them.
+    "RAPPORT_BODY_TIMEOUT_S": "2",
 }
 ROOT = Path(__file__).resolve().parents[2]
 LINE_CAP = 16 * 1024  # of a log line, for reading it
@@ -224,7 +228,9 @@ async def conduct(args: argparse.Namespace) -> int:
         )
         budget = Budget.split(args.inputs, tuple(float(x) for x in args.share.split(",")))  # type: ignore[arg-type]
         progress(f"fuzzing: {budget.http} HTTP, {budget.ws} WebSocket, {budget.sdp} SDP inputs")
-        report = await run(target, budget, lambda: latest[0], seed=args.seed, progress=progress)
+        report = await run(
+            target, budget, lambda: latest[0], seed=args.seed, progress=progress, journal=logs / "sdp-offers.jsonl"
+        )
     finally:
         if bystander is not None:
             if bystander.proc.stdin is not None:
@@ -256,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--logs", help="keep the server's and bystander's logs in this folder")
     parser.add_argument("--bystander", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    for message in QUIET_WARNINGS:
+        warnings.filterwarnings("ignore", message=message)
     if args.bystander:
         return asyncio.run(bystander_main(args.bystander))
     if not in_private_netns():

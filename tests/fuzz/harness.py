@@ -18,6 +18,7 @@ import asyncio
 import collections
 import contextlib
 import faulthandler
+import itertools
 import json
 import logging
 import re
@@ -36,7 +37,6 @@ from aiohttp import web
 from hypothesis import HealthCheck, Phase, given
 from hypothesis import seed as hypothesis_seed
 from hypothesis import settings as hypothesis_settings
-from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 from yarl import URL
 
@@ -60,12 +60,17 @@ from tests.support.clients import MediaClient, SignalingClient, SignalingError, 
 
 log = logging.getLogger("fuzz")
 
+# Harmless here: hypothesis runs in a thread while aiortc (in the loop's thread) uses the random module, and
+# the strategies' reprs are big because they hold whole SDP offers and header lists.
+QUIET_WARNINGS = ("Do not use the `random` module inside strategies", "Generating overly large repr")
+
 HANG_S = 20.0
 ALLOWED_503 = frozenset({"all_lines_busy", "queue_full", "unavailable"})
 HTTP_WORKERS = 4
 WS_SEND_PER_S = 12.0  # under the server's per-socket rate (20/s), so inputs reach the handlers
 RESPONSE_CAP = 256 * 1024
 STUCK_S = 60.0
+BATCH = 25  # examples per hypothesis run
 
 # Each kind of client comes from its own loopback address, so per-address limits hit by the fuzzer (calls,
 # logins) do not lock out the personas or the bystander.
@@ -138,7 +143,13 @@ class Tally:
     sent: collections.Counter[str] = field(default_factory=collections.Counter)
     outcomes: collections.Counter[str] = field(default_factory=collections.Counter)
     findings: list[Finding] = field(default_factory=list)
-    recent: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=12))
+    # The last inputs of each lane: a log record cannot say which input caused it, only when it came.
+    recent: dict[str, collections.deque[str]] = field(
+        default_factory=lambda: collections.defaultdict(lambda: collections.deque(maxlen=3))
+    )
+
+    def latest(self) -> str:
+        return "\n        ".join(f"[{lane}] {text}" for lane, texts in self.recent.items() for text in texts)
 
     def crash(self, kind: str, target: str, detail: str, evidence: str) -> None:
         self.findings.append(Finding(kind, target, detail, evidence))
@@ -342,8 +353,17 @@ class Personas:
 # --- HTTP lane ---
 
 
-def render_request(inp: HttpInput, personas: Personas, host: bytes) -> tuple[bytes, bool]:
-    """The request's bytes, with the persona's credentials; and whether to half-close after it."""
+@dataclass(frozen=True)
+class Wire:
+    """A request as bytes on the wire, and how to send them."""
+
+    parts: tuple[bytes, ...]  # sent with a pause between, so each comes in a packet of its own
+    half_close: bool = False  # EOF after the last part: the server must not wait for bytes that never come
+    pause_s: float = 0.05
+
+
+def render_request(inp: HttpInput, personas: Personas, host: bytes) -> Wire:
+    """The request's bytes, with the persona's credentials."""
     headers: list[tuple[bytes, bytes]] = []
     names = {name.lower() for name, _v in inp.headers}
     if b"host" not in names:
@@ -374,7 +394,7 @@ def render_request(inp: HttpInput, personas: Personas, host: bytes) -> tuple[byt
     if inp.framing in ("chunked", "both"):
         headers.append((b"Transfer-Encoding", b"chunked"))
         body = (f"{len(body):x}\r\n".encode() + body + b"\r\n" if body else b"") + b"0\r\n\r\n"
-    elif inp.framing == "bad-chunked":
+    elif inp.framing in ("bad-chunked", "late-bad-chunk"):
         headers.append((b"Transfer-Encoding", b"chunked"))
         body = b"zz\r\n" + body + b"\r\n-1\r\n\r\n"
     elif inp.framing == "short":
@@ -382,9 +402,15 @@ def render_request(inp: HttpInput, personas: Personas, host: bytes) -> tuple[byt
     elif inp.framing == "long":
         headers.append((b"Content-Length", str(len(body) + 10).encode()))
         half_close = True  # the server must not wait for bytes that never come
+    if inp.framing == "split" and (body or inp.method in (b"POST", b"PUT", b"PATCH", b"DELETE")):
+        headers.append((b"Content-Length", str(len(body)).encode()))
     head = inp.method + b" " + inp.path + b" HTTP/1.1\r\n"
-    head += b"".join(name + b": " + value + b"\r\n" for name, value in headers)
-    return head + b"\r\n" + body, half_close
+    head += b"".join(name + b": " + value + b"\r\n" for name, value in headers) + b"\r\n"
+    if inp.framing == "split":  # the body in two packets: a handler must read it to its end
+        return Wire((head + body[: len(body) // 2], body[len(body) // 2 :]))
+    if inp.framing == "late-bad-chunk":  # the broken chunk after the handler has started
+        return Wire((head, body))
+    return Wire((head + body,), half_close)
 
 
 @dataclass
@@ -393,14 +419,17 @@ class HttpAnswer:
     body: bytes = b""
 
 
-async def exchange(host: str, port: int, source: str, data: bytes, half_close: bool, head_only: bool) -> HttpAnswer:
+async def exchange(host: str, port: int, source: str, wire: Wire, head_only: bool = False) -> HttpAnswer:
     reader, writer = await asyncio.open_connection(host, port, local_addr=(source, 0), limit=1 << 20)
     try:
-        writer.write(data)
-        if half_close:
-            writer.write_eof()
         with contextlib.suppress(ConnectionError):
-            await writer.drain()
+            for index, part in enumerate(wire.parts):
+                if index:
+                    await asyncio.sleep(wire.pause_s)
+                writer.write(part)
+                await writer.drain()
+            if wire.half_close:
+                writer.write_eof()
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), HANG_S)
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -436,13 +465,13 @@ def error_code(body: bytes) -> str | None:
 
 
 async def send_http(inp: HttpInput, personas: Personas, host: str, port: int, tally: Tally) -> None:
-    data, half_close = render_request(inp, personas, f"{host}:{port}".encode())
+    wire = render_request(inp, personas, f"{host}:{port}".encode())
     tally.sent[inp.target] += 1
-    tally.recent.append(inp.describe())
+    tally.recent["http"].append(inp.describe())
     source = FUZZ_SOURCES[inp.source % len(FUZZ_SOURCES)]
     try:
         answer = await asyncio.wait_for(
-            exchange(host, port, source, data, half_close, head_only=inp.method == b"HEAD"), HANG_S + 10
+            exchange(host, port, source, wire, head_only=inp.method == b"HEAD"), HANG_S + 10
         )
     except TimeoutError:
         tally.crash("hang", inp.target, f"no answer in {HANG_S:.0f} s", inp.describe())
@@ -542,7 +571,7 @@ class FuzzSocket:
         self.last = inp
         self.tally.sent[f"ws {self.persona}"] += 1
         self.tally.outcomes[f"ws type {inp.msg_type}"] += 1
-        self.tally.recent.append(inp.describe())
+        self.tally.recent["ws"].append(inp.describe())
         try:
             if inp.kind == "text":
                 assert isinstance(inp.payload, str)
@@ -590,16 +619,19 @@ class FuzzSocket:
 class FuzzCall:
     """A live call between a fuzz customer and a fuzz rep, whose two sockets send the mutated offers."""
 
-    def __init__(self, url: str, personas: Personas, tally: Tally) -> None:
+    def __init__(self, url: str, personas: Personas, tally: Tally, journal: Path | None = None) -> None:
         self.url = url
         self.personas = personas
         self.tally = tally
+        # Every offer with its time and outcome, to find the one behind a log record that came later.
+        self.journal = journal.open("w") if journal is not None else None
         self.sockets: dict[str, SignalingClient] = {}
         self.sessions: list[aiohttp.ClientSession] = []
         self.session_id: str | None = None
         self.rep_login: StaffLogin | None = None
         self.rebuilt = 0
         self._ids = 0
+        self._sent_at: dict[str, float] = {}
         self._building = asyncio.Lock()
         # One offer in flight per participant: a second would only meet "negotiation_in_progress".
         self._offering = {"customer": asyncio.Lock(), "rep": asyncio.Lock()}
@@ -674,8 +706,13 @@ class FuzzCall:
             await self._offer(self.sockets[inp.role], inp)
 
     async def _offer(self, client: SignalingClient, inp: SdpInput) -> None:
+        # Under the socket's message rate, so offers reach the parser and not the rate limiter.
+        wait = self._sent_at.get(inp.role, 0.0) + 1.0 / WS_SEND_PER_S - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        self._sent_at[inp.role] = time.monotonic()
         self.tally.sent[f"sdp offer ({inp.role})"] += 1
-        self.tally.recent.append(inp.describe())
+        self.tally.recent["sdp"].append(inp.describe())
         message: dict[str, Any] = {"type": "offer", "sdp": inp.sdp}
         if inp.session_id is not None:
             message["session_id"] = inp.session_id
@@ -701,10 +738,18 @@ class FuzzCall:
         if reply.get("type") == "error":
             code = str(reply.get("code"))
             self.tally.outcomes[f"sdp error {code}"] += 1
+            self._note(inp, f"error {code}: {reply.get('message')}")
             if code == "internal":
                 self.tally.crash("ws internal", f"sdp offer ({inp.role})", str(reply.get("message")), inp.describe())
             return
         self.tally.outcomes[f"sdp {reply.get('type')}"] += 1
+        self._note(inp, str(reply.get("type")))
+
+    def _note(self, inp: SdpInput, outcome: str) -> None:
+        if self.journal is not None:
+            self.journal.write(json.dumps({"at": time.time(), "role": inp.role, "outcome": outcome, "sdp": inp.sdp}))
+            self.journal.write("\n")
+            self.journal.flush()
         # Keep the inboxes small: the run sends thousands of offers.
         for s in self.sockets.values():
             if len(s.inbox) > 400:
@@ -718,6 +763,10 @@ class FuzzCall:
         for h in self.sessions:
             await h.close()
         self.sockets, self.sessions = {}, []
+
+    def finish(self) -> None:
+        if self.journal is not None:
+            self.journal.close()
 
 
 async def aiortc_offer() -> list[str]:
@@ -834,35 +883,71 @@ def produce(
 
     The strategies take turns (one per route, say), so a short run still reaches every one of them.
     """
+    try:
+        _produce(strategies, count, loop, queue, stopping, seed)
+    finally:
+        # Always the end marker, or the lane's workers would wait for ever; an error is raised by the lane.
+        asyncio.run_coroutine_threadsafe(queue.put(None), loop).result()
+
+
+def _produce(
+    strategies: Sequence[SearchStrategy[Any]],
+    count: int,
+    loop: asyncio.AbstractEventLoop,
+    queue: asyncio.Queue[Any],
+    stopping: threading.Event,
+    seed: int | None,
+) -> None:
+    # Round after round, each strategy gets a hypothesis run of its own (its own seed), so every route and
+    # message type gets its share even in a short run, and the kinds of input stay mixed over time.
+    left = [count // len(strategies) + (1 if i < count % len(strategies) else 0) for i in range(len(strategies))]
+    for round_no in itertools.count():
+        if stopping.is_set() or not any(left):
+            return
+        for index, strategy in enumerate(strategies):
+            if left[index]:
+                left[index] -= _hypothesis_run(
+                    strategy,
+                    min(BATCH, left[index]),
+                    loop,
+                    queue,
+                    stopping,
+                    (seed or 0) * 1_000_003 + round_no * 7919 + index,
+                )
+
+
+def _hypothesis_run(
+    strategy: SearchStrategy[Any],
+    wanted: int,
+    loop: asyncio.AbstractEventLoop,
+    queue: asyncio.Queue[Any],
+    stopping: threading.Event,
+    run_seed: int,
+) -> int:
+    """Hand ``wanted`` examples of ``strategy`` to the loop; returns how many it made."""
+    seen = 0
     made = 0
-    run = 0
-    while made < count and not stopping.is_set():
 
-        def one(data: st.DataObject) -> None:
-            nonlocal made
-            if stopping.is_set() or made >= count:
-                raise Stop
-            example = data.draw(strategies[made % len(strategies)])
-            asyncio.run_coroutine_threadsafe(queue.put(example), loop).result()
-            made += 1
+    def one(example: Any) -> None:
+        nonlocal seen, made
+        seen += 1
+        if seen == 1:
+            return  # hypothesis starts each run with the simplest example: every run would repeat it
+        if stopping.is_set() or made >= wanted:
+            raise Stop
+        asyncio.run_coroutine_threadsafe(queue.put(example), loop).result()
+        made += 1
 
-        test = given(st.data())(one)
-        test = hypothesis_settings(
-            max_examples=count - made,
-            deadline=None,
-            database=None,
-            phases=[Phase.generate],
-            suppress_health_check=list(HealthCheck),
-            derandomize=seed is None,
-        )(test)
-        if seed is not None:
-            test = hypothesis_seed(seed + run)(test)
-        run += 1
-        with contextlib.suppress(Stop):
-            test()
-        if run > 50:
-            break
-    asyncio.run_coroutine_threadsafe(queue.put(None), loop).result()
+    test = hypothesis_settings(
+        max_examples=wanted + 1,
+        deadline=None,
+        database=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )(given(strategy)(one))
+    with contextlib.suppress(Stop):
+        hypothesis_seed(run_seed)(test)()
+    return max(made, 1)  # a strategy hypothesis cannot draw from any more still counts down
 
 
 async def lane(
@@ -976,7 +1061,7 @@ class Report:
         for signature, found in crashes.items():
             first = found[0]
             lines.append(f"    [{len(found)}x] {first.kind} on {first.target}: {first.detail[:1500]}")
-            lines.append(f"        input: {first.evidence[:600]}")
+            lines.append(f"        input: {first.evidence[:2500]}")
             del signature
         return "\n".join(lines)
 
@@ -987,6 +1072,7 @@ async def run(
     frames: FrameSource,
     seed: int | None = None,
     progress: Callable[[str], None] = lambda _s: None,
+    journal: Path | None = None,
 ) -> Report:
     """Fuzz ``target`` with ``budget`` inputs while sampling the bystander's ``frames``."""
     tally = Tally()
@@ -1010,7 +1096,7 @@ async def run(
     frames_at = {"start": frames()}
 
     bases = [await aiortc_offer(), CHROME_OFFER]
-    fuzz_call = FuzzCall(target.url, personas, tally)
+    fuzz_call = FuzzCall(target.url, personas, tally, journal)
     await fuzz_call.build()
     sockets = {
         persona: FuzzSocket(persona, target.url, personas, tally, FUZZ_SOURCES[i % len(FUZZ_SOURCES)])
@@ -1033,7 +1119,7 @@ async def run(
 
     def check_log() -> None:
         for record in target.errors():
-            tally.crash("server log", "server", record, " | ".join(list(tally.recent)[-6:]))
+            tally.crash("server log", "server", record, "recent inputs:\n        " + tally.latest())
 
     started = time.monotonic()
 
@@ -1079,6 +1165,7 @@ async def run(
     await fuzz_call.close()
     await asyncio.sleep(1.0)
     check_log()
+    fuzz_call.finish()
     return Report(
         tally=tally,
         seconds=ended - started,

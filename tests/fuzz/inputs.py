@@ -352,7 +352,7 @@ class HttpInput:
     path: bytes
     headers: tuple[tuple[bytes, bytes], ...]
     body: bytes
-    framing: str  # "length", "chunked", "bad-chunked", "short", "long", "both", "none"
+    framing: str  # one of FRAMINGS: how the body is delimited and sent
     source: int  # which client address it comes from
 
     def describe(self) -> str:
@@ -398,13 +398,14 @@ def _encoded(text: str) -> bytes:
     return quote(text, safe="", errors="surrogatepass").encode()
 
 
-def _segment(known: Known, name: str) -> SearchStrategy[bytes]:
+def _segment(known: Known, name: str, clean: bool = False) -> SearchStrategy[bytes]:
     options: list[SearchStrategy[bytes]] = [
         st.sampled_from(JUNK_SEGMENTS).map(str.encode),
         hostile_text.map(_encoded),
-        st.binary(min_size=1, max_size=8),  # raw bytes, not encoded at all
         ints.map(lambda i: str(i).encode()),
     ]
+    if not clean:
+        options.append(st.binary(min_size=1, max_size=8))  # raw bytes, not encoded at all
     pool = _from_pool(known, name)
     if pool is not None:
         options.append(pool.map(_encoded))
@@ -439,13 +440,13 @@ def _static_path(known: Known, prefix: str) -> SearchStrategy[bytes]:
     return tails.map(lambda tail: prefix.rstrip("/").encode() + b"/" + tail)
 
 
-def _route_path(route: Route, known: Known) -> SearchStrategy[bytes]:
+def _route_path(route: Route, known: Known, clean: bool) -> SearchStrategy[bytes]:
     if route.static:
         return _static_path(known, route.path)
     parts: list[SearchStrategy[bytes]] = []
     for part in route.path.strip("/").split("/"):
         if part.startswith("{") and part.endswith("}"):
-            parts.append(_segment(known, part[1:-1]))
+            parts.append(_segment(known, part[1:-1], clean))
         else:
             parts.append(st.just(part.encode()))
     path = st.tuples(*parts).map(lambda ps: b"/" + b"/".join(ps)) if parts else st.just(b"/")
@@ -467,7 +468,7 @@ def _mangle_path(path: bytes, how: int) -> bytes:
     }.get(how, path)
 
 
-def _query(route: Route, doc: Mapping[str, Any], known: Known) -> SearchStrategy[bytes]:
+def _query(route: Route, doc: Mapping[str, Any], known: Known, clean: bool) -> SearchStrategy[bytes]:
     params = [_deref(doc, p) for p in (route.operation or {}).get("parameters", ())]
     declared = [p for p in params if isinstance(p, Mapping) and p.get("in") == "query"]
     pairs: list[SearchStrategy[tuple[str, Any]]] = [
@@ -487,7 +488,8 @@ def _query(route: Route, doc: Mapping[str, Any], known: Known) -> SearchStrategy
                 out.append(_encoded(key) + b"=" + _encoded(text))
         return b"&".join(out)
 
-    query = st.builds(encode, st.lists(st.one_of(pairs), max_size=5), st.integers(0, 7).map(lambda n: n == 0))
+    raw = st.just(False) if clean else st.integers(0, 7).map(lambda n: n == 0)
+    query = st.builds(encode, st.lists(st.one_of(pairs), max_size=5), raw)
     odd = st.sampled_from((b"", b"&&&", b"=", b"a", b"a=1&a=2&a=3", b"%", b"%zz=%zz", b"x=" + b"y" * 9000, b"?"))
     return mostly(query, odd, junk_in=6).map(lambda q: b"?" + q if q else b"")
 
@@ -572,13 +574,24 @@ HEADER_JUNK: tuple[tuple[bytes, bytes], ...] = (
 )
 
 
-def _header(known: Known) -> SearchStrategy[tuple[bytes, bytes]]:
+printable = st.one_of(
+    st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), max_size=60),
+    st.sampled_from([t for t in NASTY_STRINGS if t.isprintable() and t.isascii()]),
+)
+INTERESTING_HEADERS = (b"Cookie", b"Authorization", b"X-CSRF-Token", b"Origin", b"Accept-Language", b"Range")
+
+
+def _header(known: Known, clean: bool) -> SearchStrategy[tuple[bytes, bytes]]:
+    if clean:
+        # Values any HTTP parser takes: the junk then reaches the application.
+        fine = [h for h in HEADER_JUNK if all(0x20 <= c < 0x7F for c in h[0] + h[1]) and len(h[1]) < 4000]
+        return st.one_of(
+            st.sampled_from(fine),
+            st.tuples(st.sampled_from(INTERESTING_HEADERS), printable.map(str.encode)),
+        )
     return st.one_of(
         st.sampled_from(HEADER_JUNK),
-        st.tuples(
-            st.sampled_from((b"Cookie", b"Authorization", b"X-CSRF-Token", b"Origin", b"Accept-Language", b"Range")),
-            hostile_text.map(_bytes),
-        ),
+        st.tuples(st.sampled_from(INTERESTING_HEADERS), hostile_text.map(_bytes)),
         st.tuples(short_text.map(_bytes), hostile_text.map(_bytes)),
     )
 
@@ -599,24 +612,40 @@ def _body(route: Route, doc: Mapping[str, Any], known: Known) -> SearchStrategy[
     return mostly(body, st.just(b""), junk_in=8)
 
 
-FRAMINGS = ("length", "length", "length", "length", "chunked", "bad-chunked", "short", "long", "both", "none")
+CLEAN_FRAMINGS = ("length", "length", "chunked", "split")
+FRAMINGS = (
+    *("length",) * 4,
+    "chunked",
+    "bad-chunked",
+    "late-bad-chunk",
+    "split",
+    "short",
+    "long",
+    "both",
+    "none",
+)
 
 
 def http_inputs(routes: Sequence[Route], doc: Mapping[str, Any], known: Known) -> list[SearchStrategy[HttpInput]]:
     """Requests for each route of the router, and raw requests that match none: one strategy each."""
 
     def for_route(route: Route) -> SearchStrategy[HttpInput]:
-        method = mostly(st.just(route.method.encode()), st.sampled_from(METHODS + ODD_METHODS), junk_in=6)
+        # Two in three requests are clean on the wire (method, URL, header bytes and framing any server takes),
+        # so their junk reaches the application; the third is dirty down to the bytes.
+        return mostly(wired(route, clean=True), wired(route, clean=False), junk_in=3)
+
+    def wired(route: Route, clean: bool) -> SearchStrategy[HttpInput]:
+        methods = METHODS if clean else METHODS + ODD_METHODS
         return st.builds(
             HttpInput,
             target=st.just(route.label),
             persona=st.sampled_from(PERSONAS),
             csrf=st.sampled_from(("valid", "valid", "valid", "missing", "wrong")),
-            method=method,
-            path=st.builds(lambda p, q: p + q, _route_path(route, known), _query(route, doc, known)),
-            headers=st.lists(_header(known), max_size=4).map(tuple),
+            method=mostly(st.just(route.method.encode()), st.sampled_from(methods), junk_in=6),
+            path=st.builds(lambda p, q: p + q, _route_path(route, known, clean), _query(route, doc, known, clean)),
+            headers=st.lists(_header(known, clean), max_size=3 if clean else 4).map(tuple),
             body=_body(route, doc, known),
-            framing=st.sampled_from(FRAMINGS),
+            framing=st.sampled_from(CLEAN_FRAMINGS if clean else FRAMINGS),
             source=st.integers(0, 3),
         )
 
@@ -632,7 +661,7 @@ def http_inputs(routes: Sequence[Route], doc: Mapping[str, Any], known: Known) -
         csrf=st.sampled_from(("valid", "missing", "wrong")),
         method=st.sampled_from(METHODS + ODD_METHODS),
         path=raw_paths,
-        headers=st.lists(_header(known), max_size=6).map(tuple),
+        headers=st.lists(_header(known, clean=False), max_size=6).map(tuple),
         body=st.one_of(st.just(b""), json_text.map(_bytes), st.binary(max_size=64)),
         framing=st.sampled_from(FRAMINGS),
         source=st.integers(0, 3),
