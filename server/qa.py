@@ -265,7 +265,10 @@ async def add_review(request: web.Request) -> web.Response:
     body = await read_json(request)
     reviews = request.app[REVIEWS]
     scorecard_id = body.get("scorecard_id")
-    scorecard = await reviews.get_scorecard(scorecard_id) if isinstance(scorecard_id, int) else None
+    # A 64-bit database id: past that, SQLite's INTEGER overflows (a 500 before; found by make fuzz).
+    if not isinstance(scorecard_id, int) or isinstance(scorecard_id, bool) or not 0 < scorecard_id < 2**63:
+        scorecard_id = None
+    scorecard = await reviews.get_scorecard(scorecard_id) if scorecard_id is not None else None
     if scorecard is None:
         raise ApiError(400, "bad_request", "scorecard_id: an existing scorecard")
     try:

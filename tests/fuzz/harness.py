@@ -659,6 +659,8 @@ class FuzzCall:
             with contextlib.suppress(SignalingError, TimeoutError, ConnectionError):
                 await old.request({"type": "call.end", "reason": "fuzz"}, timeout=10)
             await self._wrap_up(self.session_id)
+            # An answered, ended call with a wrap-up: now a target for the QA and wrap-up routes too.
+            self.personas.known.session_ids.append(self.session_id)
         await self.close()
         rep = await self._rep_socket()
         call = await self.personas.new_call(recording_consent=False)

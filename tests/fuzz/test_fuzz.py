@@ -204,10 +204,10 @@ def test_a_client_gone_during_aiohttps_own_reply_is_one_info_line(caplog: pytest
 
 
 async def test_numbers_past_what_the_database_or_the_calendar_holds_are_answers_not_500s(rapport: Rapport) -> None:
-    """Found by make fuzz: an id past 64 bits overflowed SQLite's INTEGER, and to=9999-12-31 has no next day;
-    both were 500s."""
+    """Found by make fuzz: an id past 64 bits overflowed SQLite's INTEGER (in a path, or a review's scorecard_id),
+    and to=9999-12-31 has no next day; all were 500s."""
     await rapport.add_user("admin1", "admin")
-    qa, _csrf = await rapport.staff_session("qa1")
+    qa, qa_csrf = await rapport.staff_session("qa1")
     admin, admin_csrf = await rapport.staff_session("admin1")
     huge = str(2**64)
     for path in ("/api/v1/sessions", "/api/v1/qa/sessions"):
@@ -219,6 +219,17 @@ async def test_numbers_past_what_the_database_or_the_calendar_holds_are_answers_
     headers = {"X-CSRF-Token": admin_csrf}
     async with admin.put(f"{rapport.url}/api/v1/users/{huge}/routing", json=routing, headers=headers) as r:
         assert r.status == 404, await r.text()
+    customer, call = await rapport.customer(reason="order")
+    await customer.send({"type": "call.end"})
+    for _ in range(100):
+        record = await rapport.store.get_session(call["session_id"])
+        if record is not None and record.state not in ("waiting", "active"):
+            break
+        await asyncio.sleep(0.05)
+    review = {"scorecard_id": 2**64, "answers": {}}
+    url = f"{rapport.url}/api/v1/qa/sessions/{call['session_id']}/reviews"
+    async with qa.post(url, json=review, headers={"X-CSRF-Token": qa_csrf}) as r:
+        assert r.status == 400 and "scorecard_id" in (await r.json())["error"]["message"], await r.text()
 
 
 def _drop_lines(sdp: str, prefix: str, section: str | None = None) -> str:
