@@ -245,9 +245,12 @@ async def conduct(args: argparse.Namespace) -> int:
         f"  Frames (rep, customer) at start {report.frames_at['start']}, end {report.frames_at['end']}, "
         f"3 s after {report.frames_at['after']}"
     )
-    print(f"  Logs: {logs}")
-    if not args.logs and not report.crashes:
+    # Without --logs the logs live in the work dir: kept when there is a crash to look into.
+    keep = bool(report.crashes) and not args.logs
+    if not keep:
         shutil.rmtree(workdir, ignore_errors=True)
+    if args.logs or keep:
+        print(f"  Logs: {logs}")
     short = report.tally.total < args.inputs
     if short:
         print(f"  only {report.tally.total} of {args.inputs} inputs were sent")
