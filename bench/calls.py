@@ -432,10 +432,10 @@ def rep_name(index: int) -> str:
 
 
 async def _create_reps(data_dir: Path, count: int, password: str) -> None:
-    from server.accounts import hash_password
-    from server.db import create_engine
-    from server.migrations import migrate
-    from server.store import Store
+    from server.http.auth import hash_password
+    from server.storage.migrations import migrate
+    from server.storage.schema import create_engine
+    from server.storage.store import Store
 
     engine = create_engine(Settings(data_dir=data_dir).db_url)
     try:

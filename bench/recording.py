@@ -26,9 +26,9 @@ import av
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from server.compose import ComposeInputs, TrackInput, compose  # noqa: E402
-from server.feeds import tag_codec  # noqa: E402
-from server.recording import TrackRecorder  # noqa: E402
+from server.media.feeds import tag_codec  # noqa: E402
+from server.recording.compose import ComposeInputs, TrackInput, compose  # noqa: E402
+from server.recording.recorder import TrackRecorder  # noqa: E402
 from tests.support.faces import happy_then_angry_clip  # noqa: E402
 
 CALL_S = 20

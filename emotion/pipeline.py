@@ -124,7 +124,7 @@ class EmotionStream:
         return True
 
     def push(self, frame: object) -> None:
-        """Frame-sink form of :meth:`push_frame`, for a track reader (``server.feeds.FrameSink``).
+        """Frame-sink form of :meth:`push_frame`, for a track reader (``server.media.feeds.FrameSink``).
 
         The media time is the frame's own timestamp (``frame.time``); frames that
         cannot be analysed (audio, None, ...) are skipped with one warning per stream.

@@ -12,15 +12,16 @@ from aiohttp import WSCloseCode, web
 
 from emotion import EmotionService, EmotionSettings, fer_available
 
-from . import accounts, api, invites, openapi, qa, signaling, supervision, webhook_api
-from .accounts import LoginGuard, LoginLimits
-from .apikeys import ApiKeyStore
-from .calls import CallCenter
-from .composing import Composer
+from .calls.center import CallCenter
 from .config import Settings
-from .db import create_engine
-from .files import private_dir, write_private
-from .httplog import quiet_client_errors
+from .http import auth, openapi
+from .http.accesslog import quiet_client_errors
+from .http.apikeys import ApiKeyStore
+from .http.auth import LoginGuard, LoginLimits
+from .http.ratelimit import AddressLimiter
+from .http.routes import invites, qa, sessions, supervisor
+from .http.routes import webhooks as webhook_routes
+from .http.security import MAX_BODY_BYTES, security_middleware
 from .keys import (
     API_KEYS,
     CALL_CENTER,
@@ -35,15 +36,17 @@ from .keys import (
     WEBSOCKETS,
     EmotionSetup,
 )
-from .lifecycle import retention_loop
+from .media.pool import MediaWorkerPool, default_workers
 from .metrics import Metrics
-from .migrations import migrate
-from .ratelimit import AddressLimiter
-from .review import ReviewStore
-from .security import MAX_BODY_BYTES, security_middleware
-from .store import Store
-from .webhooks import WEBHOOKS, WebhookDispatcher
-from .workerpool import MediaWorkerPool, default_workers
+from .recording.composer import Composer
+from .recording.retention import retention_loop
+from .signalling import endpoint
+from .storage.files import private_dir, write_private
+from .storage.migrations import migrate
+from .storage.reviews import ReviewStore
+from .storage.schema import create_engine
+from .storage.store import Store
+from .webhooks.dispatcher import WEBHOOKS, WebhookDispatcher
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +80,7 @@ async def _announce_demo_accounts(store: Store, settings: Settings) -> None:
         # Left from an earlier database: its passwords no longer open anything.
         log.warning("replacing %s, left from an earlier database", path)
         path.unlink()
-    created = await accounts.ensure_demo_accounts(store)
+    created = await auth.ensure_demo_accounts(store)
     # A key for trying the REST API with curl (README): invites and session reads only.
     _key, secret = await ApiKeyStore(store.engine).create("demo", ("invites:write", "sessions:read"))
     created.append(("demo-key", "api-key", secret))
@@ -221,11 +224,11 @@ def create_app(settings: Settings, *, emotion_service: EmotionService | None = N
     app.cleanup_ctx.append(_emotion_ctx(emotion_service))
     app.cleanup_ctx.append(_storage_ctx)
     app.on_shutdown.append(_close_websockets)
-    api.setup_routes(app)
+    sessions.setup_routes(app)
     invites.setup_routes(app)
     qa.setup_routes(app)
-    supervision.setup_routes(app)
-    webhook_api.setup_routes(app)
+    supervisor.setup_routes(app)
+    webhook_routes.setup_routes(app)
     openapi.setup_routes(app)
-    signaling.setup_routes(app)
+    endpoint.setup_routes(app)
     return app

@@ -14,10 +14,10 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from .apikeys import SCOPES
 from .config import Settings, load_settings
-from .files import private_dir, restrict_new_files
-from .store import ROLES
+from .http.apikeys import SCOPES
+from .storage.files import private_dir, restrict_new_files
+from .storage.store import ROLES
 
 log = logging.getLogger("rapport")
 
@@ -56,7 +56,7 @@ def _announce(settings: Settings) -> None:
 
 def serve(args: argparse.Namespace) -> int:
     from .app import create_app
-    from .security import AccessLogger
+    from .http.security import AccessLogger
 
     settings = load_settings(_serve_overrides(args), config_file=args.config)
     ssl_context = None
@@ -85,8 +85,8 @@ def serve(args: argparse.Namespace) -> int:
 @contextlib.asynccontextmanager
 async def migrated_engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
     """The database, brought up to date, for one command."""
-    from .db import create_engine
-    from .migrations import migrate
+    from .storage.migrations import migrate
+    from .storage.schema import create_engine
 
     private_dir(settings.data_dir)
     engine = create_engine(settings.db_url)
@@ -98,8 +98,8 @@ async def migrated_engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
 
 
 def users_add(args: argparse.Namespace) -> int:
-    from .accounts import hash_password
-    from .store import Store
+    from .http.auth import hash_password
+    from .storage.store import Store
 
     settings = load_settings({"data_dir": args.data_dir}, config_file=args.config)
     password = sys.stdin.readline().rstrip("\n")
@@ -125,7 +125,7 @@ def users_add(args: argparse.Namespace) -> int:
 def users_set_active(args: argparse.Namespace) -> int:
     """``users disable``: the user can no longer log in, and every login they hold ends (sockets within
     ``login_recheck_s``). ``users enable`` lets them log in again."""
-    from .store import Store
+    from .storage.store import Store
 
     settings = load_settings({"data_dir": args.data_dir}, config_file=args.config)
     active = args.users_command == "enable"
@@ -148,7 +148,7 @@ def users_set_active(args: argparse.Namespace) -> int:
 
 
 def api_keys(args: argparse.Namespace) -> int:
-    from .apikeys import ApiKeyStore, parse_scopes
+    from .http.apikeys import ApiKeyStore, parse_scopes
 
     settings = load_settings({"data_dir": args.data_dir}, config_file=args.config)
     if args.keys_command == "create":

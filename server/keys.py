@@ -8,14 +8,14 @@ from aiohttp import web
 
 from emotion import EmotionService
 
-from .accounts import LoginGuard
-from .apikeys import ApiKeyStore
-from .calls import CallCenter
-from .composing import Composer
+from .calls.center import CallCenter
 from .config import Settings
-from .ratelimit import AddressLimiter
-from .review import ReviewStore
-from .store import Store
+from .http.apikeys import ApiKeyStore
+from .http.auth import LoginGuard
+from .http.ratelimit import AddressLimiter
+from .recording.composer import Composer
+from .storage.reviews import ReviewStore
+from .storage.store import Store
 
 
 @dataclass(frozen=True)
@@ -38,4 +38,4 @@ REVIEWS = web.AppKey("reviews", ReviewStore)
 API_KEYS = web.AppKey("api_keys", ApiKeyStore)
 # The server's secret for signing invite links (data/secret.key).
 INVITE_KEY = web.AppKey("invite_key", bytes)
-from .webhooks import WEBHOOKS as WEBHOOKS  # noqa: E402 - defined beside its dispatcher
+from .webhooks.dispatcher import WEBHOOKS as WEBHOOKS  # noqa: E402 - defined beside its dispatcher

@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from .config import Settings
-from .security import is_loopback
+from .http.security import is_loopback
 
 WINDOW_S = 10.0
 LAG_EVERY_S = 0.25

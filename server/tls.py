@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from .files import write_private
+from .storage.files import write_private
 
 log = logging.getLogger(__name__)
 

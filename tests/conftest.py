@@ -16,12 +16,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from emotion import fer_available
-from server.accounts import hash_password
 from server.app import create_app
 from server.config import Settings
+from server.http.auth import hash_password
+from server.http.security import AccessLogger
 from server.keys import CALL_CENTER, STORE
-from server.security import AccessLogger
-from server.store import Store
+from server.storage.store import Store
 from tests.support.clients import MediaClient, SignalingClient, login, start_call
 from tests.support.faces import make_clip, person, write_clip_y4m
 

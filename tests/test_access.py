@@ -9,9 +9,9 @@ import aiohttp
 import pytest
 from sqlalchemy import update
 
-from server import db
 from server.keys import SETTINGS
-from server.recording import TrackRecorder
+from server.recording.recorder import TrackRecorder
+from server.storage import schema
 from tests.conftest import Rapport
 from tests.support.clients import SignalingClient
 from tests.support.raw import raw_url
@@ -183,7 +183,7 @@ async def test_an_expired_token_of_a_live_call_no_longer_opens_a_socket(rapport:
     await customer.close()
     # The call is still waiting (within the reconnect grace): only the token's expiry stands in the way.
     assert call["session_id"] in rapport.center.sessions
-    table = db.support_sessions
+    table = schema.support_sessions
     async with rapport.store.engine.begin() as conn:
         await conn.execute(
             update(table).where(table.c.id == call["session_id"]).values(token_expires_at=time.time() - 1)

@@ -8,8 +8,8 @@ import aiohttp
 import pytest
 
 from server.config import IceServer, load_settings, parse_ice_servers
-from server.db import create_engine
-from server.migrations import latest_version, migrate
+from server.storage.migrations import latest_version, migrate
+from server.storage.schema import create_engine
 from tests.conftest import PASSWORD, Rapport
 from tests.support.raw import raw_url
 

@@ -22,7 +22,7 @@ from aiortc.rtp import RtpPacket, is_rtcp
 from aiortc.sdp import SessionDescription
 from playwright.async_api import Page
 
-from server.peers import ServerPeer
+from server.media.peers import ServerPeer
 from tests.conftest import Rapport
 from tests.support.browser import (
     CUSTOMER,

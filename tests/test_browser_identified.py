@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import expect
 
-from server.apikeys import ApiKeyStore
+from server.http.apikeys import ApiKeyStore
 from tests.conftest import Rapport
 from tests.support.browser import desktop_page, launch, phone_page, rep_login, shot
 

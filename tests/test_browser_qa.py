@@ -17,9 +17,9 @@ import pytest
 from playwright.async_api import Page, expect
 
 from emotion import EmotionService
-from server.composing import composed_path
 from server.config import Settings
 from server.keys import SETTINGS
+from server.recording.composer import composed_path
 from tests.conftest import PASSWORD, start_rapport
 from tests.support.browser import (
     CUSTOMER,

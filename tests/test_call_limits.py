@@ -16,8 +16,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from server.apikeys import ApiKeyStore
 from server.config import Settings
+from server.http.apikeys import ApiKeyStore
 from tests.conftest import Rapport, start_rapport
 from tests.support.clients import MediaClient, SignalingClient, SignalingError
 

@@ -1,6 +1,6 @@
 """Composing a call's per-track recordings into one side-by-side WebM, checked by reopening it with PyAV.
 
-Inputs are written the way ``server/recording.py`` writes them on the transcoding path (Matroska,
+Inputs are written the way ``server/recording/recorder.py`` writes them on the transcoding path (Matroska,
 libx264 yuv420p video with millisecond pts, libopus 48 kHz stereo audio) from real face photos and
 tones. The forwarding path's files (VP8 and Opus packets as they came) are composed from a real call
 in ``tests/test_recording.py``, which checks the customer's colour on the left, the rep's on the
@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 import pytest
 
-from server.compose import ComposeError, ComposeInputs, ComposeResult, TrackInput, _limit, compose
+from server.recording.compose import ComposeError, ComposeInputs, ComposeResult, TrackInput, _limit, compose
 from tests.support.faces import Clip, person
 
 REPO = Path(__file__).resolve().parents[1]
@@ -333,7 +333,7 @@ def test_loud_voices_are_limited_not_wrapped() -> None:
 
 def run_cli(*args: str) -> tuple[int, list[dict[str, object]]]:
     proc = subprocess.run(
-        [sys.executable, "-m", "server.compose", *args], cwd=REPO, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "server.recording.compose", *args], cwd=REPO, capture_output=True, text=True, timeout=120
     )
     lines = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
     return proc.returncode, lines

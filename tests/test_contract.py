@@ -1,4 +1,4 @@
-"""The OpenAPI document (server/openapi.py) against the running app.
+"""The OpenAPI document (server/http/openapi.py) against the running app.
 
 - It describes exactly the /api routes the app registers, so a new route without docs fails here.
 - It is well formed: unique operationIds, summaries, success and error answers, resolvable $refs.
@@ -21,12 +21,12 @@ from typing import Any
 import aiohttp
 import pytest
 
-from server import openapi
-from server.apikeys import SCOPES, ApiKeyStore
 from server.config import Settings
+from server.http import openapi
+from server.http.apikeys import SCOPES, ApiKeyStore
 from server.keys import COMPOSER, REVIEWS, SETTINGS
-from server.recording import TrackRecorder
-from server.webhooks import WEBHOOKS
+from server.recording.recorder import TrackRecorder
+from server.webhooks.dispatcher import WEBHOOKS
 from tests.conftest import PASSWORD, Rapport, start_rapport, with_settings
 from tests.test_recording import _video_frame
 
@@ -158,7 +158,7 @@ def test_the_document_describes_exactly_the_api_routes_the_app_registers(rapport
     }
     doc = openapi.document(rapport.app[SETTINGS])
     documented = {(method.upper(), path) for path, item in doc["paths"].items() for method in item}
-    assert not registered - documented, f"routes without docs in server/openapi.py: {registered - documented}"
+    assert not registered - documented, f"routes without docs in server/http/openapi.py: {registered - documented}"
     assert not documented - registered, f"documented routes the app does not have: {documented - registered}"
 
 

@@ -15,12 +15,12 @@ from typing import Any
 import aiohttp
 import pytest
 
-from server.accounts import hash_password
-from server.apikeys import ApiKeyStore
+from server.http.apikeys import ApiKeyStore
+from server.http.auth import hash_password
 from tests.conftest import PASSWORD, Rapport
 from tests.support.clients import SignalingClient
 
-# The test's own list, on purpose not imported from server/views.py: a key added there must be added here too.
+# The test's own list, on purpose not imported from server/calls/views.py: a key added there must be added here too.
 CUSTOMER_KEYS = frozenset(
     {
         "type",
@@ -354,12 +354,12 @@ async def test_a_customer_socket_refuses_a_message_built_for_staff(
     rapport: Rapport, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Defence in depth: if a change ever handed the customer the rep's message, the socket would not send it."""
-    from server import views
+    from server.calls import views
 
     monkeypatch.setattr(views, "customer_accepted", views.rep_accepted)
     rep = await rapport.rep("rep1")
     customer, call = await rapport.customer(name="Ada", contact={"email": "ada@example.com"})
-    caplog.set_level(logging.ERROR, logger="server.connection")
+    caplog.set_level(logging.ERROR, logger="server.signalling.connection")
     await rep.request({"type": "call.accept", "session_id": call["session_id"]})
     await rep.wait_for("call.accepted")
     await customer.request({"type": "ping"})

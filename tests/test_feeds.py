@@ -8,7 +8,7 @@ from fractions import Fraction
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from server.feeds import ParticipantFeed
+from server.media.feeds import ParticipantFeed
 
 
 class ScriptedTrack(MediaStreamTrack):

@@ -17,8 +17,8 @@ import aiohttp
 import pytest
 from sqlalchemy import text
 
-from server.db import create_engine
-from server.files import private_dir
+from server.storage.files import private_dir
+from server.storage.schema import create_engine
 from server.tls import make_self_signed
 from tests.support.clients import CUSTOMER, REP, MediaClient, SignalingClient, login, start_call
 from tests.support.serve import ServeProcess

@@ -1,6 +1,6 @@
 """Zero-transcode forwarding: packets, not frames, cross the server; keyframe requests travel upstream.
 
-The first tests pin the aiortc internals the seam relies on (server/forwarding.py):
+The first tests pin the aiortc internals the seam relies on (server/media/forwarding.py):
 if an upgrade moves them, these fail loudly before anything subtler does.
 """
 
@@ -21,10 +21,10 @@ from aiortc import rtcrtpreceiver as receiver_module
 from aiortc.jitterbuffer import JitterBuffer
 from aiortc.rtp import RtpPacket
 
-from server import forwarding
 from server.config import Settings
-from server.feeds import FeedTrack, ParticipantFeed, codec_of, tag_codec
-from server.forwarding import GapHealingJitterBuffer, install, is_keyframe
+from server.media import forwarding
+from server.media.feeds import FeedTrack, ParticipantFeed, codec_of, tag_codec
+from server.media.forwarding import GapHealingJitterBuffer, install, is_keyframe
 from tests.conftest import Rapport, start_rapport
 from tests.support.clients import (
     CUSTOMER,
@@ -38,7 +38,7 @@ from tests.support.clients import (
 
 
 def test_the_aiortc_seams_are_where_forwarding_expects_them() -> None:
-    assert aiortc.__version__ == "1.16.0", "re-check server/forwarding.py against this aiortc"
+    assert aiortc.__version__ == "1.16.0", "re-check server/media/forwarding.py against this aiortc"
     install()
     params = list(inspect.signature(receiver_module.decoder_worker).parameters)
     assert params == ["loop", "input_q", "output_q", "decode_error"]

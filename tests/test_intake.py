@@ -11,9 +11,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from server.apikeys import ApiKeyStore
 from server.config import LANGUAGES
-from server.invites import open_link, sign_link
+from server.http.apikeys import ApiKeyStore
+from server.http.routes.invites import open_link, sign_link
 from server.keys import INVITE_KEY
 from tests.conftest import Rapport
 from tests.support.clients import SignalingClient, wrap_up

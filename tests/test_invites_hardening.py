@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
-from server import db
-from server.apikeys import ApiKeyStore
 from server.config import Settings
-from server.security import token_fingerprint
+from server.http.apikeys import ApiKeyStore
+from server.http.security import token_fingerprint
+from server.storage import schema
 from tests.conftest import Rapport, start_rapport, with_settings
 from tests.support.clients import SignalingClient
 
@@ -54,7 +54,7 @@ async def join_page(rapport: Rapport, token: str) -> tuple[int, str]:
 
 
 async def sessions_of(rapport: Rapport, customer_ref: str) -> int:
-    table = db.support_sessions
+    table = schema.support_sessions
     async with rapport.store.engine.connect() as conn:
         query = select(func.count()).select_from(table).where(table.c.customer_ref == customer_ref)
         return int((await conn.execute(query)).scalar_one())
@@ -128,7 +128,7 @@ async def test_a_call_that_cannot_start_does_not_use_up_the_link(settings: Setti
         # Still unused: the page opens and the customer can try again later.
         status, page = await join_page(rapport, made["code"])
         assert status == 200 and 'data-testid="link-error"' not in page
-        table = db.invites
+        table = schema.invites
         async with rapport.store.engine.connect() as conn:
             claimed = (await conn.execute(select(table.c.claimed_at).where(table.c.id == made["id"]))).scalar_one()
         assert claimed is None

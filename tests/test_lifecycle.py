@@ -7,10 +7,10 @@ from pathlib import Path
 import aiohttp
 from sqlalchemy import update
 
-from server import db
 from server.keys import REVIEWS, SETTINGS
-from server.lifecycle import DAY_S, apply_retention, session_folder
-from server.recording import TrackRecorder
+from server.recording.recorder import TrackRecorder
+from server.recording.retention import DAY_S, apply_retention, session_folder
+from server.storage import schema
 from tests.conftest import Rapport
 from tests.support.raw import raw_url
 from tests.test_recording import _video_frame
@@ -52,9 +52,9 @@ async def ended_recorded_session(rapport: Rapport, *, days_ago: float = 0, **fie
     )
     async with rapport.store.engine.begin() as conn:
         await conn.execute(
-            update(db.support_sessions)
-            .where(db.support_sessions.c.id == session_id)
-            .values(ended_at=db.now() - days_ago * DAY_S)
+            update(schema.support_sessions)
+            .where(schema.support_sessions.c.id == session_id)
+            .values(ended_at=schema.now() - days_ago * DAY_S)
         )
     return session_id, root / relative
 

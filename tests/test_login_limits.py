@@ -15,8 +15,8 @@ from dataclasses import replace
 import aiohttp
 import pytest
 
-from server.accounts import LoginGuard, LoginLimits, LoginRefused, verify_password
 from server.config import Settings
+from server.http.auth import LoginGuard, LoginLimits, LoginRefused, verify_password
 from server.keys import LOGIN_GUARD
 from tests.conftest import PASSWORD, Rapport, start_rapport
 

@@ -11,7 +11,7 @@ import av
 import pytest
 
 from server.config import Settings
-from server.workerpool import RemoteCallMedia
+from server.media.pool import RemoteCallMedia
 from tests.conftest import Rapport, start_rapport
 from tests.support.clients import CUSTOMER, REP, MediaClient, SignalingClient
 from tests.test_recording import assert_shows, file_bgr

@@ -10,7 +10,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from server.messages import SCHEMAS, ProtocolError, parse
+from server.signalling.messages import SCHEMAS, ProtocolError, parse
 from tests.conftest import Rapport
 
 json_values = st.recursive(

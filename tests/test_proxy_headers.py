@@ -11,12 +11,12 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer, make_mocked_request
 
-from server.accounts import hash_password
 from server.app import create_app
 from server.config import Settings, load_settings
+from server.http.auth import hash_password
+from server.http.security import HSTS, client_address, original_scheme
 from server.keys import STORE
 from server.metrics import require_metrics_access
-from server.security import HSTS, client_address, original_scheme
 from server.tls import ssl_context
 from tests.conftest import PASSWORD, Rapport, start_rapport, with_settings
 

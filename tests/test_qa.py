@@ -12,8 +12,8 @@ import aiohttp
 import pytest
 from sqlalchemy import update
 
-from server import db
 from server.keys import REVIEWS
+from server.storage import schema
 from tests.conftest import Rapport
 from tests.support.clients import SignalingClient, SignalingError
 
@@ -32,7 +32,9 @@ async def answered_and_ended(rapport: Rapport, rep: SignalingClient, **fields: A
 
 async def set_session(rapport: Rapport, session_id: str, **values: Any) -> None:
     async with rapport.store.engine.begin() as conn:
-        await conn.execute(update(db.support_sessions).where(db.support_sessions.c.id == session_id).values(**values))
+        await conn.execute(
+            update(schema.support_sessions).where(schema.support_sessions.c.id == session_id).values(**values)
+        )
 
 
 async def post(http: aiohttp.ClientSession, url: str, csrf: str, body: Any) -> tuple[int, Any]:
@@ -108,7 +110,7 @@ async def test_the_qa_list_filters_by_every_field(rapport: Rapport) -> None:
     calm = await answered_and_ended(rapport, rep1, reason="order")
     rep2 = await rapport.rep("rep2")
     angry = await answered_and_ended(rapport, rep2, reason="complaint")
-    t = db.now()
+    t = schema.now()
     await set_session(rapport, calm, answered_at=t - 100, ended_at=t - 40, disposition="resolved", peak_frustration=0.2)
     await set_session(
         rapport,

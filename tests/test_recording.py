@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from server.config import Settings
-from server.feeds import tag_codec
-from server.recording import TrackRecorder, reconcile
+from server.media.feeds import tag_codec
+from server.recording.recorder import TrackRecorder, reconcile
 from tests.conftest import Rapport, start_rapport
 from tests.support.clients import (
     CUSTOMER,
@@ -194,7 +194,7 @@ DISK_FULL_SCRIPT = """
 import fractions, json, resource, signal, sys, time
 import av, numpy as np
 from pathlib import Path
-from server.recording import TrackRecorder
+from server.recording.recorder import TrackRecorder
 
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG, like a full disk
 resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, resource.RLIM_INFINITY))

@@ -7,8 +7,8 @@ import io
 
 from sqlalchemy import update
 
-from server import db
-from server.supervision import percentile, summarize
+from server.http.routes.supervisor import percentile, summarize
+from server.storage import schema
 from tests.conftest import Rapport
 
 
@@ -50,8 +50,8 @@ async def test_reports_by_reason_and_csv_and_the_live_floor(rapport: Rapport) ->
 
     async with rapport.store.engine.begin() as conn:
         await conn.execute(
-            update(db.support_sessions)
-            .where(db.support_sessions.c.id == answered["session_id"])
+            update(schema.support_sessions)
+            .where(schema.support_sessions.c.id == answered["session_id"])
             .values(flag_count=1, rating=2)
         )
     async with sup.get(f"{rapport.url}/api/v1/reports?group=reason") as r:

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server.calls import CallCenter, LiveSession, RepState
+from server.calls.center import CallCenter, LiveSession, RepState
 from server.config import Settings
-from server.store import SessionRecord, User
+from server.storage.store import SessionRecord, User
 from tests.conftest import Rapport, start_rapport
 from tests.support.clients import SignalingClient, SignalingError
 

@@ -223,7 +223,7 @@ async def test_socket_from_a_foreign_origin_is_refused_before_upgrade(rapport: R
 
 
 async def test_a_socket_that_never_says_hello_is_closed(rapport: Rapport, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("server.signaling.HELLO_TIMEOUT_S", 0.5)
+    monkeypatch.setattr("server.signalling.endpoint.HELLO_TIMEOUT_S", 0.5)
     async with aiohttp.ClientSession() as http:
         silent = SignalingClient(http, rapport.url)
         await silent.connect()

@@ -21,11 +21,12 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.test_utils import TestServer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from server.apikeys import ApiKeyStore
 from server.config import Settings
-from server.db import create_engine
-from server.migrations import migrate
-from server.webhooks import BlockedAddress, WebhookDispatcher, blocked_reason, guarded_socket, literal_address
+from server.http.apikeys import ApiKeyStore
+from server.storage.migrations import migrate
+from server.storage.schema import create_engine
+from server.webhooks.dispatcher import WebhookDispatcher
+from server.webhooks.guard import BlockedAddress, blocked_reason, guarded_socket, literal_address
 from tests.conftest import Rapport, start_rapport, with_settings
 
 MARKER = "RECEIVER-SECRET-7f3a"

@@ -20,11 +20,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from server.apikeys import ApiKeyStore
 from server.config import Settings
-from server.db import create_engine
-from server.migrations import migrate
-from server.webhooks import WEBHOOKS, WebhookDispatcher, sign, validate_url, verify
+from server.http.apikeys import ApiKeyStore
+from server.storage.migrations import migrate
+from server.storage.schema import create_engine
+from server.webhooks.dispatcher import WEBHOOKS, WebhookDispatcher, validate_url
+from server.webhooks.signing import sign, verify
 from tests.conftest import Rapport, start_rapport, with_settings
 
 FAST = (0.2, 0.4, 0.8)

@@ -35,13 +35,13 @@ from pathlib import Path
 
 import aiohttp
 
-from server.api import WEB_CLIENT
-from server.apikeys import ApiKeyStore
 from server.app import create_app
 from server.cli import migrated_engine
 from server.config import load_settings
-from server.openapi import document
-from server.store import Store
+from server.http.apikeys import ApiKeyStore
+from server.http.openapi import document
+from server.http.routes.sessions import WEB_CLIENT
+from server.storage.store import Store
 from tests.fuzz.harness import (
     QUIET_WARNINGS,
     Budget,

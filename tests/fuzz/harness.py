@@ -40,10 +40,10 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis.strategies import SearchStrategy
 from yarl import URL
 
-from server.accounts import hash_password
-from server.apikeys import SCOPES, ApiKeyStore
-from server.messages import SCHEMAS
-from server.store import Store
+from server.http.apikeys import SCOPES, ApiKeyStore
+from server.http.auth import hash_password
+from server.signalling.messages import SCHEMAS
+from server.storage.store import Store
 from tests.fuzz.inputs import (
     CHROME_OFFER,
     STAFF,

@@ -2,7 +2,7 @@
 
 The strategies are built from what the server declares, so a new route or message type is fuzzed without a
 change here: HTTP routes come from the app's router, their bodies and query parameters from the OpenAPI
-document (server/openapi.py), WebSocket messages from ``server.messages.SCHEMAS``.
+document (server/http/openapi.py), WebSocket messages from ``server.signalling.messages.SCHEMAS``.
 
 Values that must be big (64 KiB bodies, thousands of candidates) are drawn as a small unit and a repeat count,
 so hypothesis's own size limits do not cap them.
@@ -19,7 +19,7 @@ from urllib.parse import quote
 from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 
-from server.messages import Field
+from server.signalling.messages import Field
 
 # --- what the run has learnt ---
 

@@ -16,11 +16,11 @@ from dataclasses import replace
 import pytest
 from aiohttp import ClientConnectionResetError
 
-from server.api import WEB_CLIENT
 from server.config import Settings
-from server.httplog import quiet_client_errors
+from server.http.accesslog import quiet_client_errors
+from server.http.openapi import document
+from server.http.routes.sessions import WEB_CLIENT
 from server.keys import API_KEYS, SETTINGS
-from server.openapi import document
 from tests.conftest import Rapport, start_rapport
 from tests.fuzz.harness import (
     QUIET_WARNINGS,

@@ -1,0 +1,111 @@
+"""Emotion cues of one call: the customer's video feed → the emotion stream → the rep.
+
+Only the customer's feed is ever attached here: analysing employees' faces is
+banned in the EU. Nothing runs unless the customer agreed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from emotion import EmotionService, EmotionStatus, EmotionStream, EmotionUpdate
+
+from ..media.feeds import DecodingSink, ParticipantFeed
+from ..storage.store import Store
+
+log = logging.getLogger(__name__)
+
+TIMELINE_FLUSH_S = 5.0
+OFF_BY_CUSTOMER = {"type": "emotion.status", "status": "off", "message": "emotion cues off (customer's choice)"}
+
+SendToRep = Callable[[dict[str, Any]], None]
+EventSink = Callable[[str, dict[str, Any]], Awaitable[object]]
+
+
+def unavailable_status(message: str) -> dict[str, Any]:
+    return {"type": "emotion.status", "status": "unavailable", "message": message}
+
+
+class CallCues:
+    """Runs while the customer consents; ``aclose()`` stops analysis and stores the rest of the timeline."""
+
+    def __init__(
+        self,
+        service: EmotionService,
+        session_id: str,
+        customer_video: ParticipantFeed,
+        store: Store,
+        send_to_rep: SendToRep,
+        on_event: EventSink | None = None,
+    ) -> None:
+        self.session_id = session_id
+        self._on_event = on_event
+        self._feed = customer_video
+        self._store = store
+        self._send = send_to_rep
+        self._stream: EmotionStream = service.open_stream(session_id)
+        # A forwarded call carries packets: decode them (in a thread) for the analysis only.
+        self._decoder = DecodingSink(self._stream, asyncio.get_running_loop())
+        self.last_update: dict[str, Any] | None = None
+        self.last_status: dict[str, Any] = {
+            "type": "emotion.status",
+            "status": service.status,
+            "message": service.status_message,
+        }
+        self._feed.subscribe(self._decoder)
+        self._reader = asyncio.create_task(self._relay(), name=f"cues-{session_id}")
+        self._flusher = asyncio.create_task(self._flush_periodically(), name=f"cues-flush-{session_id}")
+
+    async def _relay(self) -> None:
+        async for event in self._stream:
+            if isinstance(event, EmotionUpdate):
+                message = {**event.to_dict(), "session_id": self.session_id}
+                self.last_update = message
+                if self._on_event is not None and message.get("flag") in ("raised", "cleared"):
+                    await self._on_event(
+                        "emotion.flag",
+                        {
+                            "session_id": self.session_id,
+                            "flag": message["flag"],
+                            "media_time": message.get("media_time"),
+                            "smoothed": message.get("smoothed"),
+                            "flag_seconds": message.get("flag_seconds"),
+                        },
+                    )
+            elif isinstance(event, EmotionStatus):
+                message = {**event.to_dict(), "session_id": self.session_id}
+                self.last_status = message
+            else:  # pragma: no cover - the stream yields only these two
+                continue
+            self._send(message)
+
+    async def _flush_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(TIMELINE_FLUSH_S)
+            await self._flush()
+
+    async def _flush(self) -> None:
+        rows = [row.to_dict() for row in self._stream.take_timeline()]
+        if rows:
+            try:
+                await self._store.add_timeline(self.session_id, rows)
+            except Exception:
+                log.exception("could not store the emotion timeline of %s", self.session_id)
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        """What a rep who (re)connects needs to see the current state at once."""
+        return [m for m in (self.last_status, self.last_update) if m is not None]
+
+    async def aclose(self) -> None:
+        self._feed.unsubscribe(self._decoder)
+        self._decoder.close()
+        self._flusher.cancel()
+        await self._stream.aclose()
+        for task in (self._reader, self._flusher):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self._flush()

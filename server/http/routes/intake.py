@@ -1,0 +1,139 @@
+"""What a customer tells us before the call, checked once for every way in (the page, an invite)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+
+from ...calls.center import AtCapacity, QueueFull, TooManyWaiting
+from ...config import Settings
+from ...keys import CALL_CENTER, CALL_LIMITER, SETTINGS
+from ...storage.store import SessionRecord, iso
+from ..security import ApiError, client_address, optional_str
+
+EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s.]{2,}$")
+PHONE = re.compile(r"^\+?[0-9 ()./-]{5,30}$")
+
+
+def consent_field(body: dict[str, Any], name: str = "emotion_consent") -> bool | None:
+    value = body.get(name)
+    if value is not None and not isinstance(value, bool):
+        raise ApiError(400, "bad_request", f"{name}: must be true or false")
+    return value
+
+
+def validate_reason(request: web.Request, value: Any) -> str | None:
+    codes = {code for code, _ in request.app[SETTINGS].reasons}
+    if value is None or value == "":
+        return None
+    if value not in codes:
+        raise ApiError(400, "bad_request", f"reason: one of {', '.join(sorted(codes))}")
+    return str(value)
+
+
+def validate_language(request: web.Request, value: Any) -> str | None:
+    codes = {code for code, _name, _dir in request.app[SETTINGS].languages}
+    if value is None or value == "":
+        return None
+    if value not in codes:
+        raise ApiError(400, "bad_request", f"language: one of {', '.join(sorted(codes))}")
+    return str(value)
+
+
+def validate_contact(body: dict[str, Any]) -> dict[str, str] | None:
+    value = body.get("contact")
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) - {"email", "phone"}:
+        raise ApiError(400, "bad_request", "contact: an object with email and/or phone")
+    email = optional_str(value, "email", 254)
+    phone = optional_str(value, "phone", 30)
+    if email is not None and not EMAIL.match(email):
+        raise ApiError(400, "bad_request", "contact.email: not an e-mail address")
+    if phone is not None and not PHONE.match(phone):
+        raise ApiError(400, "bad_request", "contact.phone: not a phone number")
+    contact = {k: v for k, v in (("email", email), ("phone", phone)) if v}
+    return contact or None
+
+
+def query_date(raw: str | None, name: str, *, end: bool = False) -> float | None:
+    """A ``YYYY-MM-DD`` query parameter as a UTC timestamp (the day's end for ``end``)."""
+    if not raw:
+        return None
+    try:
+        day = datetime.strptime(raw, "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        raise ApiError(400, "bad_request", f"{name}: a date, YYYY-MM-DD") from None
+    if not end:
+        return day.timestamp()
+    try:
+        return (day + timedelta(days=1)).timestamp()
+    except OverflowError:  # 9999-12-31 has no next day (a 500 before; found by make fuzz)
+        return datetime.max.replace(tzinfo=UTC).timestamp()
+
+
+def limit_calls(request: web.Request) -> None:
+    wait = request.app[CALL_LIMITER].hit(client_address(request))
+    if wait > 0:
+        raise ApiError(429, "rate_limited", "too many calls from this address", {"Retry-After": str(int(wait) + 1)})
+
+
+def negotiate_language(accept_language: str | None, settings: Settings) -> str:
+    """The best of our languages for an Accept-Language header; English when nothing matches."""
+    codes = [code for code, _name, _dir in settings.languages]
+    ranked: list[tuple[float, int, str]] = []
+    for index, part in enumerate((accept_language or "").split(",")[:20]):
+        tag, _, params = part.strip().partition(";")
+        quality = 1.0
+        if params.strip().startswith("q="):
+            try:
+                quality = float(params.strip()[2:])
+            except ValueError:
+                continue
+        ranked.append((-quality, index, tag.strip().lower()))
+    aliases = {"no": "nb", "nn": "nb", "pes": "fa", "prs": "fa"}
+    for _q, _i, tag in sorted(ranked):
+        base = tag.split("-")[0]
+        base = aliases.get(base, base)
+        if base in codes:
+            return base
+    return "en" if "en" in codes else codes[0]
+
+
+def _localised(value: Any, language: str) -> Any:
+    if isinstance(value, dict):
+        return value.get(language) or value.get("en") or next(iter(value.values()), None)
+    return value
+
+
+def help_for(settings: Settings, reason: str, language: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "title": _localised(a.get("title"), language),
+            "body": _localised(a.get("body"), language),
+            "url": a.get("url"),
+        }
+        for a in settings.help_articles.get(reason, ())
+    ]
+
+
+async def queue_customer(request: web.Request, **fields: Any) -> tuple[SessionRecord, str]:
+    """Queue a customer (from the page or an invite); 503 when every line is busy or the queue is full,
+    429 when this address already has its share of waiting calls."""
+    try:
+        return await request.app[CALL_CENTER].create_call(**fields, address=client_address(request))
+    except QueueFull as exc:
+        raise ApiError(503, "queue_full", str(exc), {"Retry-After": "120"}) from None
+    except AtCapacity as exc:
+        raise ApiError(503, "all_lines_busy", str(exc), {"Retry-After": "120"}) from None
+    except TooManyWaiting as exc:
+        raise ApiError(429, "too_many_waiting", str(exc), {"Retry-After": "60"}) from None
+
+
+def call_answer(record: SessionRecord, token: str) -> web.Response:
+    """201 with what the customer's page needs to join."""
+    body = {"session_id": record.id, "token": token, "expires_at": iso(record.token_expires_at)}
+    return web.json_response(body, status=201)

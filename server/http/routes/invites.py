@@ -1,0 +1,395 @@
+"""Invite links for identified customers: created by staff or other systems, signed, with an expiry.
+
+The link is ``/join/<token>``. The token is signed with the server's secret
+(HMAC-SHA256) and names the invite, the customer's reference and the expiry;
+the identity and context themselves stay in the database, so they never sit in
+browser histories or proxy logs. A changed character anywhere in the token is
+a tampered link; a token past its expiry is an expired one. Both get a plain
+error page.
+
+A link opens one call: the redeem that claims the invite (one conditional
+UPDATE, so two racing redeems give one call) starts it, and later redeems are
+refused (409 while that call is open, 410 link_used after). Staff (supervisor,
+admin) and API keys with ``invites:write`` revoke an invite by its id (410
+link_revoked). Links point at ``public_url``; without it, links are minted only
+for a loopback Host, never from a Host header someone else chose. The access
+log shows a token as the first 12 hex digits of its SHA-256
+(:class:`server.http.security.AccessLogger`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import html
+import io
+import json
+import os
+import re
+import secrets
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ... import tokens
+from ...keys import INVITE_KEY, SETTINGS, STORE
+from ...storage import schema
+from ...storage.store import Store, iso
+from ..apikeys import require_principal
+from ..security import ApiError, is_loopback, optional_str, original_scheme, read_json
+from .intake import call_answer, consent_field, limit_calls, queue_customer, validate_language, validate_reason
+
+STAFF_ROLES = ("rep", "qa", "supervisor", "admin")
+REVOKE_ROLES = ("supervisor", "admin")
+INVITE_ID = re.compile(r"inv_[0-9a-f]{16}")
+LIVE_STATES = ("waiting", "active")
+EXPIRED = "This link has expired. Ask for a new one, or start a new call."
+USED = "This link has been used already. Ask for a new one, or start a new call."
+REVOKED = "This link has been withdrawn. Ask for a new one, or start a new call."
+IN_CALL = "this invite is already in a call; use the original tab"
+INVITE_MAX_TTL_S = 7 * 24 * 3600
+MAX_TOKEN_CHARS = 512
+MAX_JSON_BYTES = 8 * 1024
+PRIORITIES = {"normal": 0, "high": 10}
+WEB_CLIENT = Path(__file__).resolve().parents[3] / "web_client"
+
+
+class LinkError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def load_secret(data_dir: Path) -> bytes:
+    """The server's signing key, made on first start (``data/secret.key``, readable by the owner only)."""
+    path = data_dir / "secret.key"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(secrets.token_bytes(32))
+    return path.read_bytes()
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def sign_link(key: bytes, payload: dict[str, Any]) -> str:
+    body = _b64(json.dumps(payload, separators=(",", ":"), sort_keys=True).encode())
+    mac = hmac.new(key, body.encode(), hashlib.sha256).digest()
+    return f"{body}.{_b64(mac)}"
+
+
+def open_link(key: bytes, token: str, *, now: float) -> dict[str, Any]:
+    """The payload of a valid token; LinkError for a tampered or expired one."""
+    body, _, mac = token.partition(".")
+    if not body or not mac or len(token) > MAX_TOKEN_CHARS:
+        raise LinkError(400, "link_invalid", "This link is not valid. Ask for a new one.")
+    expected = _b64(hmac.new(key, body.encode(), hashlib.sha256).digest())
+    if not hmac.compare_digest(expected, mac):
+        raise LinkError(400, "link_invalid", "This link is not valid. Ask for a new one.")
+    try:
+        payload = json.loads(_unb64(body))
+    except ValueError:
+        raise LinkError(400, "link_invalid", "This link is not valid. Ask for a new one.") from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("exp"), int | float):
+        raise LinkError(400, "link_invalid", "This link is not valid. Ask for a new one.")
+    if payload["exp"] < now:
+        raise LinkError(410, "link_expired", "This link has expired. Ask for a new one, or start a new call.")
+    return payload
+
+
+def _json_object(body: dict[str, Any], name: str) -> dict[str, Any] | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ApiError(400, "bad_request", f"{name}: a JSON object")
+    if len(json.dumps(value)) > MAX_JSON_BYTES:
+        raise ApiError(400, "bad_request", f"{name}: at most {MAX_JSON_BYTES} bytes")
+    return value
+
+
+def _priority(body: dict[str, Any]) -> int:
+    value = body.get("priority", "normal")
+    if isinstance(value, str) and value in PRIORITIES:
+        return PRIORITIES[value]
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 100:
+        return value
+    raise ApiError(400, "bad_request", "priority: normal, high, or an integer from 0 to 100")
+
+
+def _identity(body: dict[str, Any]) -> dict[str, Any] | None:
+    customer = _json_object(body, "customer")
+    if customer is None:
+        return None
+    for field in ("id", "name", "email", "phone"):
+        value = customer.get(field)
+        if value is not None and (not isinstance(value, str) or len(value) > 200):
+            raise ApiError(400, "bad_request", f"customer.{field}: a string of at most 200 characters")
+    return customer
+
+
+# single use and revocation
+
+
+async def claim_invite(engine: AsyncEngine, code: str) -> bool:
+    """Take the invite for one call; True for exactly one caller however many race (one conditional UPDATE)."""
+    table, t = schema.invites, schema.now()
+    async with engine.begin() as conn:
+        result = await conn.execute(
+            update(table)
+            .where(
+                table.c.code_hash == tokens.digest(code),
+                table.c.claimed_at.is_(None),
+                table.c.revoked_at.is_(None),
+                table.c.expires_at >= t,
+            )
+            .values(claimed_at=t)
+        )
+    return result.rowcount == 1
+
+
+async def release_invite(engine: AsyncEngine, code: str) -> None:
+    """Give a claim back when its call could not start (every line busy ...): the link is not used up."""
+    table = schema.invites
+    async with engine.begin() as conn:
+        await conn.execute(
+            update(table)
+            .where(table.c.code_hash == tokens.digest(code), table.c.session_id.is_(None))
+            .values(claimed_at=None)
+        )
+
+
+async def revoke(engine: AsyncEngine, invite_id: str) -> bool:
+    """Revoke by public id; True if the invite exists (revoking twice is fine)."""
+    table = schema.invites
+    async with engine.begin() as conn:
+        await conn.execute(
+            update(table).where(table.c.id == invite_id, table.c.revoked_at.is_(None)).values(revoked_at=schema.now())
+        )
+        found = (await conn.execute(select(table.c.id).where(table.c.id == invite_id))).first()
+    return found is not None
+
+
+async def _in_call(store: Store, invite: dict[str, Any]) -> bool:
+    """Whether the call this invite started is still open (or being started by a redeem right now)."""
+    if invite["session_id"] is None:
+        return True
+    record = await store.get_session(invite["session_id"])
+    return record is not None and record.state in LIVE_STATES
+
+
+async def _open_invite(request: web.Request, token: str) -> tuple[str, dict[str, Any]]:
+    """The code and invite a token names, if the link still works; LinkError otherwise (claims are the caller's)."""
+    link = open_link(request.app[INVITE_KEY], token, now=_now())
+    code = link.get("c")
+    invite = await request.app[STORE].get_invite(code) if isinstance(code, str) else None
+    if invite is None or not isinstance(code, str):
+        raise LinkError(410, "link_expired", EXPIRED)
+    if invite["revoked_at"] is not None:
+        raise LinkError(410, "link_revoked", REVOKED)
+    return code, invite
+
+
+def _loopback_host(host: str) -> bool:
+    name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host  # name:port
+    if name.startswith("["):
+        name = name[1:].partition("]")[0]
+    name = name.lower().rstrip(".")
+    return name == "localhost" or name.endswith(".localhost") or is_loopback(name)
+
+
+def link_base(request: web.Request) -> str:
+    """Where links point: ``public_url``; without it this request's own host, but only a loopback one, so a
+    Host header someone else chose never ends up in a link sent to a customer."""
+    public_url = request.app[SETTINGS].public_url
+    if public_url:
+        return public_url.rstrip("/")
+    if not _loopback_host(request.host or ""):
+        raise ApiError(
+            409,
+            "public_url_required",
+            "this server does not know its public address, and will not build links from a Host header: "
+            "set public_url (for example https://support.example.com)",
+        )
+    return f"{original_scheme(request)}://{request.host}"
+
+
+def _qr_svg(url: str) -> str:
+    import segno
+
+    buffer = io.BytesIO()
+    segno.make(url, error="m").save(buffer, kind="svg", scale=4, xmldecl=False, svgns=True)
+    return buffer.getvalue().decode()
+
+
+async def create_invite(request: web.Request) -> web.Response:
+    principal = await require_principal(request, scope="invites:write", roles=STAFF_ROLES)
+    base = link_base(request)
+    body = await read_json(request)
+    identity = _identity(body)
+    context = _json_object(body, "context")
+    reason = validate_reason(request, body.get("reason"))
+    language = validate_language(request, body.get("language"))
+    priority = _priority(body)
+    name = optional_str(body, "customer_name", 200) or (identity or {}).get("name")
+    customer_ref = optional_str(body, "customer_ref", 128) or (identity or {}).get("id")
+    ttl = body.get("ttl_s", 24 * 3600)
+    if not isinstance(ttl, int) or isinstance(ttl, bool) or not 60 <= ttl <= INVITE_MAX_TTL_S:
+        raise ApiError(400, "bad_request", f"ttl_s: an integer from 60 to {INVITE_MAX_TTL_S}")
+    store = request.app[STORE]
+    code, expires_at = await store.create_invite(
+        customer_name=name,
+        reason=reason,
+        created_by=principal.user_id,
+        ttl_s=ttl,
+        customer_ref=customer_ref,
+        identity=identity,
+        context=context,
+        language=language,
+        priority=priority,
+    )
+    token = sign_link(request.app[INVITE_KEY], {"c": code, "r": customer_ref, "exp": int(expires_at)})
+    url = f"{base}/join/{token}"
+    public_id = schema.invite_id(tokens.digest(code))
+    await store.audit(principal.user_id, "invite.create", customer_ref or "", {"by": principal.label, "id": public_id})
+    return web.json_response(
+        {
+            # For revoking it (DELETE /api/v1/invites/{id}); not a secret.
+            "id": public_id,
+            # What follows /join/: the signed token, which is also what redeem and qr.png take.
+            "code": token,
+            "url": url,
+            "expires_at": iso(expires_at),
+            "qr_svg": _qr_svg(url),
+            "qr_png_url": f"/api/v1/invites/{token}/qr.png",
+        },
+        status=201,
+    )
+
+
+async def invite_qr(request: web.Request) -> web.Response:
+    import segno
+
+    token = request.match_info["token"]
+    try:
+        _code, invite = await _open_invite(request, token)
+        if invite["claimed_at"] is not None and not await _in_call(request.app[STORE], invite):
+            raise LinkError(410, "link_used", USED)
+    except LinkError as exc:
+        raise ApiError(exc.status, exc.code, exc.message) from None
+    base = link_base(request)
+    buffer = io.BytesIO()
+    segno.make(f"{base}/join/{token}", error="m").save(buffer, kind="png", scale=8)
+    return web.Response(body=buffer.getvalue(), content_type="image/png")
+
+
+FALLBACK_ERROR_PAGE = (
+    '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{{title}}</title></head>'
+    '<body><main data-testid="link-error"><h1>{{title}}</h1><p data-testid="link-error-message">{{message}}</p>'
+    '<p><a href="/call">Start a new call</a></p></main></body></html>'
+)
+
+
+def _error_template() -> str:
+    path = WEB_CLIENT / "link-error.html"
+    return path.read_text(encoding="utf-8") if path.exists() else FALLBACK_ERROR_PAGE
+
+
+def _now() -> float:
+    from ...storage import schema
+
+    return schema.now()
+
+
+async def redeem_invite(request: web.Request) -> web.Response:
+    store = request.app[STORE]
+    try:
+        code, invite = await _open_invite(request, request.match_info["code"])
+    except LinkError as exc:
+        raise ApiError(exc.status, exc.code, exc.message) from None
+    body = await read_json(request)
+    device = optional_str(body, "device", 200)
+    consent = consent_field(body)
+    recording_consent = consent_field(body, "recording_consent")
+    language = validate_language(request, body.get("language")) or invite["language"]
+    limit_calls(request)
+    if not await claim_invite(store.engine, code):
+        # Used already, or another redeem of the same link won the race: read again to say which.
+        invite = await store.get_invite(code) or invite
+        if invite["revoked_at"] is not None:
+            raise ApiError(410, "link_revoked", REVOKED)
+        if invite["claimed_at"] is None:
+            raise ApiError(410, "link_expired", EXPIRED)
+        if await _in_call(store, invite):
+            raise ApiError(409, "conflict", IN_CALL)
+        raise ApiError(410, "link_used", USED)
+    identity = invite["identity"] or {}
+    contact = {k: identity[k] for k in ("email", "phone") if identity.get(k)}
+    try:
+        record, call_token = await queue_customer(
+            request,
+            reason=invite["reason"],
+            customer_name=invite["customer_name"],
+            device=device,
+            emotion_consent=consent,
+            recording_consent=recording_consent,
+            customer_ref=invite["customer_ref"],
+            priority=invite["priority"] or 0,
+            language=language,
+            contact=contact or None,
+            context=invite["context"],
+            identified=True,
+        )
+    except BaseException:
+        await release_invite(store.engine, code)
+        raise
+    await store.link_invite(code, record.id)
+    return call_answer(record, call_token)
+
+
+async def revoke_invite(request: web.Request) -> web.Response:
+    """Withdraw a link: it opens nothing from now on (a call it already started carries on)."""
+    principal = await require_principal(request, scope="invites:write", roles=REVOKE_ROLES)
+    invite_id = request.match_info["invite_id"]
+    if not INVITE_ID.fullmatch(invite_id) or not await revoke(request.app[STORE].engine, invite_id):
+        raise ApiError(404, "not_found", "no such invite")
+    await request.app[STORE].audit(principal.user_id, "invite.revoke", invite_id, {"by": principal.label})
+    return web.Response(status=204)
+
+
+LINK_TITLES = {"link_expired": "Link expired", "link_used": "Link already used", "link_revoked": "Link withdrawn"}
+
+
+async def join_page(request: web.Request) -> web.StreamResponse:
+    """The customer page for a link that still works (or whose call is open: a reload reconnects);
+    a plain error page for an expired, tampered, used or revoked one."""
+    try:
+        _code, invite = await _open_invite(request, request.match_info["token"])
+        if invite["claimed_at"] is not None and not await _in_call(request.app[STORE], invite):
+            raise LinkError(410, "link_used", USED)
+    except LinkError as exc:
+        title = LINK_TITLES.get(exc.code, "Link not valid")
+        page = (await asyncio.to_thread(_error_template)).replace("{{title}}", html.escape(title))
+        return web.Response(
+            text=page.replace("{{message}}", html.escape(exc.message)), status=exc.status, content_type="text/html"
+        )
+    return web.FileResponse(WEB_CLIENT / "customer.html")
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_get("/join/{token}", join_page)
+    app.router.add_post("/api/v1/invites", create_invite)
+    app.router.add_delete("/api/v1/invites/{invite_id}", revoke_invite)
+    app.router.add_post("/api/v1/invites/{code}/redeem", redeem_invite)
+    app.router.add_get("/api/v1/invites/{token}/qr.png", invite_qr)

@@ -1,0 +1,1 @@
+"""WebRTC media: server peers, feeds, forwarding, and the worker processes that run them."""

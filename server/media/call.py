@@ -1,0 +1,233 @@
+"""CallMedia: all media wiring of one support session, in one place.
+
+Each participant (customer, rep) has one ServerPeer at a time and one feed per
+kind. A participant's incoming tracks attach to their feeds; the other
+participant's peer sends FeedTracks that play those feeds. Recorders, the
+emotion pipeline and the forwarding path attach here too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from aiortc.mediastreams import MediaStreamTrack
+
+from ..config import IceServer
+from ..metrics import Rolling, measure_transit
+from .feeds import FeedTrack, ParticipantFeed
+from .forwarding import forward_track, give_up_on_lost_packets, relay_keyframe_requests, request_keyframe_from
+from .peers import ServerPeer
+
+log = logging.getLogger(__name__)
+
+ROLES = ("customer", "rep")
+KINDS = ("audio", "video")
+
+
+def other(role: str) -> str:
+    return "rep" if role == "customer" else "customer"
+
+
+class MediaClosed(Exception):
+    """The call's media was torn down (the call ended) while an offer was in flight."""
+
+
+MediaStateCallback = Callable[[str, str], Coroutine[Any, Any, None]]
+
+
+class CallMedia:
+    """Media of one session. ``on_media_state(role, state)`` hears "connected" / "lost"."""
+
+    def __init__(
+        self,
+        session_id: str,
+        ice_servers: tuple[IceServer, ...],
+        *,
+        on_media_state: MediaStateCallback,
+        stall_after_s: float = 6.0,
+        forward: bool = False,
+        transit: Rolling | None = None,
+    ) -> None:
+        self.transit = transit
+        # Forwarding: the first peer's video codec; the other side is answered with the same one.
+        self.video_codec: str | None = None
+        self.session_id = session_id
+        # Forwarding: encoded packets go from one peer to the other, nothing is decoded or encoded.
+        self.forward = forward
+        self.ice_servers = ice_servers
+        self.feeds: dict[str, dict[str, ParticipantFeed]] = {
+            role: {kind: ParticipantFeed(kind, f"{session_id}/{role}") for kind in KINDS} for role in ROLES
+        }
+        self.peers: dict[str, ServerPeer | None] = {role: None for role in ROLES}
+        self._outgoing: dict[str, list[FeedTrack]] = {role: [] for role in ROLES}
+        self._negotiating: set[str] = set()
+        self._media_state: dict[str, str] = {role: "new" for role in ROLES}
+        self._on_media_state = on_media_state
+        self._stall_after_s = stall_after_s
+        self._peer_started: dict[str, float] = {}
+        self._watchdog = asyncio.create_task(self._watch(), name=f"media-watchdog-{session_id}")
+        self._closed = False
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def is_negotiating(self, role: str) -> bool:
+        return role in self._negotiating
+
+    def begin_negotiation(self, role: str) -> None:
+        """Mark ``role`` busy before yielding, so a second offer sees it at once."""
+        self._negotiating.add(role)
+
+    async def answer(self, role: str, offer_sdp: str) -> str:
+        """Build a new peer for ``role`` from this offer; it replaces the old one only if it works."""
+        if self._closed:
+            raise MediaClosed
+        self._negotiating.add(role)
+        incoming: list[MediaStreamTrack] = []
+
+        def on_track(track: MediaStreamTrack) -> None:
+            if self.forward:
+                forward_track(track)  # before its receiver starts: it will hand out packets
+            receiver = peer.receiver_of(track)
+            if track.kind == "video" and receiver is not None:
+                give_up_on_lost_packets(receiver)  # or a lost packet freezes the picture for ~17 s
+            incoming.append(track)
+
+        peer = ServerPeer(
+            f"{self.session_id}/{role}",
+            self.ice_servers,
+            on_track=on_track,
+            on_state=lambda state: self._peer_state(role, peer, state),
+        )
+        outgoing = [FeedTrack(feed) for feed in self.feeds[other(role)].values()]
+        try:
+            answer = await peer.answer(
+                offer_sdp, list(outgoing), video_codec=self.video_codec if self.forward else None
+            )
+            if self._closed:
+                raise MediaClosed
+        except BaseException:
+            for track in outgoing:
+                track.stop()
+            await peer.close()
+            raise
+        finally:
+            self._negotiating.discard(role)
+        # A garbage offer must not cost the participant the media they already have,
+        # so the old peer goes only now.
+        await self._drop_peer(role)
+        self.peers[role] = peer
+        self._outgoing[role] = outgoing
+        if self.forward and self.video_codec is None:
+            self.video_codec = peer.video_codec()
+        self._peer_started[role] = time.monotonic()
+        for remote in incoming:
+            if remote.kind in self.feeds[role]:
+                feed = self.feeds[role][remote.kind]
+                feed.attach(remote)
+                if self.forward:
+                    feed.keyframe_source = self._keyframe_requester(peer, remote)
+        for sender in peer.senders:
+            if not isinstance(sender.track, FeedTrack):
+                continue
+            if self.forward:
+                # A receiver's PLI/FIR at our sender goes to the participant who is the source.
+                relay_keyframe_requests(sender, sender.track.feed.request_keyframe)
+            if self.transit is not None and sender.track.kind == "video":
+                measure_transit(sender, sender.track, self.transit)
+        return answer
+
+    async def _ask_keyframe(self, receiver: Any) -> None:
+        try:
+            await request_keyframe_from(receiver)
+        except Exception:  # a closing transport: the next request will do
+            log.debug("keyframe request failed", exc_info=True)
+
+    def _keyframe_requester(self, peer: ServerPeer, track: MediaStreamTrack) -> Callable[[], None]:
+        receiver = peer.receiver_of(track)
+
+        def request() -> None:
+            if receiver is None or self._closed:
+                return
+            task = asyncio.create_task(self._ask_keyframe(receiver))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        return request
+
+    def _peer_state(self, role: str, peer: ServerPeer, state: str) -> None:
+        if self.peers.get(role) is not peer:
+            return  # a replaced peer's last words
+        log.info("session %s %s peer %s", self.session_id, role, state)
+        if state in ("failed", "closed"):
+            self._set_media_state(role, "lost")
+
+    async def _drop_peer(self, role: str) -> None:
+        peer = self.peers.get(role)
+        self.peers[role] = None
+        for feed_track in self._outgoing[role]:
+            feed_track.stop()
+        self._outgoing[role] = []
+        for feed in self.feeds[role].values():
+            feed.detach()
+        if peer is not None:
+            await peer.close()
+
+    async def drop(self, role: str) -> None:
+        """The participant left or vanished: close their peer, keep the feeds for a comeback."""
+        await self._drop_peer(role)
+        self._media_state[role] = "new"
+
+    def _set_media_state(self, role: str, state: str) -> None:
+        if self._media_state[role] == state or self._closed:
+            return
+        self._media_state[role] = state
+        task = asyncio.create_task(self._on_media_state(role, state))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def media_state(self, role: str) -> str:
+        return self._media_state[role]
+
+    async def _watch(self) -> None:
+        # ICE consent takes ~30 s to notice a dead peer; frames stop at once.
+        while True:
+            await asyncio.sleep(0.5)
+            now = time.monotonic()
+            for role in ROLES:
+                if self.peers[role] is None:
+                    continue
+                last = max((f.last_frame_at or 0.0 for f in self.feeds[role].values()), default=0.0)
+                started = self._peer_started.get(role, now)
+                if last > started:
+                    fresh = now - last < self._stall_after_s
+                    self._set_media_state(role, "connected" if fresh else "lost")
+                elif now - started > self._stall_after_s * 2:
+                    self._set_media_state(role, "lost")
+
+    def stats(self) -> dict[str, dict[str, int]]:
+        return {
+            role: {
+                **{f"{kind}_in": self.feeds[role][kind].frames_in for kind in KINDS},
+                **{f"{t.kind}_out": t.frames_out for t in self._outgoing[role]},
+            }
+            for role in ROLES
+        }
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._watchdog.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._watchdog
+        await asyncio.gather(*(self._drop_peer(role) for role in ROLES))
+        for feeds in self.feeds.values():
+            for feed in feeds.values():
+                feed.keyframe_source = None
+                await feed.aclose()
+        for task in list(self._tasks):
+            task.cancel()

@@ -1,0 +1,362 @@
+"""The front door's side of the media workers: one process per core, calls spread over them.
+
+:class:`RemoteCallMedia` stands in for :class:`server.media.call.CallMedia` in the
+call centre, so the rest of the server does not care where a call's media
+runs. A worker that dies fails its calls' pending requests at once and tells
+the call centre, which ends exactly those calls; a new worker takes its place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+
+from ..config import IceServer
+from ..metrics import Rolling
+from . import wire
+from .call import MediaClosed, MediaStateCallback
+from .feeds import FrameSink
+from .peers import BadOffer
+
+log = logging.getLogger(__name__)
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+REQUEST_TIMEOUT_S = 20.0
+CUE_FPS = 5.0
+
+WorkerLost = Callable[[list[str]], Awaitable[None]]
+
+
+class WorkerGone(Exception):
+    """The worker process died with the request in flight."""
+
+
+class MediaWorker:
+    """One worker process and its message pipe."""
+
+    def __init__(self, index: int, db_url: str, transit: Rolling) -> None:
+        self.index = index
+        self.db_url = db_url
+        self.transit = transit
+        self.process: asyncio.subprocess.Process | None = None
+        self.calls: dict[str, RemoteCallMedia] = {}
+        self._replies: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._ids = itertools.count(1)
+        self._reader: asyncio.Task[None] | None = None
+        self.alive = False
+        self.on_exit: Callable[[MediaWorker], Awaitable[None]] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    async def start(self) -> None:
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "server.media.worker",
+            "--db-url",
+            self.db_url,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            cwd=PROJECT_ROOT,
+            limit=wire.MAX_BODY,
+        )
+        self.alive = True
+        self._reader = asyncio.create_task(self._read(), name=f"media-worker-{self.index}")
+        log.info("media worker %d started (pid %d)", self.index, self.process.pid)
+
+    def send(self, op: str, **fields: Any) -> None:
+        if not self.alive or self.process is None or self.process.stdin is None:
+            return
+        self.process.stdin.write(wire.encode({"op": op, **fields}))
+
+    async def request(self, op: str, **fields: Any) -> dict[str, Any]:
+        if not self.alive:
+            raise WorkerGone
+        request_id = next(self._ids)
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._replies[request_id] = future
+        self.send(op, id=request_id, **fields)
+        try:
+            return await asyncio.wait_for(future, REQUEST_TIMEOUT_S)
+        finally:
+            self._replies.pop(request_id, None)
+
+    async def _read(self) -> None:
+        assert self.process is not None and self.process.stdout is not None
+        try:
+            while True:
+                header, body = await wire.read(self.process.stdout)
+                try:
+                    self._dispatch(header, body)
+                except Exception:  # one bad event must not cut the line to the worker
+                    log.exception("media worker %d: event %s failed", self.index, header.get("event"))
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        except ValueError:
+            log.error("media worker %d sent garbage: stopping it", self.index)
+            with contextlib.suppress(ProcessLookupError):
+                self.process.kill()
+        finally:
+            self.alive = False
+            for future in self._replies.values():
+                if not future.done():
+                    future.set_exception(WorkerGone())
+            code = await self.process.wait()
+            log.warning("media worker %d (pid %s) exited with %s", self.index, self.pid, code)
+            if self.on_exit is not None:
+                await self.on_exit(self)
+
+    def _dispatch(self, header: dict[str, Any], body: bytes) -> None:
+        event = header.get("event")
+        if event == "reply":
+            future = self._replies.get(header.get("id", -1))
+            if future is not None and not future.done():
+                future.set_result(header)
+            return
+        if event == "stats":
+            for value in header.get("transit", []):
+                self.transit.observe(float(value))
+            for session, stats in header.get("calls", {}).items():
+                call = self.calls.get(session)
+                if call is not None:
+                    call.last_stats = stats
+            return
+        call = self.calls.get(str(header.get("session")))
+        if call is not None:
+            call.on_event(header, body)
+
+    async def stop(self) -> None:
+        self.on_exit = None
+        if self.process is not None and self.process.returncode is None:
+            if self.process.stdin is not None:
+                self.process.stdin.close()
+            try:
+                await asyncio.wait_for(self.process.wait(), 10)
+            except TimeoutError:
+                self.process.kill()
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+
+
+class RemoteFeed:
+    """The customer's video as decoded frames from the worker, for the emotion cues (frame sinks)."""
+
+    def __init__(self, media: RemoteCallMedia, kind: str) -> None:
+        self.kind = kind
+        self._media = media
+        self._sinks: list[FrameSink] = []
+
+    def subscribe(self, sink: FrameSink) -> None:
+        self._sinks.append(sink)
+        if len(self._sinks) == 1:
+            self._media.worker.send("frames_on", session=self._media.session_id, fps=CUE_FPS)
+
+    def unsubscribe(self, sink: FrameSink) -> None:
+        with contextlib.suppress(ValueError):
+            self._sinks.remove(sink)
+        if not self._sinks:
+            self._media.worker.send("frames_off", session=self._media.session_id)
+
+    def deliver(self, header: dict[str, Any], body: bytes) -> None:
+        width, height = int(header["width"]), int(header["height"])
+        strides = header["strides"]
+        frame = av.VideoFrame(width, height, "yuv420p")
+        offset = 0
+        for index, (plane, stride) in enumerate(zip(frame.planes, strides, strict=True)):
+            size = stride * (height if index == 0 else (height + 1) // 2)
+            data = np.frombuffer(body, np.uint8, size, offset)
+            offset += size
+            if plane.line_size == stride:
+                plane.update(data.tobytes())
+            else:
+                rows = data.reshape(-1, stride)[:, : plane.line_size]
+                plane.update(np.ascontiguousarray(rows).tobytes())
+        frame.pts = header["pts"]
+        frame.time_base = Fraction(*header["tb"])
+        for sink in list(self._sinks):
+            sink.push(frame)
+
+
+class RemoteRecording:
+    """The call's recordings, written by the worker.
+
+    The same face as :class:`server.recording.recorder.CallRecording`.
+    """
+
+    def __init__(self, media: RemoteCallMedia) -> None:
+        self._media = media
+        self.truncated = False
+        self.error: str | None = None
+
+    async def save_epochs(self) -> None:
+        return None  # the worker stores them
+
+    async def stop(self) -> list[Any]:
+        with contextlib.suppress(WorkerGone, TimeoutError):
+            await self._media.worker.request("record_stop", session=self._media.session_id)
+        return []
+
+
+class RemoteCallMedia:
+    """A call's media in a worker process; the interface the call centre uses of CallMedia."""
+
+    def __init__(
+        self,
+        worker: MediaWorker,
+        session_id: str,
+        *,
+        on_media_state: MediaStateCallback,
+        forward: bool,
+    ) -> None:
+        self.worker = worker
+        self.session_id = session_id
+        self.forward = forward
+        self._on_media_state = on_media_state
+        self._media_state = {"customer": "new", "rep": "new"}
+        self._negotiating: set[str] = set()
+        self.feeds: dict[str, dict[str, Any]] = {"customer": {"video": RemoteFeed(self, "video")}}
+        self.recording: RemoteRecording | None = None
+        self.last_stats: dict[str, dict[str, int]] = {}
+        self._closed = False
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def is_negotiating(self, role: str) -> bool:
+        return role in self._negotiating
+
+    def begin_negotiation(self, role: str) -> None:
+        self._negotiating.add(role)
+
+    def media_state(self, role: str) -> str:
+        return self._media_state[role]
+
+    async def answer(self, role: str, offer_sdp: str) -> str:
+        self._negotiating.add(role)
+        try:
+            reply = await self.worker.request("answer", session=self.session_id, role=role, sdp=offer_sdp)
+        except (WorkerGone, TimeoutError):
+            raise MediaClosed from None
+        finally:
+            self._negotiating.discard(role)
+        if reply.get("error") == "bad_sdp":
+            raise BadOffer(str(reply.get("message")))
+        if reply.get("error"):
+            raise MediaClosed
+        return str(reply["sdp"])
+
+    async def drop(self, role: str) -> None:
+        with contextlib.suppress(WorkerGone, TimeoutError):
+            await self.worker.request("drop", session=self.session_id, role=role)
+        self._media_state[role] = "new"
+
+    async def start_recording(self, root: Path) -> RemoteRecording:
+        reply = await self.worker.request("record", session=self.session_id, root=str(root))
+        if reply.get("error"):
+            raise RuntimeError(reply.get("message"))
+        self.recording = RemoteRecording(self)
+        return self.recording
+
+    def on_event(self, header: dict[str, Any], body: bytes) -> None:
+        event = header.get("event")
+        if event == "media_state":
+            role, state = str(header["role"]), str(header["state"])
+            self._media_state[role] = state
+            task = asyncio.create_task(self._on_media_state(role, state))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        elif event == "frame":
+            self.feeds["customer"]["video"].deliver(header, body)
+        elif event == "recording_truncated" and self.recording is not None:
+            self.recording.truncated, self.recording.error = True, header.get("error")
+
+    def stats(self) -> dict[str, dict[str, int]]:
+        return self.last_stats or {"customer": {}, "rep": {}}
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.worker.calls.pop(self.session_id, None)
+        with contextlib.suppress(WorkerGone, TimeoutError):
+            await self.worker.request("close", session=self.session_id)
+
+
+class MediaWorkerPool:
+    """``count`` workers; each new call goes to the one carrying the fewest."""
+
+    def __init__(self, count: int, db_url: str, transit: Rolling) -> None:
+        self.count = count
+        self.db_url = db_url
+        self.transit = transit
+        self.workers: list[MediaWorker] = []
+        self.on_lost: WorkerLost | None = None
+        self._closing = False
+
+    async def start(self) -> None:
+        for index in range(self.count):
+            await self._spawn(index)
+
+    async def _spawn(self, index: int) -> MediaWorker:
+        worker = MediaWorker(index, self.db_url, self.transit)
+        worker.on_exit = self._worker_exited
+        await worker.start()
+        if index < len(self.workers):
+            self.workers[index] = worker
+        else:
+            self.workers.append(worker)
+        return worker
+
+    async def _worker_exited(self, worker: MediaWorker) -> None:
+        lost = list(worker.calls)
+        worker.calls.clear()
+        if self._closing:
+            return
+        if self.on_lost is not None and lost:
+            await self.on_lost(lost)
+        await self._spawn(worker.index)
+
+    async def open(
+        self,
+        session_id: str,
+        ice_servers: tuple[IceServer, ...],
+        *,
+        on_media_state: MediaStateCallback,
+        stall_after_s: float,
+        forward: bool,
+    ) -> RemoteCallMedia:
+        live = [w for w in self.workers if w.alive]
+        if not live:
+            raise MediaClosed
+        worker = min(live, key=lambda w: len(w.calls))
+        media = RemoteCallMedia(worker, session_id, on_media_state=on_media_state, forward=forward)
+        worker.calls[session_id] = media
+        servers = [s.to_browser() for s in ice_servers]
+        await worker.request(
+            "open", session=session_id, ice_servers=servers, stall_after_s=stall_after_s, forward=forward
+        )
+        return media
+
+    def worker_of(self, session_id: str) -> MediaWorker | None:
+        return next((w for w in self.workers if session_id in w.calls), None)
+
+    async def aclose(self) -> None:
+        self._closing = True
+        await asyncio.gather(*(w.stop() for w in self.workers), return_exceptions=True)
+
+
+def default_workers() -> int:
+    return os.cpu_count() or 1

@@ -1,0 +1,1 @@
+"""Recording a call, composing the QA file (a separate process) and retention."""

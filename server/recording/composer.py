@@ -1,0 +1,179 @@
+"""The background job that turns a call's per-track recordings into one QA file.
+
+Composition decodes and re-encodes a whole call, so it runs in a separate,
+niced process (``python -m server.recording.compose``): it never competes with live
+media on the event loop, and a crash in a decoder costs one file, not the
+server. Jobs are rows in ``recordings`` (participant ``both``, kind
+``composed``), so a restart picks up where the last process stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from ..storage.store import Store
+from .recorder import file_digest
+
+log = logging.getLogger(__name__)
+
+COMPOSED_PARTICIPANT = "both"
+COMPOSED_KIND = "composed"
+PLAYABLE_STATES = ("complete", "truncated", "recovered")
+PROGRESS_WRITE_S = 1.0
+NICE = 10
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def composed_path(session_id: str) -> str:
+    return f"{session_id}/composed.webm"
+
+
+def track_offsets(rows: list[dict[str, Any]]) -> tuple[float | None, dict[int, float]]:
+    """Each track's start relative to the earliest one: (epoch of second 0, {recording id: offset})."""
+    epochs = {r["id"]: r["epoch"] for r in rows if r["epoch"] is not None}
+    if not epochs:
+        return None, {r["id"]: 0.0 for r in rows}
+    t0 = min(epochs.values())
+    return t0, {r["id"]: (epochs[r["id"]] - t0) if r["id"] in epochs else 0.0 for r in rows}
+
+
+class Composer:
+    """Queue of composition jobs, worked one at a time by a subprocess."""
+
+    def __init__(
+        self,
+        store: Store,
+        root: Path,
+        *,
+        enabled: bool = True,
+        on_event: Callable[[str, dict[str, Any]], Awaitable[object]] | None = None,
+    ) -> None:
+        self.store = store
+        self.on_event = on_event
+        self.root = root
+        self.enabled = enabled
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._process: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        if not self.enabled:
+            return
+        # A job the last process was working on starts again from scratch.
+        for row in await self.store.recordings_in_state("composing"):
+            await self.store.update_recording(row["id"], state="pending", progress=0.0)
+        self._task = asyncio.create_task(self._run(), name="composer")
+        self._wake.set()
+
+    async def aclose(self) -> None:
+        if self._process is not None and self._process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self._process.kill()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def enqueue(self, session_id: str) -> int | None:
+        """Queue (or re-queue) the session's QA file; None when nothing was recorded."""
+        if not self.enabled:
+            return None
+        rows = await self.store.list_recordings(session_id)
+        tracks = [r for r in rows if r["participant"] != COMPOSED_PARTICIPANT and r["state"] in PLAYABLE_STATES]
+        if not tracks:
+            return None
+        existing = next((r for r in rows if r["participant"] == COMPOSED_PARTICIPANT), None)
+        if existing is not None:
+            if existing["state"] in ("pending", "composing"):
+                return int(existing["id"])
+            await self.store.update_recording(existing["id"], state="pending", progress=0.0, error=None)
+            recording_id = int(existing["id"])
+        else:
+            recording_id = await self.store.add_recording(
+                session_id, COMPOSED_PARTICIPANT, COMPOSED_KIND, composed_path(session_id), state="pending"
+            )
+        self._wake.set()
+        return recording_id
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            for row in await self.store.recordings_in_state("pending"):
+                try:
+                    await self._compose(row)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    log.exception("composing the QA file of %s failed", row["session_id"])
+                    await self.store.update_recording(row["id"], state="failed", error=str(exc)[:200])
+
+    async def _compose(self, row: dict[str, Any]) -> None:
+        session_id = row["session_id"]
+        tracks = [
+            r
+            for r in await self.store.list_recordings(session_id)
+            if r["participant"] != COMPOSED_PARTICIPANT and r["state"] in PLAYABLE_STATES
+        ]
+        t0, offsets = track_offsets(tracks)
+        args = [sys.executable, "-m", "server.recording.compose", "--output", str(self.root / row["path"])]
+        for track in tracks:
+            flag = f"--{track['participant']}-{track['kind']}"
+            args += [flag, str(self.root / track["path"]), f"{flag}-offset", f"{offsets[track['id']]:.3f}"]
+        await self.store.update_recording(row["id"], state="composing", progress=0.0, epoch=t0)
+        started = time.monotonic()
+        process = await asyncio.create_subprocess_exec(
+            *args,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=PROJECT_ROOT,
+            preexec_fn=lambda: os.nice(NICE),
+        )
+        self._process = process
+        assert process.stdout is not None and process.stderr is not None
+        last_write = 0.0
+        outcome: dict[str, Any] = {}
+        async for line in process.stdout:
+            try:
+                message = json.loads(line)
+            except ValueError:
+                continue
+            if "progress" in message and time.monotonic() - last_write >= PROGRESS_WRITE_S:
+                last_write = time.monotonic()
+                await self.store.update_recording(row["id"], progress=float(message["progress"]))
+            elif "done" in message or "error" in message:
+                outcome = message
+        stderr = (await process.stderr.read()).decode(errors="replace")
+        code = await process.wait()
+        self._process = None
+        if code != 0 or "done" not in outcome:
+            error = outcome.get("error") or stderr.strip().splitlines()[-1:] or [f"exit code {code}"]
+            message = error if isinstance(error, str) else error[0]
+            await self.store.update_recording(row["id"], state="failed", error=message[:200])
+            log.warning("QA file of %s failed: %s", session_id, message)
+            return
+        size, sha = await asyncio.to_thread(file_digest, self.root / row["path"])
+        await self.store.finish_recording(row["id"], state="complete", size=size, sha256=sha)
+        await self.store.update_recording(row["id"], progress=1.0)
+        if self.on_event is not None:
+            ready = await self.store.get_recording(row["id"])
+            await self.on_event(
+                "recording.ready",
+                {"session_id": session_id, "recording_id": row["id"], "size": size, "sha256": sha, "state": "complete"}
+                | ({"ended_at": ready["ended_at"]} if ready else {}),
+            )
+        log.info(
+            "QA file of %s ready: %.0f s of call composed in %.1f s",
+            session_id,
+            float(outcome.get("duration_s", 0.0)),
+            time.monotonic() - started,
+        )

@@ -1,0 +1,1 @@
+"""The WebSocket endpoint: reader loop, bounded writer and the typed protocol messages."""

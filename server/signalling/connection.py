@@ -1,0 +1,134 @@
+"""One client's WebSocket: a bounded writer queue and a per-connection logger."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import time
+from collections.abc import Coroutine
+from typing import Any
+
+from aiohttp import web
+
+from ..calls.views import stray_keys
+from ..storage.store import User
+
+log = logging.getLogger(__name__)
+
+_ids = itertools.count(1)
+
+
+class ConnectionLog(logging.LoggerAdapter[logging.Logger]):
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        return f"[ws {self.extra['conn'] if self.extra else '?'}] {msg}", kwargs
+
+
+class TokenBucket:
+    def __init__(self, rate_per_s: float, burst: int) -> None:
+        self.rate = rate_per_s
+        self.burst = float(burst)
+        self.tokens = float(burst)
+        self.stamp = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
+class Connection:
+    """Only the handler task reads the socket; everyone else calls ``send``."""
+
+    def __init__(self, ws: web.WebSocketResponse, *, max_pending: int, remote: str) -> None:
+        self.id = next(_ids)
+        self.ws = ws
+        self.remote = remote
+        self.log = ConnectionLog(log, {"conn": self.id})
+        self.user: User | None = None
+        self.login_id: str | None = None
+        self.session_id: str | None = None  # customers: their one session
+        self.role: str | None = None  # "customer" or "rep" (any staff role)
+        self._queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=max_pending)
+        self._writer: asyncio.Task[None] | None = None
+        self.close_code: int | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run work for this connection beside its reader; cancelled when it goes."""
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    @property
+    def authenticated(self) -> bool:
+        return self.role is not None
+
+    def start(self) -> None:
+        self._writer = asyncio.create_task(self._write(), name=f"ws-writer-{self.id}")
+
+    def send(self, message: dict[str, Any]) -> None:
+        if self.close_code is not None:
+            return
+        if self.role == "customer":
+            # Defence in depth: customer messages come from server/calls/views.py; anything else is a bug, not sent.
+            stray = stray_keys(message)
+            if stray:
+                self.log.error("not sent to a customer: %s with keys %s", message.get("type"), sorted(stray))
+                return
+        try:
+            self._queue.put_nowait(json.dumps(message, separators=(",", ":")))
+        except asyncio.QueueFull:
+            # A client that cannot keep up would make us buffer without bound.
+            self.log.warning("send queue full, disconnecting slow client")
+            self.close(1008, "too slow")
+
+    def close(self, code: int, reason: str = "") -> None:
+        """Ask the writer to flush what is queued, then close with ``code``."""
+        if self.close_code is not None:
+            return
+        self.close_code = code
+        self._close_reason = reason
+        with contextlib.suppress(asyncio.QueueFull):
+            self._queue.put_nowait(None)
+        if self._queue.full():
+            # No room for the sentinel: close right away.
+            task = asyncio.create_task(self.ws.close(code=code, message=reason.encode()))
+            task.add_done_callback(lambda _t: None)
+
+    async def _write(self) -> None:
+        try:
+            while True:
+                item = await self._queue.get()
+                if item is None:
+                    break
+                await self.ws.send_str(item)
+        except (ConnectionError, RuntimeError):
+            pass
+        finally:
+            if self.close_code is not None and not self.ws.closed:
+                with contextlib.suppress(Exception):
+                    await self.ws.close(code=self.close_code, message=self._close_reason.encode())
+
+    async def finish(self) -> None:
+        """After the reader loop ends: stop spawned work and the writer."""
+        for task in list(self._tasks):
+            task.cancel()
+        if self._writer is None:
+            return
+        if not self._writer.done():
+            if self.close_code is None:
+                self.close_code = 1000
+                self._close_reason = ""
+                with contextlib.suppress(asyncio.QueueFull):
+                    self._queue.put_nowait(None)
+            try:
+                await asyncio.wait_for(self._writer, 2.0)
+            except (TimeoutError, asyncio.CancelledError):
+                self._writer.cancel()

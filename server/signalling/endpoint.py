@@ -1,0 +1,223 @@
+"""The WebSocket endpoint: one reader loop, and the one place where errors become replies."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from ..calls import views
+from ..calls.center import CallCenter
+from ..http.security import client_address, current_login, origin_allowed
+from ..keys import CALL_CENTER, SETTINGS, STORE, WEBSOCKETS
+from ..storage.store import Store
+from .connection import Connection, TokenBucket
+from .messages import ClientMessage, ProtocolError, error, parse
+
+log = logging.getLogger(__name__)
+
+HELLO_TIMEOUT_S = 10.0
+# aiohttp closes with 1009 above this; smaller oversize frames get a polite error instead.
+HARD_FRAME_LIMIT = 1024 * 1024
+FLOOD_CLOSE_AFTER = 200
+# A staff login that is not a rep said hello: clients do not reconnect after this code.
+NOT_A_REP_CLOSE = 4004
+
+Handler = Callable[[CallCenter, Connection, ClientMessage], Awaitable[dict[str, Any] | None]]
+
+
+async def _hello(center: CallCenter, conn: Connection, msg: ClientMessage) -> None:
+    if conn.authenticated:
+        raise ProtocolError("bad_message", "already said hello")
+    token = msg.get("token")
+    if token:
+        # A call token wins over a staff cookie: a customer page opened beside the console is a customer.
+        await center.customer_hello(conn, token)
+    elif conn.user is not None:
+        if conn.user.role != "rep":
+            # Only reps answer calls; a retry would fail the same way, so the socket closes (no reconnect).
+            conn.send(error("forbidden", f"only reps take calls; this is a {conn.user.role} login", msg.id))
+            conn.close(NOT_A_REP_CLOSE, "only reps take calls")
+            return None
+        await center.rep_hello(conn, conn.user)
+    else:
+        raise ProtocolError("not_authenticated", "customers must send their call token; staff must log in")
+    return None
+
+
+async def _ping(center: CallCenter, conn: Connection, msg: ClientMessage) -> dict[str, Any]:
+    return {"type": "pong"}
+
+
+async def _offer(center: CallCenter, conn: Connection, msg: ClientMessage) -> None:
+    # Claimed before any await, so a second offer on this socket sees it at once.
+    media, role = center.claim_negotiation(conn, msg.get("session_id"), msg.data["sdp"])
+
+    async def negotiate() -> dict[str, Any]:
+        return {"type": "answer", "sdp": await center.answer_offer(media, role, msg.data["sdp"])}
+
+    # Negotiation takes up to seconds (ICE gathering): run it beside the reader so
+    # chat and hang-ups are not held up.
+    conn.spawn(_run(center, conn, lambda _c, _n, _m: negotiate(), msg))
+
+
+async def _media_state(center: CallCenter, conn: Connection, msg: ClientMessage) -> None:
+    flags: dict[str, Any] = {k: msg.data[k] for k in ("audio", "video", "facing") if k in msg.data}
+    center.media_flags(conn, flags, msg.get("session_id"))
+
+
+async def _chat(center: CallCenter, conn: Connection, msg: ClientMessage) -> None:
+    await center.chat(conn, msg.data["text"], msg.get("session_id"))
+
+
+async def _end(center: CallCenter, conn: Connection, msg: ClientMessage) -> None:
+    await center.end(conn, msg.get("reason"), msg.get("session_id"))
+
+
+async def _rep_status(center: CallCenter, conn: Connection, msg: ClientMessage) -> None:
+    center.set_rep_status(conn, msg.data["status"])
+
+
+async def _accept(center: CallCenter, conn: Connection, msg: ClientMessage) -> None:
+    await center.accept(conn, msg.data["session_id"])
+
+
+async def _consent(center: CallCenter, conn: Connection, msg: ClientMessage) -> None:
+    await center.set_emotion_consent(conn, msg.data["enabled"])
+
+
+async def _decline(center: CallCenter, conn: Connection, msg: ClientMessage) -> None:
+    center.decline(conn, msg.data["session_id"])
+
+
+async def _transfer(center: CallCenter, conn: Connection, msg: ClientMessage) -> None:
+    await center.transfer(
+        conn,
+        msg.get("session_id"),
+        to_rep=msg.get("rep_id"),
+        to_reason=msg.get("reason"),
+        note=msg.get("note"),
+    )
+
+
+HANDLERS: dict[str, tuple[Handler, frozenset[str]]] = {
+    "hello": (_hello, frozenset({"none"})),
+    "ping": (_ping, frozenset({"none", "customer", "rep"})),
+    "offer": (_offer, frozenset({"customer", "rep"})),
+    "media.state": (_media_state, frozenset({"customer", "rep"})),
+    "chat.send": (_chat, frozenset({"customer", "rep"})),
+    "call.end": (_end, frozenset({"customer", "rep"})),
+    "rep.status": (_rep_status, frozenset({"rep"})),
+    "call.accept": (_accept, frozenset({"rep"})),
+    "consent.emotion": (_consent, frozenset({"customer"})),
+    "call.decline": (_decline, frozenset({"rep"})),
+    "call.transfer": (_transfer, frozenset({"rep"})),
+}
+
+
+async def _dispatch(center: CallCenter, conn: Connection, text: str) -> None:
+    msg_id: str | None = None
+    try:
+        msg = parse(text)
+        msg_id = msg.id
+        handler, allowed = HANDLERS[msg.type]
+        role = conn.role or "none"
+        if role not in allowed:
+            if role == "none":
+                raise ProtocolError("not_authenticated", "say hello first")
+            raise ProtocolError("forbidden", f"{role}s may not send {msg.type}")
+    except ProtocolError as exc:
+        conn.send(error(exc.code, exc.message, msg_id or exc.reply_to))
+        return
+    await _run(center, conn, handler, msg, ack=msg.type != "offer")
+
+
+async def _run(center: CallCenter, conn: Connection, handler: Handler, msg: ClientMessage, *, ack: bool = True) -> None:
+    """The one place where handler outcomes become replies and errors."""
+    try:
+        reply = await handler(center, conn, msg)
+        if reply is None and ack and msg.id is not None:
+            reply = {"type": "ack"}
+        if reply is not None:
+            if msg.id is not None:
+                reply["reply_to"] = msg.id
+            conn.send(reply)
+    except ProtocolError as exc:
+        conn.send(error(exc.code, exc.message, msg.id))
+    except Exception:
+        ref = uuid.uuid4().hex[:12]
+        conn.log.exception("internal error %s", ref)
+        conn.send(error("internal", f"internal error, reference {ref}", msg.id))
+
+
+async def _watch_login(store: Store, conn: Connection, every_s: float) -> None:
+    """A login can end in another process (``rapport users disable``, a password reset): notice it here."""
+    while conn.login_id is not None and conn.close_code is None:
+        await asyncio.sleep(every_s)
+        try:
+            state = await store.login_state(conn.login_id)
+        except Exception:
+            conn.log.exception("could not re-check the login; trying again later")
+            continue
+        if state != "live":
+            conn.log.info("login ended (%s): closing", state)
+            conn.send(views.bye(state))
+            conn.close(4001, state.replace("_", " "))
+            return
+
+
+async def websocket_handler(request: web.Request) -> web.StreamResponse:
+    settings = request.app[SETTINGS]
+    if not origin_allowed(request, settings):
+        raise web.HTTPForbidden(text="origin not allowed")
+    login = await current_login(request)
+    ws = web.WebSocketResponse(heartbeat=settings.heartbeat_s, max_msg_size=HARD_FRAME_LIMIT)
+    await ws.prepare(request)
+    conn = Connection(ws, max_pending=settings.ws_max_pending, remote=client_address(request))
+    if login is not None:
+        conn.user, _csrf, conn.login_id = login
+    center = request.app[CALL_CENTER]
+    sockets = request.app[WEBSOCKETS]
+    sockets.add(ws)
+    conn.start()
+    if conn.login_id is not None:
+        conn.spawn(_watch_login(request.app[STORE], conn, settings.login_recheck_s))
+    bucket = TokenBucket(settings.ws_rate_per_s, settings.ws_rate_burst)
+    dropped = 0
+    hello_deadline = asyncio.get_running_loop().call_later(
+        HELLO_TIMEOUT_S, lambda: None if conn.authenticated else conn.close(1008, "no hello")
+    )
+    try:
+        async for frame in ws:
+            if frame.type == WSMsgType.TEXT:
+                if not bucket.take():
+                    dropped += 1
+                    if dropped > FLOOD_CLOSE_AFTER:
+                        conn.close(1008, "message flood")
+                        break
+                    conn.send(error("rate_limited", "too many messages; this one was dropped"))
+                    continue
+                await _dispatch(center, conn, frame.data)
+            elif frame.type == WSMsgType.BINARY:
+                conn.send(error("bad_message", "binary frames are not part of the protocol"))
+                conn.close(1003, "binary not supported")
+                break
+            elif frame.type == WSMsgType.ERROR:
+                conn.log.info("socket error: %s", ws.exception())
+                break
+    finally:
+        hello_deadline.cancel()
+        sockets.discard(ws)
+        await conn.finish()
+        if not ws.closed:
+            await ws.close()
+        await center.disconnected(conn)
+    return ws
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_get("/ws/v1", websocket_handler)

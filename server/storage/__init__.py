@@ -1,0 +1,1 @@
+"""Everything SQL: tables, the store, reviews, migrations and private files on disk."""

@@ -1,0 +1,1 @@
+"""Outgoing webhooks: endpoints, signing, the SSRF guard and the delivery dispatcher."""

@@ -1,0 +1,557 @@
+"""Outgoing webhooks: signed POSTs of call events to other systems, retried with backoff.
+
+Everything goes through the database first: :meth:`WebhookDispatcher.emit`
+stores one ``webhook_deliveries`` row per subscribed endpoint, and a worker
+sends the rows that are due. A crash or restart loses nothing; at worst a
+delivery that was in flight is sent again (receivers dedupe on the event id or
+the ``Rapport-Delivery`` header).
+
+Each POST carries ``Rapport-Signature: t=<unix seconds>,v1=<hex>``, where the
+hex is HMAC-SHA256 of ``f"{t}.{body}"`` keyed with the endpoint's secret.
+Receivers check it with :func:`server.webhooks.signing.verify`.
+
+Webhooks never reach into the server's own network (SSRF): loopback, private,
+link-local, multicast, unspecified, reserved and cloud metadata addresses are
+refused when an endpoint names one literally, and again at connect time on the
+address a name resolved to, so a name that later resolves elsewhere (DNS
+rebinding) is refused too. Hosts in ``webhook_allowed_hosts`` are exempt.
+A failed delivery records a class of error ("timeout", "http 500" ...), never
+what the remote said.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import logging
+import time
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+from aiohttp import web
+from aiohttp.abc import AbstractResolver
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ..storage import schema
+from ..storage.store import iso
+from .guard import BlockedAddress, BlockedUrl, GuardedResolver, guarded_socket, host_blocked_reason
+from .signing import SIGNATURE_HEADER, new_event_id, new_secret, sign
+
+log = logging.getLogger(__name__)
+
+EVENTS = ("session.created", "session.answered", "session.ended", "recording.ready", "emotion.flag")
+DEFAULT_BACKOFF_S: tuple[float, ...] = (10, 30, 120, 600, 3600, 21600)
+USER_AGENT = "Rapport-Webhooks/1"
+URL_MAX = 500
+DESCRIPTION_MAX = 200
+ERROR_MAX = 300
+BLOCKED = "blocked address"
+
+
+def error_class(exc: BaseException) -> str:
+    """What ``last_error`` says about a failed attempt: a class of error, never the remote's own words."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # the chain of causes, bounded
+        if seen is None:
+            break
+        if isinstance(seen, BlockedAddress) or isinstance(getattr(seen, "os_error", None), BlockedAddress):
+            return BLOCKED
+        seen = seen.__cause__ or seen.__context__
+    if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
+        return "timeout"
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return "dns lookup failed"
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError):
+        return "tls error"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return "connection refused" if isinstance(exc.os_error, ConnectionRefusedError) else "connection failed"
+    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError | ConnectionResetError):
+        return "connection closed"
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return "invalid response"
+    return "request failed"
+
+
+# validation
+
+
+def validate_url(url: object, allowed_hosts: Collection[str] = ()) -> str:
+    """The URL if it may receive webhooks; ``ValueError`` with a readable reason otherwise.
+
+    A host that is a literal internal address (or localhost) is refused unless it is in ``allowed_hosts``;
+    names are checked again on the addresses they resolve to, when each delivery connects.
+    """
+    if not isinstance(url, str) or not url.strip():
+        raise ValueError("url: required, a string")
+    url = url.strip()
+    if len(url) > URL_MAX:
+        raise ValueError(f"url: at most {URL_MAX} characters")
+    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in url):
+        raise ValueError("url: no spaces or control characters")
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+        _port = parts.port  # raises ValueError for a bad port
+    except ValueError:
+        raise ValueError("url: not a valid URL") from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ValueError("url: must start with http:// or https://")
+    if "@" in parts.netloc or parts.username is not None or parts.password is not None:
+        raise ValueError("url: must not contain credentials (user:password@)")
+    if not hostname:
+        raise ValueError("url: has no host")
+    if hostname.lower() not in {h.lower() for h in allowed_hosts}:
+        reason = host_blocked_reason(hostname)
+        if reason is not None:
+            raise BlockedUrl(
+                f"url: {hostname} is a {reason} address; webhooks go to public addresses only "
+                "(an operator may allow an internal host with the webhook_allowed_hosts setting)"
+            )
+    return url
+
+
+def validate_events(value: object) -> tuple[str, ...]:
+    """The subscribed events, deduplicated in order; ``ValueError`` with a readable reason otherwise."""
+    if not isinstance(value, list) or not value:
+        raise ValueError(f"events: a non-empty list of {', '.join(EVENTS)}")
+    events: list[str] = []
+    for item in value:
+        if not isinstance(item, str) or item not in EVENTS:
+            shown = item if isinstance(item, str) and len(item) <= 40 else "?"
+            raise ValueError(f"events: unknown event {shown!r}; use {', '.join(EVENTS)}")
+        if item not in events:
+            events.append(item)
+    return tuple(events)
+
+
+# records
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    id: int
+    url: str
+    events: tuple[str, ...]
+    description: str | None
+    active: bool
+    created_at: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "url": self.url,
+            "events": list(self.events),
+            "description": self.description,
+            "created_at": iso(self.created_at),
+        }
+
+
+def _events_of(text: str) -> tuple[str, ...]:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return ()
+    return tuple(e for e in value if isinstance(e, str)) if isinstance(value, list) else ()
+
+
+def _endpoint(row: Any) -> Endpoint:
+    return Endpoint(
+        id=row["id"],
+        url=row["url"],
+        events=_events_of(row["events"]),
+        description=row["description"],
+        active=bool(row["active"]),
+        created_at=row["created_at"],
+    )
+
+
+def delivery_json(row: Any) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "event": row["event"],
+        "event_id": row["event_id"],
+        "state": row["state"],
+        "attempts": row["attempts"],
+        "last_status": row["last_status"],
+        "last_error": row["last_error"],
+        "created_at": iso(row["created_at"]),
+        "delivered_at": iso(row["delivered_at"]),
+        "next_attempt_at": iso(row["next_attempt_at"]),
+    }
+
+
+@dataclass(frozen=True)
+class _Due:
+    id: int
+    endpoint_id: int
+    event: str
+    payload: str
+    attempts: int
+    url: str
+    secret: str
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    status: int | None
+    error: str | None
+    permanent: bool = False
+
+
+# the dispatcher
+
+
+class WebhookDispatcher:
+    """Stores webhook endpoints and deliveries, and sends due deliveries in the background.
+
+    ``backoff_s[i]`` is the wait after the (i+1)-th failed attempt; after
+    ``len(backoff_s) + 1`` failed attempts a delivery is ``failed``.
+    ``allowed_hosts``: host names (as in the URL) that may be internal addresses; every other host is
+    refused when it is, or resolves to, an internal address. ``resolver``: how names are looked up
+    (aiohttp's default resolver when None); the address policy applies to whatever it answers.
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        timeout_s: float = 10.0,
+        backoff_s: tuple[float, ...] = DEFAULT_BACKOFF_S,
+        allowed_hosts: Collection[str] = (),
+        resolver: AbstractResolver | None = None,
+        concurrency: int = 4,
+        poll_s: float = 5.0,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency: at least 1")
+        self.engine = engine
+        self.timeout_s = timeout_s
+        self.backoff_s = tuple(backoff_s)
+        self.allowed_hosts = frozenset(h.lower().rstrip(".") for h in allowed_hosts)
+        self.resolver = resolver
+        self.concurrency = concurrency
+        self.poll_s = poll_s
+        self._wake = asyncio.Event()
+        self._worker: asyncio.Task[None] | None = None
+        self._http: aiohttp.ClientSession | None = None
+        # For allowed_hosts only: the same client without the address policy.
+        self._http_allowed: aiohttp.ClientSession | None = None
+        self._own_resolver: AbstractResolver | None = None
+        self._inflight: dict[int, asyncio.Task[None]] = {}
+
+    # lifecycle
+
+    async def start(self) -> None:
+        """Start sending; deliveries left pending by an earlier run are picked up."""
+        if self._worker is not None:
+            return
+        resolver = self.resolver
+        if resolver is None:
+            resolver = self._own_resolver = aiohttp.DefaultResolver()
+        self._http = self._client(
+            aiohttp.TCPConnector(
+                limit=self.concurrency, resolver=GuardedResolver(resolver), socket_factory=guarded_socket
+            )
+        )
+        self._http_allowed = self._client(aiohttp.TCPConnector(limit=self.concurrency, resolver=resolver))
+        self._wake.set()
+        self._worker = asyncio.create_task(self._run(), name="webhooks")
+
+    def _client(self, connector: aiohttp.TCPConnector) -> aiohttp.ClientSession:
+        # trust_env stays off: an HTTP(S)_PROXY in the environment would bypass the address policy.
+        return aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=self.timeout_s),
+            connector=connector,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            raise_for_status=False,
+            headers={"User-Agent": USER_AGENT},
+        )
+
+    async def aclose(self) -> None:
+        """Stop sending. Deliveries in flight stay ``pending`` and go out after the next start."""
+        worker, self._worker = self._worker, None
+        tasks = [t for t in (worker, *self._inflight.values()) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._inflight.clear()
+        for http in (self._http, self._http_allowed):
+            if http is not None:
+                await http.close()
+        self._http = self._http_allowed = None
+        if self._own_resolver is not None:
+            resolver, self._own_resolver = self._own_resolver, None
+            await resolver.close()
+
+    # endpoints
+
+    def check_url(self, url: object) -> str:
+        return validate_url(url, self.allowed_hosts)
+
+    async def create_endpoint(
+        self, url: str, events: tuple[str, ...], description: str | None = None
+    ) -> tuple[Endpoint, str]:
+        """A new endpoint and its signing secret (shown to the caller once)."""
+        url = self.check_url(url)
+        events = validate_events(list(events))
+        if description is not None and len(description) > DESCRIPTION_MAX:
+            raise ValueError(f"description: at most {DESCRIPTION_MAX} characters")
+        secret = new_secret()
+        t = schema.now()
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                insert(schema.webhook_endpoints).values(
+                    url=url,
+                    secret=secret,
+                    events=json.dumps(list(events)),
+                    description=description,
+                    active=True,
+                    created_at=t,
+                )
+            )
+            pk = int(result.inserted_primary_key[0]) if result.inserted_primary_key else 0
+        return Endpoint(pk, url, events, description, True, t), secret
+
+    async def list_endpoints(self) -> list[Endpoint]:
+        """The live endpoints (deleted ones are kept for their delivery history, but not listed)."""
+        table = schema.webhook_endpoints
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(table).where(table.c.active.is_(True)).order_by(table.c.id))).mappings()
+            return [_endpoint(r) for r in rows.all()]
+
+    async def get_endpoint(self, endpoint_id: int) -> Endpoint | None:
+        table = schema.webhook_endpoints
+        async with self.engine.connect() as conn:
+            query = select(table).where(table.c.id == endpoint_id, table.c.active.is_(True))
+            row = (await conn.execute(query)).mappings().first()
+        return _endpoint(row) if row is not None else None
+
+    async def delete_endpoint(self, endpoint_id: int) -> bool:
+        """Stop sending to this endpoint: its pending deliveries fail, its secret is forgotten."""
+        endpoints, deliveries = schema.webhook_endpoints, schema.webhook_deliveries
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(endpoints)
+                .where(endpoints.c.id == endpoint_id, endpoints.c.active.is_(True))
+                .values(active=False, secret="")
+            )
+            if result.rowcount != 1:
+                return False
+            await conn.execute(
+                update(deliveries)
+                .where(deliveries.c.endpoint_id == endpoint_id, deliveries.c.state == "pending")
+                .values(state="failed", next_attempt_at=None, last_error="endpoint deleted")
+            )
+        # A POST in flight to it is abandoned (its row already says "endpoint deleted").
+        for task in list(self._inflight.values()):
+            if task.get_name().startswith(f"webhook-{endpoint_id}-"):
+                task.cancel()
+        return True
+
+    async def list_deliveries(self, endpoint_id: int, limit: int = 100) -> list[dict[str, Any]]:
+        """The endpoint's deliveries, newest first."""
+        table = schema.webhook_deliveries
+        async with self.engine.connect() as conn:
+            query = select(table).where(table.c.endpoint_id == endpoint_id).order_by(table.c.id.desc()).limit(limit)
+            rows = (await conn.execute(query)).mappings().all()
+        return [delivery_json(r) for r in rows]
+
+    # events
+
+    async def emit(self, event: str, data: dict[str, Any]) -> int:
+        """Queue ``event`` for every live endpoint subscribed to it; returns how many deliveries were stored.
+
+        Never raises for database or serialisation trouble (it is logged and 0 is
+        returned); an event name outside :data:`EVENTS` is a programming error
+        (``ValueError``).
+        """
+        if event not in EVENTS:
+            raise ValueError(f"unknown webhook event {event!r}")
+        t = schema.now()
+        event_id = new_event_id()
+        try:
+            body = json.dumps(
+                {"id": event_id, "type": event, "created_at": iso(t), "data": data},
+                separators=(",", ":"),
+                default=str,
+            )
+        except (TypeError, ValueError, RecursionError):
+            log.exception("webhook event %s: data is not JSON, not sent", event)
+            return 0
+        table = schema.webhook_endpoints
+        try:
+            async with self.engine.begin() as conn:
+                rows = (await conn.execute(select(table.c.id, table.c.events).where(table.c.active.is_(True)))).all()
+                targets = [row.id for row in rows if event in _events_of(row.events)]
+                if targets:
+                    await conn.execute(
+                        insert(schema.webhook_deliveries),
+                        [
+                            {
+                                "endpoint_id": endpoint_id,
+                                "event_id": event_id,
+                                "event": event,
+                                "payload": body,
+                                "state": "pending",
+                                "attempts": 0,
+                                "next_attempt_at": t,
+                                "created_at": t,
+                            }
+                            for endpoint_id in targets
+                        ],
+                    )
+        except Exception:
+            log.exception("could not queue webhook event %s", event)
+            return 0
+        if targets:
+            self._wake.set()
+        return len(targets)
+
+    # the worker
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            next_due: float | None = None
+            try:
+                await self._dispatch_due()
+                next_due = await self._next_due()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("webhook worker: could not read due deliveries")
+            delay = self.poll_s if next_due is None else min(max(next_due - schema.now(), 0.0), self.poll_s)
+            # Woken early by emit() or a finished delivery; never spins faster than every 50 ms.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=max(delay, 0.05))
+
+    async def _dispatch_due(self) -> None:
+        free = self.concurrency - len(self._inflight)
+        if free <= 0:
+            return
+        d, e = schema.webhook_deliveries, schema.webhook_endpoints
+        query = (
+            select(d.c.id, d.c.endpoint_id, d.c.event, d.c.payload, d.c.attempts, e.c.url, e.c.secret)
+            .select_from(d.join(e, d.c.endpoint_id == e.c.id))
+            .where(
+                d.c.state == "pending",
+                d.c.next_attempt_at <= schema.now(),
+                e.c.active.is_(True),
+                d.c.id.notin_(list(self._inflight)),
+            )
+            .order_by(d.c.next_attempt_at, d.c.id)
+            .limit(free)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        for row in rows:
+            due = _Due(**dict(row))
+            task = asyncio.create_task(self._deliver(due), name=f"webhook-{due.endpoint_id}-{due.id}")
+            self._inflight[due.id] = task
+            task.add_done_callback(functools.partial(self._done, due.id))
+
+    def _done(self, delivery_id: int, _task: asyncio.Task[None]) -> None:
+        self._inflight.pop(delivery_id, None)
+        self._wake.set()
+
+    async def _next_due(self) -> float | None:
+        d, e = schema.webhook_deliveries, schema.webhook_endpoints
+        query = (
+            select(func.min(d.c.next_attempt_at))
+            .select_from(d.join(e, d.c.endpoint_id == e.c.id))
+            .where(d.c.state == "pending", e.c.active.is_(True), d.c.id.notin_(list(self._inflight)))
+        )
+        async with self.engine.connect() as conn:
+            value = (await conn.execute(query)).scalar_one_or_none()
+        return float(value) if value is not None else None
+
+    async def _deliver(self, due: _Due) -> None:
+        try:
+            await self._record(due, await self._post(due))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # The row stays pending with its attempt count. Hold its slot for a poll interval
+            # so a database that keeps failing does not turn into a resend loop.
+            log.exception("webhook delivery %d: could not record the outcome", due.id)
+            await asyncio.sleep(self.poll_s)
+
+    async def _post(self, due: _Due) -> _Outcome:
+        """One attempt."""
+        try:
+            validate_url(due.url, self.allowed_hosts)
+            hostname = (urlsplit(due.url).hostname or "").rstrip(".")
+        except ValueError as exc:
+            # The endpoint was stored before this check (or the settings changed): retrying cannot help.
+            log.warning("webhook delivery %d: %s", due.id, exc)
+            return _Outcome(None, BLOCKED if isinstance(exc, BlockedUrl) else "invalid url", permanent=True)
+        http = self._http_allowed if hostname in self.allowed_hosts else self._http
+        if http is None:
+            return _Outcome(None, "dispatcher closed")
+        body = due.payload.encode("utf-8")
+        headers = {
+            "Content-Type": "application/json",
+            "Rapport-Event": due.event,
+            "Rapport-Delivery": str(due.id),
+            SIGNATURE_HEADER: sign(due.secret, int(time.time()), body),
+        }
+        try:
+            async with http.post(due.url, data=body, headers=headers, allow_redirects=False) as response:
+                status = response.status
+        except (TimeoutError, aiohttp.ClientError, ValueError, OSError) as exc:
+            error = error_class(exc)
+            # The detail goes to the server's log for the operator, never into the API's last_error.
+            log.info("webhook delivery %d: %s (%s)", due.id, error, type(exc).__name__)
+            return _Outcome(None, error, permanent=error == BLOCKED)
+        if 200 <= status < 300:
+            return _Outcome(status, None)
+        if 300 <= status < 400:
+            return _Outcome(status, f"http {status} (redirects are not followed)")
+        return _Outcome(status, f"http {status}")
+
+    async def _record(self, due: _Due, outcome: _Outcome) -> None:
+        table = schema.webhook_deliveries
+        t = schema.now()
+        attempts = due.attempts + 1
+        status, error = outcome.status, outcome.error
+        if error is None:
+            # Delivered: last_error keeps the latest failure, if any, for the record.
+            values: dict[str, Any] = {
+                "state": "delivered",
+                "attempts": attempts,
+                "last_status": status,
+                "delivered_at": t,
+                "next_attempt_at": None,
+            }
+            log.info("webhook delivery %d (%s) delivered after %d attempt(s)", due.id, due.event, attempts)
+        else:
+            last = outcome.permanent or attempts > len(self.backoff_s)
+            values = {
+                "state": "failed" if last else "pending",
+                "attempts": attempts,
+                "last_status": status,
+                "last_error": error[:ERROR_MAX],
+                "next_attempt_at": None if last else t + float(self.backoff_s[attempts - 1]),
+            }
+            log.warning(
+                "webhook delivery %d (%s) to endpoint %d, attempt %d: %s%s",
+                due.id,
+                due.event,
+                due.endpoint_id,
+                attempts,
+                error,
+                " (giving up)" if last else "",
+            )
+        async with self.engine.begin() as conn:
+            await conn.execute(update(table).where(table.c.id == due.id, table.c.state == "pending").values(**values))
+
+
+WEBHOOKS = web.AppKey("webhooks", WebhookDispatcher)
