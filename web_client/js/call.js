@@ -1,6 +1,8 @@
 // CallMedia: the browser's end of one WebRTC call with the server. The page always
 // offers; the server answers without trickle, so we wait for ICE gathering first.
 
+import { $ } from "./dom.js";
+
 const GATHER_TIMEOUT_MS = 2000;
 const RESTART_AFTER_MS = 3000;
 
@@ -162,4 +164,24 @@ export async function tryPlay(video) {
   } catch {
     return false;
   }
+}
+
+/**
+ * Wire a call page's mute and camera-toggle buttons to `currentMedia()`: pressed means muted
+ * or camera off, and the label (`label("unmute")`, `label("camera_on")`…) says what the next
+ * press does.
+ */
+export function wireMediaToggles(currentMedia, label) {
+  const toggle = (testid, isOn, set, [whileOn, whileOff]) => {
+    $(testid).addEventListener("click", (ev) => {
+      const media = currentMedia();
+      if (!media) return;
+      const turningOff = isOn(media);
+      set(media, !turningOff);
+      ev.currentTarget.setAttribute("aria-pressed", String(turningOff));
+      ev.currentTarget.textContent = label(turningOff ? whileOff : whileOn);
+    });
+  };
+  toggle("mute", (media) => media.audioEnabled, (media, on) => media.setAudio(on), ["mute", "unmute"]);
+  toggle("camera-toggle", (media) => media.videoEnabled, (media, on) => media.setVideo(on), ["camera_off", "camera_on"]);
 }

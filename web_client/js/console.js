@@ -1,54 +1,35 @@
 // The staff console: sign in, availability, live queue with alerts, the call view,
 // customer card, chat and the customer's emotion cues.
-import { CallMedia, tryPlay } from "./call.js";
+//
+// This file holds the desk (queue, offers, the call, transfer, wrap-up); the customer card
+// is console/card.js, the emotion panel console/emotion.js, the ringing console/alert.js.
+import { CallMedia, tryPlay, wireMediaToggles } from "./call.js";
 import { ChatPanel } from "./chat.js";
+import { alertNewCustomer } from "./console/alert.js";
+import { languageName, showCard } from "./console/card.js";
+import { resetEmotion, showEmotion, showEmotionStatus } from "./console/emotion.js";
+import { codeLabel, reasonLabel } from "./console/labels.js";
+import { $, exposePage, setState, toast } from "./dom.js";
+import { loadStaffStrings, t } from "./i18n.js";
 import { SignalingClient } from "./signaling.js";
-import { applyStrings, formatDuration as formatWait, has, loadStrings, t } from "./staff-i18n.js";
-import { $, postJSON, setState, toast } from "./ui.js";
+import { api } from "./staff/api.js";
+import { deploymentReasons, loadDeployment } from "./staff/deployment.js";
+import { formatDuration as formatWait, none } from "./staff/format.js";
+import { startSession } from "./staff/session.js";
 
-let csrf = null;
 let signaling = null;
 let media = null;
 let chat = null;
 let call = null;
 let queue = [];
-let callTimer = null;
 let wrapUpSession = null;
-// Reason codes as the deployment labels them (from /api/v1/config).
-const reasonLabels = new Map();
-const reasonLabel = (code) => (code ? reasonLabels.get(code) || code.replaceAll("_", " ") : "");
-
-async function loadReasons() {
-  const r = await fetch("/api/v1/config", { credentials: "same-origin" });
-  if (!r.ok) return;
-  for (const reason of (await r.json()).reasons || []) reasonLabels.set(reason.code, reason.label);
-}
 let offer = null;
 let transferReps = [];
-const spark = []; // [media_time, smoothed] for the last 60 s
 
-window.rapport = {
-  get pc() { return media?.pc ?? null; },
-  get state() { return document.body.dataset.state; },
-};
-
-const none = () => t("common.none");
-const languageName = (code) => (code && has(`common.languages.${code}`) ? t(`common.languages.${code}`) : null);
-/** A server code for a catalogued word, or the code with spaces if the catalogue has none. */
-const codeLabel = (prefix, code) => t(`${prefix}.${code}`, {}, String(code ?? "").replaceAll("_", " "));
+exposePage({ pc: () => media?.pc ?? null });
 
 async function init() {
-  await loadStrings();
-  applyStrings(document);
-  $("login-form").addEventListener("submit", (ev) => {
-    ev.preventDefault();
-    login().catch((err) => {
-      const el = $("login-error");
-      el.textContent = err.status === 429 ? t("common.login.rate_limited") : t("common.login.wrong");
-      el.hidden = false;
-    });
-  });
-  $("logout").addEventListener("click", logout);
+  await loadStaffStrings();
   $("availability").addEventListener("click", toggleAvailability);
   wireCallControls();
   $("offer-accept").addEventListener("click", () => offer && acceptCall(offer.session_id, $("offer-accept")));
@@ -68,30 +49,12 @@ async function init() {
     saveWrapUp().catch((err) => toast(err.message));
   });
   setInterval(tick, 1000);
-  const me = await fetch("/api/v1/me", { credentials: "same-origin" });
-  if (me.ok) start(await me.json());
-  else setState("login");
+  await startSession({ showRole: false, onSignedIn: start });
 }
 
-async function login() {
-  const body = { username: $("login-username").value, password: $("login-password").value };
-  start(await postJSON("/api/v1/auth/login", body));
-}
-
-async function logout() {
-  try {
-    await postJSON("/api/v1/auth/logout", {}, { "X-CSRF-Token": csrf });
-  } finally {
-    location.reload();
-  }
-}
-
-function start(me) {
-  csrf = me.csrf_token;
-  $("user-name").textContent = me.user.display_name;
-  $("login-password").value = "";
+function start() {
   setState("queue");
-  loadReasons().catch(() => {});
+  loadDeployment();
   loadDispositions().catch(() => toast(t("console.dispositions_failed")));
   signaling = new SignalingClient(() => ({ type: "hello" }));
   media = new CallMedia(signaling, { remoteVideo: $("remote-video"), localVideo: $("local-video") });
@@ -100,25 +63,24 @@ function start(me) {
     t: (key, vars, fallback) => t(`chat.${key}`, vars, fallback),
     onSend: (text) => signaling.request({ type: "chat.send", text }).catch((e) => (toast(e.message), Promise.reject(e))),
   });
-  signaling.addEventListener("welcome", (ev) => onWelcome(ev.detail));
-  signaling.addEventListener("queue.snapshot", (ev) => renderQueue(ev.detail));
-  signaling.addEventListener("queue.new", () => alertNewCustomer());
-  signaling.addEventListener("rep.status", (ev) => showStatus(ev.detail.status));
-  signaling.addEventListener("call.accepted", (ev) => onAccepted(ev.detail));
-  signaling.addEventListener("chat.message", (ev) => chat.add(ev.detail));
-  signaling.addEventListener("peer.state", (ev) => {
-    $("peer-reconnecting").hidden = ev.detail.state !== "reconnecting";
-  });
-  signaling.addEventListener("peer.media", (ev) => showPeerMedia(ev.detail));
-  signaling.addEventListener("call.ended", (ev) => onEnded(ev.detail));
-  signaling.addEventListener("call.offer", (ev) => showOffer(ev.detail));
-  signaling.addEventListener("call.offer.cancelled", (ev) => offer?.session_id === ev.detail.session_id && hideOffer());
-  signaling.addEventListener("call.transferred", (ev) => onTransferred(ev.detail));
-  signaling.addEventListener("emotion.update", (ev) => showEmotion(ev.detail));
-  signaling.addEventListener("recording.state", (ev) => showRecording(ev.detail));
-  signaling.addEventListener("emotion.status", (ev) => showEmotionStatus(ev.detail));
-  signaling.addEventListener("bye", (ev) => ev.detail.reason === "logged_out" && location.reload());
-  signaling.addEventListener("error", (ev) => !ev.detail.reply_to && toast(ev.detail.message));
+  const on = (type, handle) => signaling.addEventListener(type, (ev) => handle(ev.detail));
+  on("welcome", onWelcome);
+  on("queue.snapshot", renderQueue);
+  on("queue.new", () => alertNewCustomer());
+  on("rep.status", (msg) => showStatus(msg.status));
+  on("call.accepted", onAccepted);
+  on("chat.message", (msg) => chat.add(msg));
+  on("peer.state", (msg) => ($("peer-reconnecting").hidden = msg.state !== "reconnecting"));
+  on("peer.media", showPeerMedia);
+  on("call.ended", onEnded);
+  on("call.offer", showOffer);
+  on("call.offer.cancelled", (msg) => offer?.session_id === msg.session_id && hideOffer());
+  on("call.transferred", onTransferred);
+  on("emotion.update", showEmotion);
+  on("recording.state", showRecording);
+  on("emotion.status", showEmotionStatus);
+  on("bye", (msg) => msg.reason === "logged_out" && location.reload());
+  on("error", (msg) => !msg.reply_to && toast(msg.message));
   signaling.connect();
 }
 
@@ -190,32 +152,6 @@ async function acceptCall(sessionId, button) {
   }
 }
 
-let audioCtx = null;
-function alertNewCustomer() {
-  document.body.classList.add("ringing");
-  setTimeout(() => document.body.classList.remove("ringing"), 3000);
-  beep(880, 0.15);
-  setTimeout(() => beep(660, 0.2), 200);
-  const title = document.title;
-  document.title = t("console.new_customer_title");
-  setTimeout(() => (document.title = title), 4000);
-}
-
-function beep(freq, seconds) {
-  try {
-    audioCtx ||= new AudioContext();
-    const osc = audioCtx.createOscillator();
-    const gain = audioCtx.createGain();
-    osc.frequency.value = freq;
-    gain.gain.value = 0.1;
-    osc.connect(gain).connect(audioCtx.destination);
-    osc.start();
-    osc.stop(audioCtx.currentTime + seconds);
-  } catch {
-    /* no audio device: the visual alert remains */
-  }
-}
-
 function showRecording(state) {
   $("recording-indicator").hidden = !state?.recording;
   if (state?.state === "truncated") toast(t("console.call.recording_truncated"));
@@ -234,7 +170,6 @@ async function onAccepted(msg) {
   showCard(msg.customer);
   hideOffer();
   $("transfer-form").hidden = true;
-  spark.length = 0;
   resetEmotion();
   chat.replay(msg.chat || []);
   try {
@@ -255,16 +190,26 @@ function showPeerMedia(msg) {
   if (msg.facing) $("customer-camera").textContent = t(msg.facing === "environment" ? "console.customer.back_camera" : "console.customer.front_camera");
 }
 
-function onEnded(msg) {
+/** The call is over (or passed on): the summary line, back to the queue. */
+function leaveCall(summary) {
   media.stop();
+  call = null;
+  $("call-ended").textContent = summary;
+  $("call-ended").hidden = false;
+  setState("queue");
+}
+
+function onEnded(msg) {
   const minutes = call ? formatWait((Date.now() - call.startedAt) / 1000) : "";
   const next = t(msg.wrap_up ? "console.call.next_wrap_up" : "console.call.next_away");
   const reason = msg.reason ? codeLabel("console.call.end_reasons", msg.reason) : none();
-  $("call-ended").textContent = t("console.call.ended", { reason, duration: minutes, next });
-  $("call-ended").hidden = false;
-  call = null;
-  setState("queue");
+  leaveCall(t("console.call.ended", { reason, duration: minutes, next }));
   if (msg.wrap_up) showWrapUp(msg.session_id);
+}
+
+function onTransferred(msg) {
+  $("transfer-form").hidden = true;
+  leaveCall(t(msg.to === "rep" ? "console.call.transferred_rep" : "console.call.transferred_queue"));
 }
 
 function showOffer(msg) {
@@ -290,48 +235,6 @@ function hideOffer() {
   $("offer").hidden = true;
 }
 
-function showCard(customer) {
-  $("customer-language").textContent = languageName(customer.language) || customer.language || none();
-  const contact = customer.contact || {};
-  $("customer-contact").textContent = [contact.email, contact.phone].filter(Boolean).join(t("common.separator")) || none();
-  $("customer-identified").hidden = !customer.identified;
-  $("customer-ref").textContent = customer.ref || "";
-  const context = $("customer-context");
-  context.replaceChildren();
-  for (const [key, value] of Object.entries(customer.context || {})) {
-    const dt = document.createElement("dt");
-    dt.textContent = key.replaceAll("_", " ");
-    const dd = document.createElement("dd");
-    dd.textContent = typeof value === "object" ? JSON.stringify(value) : String(value);
-    context.append(dt, dd);
-  }
-  context.hidden = context.childElementCount === 0;
-  const history = customer.history || [];
-  const list = $("customer-history");
-  list.replaceChildren(
-    ...history.map((h) => {
-      const li = document.createElement("li");
-      li.dataset.testid = "customer-history-item";
-      const head = document.createElement("strong");
-      head.textContent = t("console.customer.history_item", {
-        date: new Date(h.date).toLocaleDateString(),
-        reason: reasonLabel(h.reason) || none(),
-        outcome: (h.outcome || "").replaceAll("_", " "),
-      });
-      li.append(head);
-      if (h.notes) {
-        const notes = document.createElement("p");
-        notes.className = "small";
-        notes.textContent = h.notes;
-        li.append(notes);
-      }
-      return li;
-    }),
-  );
-  $("customer-history-count").textContent = String(history.length);
-  $("customer-history-box").hidden = history.length === 0;
-}
-
 function toggleTransfer() {
   const form = $("transfer-form");
   form.hidden = !form.hidden;
@@ -347,7 +250,7 @@ function toggleTransfer() {
   }
   const queues = document.createElement("optgroup");
   queues.label = t("console.transfer.queues");
-  for (const [reason, label] of reasonLabels) {
+  for (const [reason, label] of deploymentReasons) {
     queues.append(new Option(t("console.transfer.queue", { reason: label }), `queue:${reason}`));
   }
   select.append(reps, queues);
@@ -363,21 +266,11 @@ async function transferCall() {
   await signaling.request(message);
 }
 
-function onTransferred(msg) {
-  media.stop();
-  call = null;
-  $("transfer-form").hidden = true;
-  $("call-ended").textContent = t(msg.to === "rep" ? "console.call.transferred_rep" : "console.call.transferred_queue");
-  $("call-ended").hidden = false;
-  setState("queue");
-}
-
 async function loadDispositions() {
-  const r = await fetch("/api/v1/dispositions", { credentials: "same-origin" });
-  if (!r.ok) return;
+  const { items } = await api("GET", "/api/v1/dispositions");
   const select = $("wrapup-disposition");
   const groups = new Map();
-  for (const d of (await r.json()).items) {
+  for (const d of items) {
     if (!groups.has(d.category)) {
       const group = document.createElement("optgroup");
       group.label = d.category;
@@ -398,110 +291,24 @@ function showWrapUp(sessionId) {
 
 async function saveWrapUp() {
   const body = { disposition: $("wrapup-disposition").value, notes: $("wrapup-notes").value };
-  await postJSON(`/api/v1/sessions/${encodeURIComponent(wrapUpSession)}/wrapup`, body, { "X-CSRF-Token": csrf });
+  await api("POST", `/api/v1/sessions/${encodeURIComponent(wrapUpSession)}/wrapup`, body);
   wrapUpSession = null;
   $("wrapup-form").hidden = true;
   $("call-ended").hidden = true;
 }
 
 function wireCallControls() {
-  $("mute").addEventListener("click", (ev) => {
-    const muting = media.audioEnabled;
-    media.setAudio(!muting);
-    ev.currentTarget.setAttribute("aria-pressed", String(muting));
-    ev.currentTarget.textContent = t(muting ? "console.call.unmute" : "console.call.mute");
-  });
-  $("camera-toggle").addEventListener("click", (ev) => {
-    const off = media.videoEnabled;
-    media.setVideo(!off);
-    ev.currentTarget.setAttribute("aria-pressed", String(off));
-    ev.currentTarget.textContent = t(off ? "console.call.camera_on" : "console.call.camera_off");
-  });
+  wireMediaToggles(() => media, (key) => t(`console.call.${key}`));
   $("end-call").addEventListener("click", () => signaling.send({ type: "call.end", reason: "resolved" }));
   $("tap-to-play").addEventListener("click", async (ev) => (ev.currentTarget.hidden = await tryPlay($("remote-video"))));
 }
 
 function tick() {
-  document.querySelectorAll(".queue-list .wait").forEach((el) => {
-    el.textContent = formatWait((Date.now() - Date.parse(el.dataset.queuedAt)) / 1000);
+  document.querySelectorAll(".queue-list .wait").forEach((node) => {
+    node.textContent = formatWait((Date.now() - Date.parse(node.dataset.queuedAt)) / 1000);
   });
   if (call) $("call-timer").textContent = formatWait((Date.now() - call.startedAt) / 1000);
   tickOffer();
-}
-
-// --- emotion cues: they describe the customer's expression, never the rep ---
-
-function resetEmotion() {
-  $("emotion-flag").hidden = true;
-  $("emotion-off").hidden = true;
-  $("emotion-label").textContent = none();
-  $("emotion-face").textContent = "";
-  setMeter(0);
-  drawSpark();
-}
-
-function setMeter(value) {
-  const pct = Math.round(value * 100);
-  const meter = $("emotion-meter");
-  meter.setAttribute("aria-valuenow", String(pct));
-  meter.querySelector(".fill").style.setProperty("inline-size", `${pct}%`);
-  meter.dataset.level = value >= 0.5 ? "high" : value >= 0.3 ? "mid" : "low";
-}
-
-let flagWasActive = false;
-function showEmotion(u) {
-  $("emotion-off").hidden = true;
-  document.querySelector(".emotion").classList.remove("off");
-  setMeter(u.smoothed);
-  $("emotion-label").textContent = u.face_present ? (u.dominant ? t(`console.emotion.expressions.${u.dominant}`, {}, u.dominant) : none()) : t("console.emotion.no_face");
-  $("emotion-face").textContent = u.face_present ? "" : t("console.emotion.face_hidden");
-  $("emotion-label").dataset.face = String(u.face_present);
-  spark.push([u.media_time, u.smoothed]);
-  while (spark.length && spark[0][0] < u.media_time - 60) spark.shift();
-  drawSpark();
-  const flag = $("emotion-flag");
-  if (u.flag_active) {
-    flag.textContent = t("console.emotion.flag", { seconds: Math.max(1, Math.round(u.flag_seconds)) });
-    flag.hidden = false;
-    if (!flagWasActive && $("emotion-sound").checked) beep(440, 0.3);
-  } else {
-    flag.hidden = true;
-  }
-  flagWasActive = u.flag_active;
-}
-
-function showEmotionStatus(s) {
-  if (s.status === "off" || s.status === "unavailable") {
-    const off = $("emotion-off");
-    off.textContent = s.status === "off" ? t("console.emotion.off") : s.message;
-    off.dataset.status = s.status;
-    off.hidden = false;
-    $("emotion-flag").hidden = true;
-    document.querySelector(".emotion").classList.add("off");
-    setMeter(0);
-  } else if (s.status === "degraded" || s.status === "starting") {
-    $("emotion-service").textContent = s.message;
-  } else {
-    $("emotion-service").textContent = "";
-  }
-}
-
-function drawSpark() {
-  const canvas = $("emotion-sparkline");
-  const ctx = canvas.getContext("2d");
-  ctx.clearRect(0, 0, canvas.width, canvas.height);
-  if (spark.length < 2) return;
-  const end = spark[spark.length - 1][0];
-  ctx.strokeStyle = "#c0392b";
-  ctx.lineWidth = 2;
-  ctx.beginPath();
-  spark.forEach(([at, v], i) => {
-    const x = canvas.width * (1 - (end - at) / 60);
-    const y = canvas.height * (1 - v);
-    if (i === 0) ctx.moveTo(x, y);
-    else ctx.lineTo(x, y);
-  });
-  ctx.stroke();
 }
 
 init();

@@ -1,13 +1,24 @@
-// Every string the customer sees comes from a catalogue: web_client/i18n/<code>.json,
-// fetched on demand. English is always loaded too and fills any key a catalogue lacks.
+// Every string a page shows comes from a catalogue in web_client/i18n/, through this module.
 //
-// Catalogue values are strings with {placeholders}, or plural objects keyed by the
-// Intl.PluralRules categories of the language ({"one": "...", "other": "..."}); the
-// plural form is picked by the `n` parameter. Numbers are formatted with
-// Intl.NumberFormat (Persian gets Persian digits), and string parameters are wrapped
-// in Unicode isolates so a Latin name inside a Persian sentence keeps its order.
+// - The customer page speaks several languages: setLanguages(config.languages), then
+//   setLanguage(code) fetches <code>.json (flat keys) and switches at once, without a reload.
+//   English is always loaded too and fills any key a catalogue lacks. Parameters are
+//   localised: numbers through Intl.NumberFormat (Persian digits), strings wrapped in Unicode
+//   isolates so a Latin name inside a Persian sentence keeps its order.
+// - The staff pages read one catalogue, staff-en.json, with nested keys ("qa.list.title"):
+//   loadStaffStrings() before the first render. Parameters go in as they are.
+//
+// Values are strings with {placeholders}, or plural objects keyed by the Intl.PluralRules
+// categories ({"one": "...", "other": "..."}), picked by the `count` (or `n`) parameter.
+//
+// In the HTML: data-i18n="key" sets an element's text; data-i18n-attr="attribute:key;…",
+// data-i18n-placeholder, data-i18n-aria-label and data-i18n-title set attributes. A data-i18n
+// element may keep children marked data-i18n-slot="name": its {name} placeholder is filled
+// with that child (the element itself, with its test id and listeners), the rest of the
+// string goes around it as text.
 
 const FALLBACK = "en";
+const STAFF_STRINGS_URL = "/static/i18n/staff-en.json";
 const FSI = "\u2068";
 const PDI = "\u2069";
 
@@ -24,6 +35,7 @@ let languages = DEFAULT_LANGUAGES;
 let lang = FALLBACK;
 let catalogue = {};
 let english = {};
+let localisedParams = true; // false for the staff catalogue: its parameters go in as given
 let pluralRules = new Intl.PluralRules(FALLBACK);
 const englishRules = new Intl.PluralRules(FALLBACK);
 let numberFormat = new Intl.NumberFormat(FALLBACK);
@@ -69,6 +81,7 @@ export function matchLanguage(code) {
   return null;
 }
 
+/** The page's language ("en" until a catalogue is loaded). */
 export function currentLanguage() {
   return lang;
 }
@@ -78,7 +91,23 @@ export function direction(code = lang) {
   return entry?.dir === "rtl" ? "rtl" : "ltr";
 }
 
-/** Load a catalogue and switch the page to it at once (no reload). Falls back to English. */
+function useLocale(code, dir) {
+  lang = code;
+  // Numbers and times follow the browser's region when it speaks this language (en-GB: 24-hour clock).
+  const regional = (navigator.languages || []).find((l) => l.toLowerCase().startsWith(`${code}-`));
+  const locales = regional ? [regional, code] : [code];
+  try {
+    pluralRules = new Intl.PluralRules(code);
+    numberFormat = new Intl.NumberFormat(locales);
+    timeFormat = new Intl.DateTimeFormat(locales, { timeStyle: "short" });
+  } catch {
+    pluralRules = englishRules; // an odd locale in a catalogue: count the English way
+  }
+  document.documentElement.lang = code;
+  document.documentElement.dir = dir;
+}
+
+/** Customer page: load a catalogue and switch the page to it at once (no reload). Falls back to English. */
 export async function setLanguage(code) {
   const seq = ++switchSeq;
   const wanted = matchLanguage(code) || FALLBACK;
@@ -90,19 +119,28 @@ export async function setLanguage(code) {
   english = base || {};
   const effective = chosen ? wanted : FALLBACK;
   catalogue = chosen || english;
-  lang = effective;
-  // Numbers and times follow the browser's region when it speaks this language (en-GB: 24-hour clock).
-  const regional = (navigator.languages || []).find((l) => l.toLowerCase().startsWith(`${effective}-`));
-  const locales = regional ? [regional, effective] : [effective];
-  pluralRules = new Intl.PluralRules(effective);
-  numberFormat = new Intl.NumberFormat(locales);
-  timeFormat = new Intl.DateTimeFormat(locales, { timeStyle: "short" });
-  const root = document.documentElement;
-  root.lang = effective;
-  root.dir = direction(effective);
+  localisedParams = true;
+  useLocale(effective, direction(effective));
   translatePage();
   for (const fn of listeners) fn(effective);
   return effective;
+}
+
+/** Staff pages: fetch their one catalogue and fill the page. Failing, the keys stay visible. */
+export async function loadStaffStrings(url = STAFF_STRINGS_URL) {
+  let strings = {};
+  try {
+    const r = await fetch(url, { credentials: "same-origin" });
+    if (r.ok) strings = await r.json();
+  } catch {
+    /* keys stay visible: better than a blank page */
+  }
+  catalogue = strings;
+  english = strings;
+  localisedParams = false;
+  useLocale(typeof strings.locale === "string" ? strings.locale : FALLBACK, strings.dir === "rtl" ? "rtl" : "ltr");
+  translatePage();
+  return strings;
 }
 
 /** Call `fn(lang)` after every language switch. */
@@ -111,8 +149,23 @@ export function onLanguageChange(fn) {
   return () => listeners.delete(fn);
 }
 
+/** A flat key ("reason.order") or a path through nested objects ("qa.list.title"). */
+function entryIn(strings, key) {
+  if (Object.hasOwn(strings, key)) return strings[key];
+  let node = strings;
+  for (const part of String(key).split(".")) {
+    if (!node || typeof node !== "object" || !Object.hasOwn(node, part)) return undefined;
+    node = node[part];
+  }
+  return node;
+}
+
+const isPlural = (entry) => Boolean(entry) && typeof entry === "object" && "other" in entry;
+const isEntry = (entry) => typeof entry === "string" || isPlural(entry);
+
+/** Whether the catalogue (or English) has a string or plural set for `key`. */
 export function has(key) {
-  return Object.hasOwn(catalogue, key) || Object.hasOwn(english, key);
+  return isEntry(entryIn(catalogue, key)) || isEntry(entryIn(english, key));
 }
 
 export function formatNumber(n) {
@@ -125,31 +178,31 @@ export function formatTime(date) {
 }
 
 function pick(entry, params, rules) {
-  if (entry === null || typeof entry !== "object") return entry;
-  const n = typeof params.n === "number" ? params.n : 0;
-  return entry[rules.select(n)] ?? entry.other ?? Object.values(entry)[0];
+  if (!isPlural(entry)) return entry;
+  const n = Number(params.count ?? params.n) || 0;
+  return entry[rules.select(n)] ?? entry.other;
+}
+
+function formatParam(value) {
+  if (!localisedParams) return String(value);
+  if (typeof value === "number") return numberFormat.format(value);
+  return `${FSI}${String(value ?? "")}${PDI}`;
 }
 
 /**
- * The string for `key` in the current language, English if the catalogue lacks it,
- * else `fallback` (or the key itself).
+ * The string for `key` in the current language with {name} placeholders filled from `params`,
+ * English if the catalogue lacks it, else `fallback` (or the key itself).
  */
 export function t(key, params = {}, fallback = undefined) {
-  let entry = Object.hasOwn(catalogue, key) ? catalogue[key] : undefined;
+  let entry = entryIn(catalogue, key);
   let rules = pluralRules;
-  if (entry === undefined && Object.hasOwn(english, key)) {
-    entry = english[key];
+  if (!isEntry(entry)) {
+    entry = entryIn(english, key);
     rules = englishRules;
   }
-  if (entry === undefined) return fallback ?? key;
-  const text = pick(entry, params || {}, rules);
+  const text = isEntry(entry) ? pick(entry, params || {}, rules) : undefined;
   if (typeof text !== "string") return fallback ?? key;
-  return text.replace(/\{(\w+)\}/g, (whole, name) => {
-    if (!params || !(name in params)) return whole;
-    const value = params[name];
-    if (typeof value === "number") return numberFormat.format(value);
-    return `${FSI}${String(value ?? "")}${PDI}`;
-  });
+  return text.replace(/\{(\w+)\}/g, (whole, name) => (params && name in params ? formatParam(params[name]) : whole));
 }
 
 /**
@@ -176,12 +229,50 @@ export function bindAttr(el, attr, render) {
   el.setAttribute(attr, render());
 }
 
-/** Fill every element carrying data-i18n (text), data-i18n-placeholder, data-i18n-aria-label or data-i18n-title. */
+/** Put `text` into `node`, replacing each {slot} with the matching data-i18n-slot child. */
+function fillWithSlots(node, text) {
+  const slots = new Map([...node.querySelectorAll(":scope > [data-i18n-slot]")].map((child) => [child.dataset.i18nSlot, child]));
+  if (!slots.size) {
+    node.textContent = text;
+    return;
+  }
+  const parts = [];
+  let last = 0;
+  for (const match of text.matchAll(/\{(\w+)\}/g)) {
+    const child = slots.get(match[1]);
+    if (!child) continue;
+    parts.push(text.slice(last, match.index), child);
+    slots.delete(match[1]);
+    last = match.index + match[0].length;
+  }
+  parts.push(text.slice(last));
+  node.replaceChildren(...parts.filter((part) => part !== ""), ...slots.values()); // an unused slot is kept, at the end
+}
+
+// [attribute, the data attribute naming its key, that data attribute in dataset]
+const ATTRIBUTE_MARKS = [
+  ["placeholder", "data-i18n-placeholder", "i18nPlaceholder"],
+  ["aria-label", "data-i18n-aria-label", "i18nAriaLabel"],
+  ["title", "data-i18n-title", "i18nTitle"],
+];
+
+/** Fill every marked element in `root` (and `root` itself) from the catalogue, and re-run the bindings. */
 export function translatePage(root = document) {
-  root.querySelectorAll("[data-i18n]").forEach((el) => (el.textContent = t(el.dataset.i18n)));
-  root.querySelectorAll("[data-i18n-placeholder]").forEach((el) => (el.placeholder = t(el.dataset.i18nPlaceholder)));
-  root.querySelectorAll("[data-i18n-aria-label]").forEach((el) => el.setAttribute("aria-label", t(el.dataset.i18nAriaLabel)));
-  root.querySelectorAll("[data-i18n-title]").forEach((el) => (el.title = t(el.dataset.i18nTitle)));
+  const within = (selector) => {
+    const found = [...root.querySelectorAll(selector)];
+    if (root.matches?.(selector)) found.unshift(root);
+    return found;
+  };
+  for (const node of within("[data-i18n]")) fillWithSlots(node, t(node.dataset.i18n));
+  for (const node of within("[data-i18n-attr]")) {
+    for (const pair of node.dataset.i18nAttr.split(";")) {
+      const [attr, key] = pair.split(":").map((s) => s.trim());
+      if (attr && key) node.setAttribute(attr, t(key));
+    }
+  }
+  for (const [attr, mark, field] of ATTRIBUTE_MARKS) {
+    for (const node of within(`[${mark}]`)) node.setAttribute(attr, t(node.dataset[field]));
+  }
   if (root === document && has("page_title")) document.title = t("page_title");
   for (const [target, render] of bound) {
     if (target instanceof Element) target.textContent = render();

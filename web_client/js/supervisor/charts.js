@@ -2,8 +2,8 @@
 // drawn at its container's width (redrawn on resize), has a <title> and <desc> for
 // assistive technology, a <title> tooltip on every bar, and CSS classes for colours
 // (`series-<id>`), so the page's stylesheet decides the palette (CSP: no inline styles).
+import { followWidth, legendList, plotBox, svg, svgText, svgTitle } from "../svg.js";
 
-const SVG_NS = "http://www.w3.org/2000/svg";
 const HEIGHT = 250;
 const PAD = { top: 22, right: 14, bottom: 46, left: 58 };
 const MIN_WIDTH = 260;
@@ -18,33 +18,6 @@ const STEPS = {
 let instances = 0;
 
 const isValue = (v) => typeof v === "number" && Number.isFinite(v);
-
-/** 83 → "1:23", 3723 → "1:02:03". */
-export function formatClock(seconds) {
-  const s = Math.max(0, Math.floor(Number(seconds) || 0));
-  const h = Math.floor(s / 3600);
-  const m = Math.floor((s % 3600) / 60);
-  const ss = String(s % 60).padStart(2, "0");
-  return h ? `${h}:${String(m).padStart(2, "0")}:${ss}` : `${m}:${ss}`;
-}
-
-function svg(tag, attrs = {}, parent = null) {
-  const node = document.createElementNS(SVG_NS, tag);
-  for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, String(value));
-  if (parent) parent.append(node);
-  return node;
-}
-
-function svgText(text, attrs, parent) {
-  const node = svg("text", attrs, parent);
-  node.textContent = text;
-  return node;
-}
-
-function tooltip(parent, text) {
-  const title = svg("title", {}, parent);
-  title.textContent = text;
-}
 
 /** A y axis from 0 with at most MAX_TICKS steps of a round size for this kind of value. */
 export function niceAxis(max, kind = "number", fixedTop = null) {
@@ -90,12 +63,8 @@ export function renderBarChart(container, spec) {
   state.spec = spec;
   container.chartState = state;
   draw(container);
-  if (!state.observer && typeof ResizeObserver === "function") {
-    state.observer = new ResizeObserver(() => {
-      const width = Math.floor(container.clientWidth);
-      if (width && Math.abs(width - state.width) > 1) draw(container);
-    });
-    state.observer.observe(container);
+  if (!state.observer) {
+    state.observer = followWidth(container, () => state.width, () => draw(container));
   }
 }
 
@@ -114,7 +83,7 @@ function draw(container) {
   const categories = spec.categories || [];
   const series = spec.series || [];
   const stacked = spec.mode === "stacked";
-  const plot = { x: PAD.left, y: PAD.top, w: width - PAD.left - PAD.right, h: HEIGHT - PAD.top - PAD.bottom };
+  const plot = plotBox(width, HEIGHT, PAD);
 
   const totals = categories.map((_, i) => series.reduce((sum, s) => sum + (isValue(s.values[i]) ? s.values[i] : 0), 0));
   const max = stacked ? Math.max(0, ...totals) : Math.max(0, ...series.flatMap((s) => s.values.filter(isValue)));
@@ -131,10 +100,8 @@ function draw(container) {
     role: "img",
     "aria-labelledby": `${titleId} ${descId}`,
   });
-  const title = svg("title", { id: titleId }, root);
-  title.textContent = spec.title;
-  const desc = svg("desc", { id: descId }, root);
-  desc.textContent = spec.description || "";
+  svgTitle(root, spec.title, { id: titleId });
+  svg("desc", { id: descId }, root).textContent = spec.description || "";
 
   // grid and y axis
   svg("rect", { class: "plot-bg", x: plot.x, y: plot.y, width: plot.w, height: plot.h }, root);
@@ -185,7 +152,7 @@ function draw(container) {
         group,
       );
       const tip = spec.tooltip ? spec.tooltip(cat, s, v) : `${cat.longLabel || cat.label}: ${s.label} ${format(v)}`;
-      tooltip(rect, tip);
+      svgTitle(rect, tip);
       if (stacked) base += v;
     });
     if (showValues) {
@@ -206,25 +173,11 @@ function draw(container) {
     const cx = plot.x + slot * i + slot / 2;
     svg("line", { class: "tick", x1: cx, x2: cx, y1: plot.y + plot.h, y2: plot.y + plot.h + 4 }, xAxis);
     const label = svgText(shorten(cat.label, maxChars), { class: "tick-label", x: cx, y: plot.y + plot.h + 17, "text-anchor": "middle" }, xAxis);
-    if (label.textContent !== String(cat.label)) tooltip(label, String(cat.longLabel || cat.label));
+    if (label.textContent !== String(cat.label)) svgTitle(label, String(cat.longLabel || cat.label));
   });
 
   container.replaceChildren(root);
 }
 
 /** An HTML legend for the chart's series: swatches carry the same `series-<id>` class as the bars. */
-export function chartLegend(series) {
-  const list = document.createElement("ul");
-  list.className = "chart-legend";
-  for (const s of series) {
-    const item = document.createElement("li");
-    const swatch = document.createElement("span");
-    swatch.className = `swatch series-${s.id}`;
-    swatch.setAttribute("aria-hidden", "true");
-    const label = document.createElement("span");
-    label.textContent = s.label;
-    item.append(swatch, label);
-    list.append(item);
-  }
-  return list;
-}
+export const chartLegend = (series) => legendList("chart-legend", series.map((s) => ({ swatch: `series-${s.id}`, label: s.label })));

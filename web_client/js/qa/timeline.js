@@ -1,10 +1,12 @@
 // EmotionTimeline: an SVG chart of the customer's frustration over a recorded call,
 // kept in step with a <video>. The scores describe the customer's expression, never
 // the rep's performance, and every label here says so. Its words are timeline.* in
-// staff-en.json: the page loads the catalogue (staff-i18n.js) before it builds a chart.
-import { t } from "./staff-i18n.js";
+// staff-en.json: the page loads the catalogue (loadStaffStrings) before it builds a chart.
+import { el } from "../dom.js";
+import { t } from "../i18n.js";
+import { isNumber as isScore, formatClock, wholePercent as percent } from "../staff/format.js";
+import { followWidth, legendList, svg, svgText, svgTitle } from "../svg.js";
 
-const SVG_NS = "http://www.w3.org/2000/svg";
 const HEIGHT = 210;
 const PAD = { top: 30, right: 16, bottom: 28, left: 46 }; // the top band holds the flag markers
 const THRESHOLD = 0.5;
@@ -13,32 +15,8 @@ const KEY_STEP_S = 5;
 const PAGE_STEP_S = 30;
 let instances = 0; // gives each chart its own hatch pattern id
 
-/** 83 → "1:23", 3723 → "1:02:03". */
-export function formatClock(seconds) {
-  const s = Math.max(0, Math.floor(Number(seconds) || 0));
-  const h = Math.floor(s / 3600);
-  const m = Math.floor((s % 3600) / 60);
-  const ss = String(s % 60).padStart(2, "0");
-  return h ? `${h}:${String(m).padStart(2, "0")}:${ss}` : `${m}:${ss}`;
-}
-
-const percent = (v) => `${Math.round(v * 100)}%`;
 const clamp01 = (v) => Math.min(1, Math.max(0, v));
-const isScore = (v) => typeof v === "number" && Number.isFinite(v);
-
-function svg(tag, attrs = {}, parent = null) {
-  const el = document.createElementNS(SVG_NS, tag);
-  for (const [name, value] of Object.entries(attrs)) el.setAttribute(name, String(value));
-  if (parent) parent.append(el);
-  return el;
-}
-
-function html(tag, className, text) {
-  const el = document.createElement(tag);
-  if (className) el.className = className;
-  if (text != null) el.textContent = text;
-  return el;
-}
+const html = (tag, className, text) => el(tag, { className, text });
 
 /** Runs of consecutive seconds for which `test(entry)` holds: [[first, last], ...]. */
 function runs(entries, test) {
@@ -73,8 +51,7 @@ export class EmotionTimeline {
     this.patternId = `qa-hatch-${++instances}`;
     this.videoListeners = [];
     this.build();
-    this.resizeObserver = new ResizeObserver(() => this.onResize());
-    this.resizeObserver.observe(this.chartBox);
+    this.resizeObserver = followWidth(this.chartBox, () => this.width, () => this.render());
   }
 
   /** The x axis: the video's length once known, else the data's. */
@@ -124,7 +101,7 @@ export class EmotionTimeline {
 
   destroy() {
     this.detachVideo();
-    this.resizeObserver.disconnect();
+    this.resizeObserver?.disconnect();
     this.container.replaceChildren();
   }
 
@@ -177,22 +154,10 @@ export class EmotionTimeline {
   }
 
   legend() {
-    const list = html("ul", "timeline-legend small");
+    const kinds = ["mean", "peak", "flag", "noface", "threshold", "chat"];
+    const list = legendList("timeline-legend small", kinds.map((kind) => ({ swatch: `swatch-${kind}`, label: t(`timeline.legend.${kind}`) })));
     list.setAttribute("aria-label", t("timeline.legend.label"));
-    for (const kind of ["mean", "peak", "flag", "noface", "threshold", "chat"]) {
-      const text = t(`timeline.legend.${kind}`);
-      const li = html("li");
-      const swatch = html("span", `swatch swatch-${kind}`);
-      swatch.setAttribute("aria-hidden", "true");
-      li.append(swatch, document.createTextNode(text));
-      list.append(li);
-    }
     return list;
-  }
-
-  onResize() {
-    const width = Math.round(this.chartBox.clientWidth);
-    if (width > 0 && Math.abs(width - this.width) >= 1) this.render();
   }
 
   get plotWidth() {
@@ -266,16 +231,14 @@ export class EmotionTimeline {
     for (const v of [0, 0.25, 0.5, 0.75, 1]) {
       svg("line", { x1: PAD.left, x2: PAD.left + this.plotWidth, y1: this.y(v), y2: this.y(v), class: "grid-line" }, grid);
       if (v === 0.25 || v === 0.75) continue;
-      const label = svg("text", { x: PAD.left - 6, y: this.y(v) + 4, class: "axis-label", "text-anchor": "end" }, grid);
-      label.textContent = percent(v);
+      svgText(percent(v), { x: PAD.left - 6, y: this.y(v) + 4, class: "axis-label", "text-anchor": "end" }, grid);
     }
     const step = this.tickStep();
     const baseline = PAD.top + this.plotHeight;
     for (let t = 0; t <= this.duration + 0.001; t += step) {
       svg("line", { x1: this.x(t), x2: this.x(t), y1: baseline, y2: baseline + 4, class: "tick" }, grid);
       const anchor = t === 0 ? "start" : t + step > this.duration ? "end" : "middle";
-      const label = svg("text", { x: this.x(t), y: baseline + 18, class: "axis-label", "text-anchor": anchor }, grid);
-      label.textContent = formatClock(t);
+      svgText(formatClock(t), { x: this.x(t), y: baseline + 18, class: "axis-label", "text-anchor": anchor }, grid);
     }
   }
 
@@ -410,7 +373,7 @@ export class EmotionTimeline {
     g.dataset.testid = "qa-flag-marker";
     g.dataset.t = String(f.start_s);
     g.setAttribute("aria-label", label);
-    svg("title", {}, g).textContent = label;
+    svgTitle(g, label);
     svg("circle", { r: 13, class: "flag-hit" }, g); // a larger target than the glyph
     svg("line", { x1: 0, y1: -7, x2: 0, y2: 14, class: "flag-pole" }, g);
     svg("path", { d: "M0,-7 L10,-3.5 L0,0 Z", class: "flag-glyph" }, g);

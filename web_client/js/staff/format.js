@@ -1,0 +1,42 @@
+// Words and numbers on the staff pages: durations, clocks, percentages, and the server's
+// codes as the catalogue names them.
+import { has, t } from "../i18n.js";
+
+export const isNumber = (v) => typeof v === "number" && Number.isFinite(v);
+export const none = () => t("common.none");
+
+/** "not_working" → "Not working"; nothing → the catalogue's dash. */
+export function humanize(code) {
+  if (!code) return none();
+  const text = String(code).replaceAll("_", " ");
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
+
+/** The catalogue's word for a server code under `prefix`, else the code made readable. */
+export const codeLabel = (prefix, code) => (code && has(`${prefix}.${code}`) ? t(`${prefix}.${code}`) : humanize(code));
+
+/** 83 → "1:23", 3723 → "1:02:03". */
+export function formatClock(seconds) {
+  const s = Math.max(0, Math.floor(Number(seconds) || 0));
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const ss = String(s % 60).padStart(2, "0");
+  return h ? `${h}:${String(m).padStart(2, "0")}:${ss}` : `${m}:${ss}`;
+}
+
+/** A wait or call length in the catalogue's clock words: "42 s", "3 min 05 s". */
+export function formatDuration(seconds) {
+  const s = Math.max(0, Math.round(Number(seconds) || 0));
+  if (s < 60) return t("common.duration.seconds", { s });
+  return t("common.duration.minutes", { m: Math.floor(s / 60), ss: String(s % 60).padStart(2, "0") });
+}
+
+/** 0.42 → "42%". */
+export const wholePercent = (v) => `${Math.round(v * 100)}%`;
+
+/** A date and time in the browser's own format, or the dash. */
+export function formatDateTime(iso) {
+  const d = iso ? new Date(iso) : null;
+  if (!d || Number.isNaN(d.getTime())) return none();
+  return d.toLocaleString([], { dateStyle: "medium", timeStyle: "short" });
+}
