@@ -34,12 +34,14 @@ import aiohttp
 # `python bench/cue_latency.py` puts bench/ first on sys.path; server/ and tests/ live at the root.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.calls import (
+from bench.common import (
+    NETNS_COMMAND,
     PATHS,
     ServerProcess,
     create_reps,
     in_private_netns,
     machine,
+    progress,
     rep_name,
     source_revision,
     tail,
@@ -140,7 +142,7 @@ async def measure(url: str, password: str, runs: int, happy_s: float) -> list[Ru
         result = await one_call(url, password, index, happy_s)
         wall = "never" if result.wall_s is None else f"{result.wall_s:.2f} s"
         media = "-" if result.media_s is None else f"{result.media_s:.2f} s"
-        print(f"  run {index + 1}: wall clock {wall}, media time {media}", file=sys.stderr, flush=True)
+        progress(f"  run {index + 1}: wall clock {wall}, media time {media}")
         results.append(result)
     return results
 
@@ -160,7 +162,7 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     args = parser.parse_args()
     if not in_private_netns():
-        raise SystemExit("run inside a private network namespace with 127.0.0.2 on lo (see the docstring)")
+        raise SystemExit(f"run inside a private network namespace with 127.0.0.2 on lo:\n  {NETNS_COMMAND} ...")
     available, why = fer_available()
     if not available:
         raise SystemExit(f"needs the emotion stack: {why}")

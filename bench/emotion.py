@@ -34,6 +34,7 @@ import numpy as np
 HERE, ROOT = Path(__file__).resolve().parent, Path(__file__).resolve().parents[1]
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() not in (HERE, ROOT)]
 
+from bench.calls.procstat import cpu_seconds  # noqa: E402
 from emotion.aggregate import Aggregator, EmotionSettings  # noqa: E402
 from emotion.detector import faces_from_fer, fer_available, new_fer  # noqa: E402
 from emotion.fastpath import FastFerDetector  # noqa: E402
@@ -72,12 +73,6 @@ def run_in_process(name: str, detect: Detect, frames: Sequence[np.ndarray]) -> R
     for frame in frames:
         labels.append(dominant(detect(frame)))
     return Result(name, len(frames), time.process_time() - cpu, time.perf_counter() - wall, labels)
-
-
-def process_cpu(pid: int) -> float:
-    """User + system CPU seconds of a live process (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def video_frame(image: np.ndarray, media_time: float) -> av.VideoFrame:
@@ -120,13 +115,13 @@ async def run_pipeline(frames: Sequence[np.ndarray]) -> Result:
         await lockstep.wait()
         labels: list[str | None] = []
         video = [video_frame(image, 1.0 + i / 10) for i, image in enumerate(frames)]
-        cpu, worker_cpu, wall = time.process_time(), process_cpu(pid), time.perf_counter()
+        cpu, worker_cpu, wall = time.process_time(), cpu_seconds(pid), time.perf_counter()
         for frame in video:
             stream.push(frame)
             await lockstep.wait()
             labels.append(None if stream.last_update is None else stream.last_update.dominant)
         parent = time.process_time() - cpu
-        worker = process_cpu(pid) - worker_cpu
+        worker = cpu_seconds(pid) - worker_cpu
         wall = time.perf_counter() - wall
     print(f"  pipeline CPU split: server process {parent:.2f} s (frame conversion, pipe), worker {worker:.2f} s")
     return Result("fast path, pipeline (worker process)", len(frames), parent + worker, wall, labels)

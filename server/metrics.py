@@ -1,9 +1,13 @@
-"""Prometheus metrics: calls, frame rates, server transit latency, CPU, refusals and event-loop lag.
+"""Prometheus metrics with ``prometheus_client``: one registry per app, bounded labels only.
 
-Transit is measured per outgoing video frame, from the moment the server has the
-frame (reassembled, and decoded on the transcoding path) to the moment its RTP
-payloads are ready to go out (after encoding on the transcoding path). It is a
-rolling summary over the last ``WINDOW_S`` seconds.
+Every label value comes from a fixed set (message types, error codes, sides, statuses): never a
+session id, so a busy server's scrape stays the same size however many calls it has carried.
+
+Transit is measured per outgoing video frame, from the moment the server has the frame
+(reassembled, and decoded on the transcoding path) to the moment its RTP payloads are ready to
+go out (after encoding on the transcoding path). Media workers run in other processes: each
+counts its frames into :class:`BucketCounts` and ships the counts since its last report to the
+front door, which adds them to the one ``rapport_transit_seconds`` histogram.
 """
 
 from __future__ import annotations
@@ -11,60 +15,243 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import os
 import time
+from bisect import bisect_left
 from collections import deque
-from typing import Any
+from collections.abc import Iterable, Iterator
+from itertools import accumulate
+from typing import Any, Protocol
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.utils import floatToGoString
 
 from .config import Settings
 from .http.security import is_loopback
 
-WINDOW_S = 10.0
 LAG_EVERY_S = 0.25
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+LAG_WINDOW_S = 10.0
+# Fine where forwarding lives (0.5 ms steps to 10 ms), coarser up to where transcoding under load goes.
+TRANSIT_BUCKETS: tuple[float, ...] = (
+    *(round(0.0005 * step, 4) for step in range(1, 21)),
+    0.0125,
+    0.015,
+    0.0175,
+    0.02,
+    0.025,
+    0.03,
+    0.04,
+    0.05,
+    0.075,
+    0.1,
+    0.15,
+    0.2,
+    0.3,
+    0.5,
+    1.0,
+)
+# Handling one signalling message: a ping is microseconds, an offer's negotiation can take a second.
+SIGNALLING_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+SIDES = ("customer", "rep")
+REP_STATUSES = ("available", "away", "busy", "wrap_up")
+ENDED_STATES = ("ended", "abandoned", "interrupted")
+# The protocol's error codes; anything else is counted as "other" so a label can never grow.
+ERROR_CODES = frozenset(
+    {
+        "already_taken",
+        "at_capacity",
+        "bad_json",
+        "bad_message",
+        "bad_sdp",
+        "chat_full",
+        "forbidden",
+        "internal",
+        "negotiation_in_progress",
+        "not_authenticated",
+        "not_available",
+        "not_in_call",
+        "rate_limited",
+        "rep_unavailable",
+        "session_not_found",
+        "token_invalid",
+        "too_large",
+        "unknown_type",
+        "wrap_up_required",
+    }
+)
 
 
-class Rolling:
-    """Samples of the last ``window_s`` seconds, with quantiles."""
+class BucketCounts:
+    """Observations in fixed buckets (the last one is +Inf) and their sum; cheap to ship between processes."""
 
-    def __init__(self, window_s: float = WINDOW_S, limit: int = 200_000) -> None:
-        self.window_s = window_s
-        self._samples: deque[tuple[float, float]] = deque(maxlen=limit)
-        self._fresh: deque[float] = deque(maxlen=5000)
-        self.count = 0
+    def __init__(self, bounds: tuple[float, ...] = TRANSIT_BUCKETS) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
         self.total = 0.0
 
-    def observe(self, value: float, now: float | None = None) -> None:
-        self._samples.append((now if now is not None else time.monotonic(), value))
-        self._fresh.append(value)
-        self.count += 1
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1
         self.total += value
 
-    def take_fresh(self) -> list[float]:
-        """Values observed since the last call (a media worker reports them to the front door)."""
-        values = list(self._fresh)
-        self._fresh.clear()
-        return values
+    def take(self) -> dict[str, Any]:
+        """The counts since the last take, for the wire (a media worker's report); starts afresh."""
+        taken = {"counts": self.counts, "sum": self.total}
+        self.counts, self.total = [0] * (len(self.bounds) + 1), 0.0
+        return taken
 
-    def quantile(self, q: float, now: float | None = None) -> float | None:
-        cutoff = (now if now is not None else time.monotonic()) - self.window_s
-        values = sorted(v for t, v in self._samples if t >= cutoff)
-        if not values:
-            return None
-        return values[min(len(values) - 1, int(q * len(values)))]
+    def add(self, taken: dict[str, Any]) -> None:
+        """Adds what a worker took; a report of another shape is refused whole."""
+        counts, total = taken["counts"], float(taken["sum"])
+        if len(counts) != len(self.counts) or not all(isinstance(c, int) and c >= 0 for c in counts):
+            raise ValueError("transit counts do not match this server's buckets")
+        self.counts = [mine + theirs for mine, theirs in zip(self.counts, counts, strict=True)]
+        self.total += total
+
+
+class LiveState(Protocol):
+    """What the call centre shows the scrape (it is read at scrape time, never copied)."""
+
+    reps: dict[int, Any]
+
+    @property
+    def capacity(self) -> int: ...
+
+    def floor(self) -> dict[str, Any]: ...
+
+    def media_stats(self) -> list[dict[str, Any]]: ...
+
+
+class _Collected:
+    """Families read at scrape time: the transit histogram, the call centre's gauges and the frame counters."""
+
+    def __init__(self, transit: BucketCounts) -> None:
+        self.transit = transit
+        self.live: LiveState | None = None
+        self.media_path = "forward"
+        # Frames of calls that have ended, so the counters keep counting up after a call goes.
+        self.frames_in_retired = dict.fromkeys(SIDES, 0)
+        self.frames_out_retired = dict.fromkeys(SIDES, 0)
+
+    def describe(self) -> Iterable[Metric]:
+        return self._families(with_samples=False)
+
+    def collect(self) -> Iterable[Metric]:
+        return self._families(with_samples=True)
+
+    def _families(self, *, with_samples: bool) -> Iterator[Metric]:
+        worker = ["worker", "path"]
+        calls = GaugeMetricFamily("rapport_calls", "Calls with media in this server.", labels=worker)
+        capacity = GaugeMetricFamily(
+            "rapport_capacity_calls", "Calls admitted before new ones are refused.", labels=worker
+        )
+        waiting = GaugeMetricFamily("rapport_waiting", "Customers waiting in the queue.")
+        reps = GaugeMetricFamily(
+            "rapport_reps",
+            "Reps the call centre has seen since it started, by status (a rep who left is away).",
+            labels=["status"],
+        )
+        frames_in = CounterMetricFamily(
+            "rapport_frames_in", "Video frames received from participants.", labels=["from"]
+        )
+        frames_out = CounterMetricFamily("rapport_frames_out", "Video frames sent to participants.", labels=["to"])
+        transit = HistogramMetricFamily(
+            "rapport_transit_seconds", "Server transit of video frames (frame in to RTP out), all media workers."
+        )
+        if with_samples:
+            self._sample_transit(transit)
+            if self.live is not None:
+                labels = ["0", self.media_path]
+                floor = self.live.floor()
+                calls.add_metric(labels, floor["active"])
+                capacity.add_metric(labels, self.live.capacity)
+                waiting.add_metric([], floor["waiting"])
+                statuses = dict.fromkeys(REP_STATUSES, 0)
+                for rep in self.live.reps.values():
+                    if rep.status in statuses:
+                        statuses[rep.status] += 1
+                for status, count in statuses.items():
+                    reps.add_metric([status], count)
+                received, sent = dict(self.frames_in_retired), dict(self.frames_out_retired)
+                for row in self.live.media_stats():
+                    received[row["from"]] += row["video_in"]
+                    sent[row["to"]] += row["video_out"]
+                for side in SIDES:
+                    frames_in.add_metric([side], received[side])
+                    frames_out.add_metric([side], sent[side])
+        yield from (calls, capacity, waiting, reps, frames_in, frames_out, transit)
+
+    def _sample_transit(self, family: HistogramMetricFamily) -> None:
+        counts = self.transit.counts
+        cumulative = list(accumulate(counts))
+        buckets = [
+            (floatToGoString(bound), float(n)) for bound, n in zip(self.transit.bounds, cumulative, strict=False)
+        ]
+        family.add_metric([], [*buckets, ("+Inf", float(cumulative[-1]))], self.transit.total)
 
 
 class Metrics:
+    """The app's registry and every metric in it; the call centre and the signalling endpoint record into it."""
+
     def __init__(self) -> None:
-        self.transit = Rolling()
-        self.loop_lag = Rolling()
-        self.refusals: dict[str, int] = {}
+        # Its own registry, not prometheus_client's global one: several apps in one process must not collide.
+        self.registry = CollectorRegistry()
+        self.transit = BucketCounts()
+        self._collected = _Collected(self.transit)
+        self.registry.register(self._collected)
+        ProcessCollector(registry=self.registry)  # process_cpu_seconds_total, resident memory, open fds
+        self.signalling = Histogram(
+            "rapport_signalling_seconds",
+            "Time to handle one signalling message, by message type (unknown types are 'other').",
+            ["type"],
+            buckets=SIGNALLING_BUCKETS,
+            registry=self.registry,
+        )
+        self.signalling_errors = Counter(
+            "rapport_signalling_errors",
+            "Error replies sent on the WebSocket, by code.",
+            ["code"],
+            registry=self.registry,
+        )
+        self.refusals = Counter(
+            "rapport_refusals", "Calls refused because the server was full.", ["where"], registry=self.registry
+        )
+        self.refusals.labels("customer")  # shown as 0 before the first refusal
+        self.calls_answered = Counter(
+            "rapport_calls_answered", "Calls a rep accepted and the server opened media for.", registry=self.registry
+        )
+        self.calls_ended = Counter(
+            "rapport_calls_ended", "Calls that ended, by their final state.", ["state"], registry=self.registry
+        )
+        self.loop_lag = Gauge(
+            "rapport_event_loop_lag_seconds",
+            f"How late the event loop ran a timer: the worst of the last {LAG_WINDOW_S:g} s.",
+            registry=self.registry,
+        )
+        self._lags: deque[float] = deque(maxlen=int(LAG_WINDOW_S / LAG_EVERY_S))
         self._lag_task: asyncio.Task[None] | None = None
 
+    def watch(self, live: LiveState, media_path: str) -> None:
+        """The call centre whose calls, queue and reps the gauges show."""
+        self._collected.live, self._collected.media_path = live, media_path
+
     def refused(self, where: str) -> None:
-        self.refusals[where] = self.refusals.get(where, 0) + 1
+        self.refusals.labels(where).inc()
+
+    def handled(self, message_type: str, seconds: float) -> None:
+        """``message_type`` must come from the protocol's own set (the endpoint passes "other" otherwise)."""
+        self.signalling.labels(message_type).observe(seconds)
+
+    def error_sent(self, code: str) -> None:
+        self.signalling_errors.labels(code if code in ERROR_CODES else "other").inc()
+
+    def call_ended(self, state: str, media_stats: dict[str, dict[str, Any]] | None) -> None:
+        """A call left the centre: its state, and its media's last frame counts so the counters keep them."""
+        self.calls_ended.labels(state if state in ENDED_STATES else "other").inc()
+        for side in SIDES:
+            stats = (media_stats or {}).get(side, {})
+            self._collected.frames_in_retired[side] += int(stats.get("video_in", 0))
+            self._collected.frames_out_retired[side] += int(stats.get("video_out", 0))
 
     async def start(self) -> None:
         self._lag_task = asyncio.create_task(self._watch_loop(), name="loop-lag")
@@ -80,12 +267,16 @@ class Metrics:
         while True:
             planned = loop.time() + LAG_EVERY_S
             await asyncio.sleep(LAG_EVERY_S)
-            self.loop_lag.observe(max(0.0, loop.time() - planned))
+            self._lags.append(max(0.0, loop.time() - planned))
+            self.loop_lag.set(max(self._lags))
+
+
+METRICS = web.AppKey("metrics", Metrics)
 
 
 def require_metrics_access(request: web.Request, settings: Settings) -> None:
-    """``/metrics`` names sessions: only with the ``metrics_token`` (Bearer) or from a loopback peer that is
-    not a proxy passing a request on (a forwarding header means the real client is somewhere else)."""
+    """``/metrics`` shows how busy the server is: only with the ``metrics_token`` (Bearer) or from a loopback
+    peer that is not a proxy passing a request on (a forwarding header means the real client is somewhere else)."""
     header = request.headers.get("Authorization", "")
     kind, _, token = header.partition(" ")
     if header:
@@ -103,73 +294,14 @@ def require_metrics_access(request: web.Request, settings: Settings) -> None:
     raise web.HTTPForbidden(text="metrics are served to loopback only; set metrics_token to read them from elsewhere")
 
 
-def process_cpu_seconds() -> float:
-    with open("/proc/self/stat") as fh:
-        fields = fh.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def render(metrics: Metrics, floor: dict[str, Any], media: list[dict[str, Any]], capacity: int, path: str) -> str:
-    lines: list[str] = []
-
-    def metric(name: str, kind: str, help_text: str, samples: list[tuple[str, float | None]]) -> None:
-        lines.append(f"# HELP {name} {help_text}")
-        lines.append(f"# TYPE {name} {kind}")
-        for labels, value in samples:
-            if value is not None:
-                lines.append(f"{name}{labels} {value:.6g}")
-
-    worker = f'{{worker="0",path="{path}"}}'
-    metric("rapport_calls", "gauge", "Calls with media in this worker.", [(worker, floor["active"])])
-    metric("rapport_waiting", "gauge", "Customers waiting in the queue.", [("", floor["waiting"])])
-    metric("rapport_capacity_calls", "gauge", "Calls admitted before new ones are refused.", [(worker, capacity)])
-    metric(
-        "rapport_refusals_total",
-        "counter",
-        "Calls refused because the server was full.",
-        [(f'{{where="{k}"}}', v) for k, v in sorted(metrics.refusals.items())] or [('{where="customer"}', 0)],
-    )
-    metric(
-        "rapport_frames_out_total",
-        "counter",
-        "Video frames sent to participants.",
-        [(f'{{session="{m["session_id"]}",to="{m["to"]}"}}', m["video_out"]) for m in media],
-    )
-    metric(
-        "rapport_frames_in_total",
-        "counter",
-        "Video frames received from participants.",
-        [(f'{{session="{m["session_id"]}",from="{m["from"]}"}}', m["video_in"]) for m in media],
-    )
-    quantiles: list[tuple[str, float | None]] = [
-        (f'{{quantile="{q}"}}', metrics.transit.quantile(q)) for q in (0.5, 0.95, 0.99)
-    ]
-    metric(
-        "rapport_transit_seconds",
-        "summary",
-        f"Server transit of video frames (frame in to RTP out), last {WINDOW_S:g} s.",
-        [*quantiles, ("_count", None)],
-    )
-    lines.append(f"rapport_transit_seconds_count {metrics.transit.count}")
-    lines.append(f"rapport_transit_seconds_sum {metrics.transit.total:.6g}")
-    metric(
-        "rapport_event_loop_lag_seconds",
-        "summary",
-        f"How late the event loop runs timers, last {WINDOW_S:g} s.",
-        [(f'{{quantile="{q}"}}', metrics.loop_lag.quantile(q)) for q in (0.5, 0.99)],
-    )
-    metric("process_cpu_seconds_total", "counter", "CPU time of the server process.", [("", process_cpu_seconds())])
-    return "\n".join(lines) + "\n"
-
-
-def measure_transit(sender: Any, track: Any, rolling: Rolling) -> None:
+def measure_transit(sender: Any, track: Any, counts: BucketCounts) -> None:
     """Time each frame from the feed to its RTP payloads (wraps this sender's private step)."""
     original = sender._next_encoded_frame
 
     async def timed(codec: Any) -> Any:
         result = await original(codec)
         if result is not None and track.last_in is not None:
-            rolling.observe(time.monotonic() - track.last_in)
+            counts.observe(time.monotonic() - track.last_in)
         return result
 
     sender._next_encoded_frame = timed

@@ -18,7 +18,7 @@ from typing import Any
 from aiortc.mediastreams import MediaStreamTrack
 
 from ..config import IceServer
-from ..metrics import Rolling, measure_transit
+from ..metrics import BucketCounts, measure_transit
 from .feeds import FeedTrack, ParticipantFeed
 from .forwarding import forward_track, give_up_on_lost_packets, relay_keyframe_requests, request_keyframe_from
 from .peers import ServerPeer
@@ -51,7 +51,7 @@ class CallMedia:
         on_media_state: MediaStateCallback,
         stall_after_s: float = 6.0,
         forward: bool = False,
-        transit: Rolling | None = None,
+        transit: BucketCounts | None = None,
     ) -> None:
         self.transit = transit
         # Forwarding: the first peer's video codec; the other side is answered with the same one.

@@ -22,7 +22,7 @@ freezes all that time whenever NACK cannot repair a loss.
 :func:`give_up_on_lost_packets` gives a receiver a jitter buffer that skips the
 hole after :data:`GAP_GIVE_UP_S` and asks the sender for a keyframe instead.
 
-These are aiortc 1.16 internals; ``tests/test_forwarding.py`` pins them.
+These are aiortc 1.16 internals; ``tests/webrtc/test_forwarding.py`` pins them.
 """
 
 from __future__ import annotations

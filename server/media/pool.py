@@ -21,9 +21,10 @@ from typing import Any
 
 import av
 import numpy as np
+from aiohttp import web
 
 from ..config import IceServer
-from ..metrics import Rolling
+from ..metrics import BucketCounts
 from . import wire
 from .call import MediaClosed, MediaStateCallback
 from .feeds import FrameSink
@@ -45,7 +46,7 @@ class WorkerGone(Exception):
 class MediaWorker:
     """One worker process and its message pipe."""
 
-    def __init__(self, index: int, db_url: str, transit: Rolling) -> None:
+    def __init__(self, index: int, db_url: str, transit: BucketCounts) -> None:
         self.index = index
         self.db_url = db_url
         self.transit = transit
@@ -127,8 +128,8 @@ class MediaWorker:
                 future.set_result(header)
             return
         if event == "stats":
-            for value in header.get("transit", []):
-                self.transit.observe(float(value))
+            if "transit" in header:  # this worker's frame transit since its last report, into the one histogram
+                self.transit.add(header["transit"])
             for session, stats in header.get("calls", {}).items():
                 call = self.calls.get(session)
                 if call is not None:
@@ -298,7 +299,7 @@ class RemoteCallMedia:
 class MediaWorkerPool:
     """``count`` workers; each new call goes to the one carrying the fewest."""
 
-    def __init__(self, count: int, db_url: str, transit: Rolling) -> None:
+    def __init__(self, count: int, db_url: str, transit: BucketCounts) -> None:
         self.count = count
         self.db_url = db_url
         self.transit = transit
@@ -356,6 +357,10 @@ class MediaWorkerPool:
     async def aclose(self) -> None:
         self._closing = True
         await asyncio.gather(*(w.stop() for w in self.workers), return_exceptions=True)
+
+
+# Set only when the server runs media workers (media_workers > 0); calls stay in the front door otherwise.
+MEDIA_POOL = web.AppKey("media_pool", MediaWorkerPool)
 
 
 def default_workers() -> int:

@@ -29,7 +29,7 @@ from typing import Any
 import av
 
 from ..config import parse_ice_servers
-from ..metrics import Rolling
+from ..metrics import BucketCounts
 from ..recording.recorder import CallRecording
 from ..storage.files import restrict_new_files
 from ..storage.schema import create_engine
@@ -82,7 +82,7 @@ class WorkerHost:
         self.calls: dict[str, CallMedia] = {}
         self.recordings: dict[str, CallRecording] = {}
         self.samplers: dict[str, tuple[DecodingSink, FrameSampler]] = {}
-        self.transit = Rolling()
+        self.transit = BucketCounts()
         self._tasks: set[asyncio.Task[None]] = set()
 
     def send(self, header: dict[str, Any], body: bytes = b"") -> None:
@@ -184,7 +184,7 @@ class WorkerHost:
         while True:
             await asyncio.sleep(1.0)
             stats = {session: media.stats() for session, media in self.calls.items()}
-            self.send({"event": "stats", "calls": stats, "transit": self.transit.take_fresh()})
+            self.send({"event": "stats", "calls": stats, "transit": self.transit.take()})
 
     async def aclose(self) -> None:
         for session in list(self.calls):
