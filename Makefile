@@ -39,9 +39,11 @@ pytest:
 		.venv/bin/python -m pytest $(PYTEST_ARGS); \
 	fi
 
+# Call capacity per media path, the emotion detector's cost, and cue latency through a real call (bench/README.md).
 bench: setup
-	$(NETNS) .venv/bin/python bench/calls.py
+	$(NETNS) .venv/bin/python -m bench.calls
 	.venv/bin/python bench/emotion.py
+	$(NETNS) .venv/bin/python bench/cue_latency.py
 
 # 10,000+ hostile HTTP requests, WebSocket messages and SDP offers against a server process, with a bystander
 # call (README, "Fuzzing"); FUZZ_ARGS="--inputs 20000 --seed 7 --logs fuzz-logs" for more, another seed, logs.

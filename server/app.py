@@ -8,44 +8,33 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-from aiohttp import WSCloseCode, web
+from aiohttp import web
 
 from emotion import EmotionService, EmotionSettings, fer_available
 
-from .calls.center import CallCenter
-from .config import Settings
+from .calls.center import CALL_CENTER, CallCenter
+from .calls.cues import EMOTION, EmotionSetup
+from .config import SETTINGS, Settings
 from .http import auth, openapi
 from .http.accesslog import quiet_client_errors
-from .http.apikeys import ApiKeyStore
-from .http.auth import LoginGuard, LoginLimits
-from .http.ratelimit import AddressLimiter
+from .http.auth import LOGIN_GUARD, LoginGuard, LoginLimits
+from .http.ratelimit import CALL_LIMITER, AddressLimiter
 from .http.routes import invites, qa, sessions, supervisor
 from .http.routes import webhooks as webhook_routes
+from .http.routes.invites import INVITE_KEY
 from .http.security import MAX_BODY_BYTES, security_middleware
-from .keys import (
-    API_KEYS,
-    CALL_CENTER,
-    CALL_LIMITER,
-    COMPOSER,
-    EMOTION,
-    INVITE_KEY,
-    LOGIN_GUARD,
-    REVIEWS,
-    SETTINGS,
-    STORE,
-    WEBSOCKETS,
-    EmotionSetup,
-)
-from .media.pool import MediaWorkerPool, default_workers
-from .metrics import Metrics
-from .recording.composer import Composer
+from .media.pool import MEDIA_POOL, MediaWorkerPool, default_workers
+from .metrics import METRICS, Metrics
+from .recording.composer import COMPOSER, Composer
 from .recording.retention import retention_loop
 from .signalling import endpoint
+from .signalling.endpoint import WEBSOCKETS
+from .storage.api_keys import API_KEYS, ApiKeyStore
 from .storage.files import private_dir, write_private
 from .storage.migrations import migrate
-from .storage.reviews import ReviewStore
+from .storage.reviews import REVIEWS, ReviewStore
 from .storage.schema import create_engine
-from .storage.store import Store
+from .storage.store import STORE, Store
 from .webhooks.dispatcher import WEBHOOKS, WebhookDispatcher
 
 log = logging.getLogger(__name__)
@@ -128,50 +117,116 @@ async def _storage_ctx(app: web.Application) -> AsyncIterator[None]:
     private_dir(settings.data_dir)
     private_dir(settings.recordings_path)
     engine = create_engine(settings.db_url)
-    await migrate(engine)
-    store = Store(engine)
-    app[STORE] = store
-    if settings.create_demo_accounts:
-        await _announce_demo_accounts(store, settings)
-    elif await store.count_users() == 0:
-        log.warning("no staff accounts yet: add one with `rapport users add NAME --role admin`, or start with --demo")
-    app[API_KEYS] = ApiKeyStore(engine)
-    app[INVITE_KEY] = await asyncio.to_thread(invites.load_secret, settings.data_dir)
-    reviews = ReviewStore(engine)
+    try:
+        await migrate(engine)
+        store = Store(engine)
+        if settings.create_demo_accounts:
+            await _announce_demo_accounts(store, settings)
+        elif await store.count_users() == 0:
+            log.warning(
+                "no staff accounts yet: add one with `rapport users add NAME --role admin`, or start with --demo"
+            )
+        app[STORE] = store
+        yield
+    finally:
+        await engine.dispose()
+
+
+async def _api_keys_ctx(app: web.Application) -> AsyncIterator[None]:
+    app[API_KEYS] = ApiKeyStore(app[STORE].engine)
+    yield
+
+
+async def _invite_key_ctx(app: web.Application) -> AsyncIterator[None]:
+    app[INVITE_KEY] = await asyncio.to_thread(invites.load_secret, app[SETTINGS].data_dir)
+    yield
+
+
+async def _reviews_ctx(app: web.Application) -> AsyncIterator[None]:
+    reviews = ReviewStore(app[STORE].engine)
     await reviews.ensure_scorecard()
     app[REVIEWS] = reviews
-    webhooks = WebhookDispatcher(engine, allowed_hosts=settings.webhook_allowed_hosts)
-    await webhooks.start()
-    app[WEBHOOKS] = webhooks
-    composer = Composer(store, settings.recordings_path, enabled=settings.compose_recordings, on_event=webhooks.emit)
-    app[COMPOSER] = composer
-    emotion = app[EMOTION]
+    yield
+
+
+async def _webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
+    webhooks = WebhookDispatcher(app[STORE].engine, allowed_hosts=app[SETTINGS].webhook_allowed_hosts)
+    try:
+        await webhooks.start()
+        app[WEBHOOKS] = webhooks
+        yield
+    finally:
+        await webhooks.aclose()
+
+
+async def _composer_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    composer = Composer(
+        app[STORE], settings.recordings_path, enabled=settings.compose_recordings, on_event=app[WEBHOOKS].emit
+    )
+    try:
+        await composer.start()
+        app[COMPOSER] = composer
+        yield
+    finally:
+        await composer.aclose()
+
+
+async def _metrics_ctx(app: web.Application) -> AsyncIterator[None]:
     metrics = Metrics()
-    pool = None
+    try:
+        await metrics.start()
+        app[METRICS] = metrics
+        yield
+    finally:
+        await metrics.aclose()
+
+
+async def _media_pool_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
     workers = default_workers() if settings.media_workers < 0 else settings.media_workers
-    if workers > 0:
-        pool = MediaWorkerPool(workers, absolute_db_url(settings.db_url), metrics.transit)
+    if workers == 0:
+        yield  # calls are carried in this process
+        return
+    pool = MediaWorkerPool(workers, absolute_db_url(settings.db_url), app[METRICS].transit)
+    try:
         await pool.start()
         log.info("media: %d worker process(es), %s path", workers, settings.media_path)
+        app[MEDIA_POOL] = pool
+        yield
+    finally:
+        await pool.aclose()
+
+
+async def _call_center_ctx(app: web.Application) -> AsyncIterator[None]:
+    emotion = app[EMOTION]
+    pool = app.get(MEDIA_POOL)
     center = CallCenter(
-        store,
-        settings,
+        app[STORE],
+        app[SETTINGS],
         emotion=emotion.service,
         emotion_unavailable=emotion.message,
-        on_recorded=composer.enqueue,
-        on_event=webhooks.emit,
-        metrics=metrics,
+        on_recorded=app[COMPOSER].enqueue,
+        on_event=app[WEBHOOKS].emit,
+        metrics=app[METRICS],
         pool=pool,
     )
     if pool is not None:
         pool.on_lost = center.media_lost
-    await center.start()
-    await center.metrics.start()
-    await composer.start()
-    app[CALL_CENTER] = center
+    try:
+        await center.start()
+        app[CALL_CENTER] = center
+        yield
+    finally:
+        # The one place calls and their peers close: after endpoint.close_sockets told every client "going away".
+        await center.aclose()
+
+
+async def _retention_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
     retention = asyncio.create_task(
         retention_loop(
-            store,
+            app[STORE],
             settings.recordings_path,
             retention_days=settings.recording_retention_days,
             every_s=settings.retention_check_s,
@@ -182,23 +237,22 @@ async def _storage_ctx(app: web.Application) -> AsyncIterator[None]:
     retention.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await retention
-    await center.aclose()
-    if pool is not None:
-        await pool.aclose()
-    await center.metrics.aclose()
-    await composer.aclose()
-    await webhooks.aclose()
-    await engine.dispose()
 
 
-async def _close_websockets(app: web.Application) -> None:
-    # Close sockets first so clients hear "going away", then the calls (and their peers).
-    sockets: set[web.WebSocketResponse] = app[WEBSOCKETS]
-    for ws in list(sockets):
-        with contextlib.suppress(Exception):
-            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
-    if CALL_CENTER in app:
-        await app[CALL_CENTER].aclose()
+# In dependency order: aiohttp starts them in this order and cleans up in reverse, and a failure
+# part-way cleans up the ones already started.
+SERVICES: tuple[Callable[[web.Application], AsyncIterator[None]], ...] = (
+    _storage_ctx,
+    _api_keys_ctx,
+    _invite_key_ctx,
+    _reviews_ctx,
+    _webhooks_ctx,
+    _composer_ctx,
+    _metrics_ctx,
+    _media_pool_ctx,
+    _call_center_ctx,
+    _retention_ctx,
+)
 
 
 def create_app(settings: Settings, *, emotion_service: EmotionService | None = None) -> web.Application:
@@ -222,8 +276,9 @@ def create_app(settings: Settings, *, emotion_service: EmotionService | None = N
     app[CALL_LIMITER] = AddressLimiter(limit=30, window_s=60.0)
     app[WEBSOCKETS] = set()
     app.cleanup_ctx.append(_emotion_ctx(emotion_service))
-    app.cleanup_ctx.append(_storage_ctx)
-    app.on_shutdown.append(_close_websockets)
+    app.cleanup_ctx.extend(SERVICES)
+    # Before the cleanups: every socket hears "going away", then the call centre's cleanup closes the calls.
+    app.on_shutdown.append(endpoint.close_sockets)
     sessions.setup_routes(app)
     invites.setup_routes(app)
     qa.setup_routes(app)

@@ -1,4 +1,4 @@
-"""The ``rapport`` command: ``rapport serve``, ``rapport users add|disable|enable`` and ``rapport api-keys``."""
+"""The ``rapport`` command: ``serve``, ``users add|disable|enable``, ``api-keys`` and ``db upgrade|current``."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from .config import Settings, load_settings
 from .http.apikeys import SCOPES
 from .storage.files import private_dir, restrict_new_files
+from .storage.schema import Engine
 from .storage.store import ROLES
 
 log = logging.getLogger("rapport")
@@ -83,7 +83,7 @@ def serve(args: argparse.Namespace) -> int:
 
 
 @contextlib.asynccontextmanager
-async def migrated_engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+async def migrated_engine(settings: Settings) -> AsyncIterator[Engine]:
     """The database, brought up to date, for one command."""
     from .storage.migrations import migrate
     from .storage.schema import create_engine
@@ -148,7 +148,8 @@ def users_set_active(args: argparse.Namespace) -> int:
 
 
 def api_keys(args: argparse.Namespace) -> int:
-    from .http.apikeys import ApiKeyStore, parse_scopes
+    from .http.apikeys import parse_scopes
+    from .storage.api_keys import ApiKeyStore
 
     settings = load_settings({"data_dir": args.data_dir}, config_file=args.config)
     if args.keys_command == "create":
@@ -176,6 +177,42 @@ def api_keys(args: argparse.Namespace) -> int:
                     state = "revoked" if key.revoked_at else "live"
                     print(f"{key.id}\t{key.prefix}…\t{key.name}\t{','.join(key.scopes)}\t{state}")
             return 0
+
+    return asyncio.run(run())
+
+
+def db(args: argparse.Namespace) -> int:
+    """``db upgrade`` applies every revision the database lacks (the server does this at start too);
+    ``db current`` prints the database's revision without changing anything."""
+    from .storage import migrations
+    from .storage.schema import create_engine
+
+    settings = load_settings({"data_dir": args.data_dir}, config_file=args.config)
+
+    async def run() -> int:
+        private_dir(settings.data_dir)
+        engine = create_engine(settings.db_url)
+        try:
+            head = migrations.head()
+            if args.db_command == "upgrade":
+                try:
+                    await migrations.migrate(engine)
+                except migrations.SchemaError as exc:
+                    print(f"error: {exc}", file=sys.stderr)
+                    return 1
+                print(f"database at revision {await migrations.current(engine)} (head)")
+                return 0
+            revision = await migrations.current(engine)
+            if revision is not None:
+                print(
+                    f"{revision} (head)" if revision == head else f"{revision} (head is {head}: run rapport db upgrade)"
+                )
+            else:
+                step = await migrations.legacy_step(engine)
+                print("none" if step is None else f"none (pre-Alembic schema step {step})")
+            return 0
+        finally:
+            await engine.dispose()
 
     return asyncio.run(run())
 
@@ -230,6 +267,16 @@ def build_parser() -> argparse.ArgumentParser:
     for p in (create_p, revoke_p, keys_sub.choices["list"]):
         p.add_argument("--data-dir", type=Path)
         p.set_defaults(func=api_keys)
+
+    db_p = sub.add_parser("db", help="the database schema (Alembic)")
+    db_sub = db_p.add_subparsers(dest="db_command", required=True)
+    for command, text in (
+        ("upgrade", "apply every schema revision the database lacks"),
+        ("current", "print the database's schema revision"),
+    ):
+        p = db_sub.add_parser(command, help=text)
+        p.add_argument("--data-dir", type=Path)
+        p.set_defaults(func=db)
     return parser
 
 
@@ -241,8 +288,8 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    # aioice/aiortc are chatty at INFO about every candidate pair.
-    for noisy in ("aioice", "aiortc"):
+    # aioice/aiortc are chatty at INFO about every candidate pair; alembic about its plugins (we log the revision).
+    for noisy in ("aioice", "aiortc", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     result: int = args.func(args)
     return result

@@ -12,6 +12,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from aiohttp import web
+
 DEFAULT_REASONS: tuple[tuple[str, str], ...] = (
     ("order", "An order"),
     ("complaint", "A complaint"),
@@ -197,6 +199,9 @@ class Settings:
         return "https" if self.https else "http"
 
 
+SETTINGS = web.AppKey("settings", Settings)
+
+
 _FIELD_TYPES = {f.name: f for f in fields(Settings)}
 
 
@@ -301,6 +306,7 @@ __all__ = [
     "DEFAULT_HELP",
     "DEFAULT_REASONS",
     "LANGUAGES",
+    "SETTINGS",
     "IceServer",
     "Settings",
     "load_settings",

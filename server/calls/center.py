@@ -2,6 +2,9 @@
 
 The database is the source of truth for session state; this module keeps the
 live parts (sockets, media, timers) and tells everyone what changed.
+
+Over 500 lines because queue order, matching, ringing, transfer, waits, reconnect grace, media start and
+teardown are still one class; issue 11 splits it behind a façade.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from aiohttp import web
+
 from emotion import EmotionService
 
 from ..config import Settings
@@ -24,17 +29,17 @@ from ..media.peers import BadOffer
 from ..media.pool import MediaWorkerPool, RemoteCallMedia, RemoteRecording, WorkerGone
 from ..metrics import Metrics
 from ..recording.recorder import CallRecording, free_mb, reconcile
-from ..signalling.connection import Connection, TokenBucket
-from ..signalling.messages import ProtocolError
 from ..storage.store import SessionRecord, Store, User
 from . import views
 from .cues import OFF_BY_CUSTOMER, CallCues, EventSink, unavailable_status
+from .errors import ProtocolError
+from .participant import Participant, TokenBucket
 
 log = logging.getLogger(__name__)
 
 DEFAULT_WAIT_S = 60.0
 FULL_MESSAGE = "All lines are busy right now. Please try again in a few minutes."
-# Calls one core carries at 30 fps, measured with bench/calls.py (README): the default capacity model.
+# Calls one core carries at 30 fps, measured with bench/calls/ (README): the default capacity model.
 CALLS_PER_CORE = {"forward": 3, "transcode": 1}
 
 
@@ -68,7 +73,7 @@ class Offer:
 @dataclass
 class LiveSession:
     record: SessionRecord
-    conns: dict[str, Connection | None] = field(default_factory=lambda: {"customer": None, "rep": None})
+    conns: dict[str, Participant | None] = field(default_factory=lambda: {"customer": None, "rep": None})
     rep: User | None = None
     media: CallMedia | RemoteCallMedia | None = None
     grace: dict[str, asyncio.Task[None]] = field(default_factory=dict)
@@ -107,7 +112,7 @@ class LiveSession:
 class RepState:
     user: User
     status: str = "away"
-    conns: set[Connection] = field(default_factory=set)
+    conns: set[Participant] = field(default_factory=set)
     session_id: str | None = None
     idle_since: float = field(default_factory=time.monotonic)
     # The call waiting for this rep's disposition: no new call until it is saved.
@@ -134,6 +139,7 @@ class CallCenter:
         self.pool = pool
         self.store = store
         self.metrics = metrics or Metrics()
+        self.metrics.watch(self, settings.media_path)
         self.on_recorded = on_recorded
         self.on_event = on_event
         self.settings = settings
@@ -310,7 +316,7 @@ class CallCenter:
         self.broadcast_queue()
         return record, token
 
-    async def customer_hello(self, conn: Connection, token: str) -> dict[str, Any]:
+    async def customer_hello(self, conn: Participant, token: str) -> dict[str, Any]:
         record = await self.store.session_for_token(token)
         if record is None or record.token_expires_at < time.time() or record.id not in self.sessions:
             raise ProtocolError("token_invalid", "this call link is no longer valid")
@@ -341,7 +347,7 @@ class CallCenter:
 
     # reps
 
-    async def rep_hello(self, conn: Connection, user: User) -> None:
+    async def rep_hello(self, conn: Participant, user: User) -> None:
         if user.role != "rep":
             # Other staff work over HTTP; treating them as reps would queue calls at a QA login.
             raise ProtocolError("forbidden", f"only reps take calls; this login is a {user.role} login")
@@ -371,7 +377,7 @@ class CallCenter:
                 conn.send(message)
             self._notify_peer_presence(live, "rep")
 
-    def set_rep_status(self, conn: Connection, status: str) -> None:
+    def set_rep_status(self, conn: Participant, status: str) -> None:
         rep = self._rep(conn)
         if status == "available" and rep.session_id is not None:
             raise ProtocolError("not_available", "finish the current call first")
@@ -397,7 +403,7 @@ class CallCenter:
         rep.wrap_up = None
         self._set_status(rep, "available" if rep.conns else "away")
 
-    async def accept(self, conn: Connection, session_id: str) -> None:
+    async def accept(self, conn: Participant, session_id: str) -> None:
         rep = self._rep(conn)
         if rep.session_id is not None:
             raise ProtocolError("not_available", "you are already in a call")
@@ -436,6 +442,7 @@ class CallCenter:
         )
         if live.media is None:
             live.media = await self._open_media(live)
+            self.metrics.calls_answered.inc()
         self._start_cues(live)
         if live.recording is None:
             await self._start_recording(live)
@@ -454,7 +461,7 @@ class CallCenter:
 
     # both sides
 
-    def _session_of(self, conn: Connection, session_id: str | None) -> tuple[LiveSession, str]:
+    def _session_of(self, conn: Participant, session_id: str | None) -> tuple[LiveSession, str]:
         if conn.role == "customer":
             live = self.sessions.get(conn.session_id or "")
             if live is None or (session_id is not None and session_id != live.id):
@@ -510,7 +517,7 @@ class CallCenter:
             await reconcile(self.store, self.settings.recordings_path, session_id)
 
     def claim_negotiation(
-        self, conn: Connection, session_id: str | None, sdp: str
+        self, conn: Participant, session_id: str | None, sdp: str
     ) -> tuple[CallMedia | RemoteCallMedia, str]:
         """Reserve the participant's media for one offer; a second one meanwhile is refused."""
         live, role = self._session_of(conn, session_id)
@@ -549,7 +556,7 @@ class CallCenter:
         except MediaClosed:
             raise ProtocolError("not_in_call", "the call ended during negotiation") from None
 
-    async def chat(self, conn: Connection, text: str, session_id: str | None) -> None:
+    async def chat(self, conn: Participant, text: str, session_id: str | None) -> None:
         live, role = self._session_of(conn, session_id)
         if role == "customer":
             name = live.record.customer_name or "Customer"
@@ -574,14 +581,14 @@ class CallCenter:
         self._send_to_customer(live, views.customer_chat_message(record, seq))
         self._send_to_rep(live, [views.rep_chat_message(record)])
 
-    def media_flags(self, conn: Connection, flags: dict[str, Any], session_id: str | None) -> None:
+    def media_flags(self, conn: Participant, flags: dict[str, Any], session_id: str | None) -> None:
         live, role = self._session_of(conn, session_id)
         live.media_flags[role] = flags
         peer = live.conns.get(other(role))
         if peer is not None:
             peer.send(views.peer_media(role, flags))
 
-    async def set_emotion_consent(self, conn: Connection, enabled: bool) -> None:
+    async def set_emotion_consent(self, conn: Participant, enabled: bool) -> None:
         """The customer changed their mind about emotion cues; it applies at once."""
         live, role = self._session_of(conn, None)
         if role != "customer":
@@ -674,14 +681,14 @@ class CallCenter:
             for message in messages:
                 conn.send(message)
 
-    async def end(self, conn: Connection, reason: str | None, session_id: str | None) -> None:
+    async def end(self, conn: Participant, reason: str | None, session_id: str | None) -> None:
         live, role = self._session_of(conn, session_id)
         if live.state == "waiting":
             await self._finish(live, state="abandoned", ended_by=role, reason="customer_left")
         else:
             await self._finish(live, state="ended", ended_by=role, reason=reason or f"{role}_hangup")
 
-    async def disconnected(self, conn: Connection) -> None:
+    async def disconnected(self, conn: Participant) -> None:
         if self._closing:
             return
         if conn.role == "customer":
@@ -716,7 +723,7 @@ class CallCenter:
 
     # internals
 
-    def _rep(self, conn: Connection) -> RepState:
+    def _rep(self, conn: Participant) -> RepState:
         if conn.role != "rep" or conn.user is None:
             raise ProtocolError("forbidden", "only reps may do this")
         return self.reps.setdefault(conn.user.id, RepState(conn.user))
@@ -799,6 +806,8 @@ class CallCenter:
             if record is not None:
                 live.record = record
             self.sessions.pop(live.id, None)
+            # In the same step as the pop, so the frame counters never dip between the two.
+            self.metrics.call_ended(state, live.media.stats() if live.media is not None else None)
         if live.offer is not None:
             self._cancel_offer(live, "ended")
         for task in list(live.grace.values()):
@@ -923,7 +932,7 @@ class CallCenter:
             for conn in rep.conns:
                 conn.send({"type": "call.offer.cancelled", "session_id": live.id, "reason": reason})
 
-    def decline(self, conn: Connection, session_id: str) -> None:
+    def decline(self, conn: Participant, session_id: str) -> None:
         rep = self._rep(conn)
         live = self.sessions.get(session_id)
         if live is None or live.offer is None or live.offer.rep_id != rep.user.id:
@@ -934,7 +943,7 @@ class CallCenter:
         self.broadcast_queue()
 
     async def transfer(
-        self, conn: Connection, session_id: str | None, *, to_rep: int | None, to_reason: str | None, note: str | None
+        self, conn: Participant, session_id: str | None, *, to_rep: int | None, to_reason: str | None, note: str | None
     ) -> None:
         """Hand the call to another rep or back to a queue; the customer's media and context stay."""
         live, role = self._session_of(conn, session_id)
@@ -1132,3 +1141,6 @@ class CallCenter:
             "active": sum(1 for s in self.sessions.values() if s.state == "active"),
             "available_reps": self.available_reps(),
         }
+
+
+CALL_CENTER = web.AppKey("call_center", CallCenter)

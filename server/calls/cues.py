@@ -10,7 +10,10 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
+
+from aiohttp import web
 
 from emotion import EmotionService, EmotionStatus, EmotionStream, EmotionUpdate
 
@@ -24,6 +27,17 @@ OFF_BY_CUSTOMER = {"type": "emotion.status", "status": "off", "message": "emotio
 
 SendToRep = Callable[[dict[str, Any]], None]
 EventSink = Callable[[str, dict[str, Any]], Awaitable[object]]
+
+
+@dataclass(frozen=True)
+class EmotionSetup:
+    """The emotion service, or why there is none (said once in the log and to every rep)."""
+
+    service: EmotionService | None
+    message: str
+
+
+EMOTION = web.AppKey("emotion", EmotionSetup)
 
 
 def unavailable_status(message: str) -> dict[str, Any]:

@@ -13,11 +13,13 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..signalling.messages import PROTOCOL_VERSION
 from ..storage.store import ChatRecord, SessionRecord, User, iso
 
 if TYPE_CHECKING:
     from .center import LiveSession
+
+# The signalling protocol's version, in every welcome (and in GET /api/v1/config).
+PROTOCOL_VERSION = 1
 
 # Every key a message to a customer may hold, at any depth. A new customer field is added
 # here on purpose, after asking whether the customer may know it.

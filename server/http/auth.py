@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from aiohttp import web
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
@@ -174,6 +175,9 @@ class LoginGuard:
         finally:
             self.settle(username, address, stamp, ok=(user is not None) if checked else None)
         return user
+
+
+LOGIN_GUARD = web.AppKey("login_guard", LoginGuard)
 
 
 async def ensure_demo_accounts(store: Store) -> list[tuple[str, str, str]]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from collections import defaultdict, deque
 
+from aiohttp import web
+
 
 class AddressLimiter:
     """At most ``limit`` hits per address in ``window_s`` seconds."""
@@ -28,3 +30,7 @@ class AddressLimiter:
             for key in [k for k, v in self._hits.items() if not v]:
                 del self._hits[key]
         return 0.0
+
+
+# Calls started per client address (POST /api/v1/calls and invite redeems).
+CALL_LIMITER = web.AppKey("call_limiter", AddressLimiter)

@@ -18,8 +18,8 @@ from aiohttp import web, web_log
 from aiohttp.http_exceptions import HttpProcessingError
 
 from .. import tokens
-from ..config import Settings
-from ..storage.store import User
+from ..config import SETTINGS, Settings
+from ..storage.store import STORE, User
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ MAX_FORWARDED_HOPS = 16
 Login = tuple[User, str, str]
 _LOGIN_CACHE = web.RequestKey("rapport_login", object)
 
-# connect-src 'self' covers the page's own ws:/wss: origin (CSP Level 3; tests/test_browser.py runs under it).
+# connect-src 'self' covers the page's own ws:/wss: origin (CSP Level 3; tests/browser/test_browser.py runs under it).
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
     "media-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
@@ -97,8 +97,6 @@ def _trusted(ip: IPAddress | None, networks: tuple[IPNetwork, ...]) -> bool:
 
 
 def _settings(request: web.Request) -> Settings:
-    from ..keys import SETTINGS  # late: keys imports modules that import this one
-
     return request.app[SETTINGS]
 
 
@@ -181,8 +179,6 @@ async def current_login(request: web.Request) -> Login | None:
     if _LOGIN_CACHE in request:
         cached = request[_LOGIN_CACHE]
         return cached  # type: ignore[return-value]
-    from ..keys import STORE  # late: keys imports modules that import this one
-
     cookie = request.cookies.get(COOKIE)
     login = await request.app[STORE].get_login(cookie) if cookie and len(cookie) < 128 else None
     request[_LOGIN_CACHE] = login

@@ -10,6 +10,9 @@ its own ``offset_s`` on that clock.
 Standalone on purpose (only PyAV, numpy and the standard library) so the server can
 run it as a separate, niced process: ``python -m server.recording.compose --help``.
 Everything is streamed, a frame or an Opus packet at a time: calls run 30+ minutes.
+
+Over 500 lines because it is a standalone program: demuxing, fitting, mixing and encoding stay in one file
+that needs nothing of the server.
 """
 
 from __future__ import annotations

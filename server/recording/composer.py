@@ -20,6 +20,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from aiohttp import web
+
 from ..storage.store import Store
 from .recorder import file_digest
 
@@ -177,3 +179,6 @@ class Composer:
             float(outcome.get("duration_s", 0.0)),
             time.monotonic() - started,
         )
+
+
+COMPOSER = web.AppKey("composer", Composer)

@@ -9,16 +9,13 @@ volumes and waits in reports still add up. Every deletion goes to the audit log.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, select, update
-
-from ..storage import schema
+from ..storage import erasure, schema
 from ..storage.store import OPEN_STATES, Store
 
 log = logging.getLogger(__name__)
@@ -49,33 +46,21 @@ async def apply_retention(store: Store, root: Path, *, retention_days: int, now:
     if retention_days <= 0:
         return 0
     cutoff = (now if now is not None else schema.now()) - retention_days * DAY_S
-    r, s = schema.recordings, schema.support_sessions
-    query = (
-        select(r.c.id, r.c.path, r.c.session_id)
-        .join(s, s.c.id == r.c.session_id)
-        .where(s.c.ended_at < cutoff, s.c.legal_hold.is_(False), r.c.state.not_in(KEEP_STATES))
-    )
-    async with store.engine.connect() as conn:
-        rows = (await conn.execute(query)).all()
+    rows = await erasure.expired_recordings(store, ended_before=cutoff, keep_states=KEEP_STATES)
     base = await asyncio.to_thread(root.resolve)
-    for recording_id, relative, session_id in rows:
-        path = (base / relative).resolve()
+    for row in rows:
+        path = (base / row.path).resolve()
         if path.is_relative_to(base):
             await asyncio.to_thread(path.unlink, missing_ok=True)
-        await store.update_recording(recording_id, state="deleted", size=0, progress=None)
-        await store.audit(None, "retention.delete", str(recording_id), {"session_id": session_id})
+        await store.update_recording(row.id, state="deleted", size=0, progress=None)
+        await store.audit(None, "retention.delete", str(row.id), {"session_id": row.session_id})
     if rows:
         log.info("retention: deleted %d recording file(s) older than %d days", len(rows), retention_days)
     return len(rows)
 
 
 async def set_legal_hold(store: Store, session_id: str, *, hold: bool, note: str | None, user_id: int) -> None:
-    async with store.engine.begin() as conn:
-        await conn.execute(
-            update(schema.support_sessions)
-            .where(schema.support_sessions.c.id == session_id)
-            .values(legal_hold=hold, legal_hold_note=note if hold else None)
-        )
+    await erasure.set_legal_hold(store, session_id, hold=hold, note=note)
     await store.audit(user_id, "session.legal_hold", session_id, {"hold": hold, "note": note})
 
 
@@ -93,52 +78,14 @@ async def erase_session(store: Store, root: Path, session_id: str, *, user_id: i
     if folder is not None and folder.is_dir():
         files = sum(1 for p in folder.iterdir() if p.is_file())
         await asyncio.to_thread(shutil.rmtree, folder, True)
-    counts: dict[str, Any] = {"files": files}
-    async with store.engine.begin() as conn:
-        for name, table in (
-            ("recordings", schema.recordings),
-            ("chat_messages", schema.chat_messages),
-            ("emotion_seconds", schema.emotion_timeline),
-            ("reviews", schema.qa_reviews),
-        ):
-            result = await conn.execute(delete(table).where(table.c.session_id == session_id))
-            counts[name] = result.rowcount
-        await conn.execute(
-            update(schema.support_sessions)
-            .where(schema.support_sessions.c.id == session_id)
-            .values(
-                customer_name=None,
-                device=None,
-                customer_ref=None,
-                notes=None,
-                peak_frustration=None,
-                flag_count=None,
-                erased_at=schema.now(),
-            )
-        )
-        # Webhook deliveries carried the session's data to other systems; keep the log, not the data.
-        result = await conn.execute(
-            update(schema.webhook_deliveries)
-            .where(schema.webhook_deliveries.c.payload.contains(f'"{session_id}"'))
-            .values(payload=json.dumps({"erased": True, "session_id": session_id}))
-        )
-        counts["webhook_payloads"] = result.rowcount
-        await conn.execute(
-            update(schema.invites)
-            .where(schema.invites.c.session_id == session_id)
-            .values(customer_name=None, customer_ref=None)
-        )
+    counts: dict[str, Any] = {"files": files, **await erasure.erase_session_rows(store, session_id)}
     await store.audit(user_id, "session.erase", session_id, counts)
     log.info("erased session %s: %s", session_id, counts)
     return ErasureReport(session_id, counts)
 
 
 async def sessions_of_customer(store: Store, customer_ref: str) -> list[str]:
-    async with store.engine.connect() as conn:
-        rows = await conn.execute(
-            select(schema.support_sessions.c.id).where(schema.support_sessions.c.customer_ref == customer_ref)
-        )
-        return [r[0] for r in rows]
+    return await erasure.session_ids_of_customer(store, customer_ref)
 
 
 async def retention_loop(store: Store, root: Path, *, retention_days: int, every_s: float) -> None:

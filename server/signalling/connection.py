@@ -7,7 +7,6 @@ import contextlib
 import itertools
 import json
 import logging
-import time
 from collections.abc import Coroutine
 from typing import Any
 
@@ -26,25 +25,8 @@ class ConnectionLog(logging.LoggerAdapter[logging.Logger]):
         return f"[ws {self.extra['conn'] if self.extra else '?'}] {msg}", kwargs
 
 
-class TokenBucket:
-    def __init__(self, rate_per_s: float, burst: int) -> None:
-        self.rate = rate_per_s
-        self.burst = float(burst)
-        self.tokens = float(burst)
-        self.stamp = time.monotonic()
-
-    def take(self) -> bool:
-        now = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return True
-        return False
-
-
 class Connection:
-    """Only the handler task reads the socket; everyone else calls ``send``."""
+    """Only the handler task reads the socket; everyone else calls ``send``. A ``calls.participant.Participant``."""
 
     def __init__(self, ws: web.WebSocketResponse, *, max_pending: int, remote: str) -> None:
         self.id = next(_ids)

@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from ..calls import views
-from ..calls.center import CallCenter
+from ..calls.center import CALL_CENTER, CallCenter
+from ..calls.errors import ProtocolError
+from ..calls.participant import TokenBucket
+from ..config import SETTINGS
 from ..http.security import client_address, current_login, origin_allowed
-from ..keys import CALL_CENTER, SETTINGS, STORE, WEBSOCKETS
-from ..storage.store import Store
-from .connection import Connection, TokenBucket
-from .messages import ClientMessage, ProtocolError, error, parse
+from ..storage.store import STORE, Store
+from .connection import Connection
+from .messages import ClientMessage, error, parse
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +30,8 @@ HARD_FRAME_LIMIT = 1024 * 1024
 FLOOD_CLOSE_AFTER = 200
 # A staff login that is not a rep said hello: clients do not reconnect after this code.
 NOT_A_REP_CLOSE = 4004
+# Every open socket, so shutdown can tell each client "going away" before the calls close.
+WEBSOCKETS = web.AppKey("websockets", set[web.WebSocketResponse])
 
 Handler = Callable[[CallCenter, Connection, ClientMessage], Awaitable[dict[str, Any] | None]]
 
@@ -120,20 +126,31 @@ HANDLERS: dict[str, tuple[Handler, frozenset[str]]] = {
 
 
 async def _dispatch(center: CallCenter, conn: Connection, text: str) -> None:
+    started = time.perf_counter()
+    message_type = await _handle(center, conn, text)
+    center.metrics.handled(message_type, time.perf_counter() - started)
+
+
+async def _handle(center: CallCenter, conn: Connection, text: str) -> str:
+    """Handles one message; returns its type for the metrics ("other" unless it is one of the protocol's)."""
     msg_id: str | None = None
+    message_type = "other"
     try:
         msg = parse(text)
         msg_id = msg.id
         handler, allowed = HANDLERS[msg.type]
+        message_type = msg.type
         role = conn.role or "none"
         if role not in allowed:
             if role == "none":
                 raise ProtocolError("not_authenticated", "say hello first")
             raise ProtocolError("forbidden", f"{role}s may not send {msg.type}")
     except ProtocolError as exc:
+        center.metrics.error_sent(exc.code)
         conn.send(error(exc.code, exc.message, msg_id or exc.reply_to))
-        return
+        return message_type
     await _run(center, conn, handler, msg, ack=msg.type != "offer")
+    return message_type
 
 
 async def _run(center: CallCenter, conn: Connection, handler: Handler, msg: ClientMessage, *, ack: bool = True) -> None:
@@ -147,10 +164,12 @@ async def _run(center: CallCenter, conn: Connection, handler: Handler, msg: Clie
                 reply["reply_to"] = msg.id
             conn.send(reply)
     except ProtocolError as exc:
+        center.metrics.error_sent(exc.code)
         conn.send(error(exc.code, exc.message, msg.id))
     except Exception:
         ref = uuid.uuid4().hex[:12]
         conn.log.exception("internal error %s", ref)
+        center.metrics.error_sent("internal")
         conn.send(error("internal", f"internal error, reference {ref}", msg.id))
 
 
@@ -211,12 +230,26 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
                 break
     finally:
         hello_deadline.cancel()
+        # Not in the set any more: close_sockets took it at shutdown, and the call centre closes its call.
+        left = ws in sockets
         sockets.discard(ws)
         await conn.finish()
         if not ws.closed:
             await ws.close()
-        await center.disconnected(conn)
+        if left:
+            await center.disconnected(conn)
     return ws
+
+
+async def close_sockets(app: web.Application) -> None:
+    """On shutdown, before the cleanups: every client hears "going away"; then the call centre closes the calls."""
+    sockets = app[WEBSOCKETS]
+    # Taken out first, so a socket closed here is not a participant leaving (no reconnect grace, no re-offer).
+    closing = list(sockets)
+    sockets.clear()
+    for ws in closing:
+        with contextlib.suppress(Exception):
+            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
 
 
 def setup_routes(app: web.Application) -> None:

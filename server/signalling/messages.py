@@ -6,21 +6,12 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-PROTOCOL_VERSION = 1
+from ..calls.errors import ProtocolError
+
 MAX_MESSAGE_BYTES = 64 * 1024
 MAX_SDP_CHARS = 48 * 1024
 MAX_CHAT_CHARS = 2000
 MAX_JSON_DEPTH = 8
-
-
-class ProtocolError(Exception):
-    """A client mistake; becomes ``{"type": "error", code, message}``."""
-
-    def __init__(self, code: str, message: str, reply_to: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.reply_to = reply_to
 
 
 @dataclass(frozen=True)

@@ -1,16 +1,22 @@
-"""Schema migrations: an ordered list of steps, each applied once and recorded.
+"""Schema migrations with Alembic: revisions live in ``server/storage/alembic/versions/``.
 
-Add a step at the end of ``MIGRATIONS``; never edit one that has shipped.
-Steps receive a synchronous SQLAlchemy connection inside one transaction, and
-must tolerate finding their change already made (step 1 creates tables from
-the current definitions).
+At start the server (and every ``rapport`` command that opens the database) runs ``upgrade head`` on its own
+async engine. A database made before Alembic, by the old step list (a ``schema_migrations`` table), is adopted
+in place when it reached that list's last step: its tables are exactly the baseline revision, so it is stamped
+at the baseline and upgraded from there. One at an earlier step is refused with a message saying what to do.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -18,135 +24,105 @@ from . import schema
 
 log = logging.getLogger(__name__)
 
-Migration = tuple[int, str, Callable[[Connection], None]]
+SCRIPT_LOCATION = Path(__file__).with_name("alembic")
+BASELINE = "0001"
+# The pre-Alembic step list ended at step 7 ("single-use, revocable invites"); its schema is the baseline.
+LEGACY_TABLE = "schema_migrations"
+LEGACY_LAST_STEP = 7
 
 
-def _initial_schema(conn: Connection) -> None:
-    schema.metadata.create_all(
-        conn,
-        tables=[
-            schema.users,
-            schema.staff_logins,
-            schema.support_sessions,
-            schema.chat_messages,
-            schema.session_events,
-            schema.invites,
-        ],
-    )
+class SchemaError(RuntimeError):
+    """The database cannot be brought up to date automatically."""
 
 
-def _emotion_cues(conn: Connection) -> None:
-    # Step 1 creates tables from today's definitions, so a fresh database may have these already.
-    columns = {c["name"] for c in inspect(conn).get_columns("support_sessions")}
-    if "emotion_consent" not in columns:
-        conn.execute(text("ALTER TABLE support_sessions ADD COLUMN emotion_consent BOOLEAN"))
-    schema.metadata.create_all(conn, tables=[schema.emotion_timeline])
+def alembic_config(connection: Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(SCRIPT_LOCATION))
+    config.attributes["connection"] = connection
+    return config
 
 
-def _recordings(conn: Connection) -> None:
-    columns = {c["name"] for c in inspect(conn).get_columns("support_sessions")}
-    if "recording_consent" not in columns:
-        conn.execute(text("ALTER TABLE support_sessions ADD COLUMN recording_consent BOOLEAN"))
-    schema.metadata.create_all(conn, tables=[schema.recordings])
+def head() -> str:
+    revision = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert revision is not None
+    return revision
 
 
-def _add_columns(conn: Connection, table: str, columns: dict[str, str]) -> None:
-    existing = {c["name"] for c in inspect(conn).get_columns(table)}
-    for name, sql_type in columns.items():
-        if name not in existing:
-            conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {sql_type}"))
+def _current(conn: Connection) -> str | None:
+    return MigrationContext.configure(conn).get_current_revision()
 
 
-def _qa_review(conn: Connection) -> None:
-    _add_columns(
-        conn,
-        "support_sessions",
-        {
-            "customer_ref": "VARCHAR(128)",
-            "disposition": "VARCHAR(64)",
-            "notes": "TEXT",
-            "wrapped_at": "FLOAT",
-            "peak_frustration": "FLOAT",
-            "flag_count": "INTEGER",
-            "legal_hold": "BOOLEAN NOT NULL DEFAULT 0",
-            "legal_hold_note": "VARCHAR(200)",
-            "erased_at": "FLOAT",
-        },
-    )
-    _add_columns(conn, "recordings", {"epoch": "FLOAT", "progress": "FLOAT"})
-    _add_columns(conn, "invites", {"customer_ref": "VARCHAR(128)"})
-    conn.execute(text("CREATE INDEX IF NOT EXISTS ix_support_sessions_customer_ref ON support_sessions (customer_ref)"))
-    schema.metadata.create_all(conn, tables=[schema.scorecards, schema.qa_reviews])
+def _legacy_step(conn: Connection) -> int | None:
+    tables = set(inspect(conn).get_table_names())
+    if LEGACY_TABLE not in tables or "alembic_version" in tables:
+        return None
+    step = conn.execute(text(f"SELECT max(version) FROM {LEGACY_TABLE}")).scalar()
+    return int(step or 0)
 
 
-def _intake_routing_api(conn: Connection) -> None:
-    _add_columns(conn, "users", {"skills": "TEXT", "languages": "TEXT"})
-    _add_columns(
-        conn,
-        "support_sessions",
-        {
-            "language": "VARCHAR(16)",
-            "contact": "TEXT",
-            "context": "TEXT",
-            "rating": "INTEGER",
-            "rating_comment": "TEXT",
-            "rated_at": "FLOAT",
-        },
-    )
-    _add_columns(
-        conn, "invites", {"identity": "TEXT", "context": "TEXT", "language": "VARCHAR(16)", "priority": "INTEGER"}
-    )
-    schema.metadata.create_all(conn, tables=[schema.api_keys, schema.webhook_endpoints, schema.webhook_deliveries])
-
-
-def _single_use_invites(conn: Connection) -> None:
-    _add_columns(conn, "invites", {"id": "VARCHAR(24)", "claimed_at": "FLOAT", "revoked_at": "FLOAT"})
-    conn.execute(text("UPDATE invites SET id = 'inv_' || substr(code_hash, 1, 16) WHERE id IS NULL"))
-    # An invite that already started a call has been used.
-    conn.execute(text("UPDATE invites SET claimed_at = created_at WHERE session_id IS NOT NULL AND claimed_at IS NULL"))
-    conn.execute(text("CREATE UNIQUE INDEX IF NOT EXISTS ix_invites_id ON invites (id)"))
-
-
-MIGRATIONS: list[Migration] = [
-    (1, "initial schema", _initial_schema),
-    (2, "emotion consent and timeline", _emotion_cues),
-    (3, "recordings", _recordings),
-    (4, "audit log", lambda conn: schema.metadata.create_all(conn, tables=[schema.audit_log])),
-    (5, "wrap-up, QA review, retention and erasure", _qa_review),
-    (6, "intake, routing, API keys and webhooks", _intake_routing_api),
-    (7, "single-use, revocable invites", _single_use_invites),
-]
-
-
-def _apply(conn: Connection) -> list[int]:
-    conn.execute(
-        text(
-            "CREATE TABLE IF NOT EXISTS schema_migrations "
-            "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
+def _adopt_legacy(conn: Connection, config: Config) -> None:
+    """Stamp a database made by the old step list at the baseline, or refuse if it stopped short of the last step."""
+    tables = set(inspect(conn).get_table_names())
+    if "alembic_version" in tables or not tables:
+        return
+    if LEGACY_TABLE not in tables:
+        raise SchemaError(
+            f"the database has tables ({', '.join(sorted(tables)[:5])}…) but no schema version: "
+            "it was not made by Rapport, or its version table was lost; restore it from a backup"
         )
-    )
-    done = {row[0] for row in conn.execute(text("SELECT version FROM schema_migrations"))}
-    applied: list[int] = []
-    for version, name, step in MIGRATIONS:
-        if version in done:
-            continue
-        step(conn)
-        conn.execute(
-            text("INSERT INTO schema_migrations (version, name, applied_at) VALUES (:v, :n, :t)"),
-            {"v": version, "n": name, "t": schema.now()},
+    step = _legacy_step(conn)
+    if step != LEGACY_LAST_STEP:
+        raise SchemaError(
+            f"the database is at old schema step {step} of {LEGACY_LAST_STEP}: start the last release without "
+            "Alembic (before issue 11) once to bring it to that step, then start this one"
         )
-        applied.append(version)
-    return applied
+    command.stamp(config, BASELINE)
+    # The step list is history now; alembic_version records the schema from here on.
+    conn.execute(text(f"DROP TABLE {LEGACY_TABLE}"))
+    log.info("adopted a pre-Alembic database (step %d) at revision %s", LEGACY_LAST_STEP, BASELINE)
 
 
-async def migrate(engine: AsyncEngine) -> list[int]:
-    """Bring the schema up to date; returns the versions applied now."""
+def _upgrade(conn: Connection) -> list[str]:
+    config = alembic_config(conn)
+    _adopt_legacy(conn, config)
+    before = _current(conn)
+    command.upgrade(config, "head")
+    after = _current(conn)
+    if before == after:
+        return []
+    script = ScriptDirectory.from_config(config)
+    # Oldest first: walk_revisions yields newest first, down to (but not including) ``before``.
+    applied = [r.revision for r in script.walk_revisions(base=before or "base", head=after or "heads")]
+    return [r for r in reversed(applied) if r != before]
+
+
+async def migrate(engine: AsyncEngine) -> list[str]:
+    """Bring the schema up to date; returns the revisions applied now, oldest first."""
     async with engine.begin() as conn:
-        applied = await conn.run_sync(_apply)
+        applied = await conn.run_sync(_upgrade)
     if applied:
-        log.info("database migrated to version %d", applied[-1])
+        log.info("database migrated to revision %s", applied[-1])
     return applied
 
 
-def latest_version() -> int:
-    return MIGRATIONS[-1][0]
+async def current(engine: AsyncEngine) -> str | None:
+    """The database's revision; None for an empty or pre-Alembic database."""
+    async with engine.connect() as conn:
+        return await conn.run_sync(_current)
+
+
+async def legacy_step(engine: AsyncEngine) -> int | None:
+    """The old step list's last step, for a database made before Alembic and not yet adopted; else None."""
+
+    async with engine.connect() as conn:
+        return await conn.run_sync(_legacy_step)
+
+
+async def schema_differences(engine: AsyncEngine) -> list[Any]:
+    """What Alembic's autogenerate would change to make the database match ``schema.py``: [] when in step."""
+
+    def compare(conn: Connection) -> list[Any]:
+        return list(compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), schema.metadata))
+
+    async with engine.connect() as conn:
+        return await conn.run_sync(compare)

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from aiohttp import web
 from sqlalchemy import and_, exists, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import ColumnElement
@@ -232,6 +233,9 @@ class ReviewStore:
         )
         async with self.engine.connect() as conn:
             return [{"id": r.id, "display_name": r.display_name} for r in await conn.execute(query)]
+
+
+REVIEWS = web.AppKey("reviews", ReviewStore)
 
 
 def _scorecard(row: Any) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 from sqlalchemy import (
     Boolean,
@@ -277,6 +277,10 @@ def sqlite_file(url: str) -> Path | None:
     if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
         return None
     return None if parsed.database.startswith("file:") else Path(parsed.database)
+
+
+# The database handle, named for code outside server/storage/ (which never imports SQLAlchemy itself).
+Engine: TypeAlias = AsyncEngine
 
 
 def create_engine(url: str) -> AsyncEngine:

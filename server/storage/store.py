@@ -1,4 +1,8 @@
-"""All database reads and writes, behind typed records."""
+"""All database reads and writes, behind typed records.
+
+Over 500 lines because every table's queries are still in this one repository; issue 11 splits it into one
+repository per aggregate.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from aiohttp import web
 from sqlalchemy import delete, func, insert, literal, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -124,6 +129,20 @@ class ChatRecord:
             "text": self.text,
             "at": iso(self.created_at),
         }
+
+
+@dataclass(frozen=True)
+class ReportSession:
+    """The columns of a session that supervisors' reports count."""
+
+    created_at: float
+    queued_at: float
+    answered_at: float | None
+    ended_at: float | None
+    state: str
+    reason: str | None
+    rating: int | None
+    flag_count: int | None
 
 
 def _user(row: RowMapping) -> User:
@@ -782,6 +801,22 @@ class Store:
             for r in rows
         ]
 
+    async def report_sessions(self, created_from: float, created_to: float) -> list[ReportSession]:
+        """Sessions created in [created_from, created_to), for the supervisors' reports."""
+        s = schema.support_sessions
+        query = select(
+            s.c.created_at,
+            s.c.queued_at,
+            s.c.answered_at,
+            s.c.ended_at,
+            s.c.state,
+            s.c.reason,
+            s.c.rating,
+            s.c.flag_count,
+        ).where(s.c.created_at >= created_from, s.c.created_at < created_to)
+        async with self.engine.connect() as conn:
+            return [ReportSession(**r) for r in (await conn.execute(query)).mappings().all()]
+
     async def recent_waits(self, limit: int = 100) -> list[tuple[str | None, float]]:
         """(reason, wait) of the latest answered calls, newest first."""
         s = schema.support_sessions
@@ -879,3 +914,6 @@ class Store:
                 .where(schema.invites.c.code_hash == tokens.digest(code))
                 .values(session_id=session_id)
             )
+
+
+STORE = web.AppKey("store", Store)

@@ -1,10 +1,11 @@
 """Outgoing webhooks: signed POSTs of call events to other systems, retried with backoff.
 
 Everything goes through the database first: :meth:`WebhookDispatcher.emit`
-stores one ``webhook_deliveries`` row per subscribed endpoint, and a worker
-sends the rows that are due. A crash or restart loses nothing; at worst a
-delivery that was in flight is sent again (receivers dedupe on the event id or
-the ``Rapport-Delivery`` header).
+stores one ``webhook_deliveries`` row per subscribed endpoint
+(:class:`server.storage.webhooks.WebhookStore`), and a worker sends the rows
+that are due. A crash or restart loses nothing; at worst a delivery that was
+in flight is sent again (receivers dedupe on the event id or the
+``Rapport-Delivery`` header).
 
 Each POST carries ``Rapport-Signature: t=<unix seconds>,v1=<hex>``, where the
 hex is HMAC-SHA256 of ``f"{t}.{body}"`` keyed with the endpoint's secret.
@@ -35,11 +36,11 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp import web
 from aiohttp.abc import AbstractResolver
-from sqlalchemy import func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..storage import schema
+from ..storage.schema import Engine
 from ..storage.store import iso
+from ..storage.webhooks import DueDelivery, Endpoint, WebhookStore
 from .guard import BlockedAddress, BlockedUrl, GuardedResolver, guarded_socket, host_blocked_reason
 from .signing import SIGNATURE_HEADER, new_event_id, new_secret, sign
 
@@ -130,71 +131,7 @@ def validate_events(value: object) -> tuple[str, ...]:
     return tuple(events)
 
 
-# records
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    id: int
-    url: str
-    events: tuple[str, ...]
-    description: str | None
-    active: bool
-    created_at: float
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "url": self.url,
-            "events": list(self.events),
-            "description": self.description,
-            "created_at": iso(self.created_at),
-        }
-
-
-def _events_of(text: str) -> tuple[str, ...]:
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return ()
-    return tuple(e for e in value if isinstance(e, str)) if isinstance(value, list) else ()
-
-
-def _endpoint(row: Any) -> Endpoint:
-    return Endpoint(
-        id=row["id"],
-        url=row["url"],
-        events=_events_of(row["events"]),
-        description=row["description"],
-        active=bool(row["active"]),
-        created_at=row["created_at"],
-    )
-
-
-def delivery_json(row: Any) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "event": row["event"],
-        "event_id": row["event_id"],
-        "state": row["state"],
-        "attempts": row["attempts"],
-        "last_status": row["last_status"],
-        "last_error": row["last_error"],
-        "created_at": iso(row["created_at"]),
-        "delivered_at": iso(row["delivered_at"]),
-        "next_attempt_at": iso(row["next_attempt_at"]),
-    }
-
-
-@dataclass(frozen=True)
-class _Due:
-    id: int
-    endpoint_id: int
-    event: str
-    payload: str
-    attempts: int
-    url: str
-    secret: str
+# one attempt
 
 
 @dataclass(frozen=True)
@@ -219,7 +156,7 @@ class WebhookDispatcher:
 
     def __init__(
         self,
-        engine: AsyncEngine,
+        engine: Engine,
         *,
         timeout_s: float = 10.0,
         backoff_s: tuple[float, ...] = DEFAULT_BACKOFF_S,
@@ -230,7 +167,7 @@ class WebhookDispatcher:
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency: at least 1")
-        self.engine = engine
+        self.store = WebhookStore(engine)
         self.timeout_s = timeout_s
         self.backoff_s = tuple(backoff_s)
         self.allowed_hosts = frozenset(h.lower().rstrip(".") for h in allowed_hosts)
@@ -305,51 +242,19 @@ class WebhookDispatcher:
         if description is not None and len(description) > DESCRIPTION_MAX:
             raise ValueError(f"description: at most {DESCRIPTION_MAX} characters")
         secret = new_secret()
-        t = schema.now()
-        async with self.engine.begin() as conn:
-            result = await conn.execute(
-                insert(schema.webhook_endpoints).values(
-                    url=url,
-                    secret=secret,
-                    events=json.dumps(list(events)),
-                    description=description,
-                    active=True,
-                    created_at=t,
-                )
-            )
-            pk = int(result.inserted_primary_key[0]) if result.inserted_primary_key else 0
-        return Endpoint(pk, url, events, description, True, t), secret
+        return await self.store.create_endpoint(url, secret, events, description), secret
 
     async def list_endpoints(self) -> list[Endpoint]:
         """The live endpoints (deleted ones are kept for their delivery history, but not listed)."""
-        table = schema.webhook_endpoints
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(select(table).where(table.c.active.is_(True)).order_by(table.c.id))).mappings()
-            return [_endpoint(r) for r in rows.all()]
+        return await self.store.list_endpoints()
 
     async def get_endpoint(self, endpoint_id: int) -> Endpoint | None:
-        table = schema.webhook_endpoints
-        async with self.engine.connect() as conn:
-            query = select(table).where(table.c.id == endpoint_id, table.c.active.is_(True))
-            row = (await conn.execute(query)).mappings().first()
-        return _endpoint(row) if row is not None else None
+        return await self.store.get_endpoint(endpoint_id)
 
     async def delete_endpoint(self, endpoint_id: int) -> bool:
         """Stop sending to this endpoint: its pending deliveries fail, its secret is forgotten."""
-        endpoints, deliveries = schema.webhook_endpoints, schema.webhook_deliveries
-        async with self.engine.begin() as conn:
-            result = await conn.execute(
-                update(endpoints)
-                .where(endpoints.c.id == endpoint_id, endpoints.c.active.is_(True))
-                .values(active=False, secret="")
-            )
-            if result.rowcount != 1:
-                return False
-            await conn.execute(
-                update(deliveries)
-                .where(deliveries.c.endpoint_id == endpoint_id, deliveries.c.state == "pending")
-                .values(state="failed", next_attempt_at=None, last_error="endpoint deleted")
-            )
+        if not await self.store.deactivate_endpoint(endpoint_id):
+            return False
         # A POST in flight to it is abandoned (its row already says "endpoint deleted").
         for task in list(self._inflight.values()):
             if task.get_name().startswith(f"webhook-{endpoint_id}-"):
@@ -358,11 +263,7 @@ class WebhookDispatcher:
 
     async def list_deliveries(self, endpoint_id: int, limit: int = 100) -> list[dict[str, Any]]:
         """The endpoint's deliveries, newest first."""
-        table = schema.webhook_deliveries
-        async with self.engine.connect() as conn:
-            query = select(table).where(table.c.endpoint_id == endpoint_id).order_by(table.c.id.desc()).limit(limit)
-            rows = (await conn.execute(query)).mappings().all()
-        return [delivery_json(r) for r in rows]
+        return [d.to_json() for d in await self.store.list_deliveries(endpoint_id, limit)]
 
     # events
 
@@ -386,34 +287,14 @@ class WebhookDispatcher:
         except (TypeError, ValueError, RecursionError):
             log.exception("webhook event %s: data is not JSON, not sent", event)
             return 0
-        table = schema.webhook_endpoints
         try:
-            async with self.engine.begin() as conn:
-                rows = (await conn.execute(select(table.c.id, table.c.events).where(table.c.active.is_(True)))).all()
-                targets = [row.id for row in rows if event in _events_of(row.events)]
-                if targets:
-                    await conn.execute(
-                        insert(schema.webhook_deliveries),
-                        [
-                            {
-                                "endpoint_id": endpoint_id,
-                                "event_id": event_id,
-                                "event": event,
-                                "payload": body,
-                                "state": "pending",
-                                "attempts": 0,
-                                "next_attempt_at": t,
-                                "created_at": t,
-                            }
-                            for endpoint_id in targets
-                        ],
-                    )
+            queued = await self.store.queue_event(event, event_id, body, t)
         except Exception:
             log.exception("could not queue webhook event %s", event)
             return 0
-        if targets:
+        if queued:
             self._wake.set()
-        return len(targets)
+        return queued
 
     # the worker
 
@@ -437,23 +318,7 @@ class WebhookDispatcher:
         free = self.concurrency - len(self._inflight)
         if free <= 0:
             return
-        d, e = schema.webhook_deliveries, schema.webhook_endpoints
-        query = (
-            select(d.c.id, d.c.endpoint_id, d.c.event, d.c.payload, d.c.attempts, e.c.url, e.c.secret)
-            .select_from(d.join(e, d.c.endpoint_id == e.c.id))
-            .where(
-                d.c.state == "pending",
-                d.c.next_attempt_at <= schema.now(),
-                e.c.active.is_(True),
-                d.c.id.notin_(list(self._inflight)),
-            )
-            .order_by(d.c.next_attempt_at, d.c.id)
-            .limit(free)
-        )
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(query)).mappings().all()
-        for row in rows:
-            due = _Due(**dict(row))
+        for due in await self.store.due(free, skip=self._inflight):
             task = asyncio.create_task(self._deliver(due), name=f"webhook-{due.endpoint_id}-{due.id}")
             self._inflight[due.id] = task
             task.add_done_callback(functools.partial(self._done, due.id))
@@ -463,17 +328,9 @@ class WebhookDispatcher:
         self._wake.set()
 
     async def _next_due(self) -> float | None:
-        d, e = schema.webhook_deliveries, schema.webhook_endpoints
-        query = (
-            select(func.min(d.c.next_attempt_at))
-            .select_from(d.join(e, d.c.endpoint_id == e.c.id))
-            .where(d.c.state == "pending", e.c.active.is_(True), d.c.id.notin_(list(self._inflight)))
-        )
-        async with self.engine.connect() as conn:
-            value = (await conn.execute(query)).scalar_one_or_none()
-        return float(value) if value is not None else None
+        return await self.store.next_due_at(skip=self._inflight)
 
-    async def _deliver(self, due: _Due) -> None:
+    async def _deliver(self, due: DueDelivery) -> None:
         try:
             await self._record(due, await self._post(due))
         except asyncio.CancelledError:
@@ -484,7 +341,7 @@ class WebhookDispatcher:
             log.exception("webhook delivery %d: could not record the outcome", due.id)
             await asyncio.sleep(self.poll_s)
 
-    async def _post(self, due: _Due) -> _Outcome:
+    async def _post(self, due: DueDelivery) -> _Outcome:
         """One attempt."""
         try:
             validate_url(due.url, self.allowed_hosts)
@@ -517,41 +374,28 @@ class WebhookDispatcher:
             return _Outcome(status, f"http {status} (redirects are not followed)")
         return _Outcome(status, f"http {status}")
 
-    async def _record(self, due: _Due, outcome: _Outcome) -> None:
-        table = schema.webhook_deliveries
+    async def _record(self, due: DueDelivery, outcome: _Outcome) -> None:
         t = schema.now()
         attempts = due.attempts + 1
         status, error = outcome.status, outcome.error
         if error is None:
-            # Delivered: last_error keeps the latest failure, if any, for the record.
-            values: dict[str, Any] = {
-                "state": "delivered",
-                "attempts": attempts,
-                "last_status": status,
-                "delivered_at": t,
-                "next_attempt_at": None,
-            }
+            await self.store.mark_delivered(due.id, attempts=attempts, status=status, at=t)
             log.info("webhook delivery %d (%s) delivered after %d attempt(s)", due.id, due.event, attempts)
-        else:
-            last = outcome.permanent or attempts > len(self.backoff_s)
-            values = {
-                "state": "failed" if last else "pending",
-                "attempts": attempts,
-                "last_status": status,
-                "last_error": error[:ERROR_MAX],
-                "next_attempt_at": None if last else t + float(self.backoff_s[attempts - 1]),
-            }
-            log.warning(
-                "webhook delivery %d (%s) to endpoint %d, attempt %d: %s%s",
-                due.id,
-                due.event,
-                due.endpoint_id,
-                attempts,
-                error,
-                " (giving up)" if last else "",
-            )
-        async with self.engine.begin() as conn:
-            await conn.execute(update(table).where(table.c.id == due.id, table.c.state == "pending").values(**values))
+            return
+        last = outcome.permanent or attempts > len(self.backoff_s)
+        log.warning(
+            "webhook delivery %d (%s) to endpoint %d, attempt %d: %s%s",
+            due.id,
+            due.event,
+            due.endpoint_id,
+            attempts,
+            error,
+            " (giving up)" if last else "",
+        )
+        retry_at = None if last else t + float(self.backoff_s[attempts - 1])
+        await self.store.mark_attempt_failed(
+            due.id, attempts=attempts, status=status, error=error[:ERROR_MAX], retry_at=retry_at
+        )
 
 
 WEBHOOKS = web.AppKey("webhooks", WebhookDispatcher)

@@ -9,13 +9,11 @@ import aiohttp
 import pytest
 from sqlalchemy import update
 
-from server.keys import SETTINGS
-from server.recording.recorder import TrackRecorder
 from server.storage import schema
-from tests.conftest import Rapport
 from tests.support.clients import SignalingClient
+from tests.support.media import record_a_file
 from tests.support.raw import raw_url
-from tests.test_recording import _video_frame
+from tests.support.server import Rapport
 
 ANON = "anonymous"
 # route → roles that get a non-401/403 answer (anonymous means "no login needed").
@@ -67,15 +65,7 @@ ROLES = ("anonymous", "rep", "qa", "supervisor", "admin")
 async def recorded(rapport: Rapport) -> tuple[str, int]:
     """A session with one finished recording file in the server's recordings folder."""
     _customer, call = await rapport.customer()
-    root = rapport.app[SETTINGS].recordings_path
-    relative = f"{call['session_id']}/customer-video.mkv"
-    recorder = TrackRecorder(root / relative, "video")
-    recorder.start()
-    for i in range(60):
-        recorder.push(_video_frame(i))
-    result = recorder.stop()
-    rec_id = await rapport.store.add_recording(call["session_id"], "customer", "video", relative)
-    await rapport.store.finish_recording(rec_id, state="complete", size=result.size, sha256=result.sha256)
+    rec_id = await record_a_file(rapport, call["session_id"], frames=60)
     return call["session_id"], rec_id
 
 

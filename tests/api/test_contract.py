@@ -21,14 +21,15 @@ from typing import Any
 import aiohttp
 import pytest
 
-from server.config import Settings
+from server.config import SETTINGS, Settings
 from server.http import openapi
-from server.http.apikeys import SCOPES, ApiKeyStore
-from server.keys import COMPOSER, REVIEWS, SETTINGS
-from server.recording.recorder import TrackRecorder
+from server.http.apikeys import SCOPES
+from server.recording.composer import COMPOSER
+from server.storage.api_keys import ApiKeyStore
+from server.storage.reviews import REVIEWS
 from server.webhooks.dispatcher import WEBHOOKS
-from tests.conftest import PASSWORD, Rapport, start_rapport, with_settings
-from tests.test_recording import _video_frame
+from tests.support.media import record_a_file
+from tests.support.server import PASSWORD, Rapport, start_rapport, with_settings
 
 METHODS = ("get", "put", "post", "delete", "patch")
 DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
@@ -295,19 +296,6 @@ def answer_errors(world: World, op_id: str, answer: Answer) -> list[str]:
     if answer.media != "application/json":
         return [] if answer.raw else [f"{answer.status}: empty {answer.media}"]
     return check(world.doc, content[answer.media]["schema"], answer.json())
-
-
-async def record_a_file(rapport: Rapport, session_id: str) -> int:
-    """A finished recording in the server's recordings folder (as tests/test_access.py's ``recorded``)."""
-    relative = f"{session_id}/customer-video.mkv"
-    recorder = TrackRecorder(rapport.app[SETTINGS].recordings_path / relative, "video")
-    recorder.start()
-    for i in range(30):
-        recorder.push(_video_frame(i))
-    result = recorder.stop()
-    rec_id = await rapport.store.add_recording(session_id, "customer", "video", relative)
-    await rapport.store.finish_recording(rec_id, state="complete", size=result.size, sha256=result.sha256)
-    return rec_id
 
 
 async def closed_session(rapport: Rapport, **fields: Any) -> str:
@@ -665,9 +653,7 @@ async def test_a_full_server_refuses_new_calls_with_the_documented_503(settings:
             assert answer.status == 503 and answer.json()["error"]["code"] == "all_lines_busy", op_id
             assert answer_errors(world, op_id, answer) == [] and int(answer.headers["Retry-After"]) > 0, op_id
     finally:
-        await rapport.aclose()
-        await rapport.http.close()
-        await rapport.server.close()
+        await rapport.stop()
 
 
 # contract: who may call

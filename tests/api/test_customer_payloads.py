@@ -15,10 +15,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from server.http.apikeys import ApiKeyStore
 from server.http.auth import hash_password
-from tests.conftest import PASSWORD, Rapport
+from server.storage.api_keys import ApiKeyStore
 from tests.support.clients import SignalingClient
+from tests.support.server import PASSWORD, Rapport
 
 # The test's own list, on purpose not imported from server/calls/views.py: a key added there must be added here too.
 CUSTOMER_KEYS = frozenset(

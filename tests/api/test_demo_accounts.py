@@ -12,8 +12,8 @@ import aiohttp
 import pytest
 
 from server.config import Settings
-from tests.conftest import start_rapport
 from tests.support.serve import ROOT, ServeProcess
+from tests.support.server import start_rapport
 
 
 def users_in(data_dir: Path) -> list[str]:
@@ -88,9 +88,7 @@ async def test_a_planted_link_at_the_demo_file_is_not_followed(settings: Setting
         assert not path.is_symlink() and stat.S_IMODE(os.lstat(path).st_mode) == 0o600
         assert len(demo_lines(data)) == 6
     finally:
-        await rapport.aclose()
-        await rapport.http.close()
-        await rapport.server.close()
+        await rapport.stop()
 
 
 @pytest.mark.parametrize("flags", [(), ("--demo",)])

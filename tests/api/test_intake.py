@@ -12,12 +12,11 @@ import aiohttp
 import pytest
 
 from server.config import LANGUAGES
-from server.http.apikeys import ApiKeyStore
-from server.http.routes.invites import open_link, sign_link
-from server.keys import INVITE_KEY
-from tests.conftest import Rapport
+from server.http.routes.invites import INVITE_KEY, open_link, sign_link
+from server.storage.api_keys import ApiKeyStore
 from tests.support.clients import SignalingClient, wrap_up
 from tests.support.raw import raw_url
+from tests.support.server import Rapport
 
 
 async def config_for(rapport: Rapport, accept_language: str) -> dict[str, Any]:
@@ -234,7 +233,7 @@ async def test_admins_set_reps_skills_and_languages(rapport: Rapport) -> None:
 
 # ---------------------------------------------------------------- catalogues and the link error page (files)
 
-WEB_CLIENT = Path(__file__).resolve().parent.parent / "web_client"
+WEB_CLIENT = Path(__file__).resolve().parents[2] / "web_client"
 CATALOGUES = WEB_CLIENT / "i18n"
 # CLDR plural categories for whole numbers, which the page's counts use (cs "many" is for fractions,
 # but Intl.PluralRules may still ask for it, so the catalogue has it).

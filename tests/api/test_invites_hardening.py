@@ -21,13 +21,13 @@ import pytest
 from sqlalchemy import func, select
 
 from server.config import Settings
-from server.http.apikeys import ApiKeyStore
 from server.http.security import token_fingerprint
 from server.storage import schema
-from tests.conftest import Rapport, start_rapport, with_settings
+from server.storage.api_keys import ApiKeyStore
 from tests.support.clients import SignalingClient
+from tests.support.server import Rapport, start_rapport, with_settings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def key(rapport: Rapport, *scopes: str) -> dict[str, str]:
@@ -133,9 +133,7 @@ async def test_a_call_that_cannot_start_does_not_use_up_the_link(settings: Setti
             claimed = (await conn.execute(select(table.c.claimed_at).where(table.c.id == made["id"]))).scalar_one()
         assert claimed is None
     finally:
-        await rapport.aclose()
-        await rapport.http.close()
-        await rapport.server.close()
+        await rapport.stop()
 
 
 # revocation
@@ -220,9 +218,7 @@ async def test_with_public_url_links_and_qr_codes_use_it_whatever_the_host(setti
         async with rapport.http.get(f"{rapport.url}{made['qr_png_url']}", headers={"Host": "x.evil.example"}) as r:
             assert r.status == 200 and decode_qr(await r.read()) == made["url"]
     finally:
-        await rapport.aclose()
-        await rapport.http.close()
-        await rapport.server.close()
+        await rapport.stop()
 
 
 # the access log

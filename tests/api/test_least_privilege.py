@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import aiohttp
 
-from server.keys import API_KEYS
-from tests.conftest import Rapport
+from server.storage.api_keys import API_KEYS
+from tests.support.server import Rapport
 
 
 async def _taken_by(rapport: Rapport, rep_name: str, customer_name: str) -> str:

@@ -7,13 +7,13 @@ from pathlib import Path
 import aiohttp
 from sqlalchemy import update
 
-from server.keys import REVIEWS, SETTINGS
-from server.recording.recorder import TrackRecorder
+from server.config import SETTINGS
 from server.recording.retention import DAY_S, apply_retention, session_folder
 from server.storage import schema
-from tests.conftest import Rapport
+from server.storage.reviews import REVIEWS
+from tests.support.media import record_a_file
 from tests.support.raw import raw_url
-from tests.test_recording import _video_frame
+from tests.support.server import Rapport
 
 # The erase route's own answer for an id it cannot find (the router's 404 says "Not Found").
 NO_SUCH_SESSION = {"error": {"code": "not_found", "message": "no such session"}}
@@ -26,15 +26,8 @@ async def ended_recorded_session(rapport: Rapport, *, days_ago: float = 0, **fie
     await customer.request({"type": "chat.send", "text": "my address is 1 Main St"})
     await customer.send({"type": "call.end"})
     await customer.wait_for("call.ended")
-    root = rapport.app[SETTINGS].recordings_path
-    relative = f"{session_id}/customer-video.mkv"
-    recorder = TrackRecorder(root / relative, "video")
-    recorder.start()
-    for i in range(30):
-        recorder.push(_video_frame(i))
-    result = recorder.stop()
-    rec_id = await rapport.store.add_recording(session_id, "customer", "video", relative)
-    await rapport.store.finish_recording(rec_id, state="complete", size=result.size, sha256=result.sha256)
+    await record_a_file(rapport, session_id)
+    recorded_file = rapport.app[SETTINGS].recordings_path / session_id / "customer-video.mkv"
     await rapport.store.add_timeline(
         session_id,
         [
@@ -56,7 +49,7 @@ async def ended_recorded_session(rapport: Rapport, *, days_ago: float = 0, **fie
             .where(schema.support_sessions.c.id == session_id)
             .values(ended_at=schema.now() - days_ago * DAY_S)
         )
-    return session_id, root / relative
+    return session_id, recorded_file
 
 
 async def test_retention_deletes_old_files_but_not_recent_or_held_ones(rapport: Rapport) -> None:

@@ -16,9 +16,8 @@ import aiohttp
 import pytest
 
 from server.config import Settings
-from server.http.auth import LoginGuard, LoginLimits, LoginRefused, verify_password
-from server.keys import LOGIN_GUARD
-from tests.conftest import PASSWORD, Rapport, start_rapport
+from server.http.auth import LOGIN_GUARD, LoginGuard, LoginLimits, LoginRefused, verify_password
+from tests.support.server import PASSWORD, Rapport, start_rapport
 
 
 class CountingVerify:
@@ -69,9 +68,7 @@ async def limited(settings: Settings) -> AsyncIterator[tuple[Rapport, CountingVe
     try:
         yield rapport, verify, clock
     finally:
-        await rapport.aclose()
-        await rapport.http.close()
-        await rapport.server.close()
+        await rapport.stop()
 
 
 async def attempt(
@@ -117,9 +114,7 @@ async def test_at_most_two_argon2_checks_run_at_once(settings: Settings) -> None
         # Sixteen waited their turn: all were checked, never more than two at a time (and two did overlap).
         assert verify.calls == 16 and verify.peak == 2
     finally:
-        await rapport.aclose()
-        await rapport.http.close()
-        await rapport.server.close()
+        await rapport.stop()
 
 
 async def test_a_check_that_cannot_get_a_slot_in_time_gets_a_clear_429(settings: Settings) -> None:
@@ -136,9 +131,7 @@ async def test_a_check_that_cannot_get_a_slot_in_time_gets_a_clear_429(settings:
             assert body["error"]["message"] == "the server is busy checking other logins; try again"
             assert headers["Retry-After"] == "2"
     finally:
-        await rapport.aclose()
-        await rapport.http.close()
-        await rapport.server.close()
+        await rapport.stop()
 
 
 async def test_the_server_wide_budget_refuses_every_address_then_recovers(

@@ -10,8 +10,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from server.signalling.messages import SCHEMAS, ProtocolError, parse
-from tests.conftest import Rapport
+from server.calls.errors import ProtocolError
+from server.signalling.messages import SCHEMAS, parse
+from tests.support.server import Rapport
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=50),

@@ -14,10 +14,10 @@ import aiohttp
 import pytest
 
 from server.config import Settings
-from tests.conftest import PASSWORD, Rapport, start_rapport
 from tests.support.clients import SignalingClient
+from tests.support.server import PASSWORD, Rapport, running
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def rapport_cli(data_dir: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
@@ -34,15 +34,8 @@ def rapport_cli(data_dir: Path, *args: str, stdin: str = "") -> subprocess.Compl
 
 @pytest.fixture
 async def rechecking(settings: Settings) -> AsyncIterator[Rapport]:
-    rapport = await start_rapport(replace(settings, login_recheck_s=0.2))
-    for name in ("rep1", "rep2"):
-        await rapport.add_user(name)
-    try:
+    async with running(replace(settings, login_recheck_s=0.2), (("rep1", "rep"), ("rep2", "rep"))) as rapport:
         yield rapport
-    finally:
-        await rapport.aclose()
-        await rapport.http.close()
-        await rapport.server.close()
 
 
 async def me_status(http: aiohttp.ClientSession, rapport: Rapport) -> int:

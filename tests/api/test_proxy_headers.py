@@ -15,10 +15,10 @@ from server.app import create_app
 from server.config import Settings, load_settings
 from server.http.auth import hash_password
 from server.http.security import HSTS, client_address, original_scheme
-from server.keys import STORE
 from server.metrics import require_metrics_access
+from server.storage.store import STORE
 from server.tls import ssl_context
-from tests.conftest import PASSWORD, Rapport, start_rapport, with_settings
+from tests.support.server import PASSWORD, Rapport, running, start_rapport, with_settings
 
 PROXY = "127.0.0.1"  # the test client's own address: trusting it makes the test a reverse proxy
 METRICS_TOKEN = "metrics-" + "k" * 32
@@ -27,27 +27,15 @@ METRICS_TOKEN = "metrics-" + "k" * 32
 @pytest.fixture
 async def proxied(settings: Settings) -> AsyncIterator[Rapport]:
     """A server that trusts the test client as its reverse proxy."""
-    rapport = await start_rapport(with_settings(settings, trusted_proxies=(PROXY,), max_calls=100))
-    await rapport.add_user("rep1")
-    try:
+    async with running(with_settings(settings, trusted_proxies=(PROXY,), max_calls=100)) as rapport:
         yield rapport
-    finally:
-        await rapport.aclose()
-        await rapport.http.close()
-        await rapport.server.close()
 
 
 @pytest.fixture
 async def direct(settings: Settings) -> AsyncIterator[Rapport]:
     """A server that trusts some other proxy, not the test client."""
-    rapport = await start_rapport(with_settings(settings, trusted_proxies=("10.9.9.9", "fd00::/8"), max_calls=100))
-    await rapport.add_user("rep1")
-    try:
+    async with running(with_settings(settings, trusted_proxies=("10.9.9.9", "fd00::/8"), max_calls=100)) as rapport:
         yield rapport
-    finally:
-        await rapport.aclose()
-        await rapport.http.close()
-        await rapport.server.close()
 
 
 async def start_calls(rapport: Rapport, forwarded_for: list[str]) -> list[int]:
@@ -209,9 +197,7 @@ async def test_metrics_answer_loopback_and_the_token_and_nobody_else(settings: S
             ) as r:
                 assert r.status == 200
     finally:
-        await rapport.aclose()
-        await rapport.http.close()
-        await rapport.server.close()
+        await rapport.stop()
 
 
 def test_metrics_refuse_a_peer_that_is_not_loopback(settings: Settings) -> None:

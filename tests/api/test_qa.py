@@ -12,10 +12,10 @@ import aiohttp
 import pytest
 from sqlalchemy import update
 
-from server.keys import REVIEWS
 from server.storage import schema
-from tests.conftest import Rapport
+from server.storage.reviews import REVIEWS
 from tests.support.clients import SignalingClient, SignalingError
+from tests.support.server import Rapport
 
 DAY = 86_400.0
 

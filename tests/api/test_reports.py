@@ -9,7 +9,7 @@ from sqlalchemy import update
 
 from server.http.routes.supervisor import percentile, summarize
 from server.storage import schema
-from tests.conftest import Rapport
+from tests.support.server import Rapport
 
 
 def test_percentiles_are_nearest_rank() -> None:

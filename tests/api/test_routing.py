@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from server.calls.center import CallCenter, LiveSession, RepState
 from server.config import Settings
 from server.storage.store import SessionRecord, User
-from tests.conftest import Rapport, start_rapport
 from tests.support.clients import SignalingClient, SignalingError
+from tests.support.server import Rapport, start_rapport
 
 REASONS = ["order", "complaint", "not_working", "wrong_info", "other"]
 LANGS = ["en", "nl", "cs", "fa", "nb"]
@@ -121,9 +121,7 @@ async def test_a_call_that_rings_out_goes_to_the_next_rep_and_the_first_is_set_a
         offer = await second.wait_for("call.offer", timeout=5)
         assert offer["session_id"] == call["session_id"]
     finally:
-        await rapport.aclose()
-        await rapport.http.close()
-        await rapport.server.close()
+        await rapport.stop()
 
 
 async def test_high_priority_calls_are_offered_before_earlier_normal_ones(rapport: Rapport) -> None:

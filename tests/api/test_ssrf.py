@@ -22,12 +22,12 @@ from aiohttp.test_utils import TestServer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from server.config import Settings
-from server.http.apikeys import ApiKeyStore
+from server.storage.api_keys import ApiKeyStore
 from server.storage.migrations import migrate
 from server.storage.schema import create_engine
 from server.webhooks.dispatcher import WebhookDispatcher
 from server.webhooks.guard import BlockedAddress, blocked_reason, guarded_socket, literal_address
-from tests.conftest import Rapport, start_rapport, with_settings
+from tests.support.server import Rapport, start_rapport, with_settings
 
 MARKER = "RECEIVER-SECRET-7f3a"
 FAST = (0.2,)
@@ -185,9 +185,7 @@ async def test_webhook_allowed_hosts_lets_an_operator_allow_an_internal_host(set
             async with rapport.http.post(f"{rapport.url}/api/v1/webhooks", json=body, headers=headers) as r:
                 assert r.status == status, (url, await r.text())
     finally:
-        await rapport.aclose()
-        await rapport.http.close()
-        await rapport.server.close()
+        await rapport.stop()
 
 
 # at connect time

@@ -1,7 +1,7 @@
 """Webhooks: the management API, signed deliveries to a real receiver on loopback, retries, failure, restarts.
 
 Loopback is an internal address, refused unless allowed: these tests allow 127.0.0.1 (webhook_allowed_hosts),
-as an operator would for a receiver on the same machine. tests/test_ssrf.py tests the refusals.
+as an operator would for a receiver on the same machine. tests/api/test_ssrf.py tests the refusals.
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ from aiohttp.test_utils import TestServer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from server.config import Settings
-from server.http.apikeys import ApiKeyStore
+from server.storage.api_keys import ApiKeyStore
 from server.storage.migrations import migrate
 from server.storage.schema import create_engine
 from server.webhooks.dispatcher import WEBHOOKS, WebhookDispatcher, validate_url
 from server.webhooks.signing import sign, verify
-from tests.conftest import Rapport, start_rapport, with_settings
+from tests.support.server import Rapport, running, with_settings
 
 FAST = (0.2, 0.4, 0.8)
 LOCAL = ("127.0.0.1",)  # the receivers' host, allowed as an operator would allow an internal one
@@ -108,23 +108,13 @@ async def receivers() -> AsyncIterator[Callable[..., Awaitable[Receiver]]]:
 # the server under test: its own dispatcher, retrying quickly
 
 
-async def start_with_webhooks(settings: Settings) -> Rapport:
-    rapport = await start_rapport(with_settings(settings, webhook_allowed_hosts=LOCAL))
-    rapport.app[WEBHOOKS].backoff_s = FAST
-    return rapport
-
-
 @pytest.fixture
 async def hooked(settings: Settings) -> AsyncIterator[Rapport]:
-    r = await start_with_webhooks(settings)
-    await r.add_user("admin1", "admin")
-    await r.add_user("rep1")
-    try:
+    async with running(
+        with_settings(settings, webhook_allowed_hosts=LOCAL), (("admin1", "admin"), ("rep1", "rep"))
+    ) as r:
+        r.app[WEBHOOKS].backoff_s = FAST
         yield r
-    finally:
-        await r.aclose()
-        await r.http.close()
-        await r.server.close()
 
 
 def dispatcher_of(rapport: Rapport) -> WebhookDispatcher:

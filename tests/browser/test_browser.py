@@ -10,11 +10,12 @@ from playwright.async_api import expect
 
 from emotion import EmotionService
 from server.config import Settings
-from tests.conftest import Rapport, start_rapport
 from tests.support.browser import (
     CUSTOMER,
     REP,
+    Chromium,
     assert_sees_and_hears,
+    chromium,
     close,
     colour_distance,
     decoded_frames,
@@ -28,6 +29,7 @@ from tests.support.browser import (
     wait_remote_colour,
 )
 from tests.support.faces import make_clip, person, write_clip_y4m
+from tests.support.server import Rapport, running, running_with_cues
 
 pytestmark = [pytest.mark.browser, pytest.mark.webrtc]
 
@@ -117,10 +119,8 @@ async def test_the_rep_console_shows_the_flag_when_the_customer_looks_angry(sett
     await service.start()
     try:
         assert await service.wait_ready(timeout=150) == "ok", service.status_message
-        rapport = await start_rapport(replace(settings, emotion_cues=True), emotion_service=service)
-        await rapport.add_user("rep1")
-        pw, browser = await launch(y4m)
-        try:
+        changed = replace(settings, emotion_cues=True)
+        async with running(changed, emotion_service=service) as rapport, chromium(y4m) as (pw, browser):
             rep = await desktop_page(browser, f"{rapport.url}/console")
             await rep_login(rep)
             customer = await phone_page(pw, browser, f"{rapport.url}/call")
@@ -133,39 +133,20 @@ async def test_the_rep_console_shows_the_flag_when_the_customer_looks_angry(sett
             await expect(rep.get_by_test_id("emotion-label")).to_have_text("angry")
             assert int(await rep.get_by_test_id("emotion-meter").get_attribute("aria-valuenow") or 0) >= 50
             await shot(rep, "rep-emotion-flag")
-        finally:
-            await browser.close()
-            await pw.stop()
-            await rapport.aclose()
-            await rapport.http.close()
-            await rapport.server.close()
     finally:
         await service.aclose()
 
 
-async def test_a_customer_who_declines_cues_shows_off_in_the_console(settings: Settings, faces_y4m: Path) -> None:
-    from tests.test_call_emotion import recording_detector  # noqa: F401  (the worker imports it by path)
-
-    service = EmotionService("tests.test_call_emotion:recording_detector", mode="thread")
-    try:
-        rapport = await start_rapport(replace(settings, emotion_cues=True), emotion_service=service)
-        await rapport.add_user("rep1")
-        pw, browser = await launch(faces_y4m)
-        try:
-            rep = await desktop_page(browser, f"{rapport.url}/console")
-            await rep_login(rep)
-            customer = await phone_page(pw, browser, f"{rapport.url}/call")
-            await customer.get_by_test_id("emotion-consent").uncheck()
-            await customer.get_by_test_id("start-call").click()
-            await rep.get_by_test_id("accept").click()
-            await expect(rep.get_by_test_id("emotion-off")).to_have_text("emotion cues off (customer's choice)")
-            await wait_frames_grow(rep, 30)
-            await expect(rep.get_by_test_id("emotion-flag")).to_be_hidden()
-        finally:
-            await browser.close()
-            await pw.stop()
-            await rapport.aclose()
-            await rapport.http.close()
-            await rapport.server.close()
-    finally:
-        await service.aclose()
+async def test_a_customer_who_declines_cues_shows_off_in_the_console(settings: Settings, browser: Chromium) -> None:
+    pw, chromium_browser = browser
+    changed = replace(settings, emotion_cues=True)
+    async with running_with_cues(changed, "tests.support.fakes:recording_detector") as rapport:
+        rep = await desktop_page(chromium_browser, f"{rapport.url}/console")
+        await rep_login(rep)
+        customer = await phone_page(pw, chromium_browser, f"{rapport.url}/call")
+        await customer.get_by_test_id("emotion-consent").uncheck()
+        await customer.get_by_test_id("start-call").click()
+        await rep.get_by_test_id("accept").click()
+        await expect(rep.get_by_test_id("emotion-off")).to_have_text("emotion cues off (customer's choice)")
+        await wait_frames_grow(rep, 30)
+        await expect(rep.get_by_test_id("emotion-flag")).to_be_hidden()

@@ -4,30 +4,18 @@ self-help, the post-call rating, invite links and the link error page."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from tests.conftest import Rapport
-from tests.support.browser import desktop_page, launch, rep_login, shot
+from tests.support.browser import desktop_page, rep_login, shot
+from tests.support.server import Rapport
 
 pytestmark = [pytest.mark.browser, pytest.mark.webrtc]
 
 PERSIAN_DIGITS = "۰۱۲۳۴۵۶۷۸۹"
 ARABIC_SCRIPT = re.compile(r"[\u0600-\u06ff]")
-
-
-@pytest.fixture
-async def browser(faces_y4m: Path) -> AsyncIterator[tuple[Any, Browser]]:
-    pw, chromium = await launch(faces_y4m)
-    try:
-        yield pw, chromium
-    finally:
-        await chromium.close()
-        await pw.stop()
 
 
 class PageErrors:
@@ -47,7 +35,7 @@ class PageErrors:
 
 
 async def phone(pw: Any, chromium: Browser, url: str, **context: Any) -> tuple[Page, PageErrors]:
-    """A Pixel 7 page (as tests/test_browser.py's phone_page) with extra context options such as ``locale``."""
+    """A Pixel 7 page (as tests/browser/test_browser.py's phone_page) with extra context options such as ``locale``."""
     device = dict(pw.devices["Pixel 7"])
     device.pop("default_browser_type", None)
     ctx = await chromium.new_context(**{**device, **context}, permissions=["camera", "microphone"])

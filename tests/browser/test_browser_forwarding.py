@@ -18,12 +18,9 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from aiortc.rtp import RtpPacket, is_rtcp
-from aiortc.sdp import SessionDescription
 from playwright.async_api import Page
 
 from server.media.peers import ServerPeer
-from tests.conftest import Rapport
 from tests.support.browser import (
     CUSTOMER,
     REP,
@@ -39,6 +36,8 @@ from tests.support.browser import (
     wait_frames_grow,
     wait_remote_colour,
 )
+from tests.support.clients import RtpBurstLoss
+from tests.support.server import Rapport
 
 pytestmark = [pytest.mark.browser, pytest.mark.webrtc]
 
@@ -59,71 +58,18 @@ async def video_stat(page: Page, rtp_type: str, *names: str) -> int:
     return int(await page.evaluate(VIDEO_STAT_JS, [rtp_type, list(names)]))
 
 
-class LostVideo:
-    """Loses a burst of a server peer's video RTP packets for good: each packet and every retransmission of it.
-
-    ``incoming`` loses what reaches the server from the participant (after SRTP), ``outgoing`` what the server
-    sends them (before SRTP): a loss that NACK cannot repair, as when a burst outlasts the retransmission history.
-    The same rule as ``tests.support.clients.VideoPacketLoss``, on the server's side of a browser's call.
-    """
+class LostVideo(RtpBurstLoss):
+    """``RtpBurstLoss`` on the server's side of a browser's call: ``incoming`` loses what reaches the server from
+    the participant, ``outgoing`` what the server sends them."""
 
     def __init__(self, peer: ServerPeer, direction: str) -> None:
         answer = peer.pc.localDescription
         assert answer is not None, "negotiate first"
-        video = next(m for m in SessionDescription.parse(answer.sdp).media if m.kind == "video")
-        self.media_types = {c.payloadType for c in video.rtp.codecs if c.name.lower() != "rtx"}
-        self.rtx_types = {c.payloadType for c in video.rtp.codecs if c.name.lower() == "rtx"}
-        self.lost: set[int] = set()  # sequence numbers lost, never to arrive
-        self.retransmissions_lost = 0
-        self._to_lose = 0
-        self._burst_done = asyncio.Event()
         if direction == "incoming":
-            receiver = next(r for r in peer.pc.getReceivers() if r.track.kind == "video")
-            transport = receiver.transport
-            handle_rtp = transport._handle_rtp_data
-
-            async def lossy_handle(data: bytes, arrival_time_ms: int) -> None:
-                if not self._loses(data):
-                    await handle_rtp(data, arrival_time_ms)
-
-            transport._handle_rtp_data = lossy_handle  # type: ignore[method-assign]
-        elif direction == "outgoing":
-            sender = next(s for s in peer.senders if s.kind == "video")
-            transport = sender.transport
-            send_rtp = transport._send_rtp
-
-            async def lossy_send(data: bytes) -> None:
-                if not self._loses(data):
-                    await send_rtp(data)
-
-            transport._send_rtp = lossy_send  # type: ignore[method-assign]
+            transport = next(r for r in peer.pc.getReceivers() if r.track.kind == "video").transport
         else:
-            raise ValueError(f"direction is incoming or outgoing, not {direction!r}")
-
-    def lose_next(self, packets: int) -> None:
-        self._to_lose = packets
-        self._burst_done.clear()
-
-    async def wait_burst(self, timeout: float = 10.0) -> None:
-        await asyncio.wait_for(self._burst_done.wait(), timeout)
-
-    def _loses(self, data: bytes) -> bool:
-        if is_rtcp(data):
-            return False
-        packet = RtpPacket.parse(data)
-        if packet.payload_type in self.media_types:
-            if self._to_lose > 0:
-                self._to_lose -= 1
-                self.lost.add(packet.sequence_number)
-                if self._to_lose == 0:
-                    self._burst_done.set()
-                return True
-            return packet.sequence_number in self.lost  # resent without RTX: same sequence number
-        if packet.payload_type in self.rtx_types and len(packet.payload) >= 2:
-            if int.from_bytes(packet.payload[:2], "big") in self.lost:  # RFC 4588: the original sequence number
-                self.retransmissions_lost += 1
-                return True
-        return False
+            transport = next(s for s in peer.senders if s.kind == "video").transport
+        super().__init__(answer.sdp, direction, transport)
 
 
 async def lose_a_burst_and_heal(rep: Page, customer: Page, loss: LostVideo, leg: str, *, rep_notices: bool) -> None:

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from playwright.async_api import expect
 
-from server.http.apikeys import ApiKeyStore
-from tests.conftest import Rapport
+from server.storage.api_keys import ApiKeyStore
 from tests.support.browser import desktop_page, launch, phone_page, rep_login, shot
+from tests.support.server import Rapport
 
 pytestmark = [pytest.mark.browser, pytest.mark.webrtc]
 

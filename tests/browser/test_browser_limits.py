@@ -7,49 +7,14 @@ one copy of each chat line when its socket comes back (the customer's lines are 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from server.config import Settings
-from tests.conftest import Rapport, start_rapport
-from tests.support.browser import launch
+from tests.support.server import Serve
 
 pytestmark = [pytest.mark.browser, pytest.mark.webrtc]
-
-Serve = Callable[..., Awaitable[Rapport]]
-
-
-@pytest.fixture
-async def serve(settings: Settings) -> AsyncIterator[Serve]:
-    started: list[Rapport] = []
-
-    async def start(**changes: Any) -> Rapport:
-        rapport = await start_rapport(replace(settings, **changes))
-        started.append(rapport)
-        await rapport.add_user("rep1")
-        await rapport.add_user("sup1", "supervisor")
-        return rapport
-
-    yield start
-    for rapport in started:
-        await rapport.aclose()
-        await rapport.http.close()
-        await rapport.server.close()
-
-
-@pytest.fixture
-async def browser(faces_y4m: Path) -> AsyncIterator[tuple[Any, Browser]]:
-    pw, chromium = await launch(faces_y4m)
-    try:
-        yield pw, chromium
-    finally:
-        await chromium.close()
-        await pw.stop()
 
 
 async def waiting_customer(browser: tuple[Any, Browser], url: str, *, until: str = "waiting") -> Page:

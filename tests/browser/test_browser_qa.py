@@ -17,10 +17,8 @@ import pytest
 from playwright.async_api import Page, expect
 
 from emotion import EmotionService
-from server.config import Settings
-from server.keys import SETTINGS
+from server.config import SETTINGS, Settings
 from server.recording.composer import composed_path
-from tests.conftest import PASSWORD, start_rapport
 from tests.support.browser import (
     CUSTOMER,
     REP,
@@ -38,6 +36,7 @@ from tests.support.browser import (
     write_tone_wav,
 )
 from tests.support.faces import make_clip, person
+from tests.support.server import PASSWORD, start_rapport
 
 pytestmark = [pytest.mark.browser, pytest.mark.webrtc, pytest.mark.fer]
 
@@ -160,8 +159,6 @@ async def test_qa_reviews_a_recorded_call_with_the_customers_emotion_timeline(
             assert colour_distance(right, REP.rgb) < 40, f"right half should be the rep's, is {right}"
         finally:
             await close(customer_chromium, rep_chromium)
-            await rapport.aclose()
-            await rapport.http.close()
-            await rapport.server.close()
+            await rapport.stop()
     finally:
         await service.aclose()

@@ -8,15 +8,14 @@ leaves, and then reads today's report as charts, a table and a CSV file.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright, expect
+from playwright.async_api import ConsoleMessage, Page, expect
 
-from server.keys import SETTINGS
-from tests.conftest import CHROMIUM, PASSWORD, Rapport
-from tests.support.browser import ARTIFACTS, desktop_page, shot
+from server.config import SETTINGS
+from tests.support.browser import ARTIFACTS, Chromium, desktop_page, shot
+from tests.support.server import PASSWORD, Rapport
 
 pytestmark = [pytest.mark.browser, pytest.mark.webrtc]
 
@@ -40,18 +39,6 @@ async def served(served: Rapport) -> Rapport:
     return served
 
 
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    pw = await async_playwright().start()
-    args = ["--no-first-run", "--disable-gpu", "--disable-background-networking"]
-    chromium = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
-    try:
-        yield chromium
-    finally:
-        await chromium.close()
-        await pw.stop()
-
-
 async def sign_in(page: Page, username: str) -> None:
     await expect(page.locator("body")).to_have_attribute("data-state", "login")
     await page.get_by_test_id("login-username").fill(username)
@@ -72,13 +59,13 @@ def csp_watch(page: Page) -> list[str]:
     return problems
 
 
-async def test_the_supervisor_watches_the_floor_and_reads_todays_report(served: Rapport, browser: Browser) -> None:
+async def test_the_supervisor_watches_the_floor_and_reads_todays_report(served: Rapport, browser: Chromium) -> None:
     rep = await served.rep("rep1")
     _talking, live = await served.customer(reason="complaint", name="Ada")
     await rep.request({"type": "call.accept", "session_id": live["session_id"]})
     waiting_client, waiting = await served.customer(reason="order", name="Bob")
 
-    page = await desktop_page(browser, f"{served.url}/supervisor")
+    page = await desktop_page(browser.browser, f"{served.url}/supervisor")
     problems = csp_watch(page)
     await sign_in(page, "sup1")
     await expect(page.locator("body")).to_have_attribute("data-state", "dashboard")
@@ -166,8 +153,8 @@ async def test_the_supervisor_watches_the_floor_and_reads_todays_report(served: 
 
 
 @pytest.mark.parametrize("username", ["rep1", "qa1"])
-async def test_reps_and_qa_are_turned_away(served: Rapport, browser: Browser, username: str) -> None:
-    page = await desktop_page(browser, f"{served.url}/supervisor")
+async def test_reps_and_qa_are_turned_away(served: Rapport, browser: Chromium, username: str) -> None:
+    page = await desktop_page(browser.browser, f"{served.url}/supervisor")
     await sign_in(page, username)
     await expect(page.locator("body")).to_have_attribute("data-state", "forbidden")
     assert await page.evaluate("window.rapport.state") == "forbidden"
@@ -181,7 +168,7 @@ async def test_reps_and_qa_are_turned_away(served: Rapport, browser: Browser, us
         assert (await page.evaluate(FETCH_JS, url))["status"] == 403
 
 
-async def test_the_customers_frustration_meter_flag_and_an_empty_report(served: Rapport, browser: Browser) -> None:
+async def test_the_customers_frustration_meter_flag_and_an_empty_report(served: Rapport, browser: Chromium) -> None:
     """Emotion cues need the fer model, so the floor answer is stubbed here: the page's side of the contract."""
     floor = {
         "queue": [],
@@ -209,7 +196,7 @@ async def test_the_customers_frustration_meter_flag_and_an_empty_report(served: 
         ],
         "estimated_wait_s": {},
     }
-    page = await desktop_page(browser, "about:blank")
+    page = await desktop_page(browser.browser, "about:blank")
     await page.route("**/api/v1/floor", lambda route: route.fulfill(json=floor))
     empty = {"group": "day", "rows": [], "totals": {}}
     await page.route("**/api/v1/reports?*", lambda route: route.fulfill(json=empty))

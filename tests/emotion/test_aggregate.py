@@ -8,7 +8,7 @@ import pytest
 
 from emotion.aggregate import Aggregator, EmotionSettings, TimelineReducer, UpdateThrottle, frustration
 from emotion.types import Box, EmotionUpdate, FaceEmotion
-from tests.emotion.fakes import face
+from tests.support.fakes import face
 
 ANGRY = [face("angry", 0.95)]
 HAPPY = [face("happy", 0.95)]

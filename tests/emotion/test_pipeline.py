@@ -1,7 +1,7 @@
 """The pipeline with stand-in detectors: flow control, isolation, failure recovery, shutdown.
 
 Process-mode tests spawn real worker processes (about a second each to start);
-the detectors come from tests.emotion.fakes, resolved inside the worker.
+the detectors come from tests.support.fakes, resolved inside the worker.
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ from emotion.frames import InvalidFrame
 from emotion.pipeline import EmotionService, EmotionStream
 from emotion.sampler import EveryFrame, FrameSampler
 from emotion.types import EmotionStatus, EmotionUpdate
-from tests.emotion import fakes
 from tests.emotion.conftest import EventLog, MakeService, pid_alive, wait_until
-from tests.emotion.fakes import BLACK, GREEN, RED, solid
+from tests.support import fakes
+from tests.support.fakes import BLACK, GREEN, RED, solid
 
-FAKES = "tests.emotion.fakes"
+FAKES = "tests.support.fakes"
 
 
 async def play(
@@ -381,7 +381,7 @@ async def test_services_refuse_bad_configuration() -> None:
     with pytest.raises(ValueError, match="mode"):
         EmotionService(mode="gpu")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="module:attribute"):
-        EmotionService("tests.emotion.fakes.ColourDetector")
+        EmotionService("tests.support.fakes.ColourDetector")
     with pytest.raises(ValueError):
         EmotionService(workers=0)
 

@@ -1,6 +1,6 @@
 """``make fuzz``: at least 10,000 hostile inputs against a Rapport server process, with a bystander call.
 
-Three kinds of process take part, like bench/calls.py:
+Three kinds of process take part, like the calls bench (bench/calls/):
 
 * the conductor (this file): provisions accounts in a temporary data dir, starts the server, sends the inputs,
   reads the server's log for errors, and prints what it sent, what crashed and the bystander's frame rate;
@@ -35,12 +35,13 @@ from pathlib import Path
 
 import aiohttp
 
+from bench.common import in_private_netns
 from server.app import create_app
 from server.cli import migrated_engine
 from server.config import load_settings
-from server.http.apikeys import ApiKeyStore
 from server.http.openapi import document
 from server.http.routes.sessions import WEB_CLIENT
+from server.storage.api_keys import ApiKeyStore
 from server.storage.store import Store
 from tests.fuzz.harness import (
     QUIET_WARNINGS,
@@ -49,7 +50,6 @@ from tests.fuzz.harness import (
     Credentials,
     StderrRecords,
     Target,
-    in_private_netns,
     provision,
     routes_of,
     run,

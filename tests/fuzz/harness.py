@@ -23,7 +23,6 @@ import json
 import logging
 import re
 import secrets
-import socket
 import sys
 import threading
 import time
@@ -40,9 +39,10 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis.strategies import SearchStrategy
 from yarl import URL
 
-from server.http.apikeys import SCOPES, ApiKeyStore
+from server.http.apikeys import SCOPES
 from server.http.auth import hash_password
 from server.signalling.messages import SCHEMAS
+from server.storage.api_keys import ApiKeyStore
 from server.storage.store import Store
 from tests.fuzz.inputs import (
     CHROME_OFFER,
@@ -82,19 +82,6 @@ BYSTANDER_SOURCE = "127.0.0.3"
 FUZZ_USERS = {"rep": "fuzz-rep", "qa": "fuzz-qa", "supervisor": "fuzz-supervisor", "admin": "fuzz-admin"}
 SDP_REP = "fuzz-sdp-rep"
 BYSTANDER_REP = "bystander-rep"
-
-
-def in_private_netns() -> bool:
-    """Only loopback in this network namespace, and 127.0.0.2 on it (aioice ignores 127.0.0.1)."""
-    lines = Path("/proc/self/net/dev").read_text().splitlines()[2:]
-    if {line.split(":")[0].strip() for line in lines} != {"lo"}:
-        return False
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        try:
-            s.bind(("127.0.0.2", 0))
-        except OSError:
-            return False
-    return True
 
 
 # --- what the server declares ---

@@ -16,12 +16,11 @@ from dataclasses import replace
 import pytest
 from aiohttp import ClientConnectionResetError
 
-from server.config import Settings
+from server.config import SETTINGS, Settings
 from server.http.accesslog import quiet_client_errors
 from server.http.openapi import document
 from server.http.routes.sessions import WEB_CLIENT
-from server.keys import API_KEYS, SETTINGS
-from tests.conftest import Rapport, start_rapport
+from server.storage.api_keys import API_KEYS
 from tests.fuzz.harness import (
     QUIET_WARNINGS,
     Budget,
@@ -36,6 +35,7 @@ from tests.fuzz.harness import (
     static_files,
 )
 from tests.support.clients import MediaClient, SignalingError
+from tests.support.server import Rapport, start_rapport
 
 pytestmark = pytest.mark.fuzz
 
@@ -55,9 +55,7 @@ async def server(settings: Settings) -> AsyncIterator[tuple[Rapport, ErrorRecord
         yield rapport, records
     finally:
         logging.getLogger().removeHandler(records)
-        await rapport.aclose()
-        await rapport.http.close()
-        await rapport.server.close()
+        await rapport.stop()
         await asyncio.sleep(0)
 
 

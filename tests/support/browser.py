@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import math
 import wave
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
+import pytest
 from playwright.async_api import Browser, Page, Playwright, async_playwright, expect
 
-from tests.conftest import CHROMIUM, PASSWORD
-from tests.support.faces import Clip, write_y4m
+from tests.support.faces import Clip, make_clip, person, write_clip_y4m, write_y4m
+from tests.support.server import PASSWORD
 
+CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 
 RGB = tuple[float, float, float]
@@ -114,11 +117,43 @@ def chromium_args(video: Path, audio: Path | None = None) -> list[str]:
     return args
 
 
-async def launch(video: Path, audio: Path | None = None) -> tuple[Playwright, Browser]:
+class Chromium(NamedTuple):
+    """A launched headless Chromium and the Playwright driving it (unpacks as ``pw, browser``)."""
+
+    pw: Playwright
+    browser: Browser
+
+
+async def launch(video: Path, audio: Path | None = None) -> Chromium:
     """A headless Chromium whose camera plays ``video`` (y4m) and microphone ``audio`` (wav, else a beep)."""
     pw = await async_playwright().start()
     browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=chromium_args(video, audio))
-    return pw, browser
+    return Chromium(pw, browser)
+
+
+@asynccontextmanager
+async def chromium(video: Path, audio: Path | None = None) -> AsyncIterator[Chromium]:
+    """``launch``, closed on the way out whatever happened inside."""
+    launched = await launch(video, audio)
+    try:
+        yield launched
+    finally:
+        await close(launched)
+
+
+@pytest.fixture
+async def faces_y4m(tmp_path: Path) -> Path:
+    """A real face for Chromium's fake camera."""
+    path = tmp_path / "happy.y4m"
+    write_clip_y4m(path, make_clip([(person("happy"), 2.0)], width=640, height=480, fps=30))
+    return path
+
+
+@pytest.fixture
+async def browser(faces_y4m: Path) -> AsyncIterator[Chromium]:
+    """The one Chromium fixture: its camera shows a real face, its microphone plays Chromium's own beep."""
+    async with chromium(faces_y4m) as launched:
+        yield launched
 
 
 async def phone_page(pw: Playwright, browser: Browser, url: str) -> Page:
@@ -168,7 +203,7 @@ async def shot(page: Page, name: str) -> None:
     await page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
 
 
-async def close(*launched: tuple[Playwright, Browser]) -> None:
+async def close(*launched: Chromium) -> None:
     for pw, browser in launched:
         await browser.close()
         await pw.stop()

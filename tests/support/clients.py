@@ -424,20 +424,18 @@ class MediaClient:
         await self.pc.close()
 
 
-class VideoPacketLoss:
-    """Loses a burst of a client's video RTP packets for good: each packet and every retransmission of it.
+class RtpBurstLoss:
+    """Loses a burst of video RTP packets on one transport for good: each packet and every retransmission of it.
 
-    ``outgoing`` loses what the client sends (before SRTP), ``incoming`` what reaches it (after SRTP):
-    a loss on the leg between this client and the server that NACK cannot repair, as when a burst
-    outlasts the sender's retransmission history.
+    ``outgoing`` patches what ``transport`` sends (before SRTP), ``incoming`` what reaches it (after SRTP):
+    a loss NACK cannot repair, as when a burst outlasts the sender's retransmission history. ``sdp`` is the
+    description that names the video payload types (media and RTX) the transport carries.
     """
 
-    def __init__(self, client: MediaClient, direction: str) -> None:
+    def __init__(self, sdp: str, direction: str, transport: Any) -> None:
         if direction not in ("outgoing", "incoming"):
             raise ValueError(f"direction is outgoing or incoming, not {direction!r}")
-        description = client.pc.remoteDescription
-        assert description is not None, "negotiate first"
-        video = next(m for m in SessionDescription.parse(description.sdp).media if m.kind == "video")
+        video = next(m for m in SessionDescription.parse(sdp).media if m.kind == "video")
         self.media_types = {c.payloadType for c in video.rtp.codecs if c.name.lower() != "rtx"}
         self.rtx_types = {c.payloadType for c in video.rtp.codecs if c.name.lower() == "rtx"}
         self.lost: set[int] = set()  # sequence numbers lost, never to arrive
@@ -445,24 +443,21 @@ class VideoPacketLoss:
         self._to_lose = 0
         self._burst_done = asyncio.Event()
         if direction == "outgoing":
-            transport = client.video_sender.transport
             send_rtp = transport._send_rtp
 
             async def lossy_send(data: bytes) -> None:
                 if not self._loses(data):
                     await send_rtp(data)
 
-            transport._send_rtp = lossy_send  # type: ignore[method-assign]
+            transport._send_rtp = lossy_send
         else:
-            receiver = next(r for r in client.pc.getReceivers() if r.track.kind == "video")
-            transport = receiver.transport
             handle_rtp = transport._handle_rtp_data
 
             async def lossy_handle(data: bytes, arrival_time_ms: int) -> None:
                 if not self._loses(data):
                     await handle_rtp(data, arrival_time_ms)
 
-            transport._handle_rtp_data = lossy_handle  # type: ignore[method-assign]
+            transport._handle_rtp_data = lossy_handle
 
     def lose_next(self, packets: int) -> None:
         self._to_lose = packets
@@ -488,6 +483,19 @@ class VideoPacketLoss:
                 self.retransmissions_lost += 1
                 return True
         return False
+
+
+class VideoPacketLoss(RtpBurstLoss):
+    """``RtpBurstLoss`` on a client's leg: ``outgoing`` loses what the client sends, ``incoming`` what reaches it."""
+
+    def __init__(self, client: MediaClient, direction: str) -> None:
+        description = client.pc.remoteDescription
+        assert description is not None, "negotiate first"
+        if direction == "outgoing":
+            transport = client.video_sender.transport
+        else:
+            transport = next(r for r in client.pc.getReceivers() if r.track.kind == "video").transport
+        super().__init__(description.sdp, direction, transport)
 
 
 class VideoSendLog:

@@ -3,7 +3,7 @@
 Inputs are written the way ``server/recording/recorder.py`` writes them on the transcoding path (Matroska,
 libx264 yuv420p video with millisecond pts, libopus 48 kHz stereo audio) from real face photos and
 tones. The forwarding path's files (VP8 and Opus packets as they came) are composed from a real call
-in ``tests/test_recording.py``, which checks the customer's colour on the left, the rep's on the
+in ``tests/webrtc/test_recording.py``, which checks the customer's colour on the left, the rep's on the
 right and both tones in the mix.
 """
 
@@ -24,7 +24,7 @@ import pytest
 from server.recording.compose import ComposeError, ComposeInputs, ComposeResult, TrackInput, _limit, compose
 from tests.support.faces import Clip, person
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 FPS_IN = 30
 CUSTOMER_TONE, REP_TONE = 440.0, 660.0
 FACE_CASCADE = cv2.CascadeClassifier(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]
 # A message that computes a truth value is a check nobody evaluates.
 CHECK_NODES = (ast.BoolOp, ast.Compare, ast.UnaryOp, ast.NamedExpr)
 LITERALS = (ast.Constant, ast.JoinedStr, ast.Tuple, ast.List, ast.Dict, ast.Set)

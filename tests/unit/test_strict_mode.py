@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tests.conftest import STRICT_ENV
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 SKIPS = """
 import pytest

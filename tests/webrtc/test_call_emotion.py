@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from typing import Any
@@ -11,11 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from emotion import EmotionService, FaceEmotion, fer_available
-from emotion.types import Box
+from emotion import EmotionService, fer_available
 from server.config import Settings
-from tests.conftest import Rapport, start_rapport
-from tests.emotion.fakes import GREY, RED
 from tests.support.clients import (
     MediaClient,
     PatternVideoTrack,
@@ -25,28 +21,12 @@ from tests.support.clients import (
     solid_frame,
 )
 from tests.support.faces import make_clip
+from tests.support.fakes import GREY, RED, RecordingDetector
+from tests.support.server import Rapport, running_with_cues, start_rapport
 
 pytestmark = pytest.mark.webrtc
 
 REP_BLUE = (255, 0, 0)  # BGR: the rep's camera shows pure blue, which no customer frame has
-
-
-class RecordingDetector:
-    """Records the mean colour of every frame it is given; sees a neutral face everywhere."""
-
-    seen: list[tuple[float, float, float]] = []
-    lock = threading.Lock()
-
-    def detect(self, bgr: np.ndarray) -> list[FaceEmotion]:
-        mean = bgr.reshape(-1, 3).mean(axis=0)
-        with self.lock:
-            RecordingDetector.seen.append((float(mean[0]), float(mean[1]), float(mean[2])))
-        h, w = bgr.shape[:2]
-        return [FaceEmotion(Box(w // 4, h // 4, w // 2, h // 2), {"neutral": 0.9, "happy": 0.1})]
-
-
-def recording_detector() -> RecordingDetector:
-    return RecordingDetector()
 
 
 def blue_frames() -> list[np.ndarray]:
@@ -78,35 +58,17 @@ async def start_call(
 async def fake_cues(emotion_settings: Settings, request: pytest.FixtureRequest) -> AsyncIterator[Rapport]:
     # With media workers the customer's frames come to the cues from another process: same rules.
     RecordingDetector.seen = []
-    service = EmotionService(f"{__name__}:recording_detector", mode="thread")
-    try:
-        rapport = await start_rapport(replace(emotion_settings, media_workers=request.param), emotion_service=service)
-        await rapport.add_user("rep1")
-        try:
-            yield rapport
-        finally:
-            await rapport.aclose()
-            await rapport.http.close()
-            await rapport.server.close()
-    finally:
-        await service.aclose()
+    changed = replace(emotion_settings, media_workers=request.param)
+    async with running_with_cues(changed, "tests.support.fakes:recording_detector") as rapport:
+        yield rapport
 
 
 @pytest.fixture(params=[0, 2], ids=["media-in-process", "media-workers"])
 async def colour_cues(emotion_settings: Settings, request: pytest.FixtureRequest) -> AsyncIterator[Rapport]:
     """Cues from a detector that reads the frame's colour: grey is a neutral face, red an angry one."""
-    service = EmotionService("tests.emotion.fakes:ColourDetector", mode="thread")
-    try:
-        rapport = await start_rapport(replace(emotion_settings, media_workers=request.param), emotion_service=service)
-        await rapport.add_user("rep1")
-        try:
-            yield rapport
-        finally:
-            await rapport.aclose()
-            await rapport.http.close()
-            await rapport.server.close()
-    finally:
-        await service.aclose()
+    changed = replace(emotion_settings, media_workers=request.param)
+    async with running_with_cues(changed, "tests.support.fakes:ColourDetector") as rapport:
+        yield rapport
 
 
 async def test_an_angry_face_raises_the_flag_at_the_rep_and_the_wall_clock_latency_is_recorded(
@@ -185,13 +147,11 @@ async def test_without_the_emotion_stack_calls_work_and_reps_are_told(settings: 
         assert status["status"] == "unavailable" and "turned off" in status["message"]
         await rep_media.wait_frames("video", 30)
     finally:
-        await rapport.aclose()
-        await rapport.http.close()
-        await rapport.server.close()
+        await rapport.stop()
 
 
 async def test_a_model_that_fails_to_load_is_reported_to_the_rep_and_calls_go_on(emotion_settings: Settings) -> None:
-    service = EmotionService("tests.emotion.fakes:UnavailableDetector")
+    service = EmotionService("tests.support.fakes:UnavailableDetector")
     await service.start()
     rapport = await start_rapport(emotion_settings, emotion_service=service)
     try:
@@ -203,9 +163,7 @@ async def test_a_model_that_fails_to_load_is_reported_to_the_rep_and_calls_go_on
         assert "no model" in status["message"]
         await rep_media.wait_frames("video", 60)
     finally:
-        await rapport.aclose()
-        await rapport.http.close()
-        await rapport.server.close()
+        await rapport.stop()
         await service.aclose()
 
 
@@ -268,7 +226,5 @@ async def test_real_fer_flags_frustration_after_the_switch_and_never_while_happy
             "flag",
         }
     finally:
-        await rapport.aclose()
-        await rapport.http.close()
-        await rapport.server.close()
+        await rapport.stop()
         await service.aclose()

@@ -13,9 +13,9 @@ import pytest
 
 from emotion import EmotionService
 from server.config import Settings
-from tests.conftest import Rapport, start_rapport
-from tests.emotion.fakes import ExitOnceDetector, HangOnceDetector, SleepyDetector
 from tests.support.clients import MediaClient, PatternVideoTrack
+from tests.support.fakes import ExitOnceDetector, HangOnceDetector, SleepyDetector
+from tests.support.server import Rapport, start_rapport
 
 pytestmark = pytest.mark.webrtc
 
@@ -44,9 +44,7 @@ async def rep_fps_during_call(settings: Settings, service: EmotionService | None
         fps = (rm.frames("video") - start_frames) / (time.monotonic() - t0)
         return fps, list(rep.inbox)
     finally:
-        await rapport.aclose()
-        await rapport.http.close()
-        await rapport.server.close()
+        await rapport.stop()
 
 
 async def with_detector(

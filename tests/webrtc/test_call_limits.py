@@ -9,39 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import replace
 from typing import Any
 
 import aiohttp
 import pytest
 
-from server.config import Settings
-from server.http.apikeys import ApiKeyStore
-from tests.conftest import Rapport, start_rapport
+from server.storage.api_keys import ApiKeyStore
 from tests.support.clients import MediaClient, SignalingClient, SignalingError
-
-Serve = Callable[..., Awaitable[Rapport]]
-
-
-@pytest.fixture
-async def serve(settings: Settings) -> AsyncIterator[Serve]:
-    """Start a server with some settings changed (a rep, rep1, and a supervisor, sup1)."""
-    started: list[Rapport] = []
-
-    async def start(**changes: Any) -> Rapport:
-        rapport = await start_rapport(replace(settings, **changes))
-        started.append(rapport)
-        await rapport.add_user("rep1")
-        await rapport.add_user("sup1", "supervisor")
-        return rapport
-
-    yield start
-    for rapport in started:
-        await rapport.aclose()
-        await rapport.http.close()
-        await rapport.server.close()
-    await asyncio.sleep(0)
+from tests.support.server import Rapport, Serve
 
 
 def from_address(rapport: Rapport, address: str) -> aiohttp.ClientSession:

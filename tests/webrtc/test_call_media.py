@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import Rapport
 from tests.support.clients import CUSTOMER, REP, MediaClient
+from tests.support.server import Rapport
 
 pytestmark = pytest.mark.webrtc
 

@@ -25,7 +25,6 @@ from server.config import Settings
 from server.media import forwarding
 from server.media.feeds import FeedTrack, ParticipantFeed, codec_of, tag_codec
 from server.media.forwarding import GapHealingJitterBuffer, install, is_keyframe
-from tests.conftest import Rapport, start_rapport
 from tests.support.clients import (
     CUSTOMER,
     REP,
@@ -35,6 +34,7 @@ from tests.support.clients import (
     VideoPacketLoss,
     solid_frame,
 )
+from tests.support.server import Rapport, start_rapport
 
 
 def test_the_aiortc_seams_are_where_forwarding_expects_them() -> None:
@@ -136,13 +136,7 @@ async def test_forwarded_video_starts_at_a_keyframe_and_asks_for_one() -> None:
 async def test_a_forwarded_call_carries_packets_both_ways_and_each_side_gets_the_others_media(
     rapport: Rapport,
 ) -> None:
-    rep = await rapport.rep("rep1")
-    customer, call = await rapport.customer()
-    await rep.request({"type": "call.accept", "session_id": call["session_id"]})
-    customer_media, rep_media = MediaClient(identity=CUSTOMER), MediaClient(identity=REP)
-    rapport.media += [customer_media, rep_media]
-    await customer_media.negotiate(customer)
-    await rep_media.negotiate(rep)
+    rep, customer, call, customer_media, rep_media = await rapport.media_call()
     await rep_media.wait_frames("video", 60)
     await customer_media.wait_frames("video", 60)
     await rep_media.wait_frames("audio", 100)
@@ -228,13 +222,7 @@ async def test_the_transcoding_path_stays_selectable(settings: Settings) -> None
     rapport = await start_rapport(replace(settings, media_path="transcode"))
     try:
         await rapport.add_user("rep1")
-        rep = await rapport.rep("rep1")
-        customer, call = await rapport.customer()
-        await rep.request({"type": "call.accept", "session_id": call["session_id"]})
-        cm, rm = MediaClient(identity=CUSTOMER), MediaClient(identity=REP)
-        rapport.media += [cm, rm]
-        await cm.negotiate(customer)
-        await rm.negotiate(rep)
+        _rep, _customer, call, cm, rm = await rapport.media_call()
         await rm.wait_frames("video", 30)
         live = rapport.center.sessions[call["session_id"]]
         assert live.media is not None and not live.media.forward
@@ -242,9 +230,7 @@ async def test_the_transcoding_path_stays_selectable(settings: Settings) -> None
         await rm.wait_to_see_and_hear(CUSTOMER)
         await cm.wait_to_see_and_hear(REP)
     finally:
-        await rapport.aclose()
-        await rapport.http.close()
-        await rapport.server.close()
+        await rapport.stop()
 
 
 @pytest.mark.webrtc

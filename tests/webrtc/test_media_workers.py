@@ -12,21 +12,15 @@ import pytest
 
 from server.config import Settings
 from server.media.pool import RemoteCallMedia
-from tests.conftest import Rapport, start_rapport
 from tests.support.clients import CUSTOMER, REP, MediaClient, SignalingClient
-from tests.test_recording import assert_shows, file_bgr
+from tests.support.media import assert_shows, file_bgr
+from tests.support.server import Rapport, start_rapport
 
 pytestmark = pytest.mark.webrtc
 
 
 async def live_call(rapport: Rapport, rep_name: str) -> tuple[SignalingClient, SignalingClient, MediaClient, str]:
-    rep = await rapport.rep(rep_name)
-    customer, call = await rapport.customer()
-    await rep.request({"type": "call.accept", "session_id": call["session_id"]})
-    cm, rm = MediaClient(identity=CUSTOMER), MediaClient(identity=REP)
-    rapport.media += [cm, rm]
-    await cm.negotiate(customer)
-    await rm.negotiate(rep)
+    rep, customer, call, cm, rm = await rapport.media_call(rep_name)
     await rm.wait_frames("video", 30)
     await cm.wait_frames("video", 30)
     # Through a worker process, each side still gets the other's picture and sound.
@@ -91,6 +85,4 @@ async def test_a_killed_worker_ends_only_its_calls_and_new_calls_still_get_in(se
             assert sum(1 for _ in container.decode(video=0)) >= 30
         assert_shows(file_bgr(path), CUSTOMER, "the customer's video file, written by a worker")
     finally:
-        await rapport.aclose()
-        await rapport.http.close()
-        await rapport.server.close()
+        await rapport.stop()

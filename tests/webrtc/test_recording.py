@@ -14,27 +14,15 @@ import pytest
 from server.config import Settings
 from server.media.feeds import tag_codec
 from server.recording.recorder import TrackRecorder, reconcile
-from tests.conftest import Rapport, start_rapport
 from tests.support.clients import (
     CUSTOMER,
     REP,
-    Identity,
-    MediaClient,
-    colour_matches,
     dominant_frequency,
     mean_bgr,
     mono_samples,
-    whose_colour,
 )
-
-
-def file_bgr(path: Path) -> tuple[float, float, float]:
-    """Mean colour of the second half of a video file's frames."""
-    with av.open(str(path)) as container:
-        frames = [f.to_ndarray(format="bgr24") for f in container.decode(video=0)]
-    assert frames, f"no video in {path}"
-    mean = np.mean([f.reshape(-1, 3).mean(axis=0) for f in frames[len(frames) // 2 :]], axis=0)
-    return float(mean[0]), float(mean[1]), float(mean[2])
+from tests.support.media import assert_shows, file_bgr, video_frame
+from tests.support.server import Rapport, start_rapport
 
 
 def file_audio(path: Path) -> np.ndarray:
@@ -50,21 +38,9 @@ def tone_level(samples: np.ndarray, hz: float) -> float:
     return float(spectrum[np.abs(freqs - hz) < 5].max() / (spectrum.max() + 1e-9))
 
 
-def assert_shows(seen: tuple[float, float, float], identity: Identity, where: str) -> None:
-    assert colour_matches(seen, identity.bgr), (
-        f"{where} should show the {identity.name}'s colour {identity.bgr}, shows {whose_colour(seen)}'s {seen}"
-    )
-
-
 async def run_call(rapport: Rapport, *, consent: bool | None, seconds: float = 3.0) -> str:
-    rep = await rapport.rep("rep1")
     fields = {} if consent is None else {"recording_consent": consent}
-    customer, call = await rapport.customer(**fields)
-    await rep.request({"type": "call.accept", "session_id": call["session_id"]})
-    cm, rm = MediaClient(identity=CUSTOMER), MediaClient(identity=REP)
-    rapport.media += [cm, rm]
-    await cm.negotiate(customer)
-    await rm.negotiate(rep)
+    rep, _customer, call, _cm, rm = await rapport.media_call(**fields)
     await rm.wait_frames("video", 30)
     await asyncio.sleep(seconds)
     await rep.send({"type": "call.end"})
@@ -111,9 +87,7 @@ async def test_both_sides_are_recorded_per_track_and_play_back(settings: Setting
             hz = dominant_frequency(samples[-48_000:])
             assert abs(hz - who.tone_hz) < 15, f"the {who.name}'s audio file holds {hz:.0f} Hz, not {who.tone_hz}"
     finally:
-        await rapport.aclose()
-        await rapport.http.close()
-        await rapport.server.close()
+        await rapport.stop()
 
 
 @pytest.mark.webrtc
@@ -126,9 +100,7 @@ async def test_a_customer_who_declines_under_ask_is_not_recorded(settings: Setti
         record = await rapport.store.get_session(session_id)
         assert record is not None and record.recording_consent is False
     finally:
-        await rapport.aclose()
-        await rapport.http.close()
-        await rapport.server.close()
+        await rapport.stop()
 
 
 @pytest.mark.webrtc
@@ -141,30 +113,21 @@ async def test_no_recording_starts_below_the_free_space_threshold(settings: Sett
         events = [e["kind"] for e in await rapport.store.list_events(session_id)]
         assert "recording_skipped" in events
     finally:
-        await rapport.aclose()
-        await rapport.http.close()
-        await rapport.server.close()
-
-
-def _video_frame(i: int) -> av.VideoFrame:
-    frame = av.VideoFrame.from_ndarray(np.full((240, 320, 3), i % 255, np.uint8), format="bgr24")
-    frame.pts = i * 3000
-    frame.time_base = fractions.Fraction(1, 90_000)
-    return frame
+        await rapport.stop()
 
 
 async def test_a_disk_error_truncates_the_recording_without_raising(tmp_path: Path) -> None:
     target = tmp_path / "gone" / "x.mkv"
     recorder = TrackRecorder(target, "video")
     recorder.start()
-    recorder.push(_video_frame(0))
+    recorder.push(video_frame(0))
     await asyncio.sleep(0.3)
     # Simulate the file system failing under the writer: the folder disappears.
     for p in target.parent.iterdir():
         p.unlink()
     target.parent.rmdir()
     for i in range(1, 60):
-        recorder.push(_video_frame(i))
+        recorder.push(video_frame(i))
     result = await asyncio.to_thread(recorder.stop)
     assert result.truncated or result.frames == 60  # never an exception into the call
 
@@ -178,7 +141,7 @@ async def test_startup_reconciles_part_files_left_by_a_crash(rapport: Rapport, t
         call["session_id"], "customer", "video", f"{call['session_id']}/customer-video.mkv"
     )
     for i in range(90):
-        recorder.push(_video_frame(i))
+        recorder.push(video_frame(i))
     await asyncio.sleep(1.0)
     # Leave the .part file as a crash would: the writer thread simply stops being stopped.
     assert recorder.part_path.exists()
@@ -217,7 +180,7 @@ def test_a_full_disk_marks_the_recording_truncated_and_keeps_what_was_written(tm
     import sys
 
     target = tmp_path / "customer-video.mkv"
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     out = subprocess.run(
         [sys.executable, "-c", DISK_FULL_SCRIPT, str(target)], cwd=root, capture_output=True, text=True, timeout=120
     )
@@ -270,9 +233,7 @@ async def test_after_the_call_one_side_by_side_file_is_composed_for_qa(settings:
         levels = {who.name: tone_level(both, who.tone_hz) for who in (CUSTOMER, REP)}
         assert min(levels.values()) > 0.2, f"both voices are mixed in: {levels}"
     finally:
-        await rapport.aclose()
-        await rapport.http.close()
-        await rapport.server.close()
+        await rapport.stop()
 
 
 def test_forwarded_h264_is_muxed_without_an_encoder_and_plays(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ import pytest
 
 from tests.support.clients import SignalingClient, login, start_call
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "restart-test-password"
 
 
@@ -154,7 +154,7 @@ async def test_kill_9_mid_recording_leaves_playable_files_that_the_next_start_re
     )
     os.environ["RAPPORT_RECORDING_POLICY"] = "always"
     # The process that writes the files is the one killed here: media in the front door itself.
-    # (A killed media worker is tests/test_media_workers.py's case.)
+    # (A killed media worker is tests/webrtc/test_media_workers.py's case.)
     os.environ["RAPPORT_MEDIA_WORKERS"] = "0"
     server = ServerProcess(data, free_port())
     try:

@@ -11,8 +11,8 @@ import aiohttp
 import pytest
 
 from server.config import Settings
-from tests.conftest import Rapport, start_rapport
 from tests.support.clients import MediaClient, SignalingClient, wrap_up
+from tests.support.server import Rapport, start_rapport
 
 pytestmark = pytest.mark.webrtc
 
@@ -160,9 +160,7 @@ async def test_a_vanished_peer_suspends_the_call_within_10s_and_ends_it_after_th
         assert record is not None and record.state == "ended"
         assert not rapport.center.sessions
     finally:
-        await rapport.aclose()
-        await rapport.http.close()
-        await rapport.server.close()
+        await rapport.stop()
 
 
 async def test_a_waiting_customer_who_never_returns_is_abandoned(settings: Settings) -> None:
@@ -175,9 +173,7 @@ async def test_a_waiting_customer_who_never_returns_is_abandoned(settings: Setti
         assert record is not None
         assert (record.state, record.ended_by, record.end_reason) == ("abandoned", "system", "customer_lost")
     finally:
-        await rapport.aclose()
-        await rapport.http.close()
-        await rapport.server.close()
+        await rapport.stop()
 
 
 async def test_every_peer_is_closed_and_no_descriptors_leak_over_many_calls(rapport: Rapport) -> None:

@@ -11,8 +11,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.conftest import Rapport
 from tests.support.clients import MediaClient, SignalingClient, start_call
+from tests.support.server import Rapport
 
 pytestmark = pytest.mark.webrtc
 
@@ -154,7 +154,7 @@ async def test_foreign_and_expired_tokens_and_foreign_session_ids(rapport: Rappo
     await expect_error(rep2, {"type": "call.accept", "session_id": live_id}, "already_taken")
     await expect_error(rep2, {"type": "chat.send", "text": "hi", "session_id": live_id}, "session_not_found")
 
-    # An ended session's token no longer opens a socket. (An expired token of a live call: tests/test_access.py,
+    # An ended session's token no longer opens a socket. (An expired token of a live call: tests/api/test_access.py,
     # test_an_expired_token_of_a_live_call_no_longer_opens_a_socket.)
     await other.send({"type": "call.end"})
     await other.wait_for("call.ended")

@@ -20,11 +20,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from emotion import EmotionService
 from server.config import Settings
-from tests.conftest import Rapport, start_rapport
-from tests.emotion.fakes import GREY, RED
 from tests.support.clients import REP, MediaClient, SwitchingVideoTrack, solid_frame
+from tests.support.fakes import GREY, RED
+from tests.support.server import Rapport, running_with_cues
 
 pytestmark = pytest.mark.webrtc
 
@@ -96,7 +95,6 @@ async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
 async def hooked_call_server(settings: Settings) -> AsyncIterator[Rapport]:
     # Recording on (for recording.ready), cues from a detector that reads red as an angry face (for
     # emotion.flag), and the receiver on loopback explicitly allowed (webhooks refuse internal hosts).
-    service = EmotionService("tests.emotion.fakes:ColourDetector", mode="thread")
     changed = replace(
         settings,
         recording_policy="always",
@@ -104,18 +102,9 @@ async def hooked_call_server(settings: Settings) -> AsyncIterator[Rapport]:
         emotion_cues=True,
         webhook_allowed_hosts=("127.0.0.1",),
     )
-    try:
-        rapport = await start_rapport(changed, emotion_service=service)
-        await rapport.add_user("admin1", "admin")
-        await rapport.add_user("rep1")
-        try:
-            yield rapport
-        finally:
-            await rapport.aclose()
-            await rapport.http.close()
-            await rapport.server.close()
-    finally:
-        await service.aclose()
+    users = (("admin1", "admin"), ("rep1", "rep"))
+    async with running_with_cues(changed, "tests.support.fakes:ColourDetector", users) as rapport:
+        yield rapport
 
 
 async def test_a_real_call_delivers_every_event_signed_to_the_receiver(

@@ -8,10 +8,10 @@ from typing import Any
 
 from aiohttp import web
 
-from ...calls.center import AtCapacity, QueueFull, TooManyWaiting
-from ...config import Settings
-from ...keys import CALL_CENTER, CALL_LIMITER, SETTINGS
+from ...calls.center import CALL_CENTER, AtCapacity, QueueFull, TooManyWaiting
+from ...config import SETTINGS, Settings
 from ...storage.store import SessionRecord, iso
+from ..ratelimit import CALL_LIMITER
 from ..security import ApiError, client_address, optional_str
 
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s.]{2,}$")

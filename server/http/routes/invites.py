@@ -33,13 +33,13 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ... import tokens
-from ...keys import INVITE_KEY, SETTINGS, STORE
+from ...config import SETTINGS
 from ...storage import schema
-from ...storage.store import Store, iso
+from ...storage.invites import claim_invite, release_invite
+from ...storage.invites import revoke_invite as revoke_stored_invite
+from ...storage.store import STORE, Store, iso
 from ..apikeys import require_principal
 from ..security import ApiError, is_loopback, optional_str, original_scheme, read_json
 from .intake import call_answer, consent_field, limit_calls, queue_customer, validate_language, validate_reason
@@ -73,6 +73,10 @@ def load_secret(data_dir: Path) -> bytes:
         with os.fdopen(fd, "wb") as fh:
             fh.write(secrets.token_bytes(32))
     return path.read_bytes()
+
+
+# The server's secret for signing invite links, read by load_secret at startup.
+INVITE_KEY = web.AppKey("invite_key", bytes)
 
 
 def _b64(data: bytes) -> str:
@@ -137,48 +141,6 @@ def _identity(body: dict[str, Any]) -> dict[str, Any] | None:
         if value is not None and (not isinstance(value, str) or len(value) > 200):
             raise ApiError(400, "bad_request", f"customer.{field}: a string of at most 200 characters")
     return customer
-
-
-# single use and revocation
-
-
-async def claim_invite(engine: AsyncEngine, code: str) -> bool:
-    """Take the invite for one call; True for exactly one caller however many race (one conditional UPDATE)."""
-    table, t = schema.invites, schema.now()
-    async with engine.begin() as conn:
-        result = await conn.execute(
-            update(table)
-            .where(
-                table.c.code_hash == tokens.digest(code),
-                table.c.claimed_at.is_(None),
-                table.c.revoked_at.is_(None),
-                table.c.expires_at >= t,
-            )
-            .values(claimed_at=t)
-        )
-    return result.rowcount == 1
-
-
-async def release_invite(engine: AsyncEngine, code: str) -> None:
-    """Give a claim back when its call could not start (every line busy ...): the link is not used up."""
-    table = schema.invites
-    async with engine.begin() as conn:
-        await conn.execute(
-            update(table)
-            .where(table.c.code_hash == tokens.digest(code), table.c.session_id.is_(None))
-            .values(claimed_at=None)
-        )
-
-
-async def revoke(engine: AsyncEngine, invite_id: str) -> bool:
-    """Revoke by public id; True if the invite exists (revoking twice is fine)."""
-    table = schema.invites
-    async with engine.begin() as conn:
-        await conn.execute(
-            update(table).where(table.c.id == invite_id, table.c.revoked_at.is_(None)).values(revoked_at=schema.now())
-        )
-        found = (await conn.execute(select(table.c.id).where(table.c.id == invite_id))).first()
-    return found is not None
 
 
 async def _in_call(store: Store, invite: dict[str, Any]) -> bool:
@@ -362,7 +324,7 @@ async def revoke_invite(request: web.Request) -> web.Response:
     """Withdraw a link: it opens nothing from now on (a call it already started carries on)."""
     principal = await require_principal(request, scope="invites:write", roles=REVOKE_ROLES)
     invite_id = request.match_info["invite_id"]
-    if not INVITE_ID.fullmatch(invite_id) or not await revoke(request.app[STORE].engine, invite_id):
+    if not INVITE_ID.fullmatch(invite_id) or not await revoke_stored_invite(request.app[STORE].engine, invite_id):
         raise ApiError(404, "not_found", "no such invite")
     await request.app[STORE].audit(principal.user_id, "invite.revoke", invite_id, {"by": principal.label})
     return web.Response(status=204)

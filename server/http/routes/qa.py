@@ -9,11 +9,12 @@ from typing import Any
 
 from aiohttp import web
 
-from ...keys import CALL_CENTER, COMPOSER, REVIEWS, SETTINGS, STORE
-from ...recording.composer import COMPOSED_PARTICIPANT, track_offsets
+from ...calls.center import CALL_CENTER
+from ...config import SETTINGS
+from ...recording.composer import COMPOSED_PARTICIPANT, COMPOSER, track_offsets
 from ...recording.retention import ErasureRefused, erase_session, sessions_of_customer, set_legal_hold
-from ...storage.reviews import SessionFilter, score_answers, validate_answers, validate_criteria
-from ...storage.store import OPEN_STATES, SessionRecord, iso
+from ...storage.reviews import REVIEWS, SessionFilter, score_answers, validate_answers, validate_criteria
+from ...storage.store import OPEN_STATES, STORE, SessionRecord, iso
 from ..security import ApiError, optional_str, read_json, require_staff
 from .intake import query_date
 from .sessions import WEB_CLIENT, recording_json

@@ -8,14 +8,16 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from ...calls.views import MAX_WAIT
-from ...keys import CALL_CENTER, EMOTION, INVITE_KEY, LOGIN_GUARD, SETTINGS, STORE
-from ...metrics import render, require_metrics_access
-from ...signalling.messages import PROTOCOL_VERSION
-from ...storage.store import iso
+from ...calls.center import CALL_CENTER
+from ...calls.cues import EMOTION
+from ...calls.views import MAX_WAIT, PROTOCOL_VERSION
+from ...config import SETTINGS
+from ...metrics import METRICS, require_metrics_access
+from ...storage.store import STORE, iso
 from ..apikeys import Principal, require_principal
-from ..auth import LoginRefused
+from ..auth import LOGIN_GUARD, LoginRefused
 from ..security import (
     COOKIE,
     ApiError,
@@ -37,7 +39,7 @@ from .intake import (
     validate_language,
     validate_reason,
 )
-from .invites import LinkError, open_link
+from .invites import INVITE_KEY, LinkError, open_link
 
 WEB_CLIENT = Path(__file__).resolve().parents[3] / "web_client"
 # A database id in a path: a longer number overflows SQLite's 64-bit INTEGER (a 500 before; found by make fuzz).
@@ -65,12 +67,10 @@ async def root(request: web.Request) -> web.Response:
 
 
 async def metrics_page(request: web.Request) -> web.Response:
-    """Prometheus text; with the metrics token or to loopback only (session ids are in it)."""
-    settings = request.app[SETTINGS]
-    require_metrics_access(request, settings)
-    center = request.app[CALL_CENTER]
-    text = render(center.metrics, center.floor(), center.media_stats(), center.capacity, settings.media_path)
-    return web.Response(text=text, content_type="text/plain", charset="utf-8")
+    """Prometheus text; with the metrics token or to loopback only (it shows how busy the server is)."""
+    require_metrics_access(request, request.app[SETTINGS])
+    registry = request.app[METRICS].registry
+    return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 async def healthz(request: web.Request) -> web.Response:

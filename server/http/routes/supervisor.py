@@ -8,6 +8,7 @@ They never rank or score reps by their customers' emotions.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import statistics
 import time
@@ -16,10 +17,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import select
 
-from ...keys import CALL_CENTER, SETTINGS, STORE
-from ...storage import schema
+from ...calls.center import CALL_CENTER
+from ...config import SETTINGS
+from ...storage.store import STORE
 from ..security import ApiError, read_json, require_staff
 from .intake import query_date
 from .sessions import ROW_ID, WEB_CLIENT
@@ -82,19 +83,7 @@ async def report_rows(request: web.Request) -> tuple[str, list[dict[str, Any]], 
     end = query_date(q.get("to"), "to", end=True) or now
     if end <= start or end - start > MAX_RANGE_S:
         raise ApiError(400, "bad_request", "from/to: a range of one day to a year, from before to")
-    s = schema.support_sessions
-    query = select(
-        s.c.created_at,
-        s.c.queued_at,
-        s.c.answered_at,
-        s.c.ended_at,
-        s.c.state,
-        s.c.reason,
-        s.c.rating,
-        s.c.flag_count,
-    ).where(s.c.created_at >= start, s.c.created_at < end)
-    async with request.app[STORE].engine.connect() as conn:
-        rows = [dict(r) for r in (await conn.execute(query)).mappings().all()]
+    rows = [dataclasses.asdict(r) for r in await request.app[STORE].report_sessions(start, end)]
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         key = (

@@ -7,8 +7,9 @@ from typing import Any
 
 from aiohttp import web
 
-from ...keys import STORE
-from ...webhooks.dispatcher import DESCRIPTION_MAX, WEBHOOKS, Endpoint, WebhookDispatcher, validate_events
+from ...storage.store import STORE
+from ...storage.webhooks import Endpoint
+from ...webhooks.dispatcher import DESCRIPTION_MAX, WEBHOOKS, WebhookDispatcher, validate_events
 from ..apikeys import Principal, require_principal
 from ..security import ApiError, optional_str, read_json
 

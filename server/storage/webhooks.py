@@ -1,0 +1,268 @@
+"""Webhook endpoints and their delivery queue, as stored (the sender is :mod:`server.webhooks.dispatcher`).
+
+Every event is a ``webhook_deliveries`` row first, one per subscribed endpoint, so a crash loses nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from . import schema
+from .store import iso
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    id: int
+    url: str
+    events: tuple[str, ...]
+    description: str | None
+    active: bool
+    created_at: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "url": self.url,
+            "events": list(self.events),
+            "description": self.description,
+            "created_at": iso(self.created_at),
+        }
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One event for one endpoint, as its history shows it (no payload, no secret)."""
+
+    id: int
+    event: str
+    event_id: str
+    state: str
+    attempts: int
+    last_status: int | None
+    last_error: str | None
+    created_at: float
+    delivered_at: float | None
+    next_attempt_at: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "event": self.event,
+            "event_id": self.event_id,
+            "state": self.state,
+            "attempts": self.attempts,
+            "last_status": self.last_status,
+            "last_error": self.last_error,
+            "created_at": iso(self.created_at),
+            "delivered_at": iso(self.delivered_at),
+            "next_attempt_at": iso(self.next_attempt_at),
+        }
+
+
+@dataclass(frozen=True)
+class DueDelivery:
+    """A pending delivery that is due, with what sending it needs."""
+
+    id: int
+    endpoint_id: int
+    event: str
+    payload: str
+    attempts: int
+    url: str
+    secret: str
+
+
+def _events_of(text: str) -> tuple[str, ...]:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return ()
+    return tuple(e for e in value if isinstance(e, str)) if isinstance(value, list) else ()
+
+
+def _endpoint(row: Any) -> Endpoint:
+    return Endpoint(
+        id=row["id"],
+        url=row["url"],
+        events=_events_of(row["events"]),
+        description=row["description"],
+        active=bool(row["active"]),
+        created_at=row["created_at"],
+    )
+
+
+def _delivery(row: Any) -> Delivery:
+    return Delivery(
+        id=row["id"],
+        event=row["event"],
+        event_id=row["event_id"],
+        state=row["state"],
+        attempts=row["attempts"],
+        last_status=row["last_status"],
+        last_error=row["last_error"],
+        created_at=row["created_at"],
+        delivered_at=row["delivered_at"],
+        next_attempt_at=row["next_attempt_at"],
+    )
+
+
+class WebhookStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    # endpoints
+
+    async def create_endpoint(
+        self, url: str, secret: str, events: tuple[str, ...], description: str | None
+    ) -> Endpoint:
+        t = schema.now()
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                insert(schema.webhook_endpoints).values(
+                    url=url,
+                    secret=secret,
+                    events=json.dumps(list(events)),
+                    description=description,
+                    active=True,
+                    created_at=t,
+                )
+            )
+            pk = int(result.inserted_primary_key[0]) if result.inserted_primary_key else 0
+        return Endpoint(pk, url, events, description, True, t)
+
+    async def list_endpoints(self) -> list[Endpoint]:
+        """The live endpoints (deleted ones are kept for their delivery history, but not listed)."""
+        table = schema.webhook_endpoints
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(table).where(table.c.active.is_(True)).order_by(table.c.id))).mappings()
+            return [_endpoint(r) for r in rows.all()]
+
+    async def get_endpoint(self, endpoint_id: int) -> Endpoint | None:
+        table = schema.webhook_endpoints
+        async with self.engine.connect() as conn:
+            query = select(table).where(table.c.id == endpoint_id, table.c.active.is_(True))
+            row = (await conn.execute(query)).mappings().first()
+        return _endpoint(row) if row is not None else None
+
+    async def deactivate_endpoint(self, endpoint_id: int) -> bool:
+        """Forget the endpoint's secret and fail its pending deliveries, in one transaction; False if not live."""
+        endpoints, deliveries = schema.webhook_endpoints, schema.webhook_deliveries
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(endpoints)
+                .where(endpoints.c.id == endpoint_id, endpoints.c.active.is_(True))
+                .values(active=False, secret="")
+            )
+            if result.rowcount != 1:
+                return False
+            await conn.execute(
+                update(deliveries)
+                .where(deliveries.c.endpoint_id == endpoint_id, deliveries.c.state == "pending")
+                .values(state="failed", next_attempt_at=None, last_error="endpoint deleted")
+            )
+        return True
+
+    # deliveries
+
+    async def list_deliveries(self, endpoint_id: int, limit: int) -> list[Delivery]:
+        """The endpoint's deliveries, newest first."""
+        table = schema.webhook_deliveries
+        async with self.engine.connect() as conn:
+            query = select(table).where(table.c.endpoint_id == endpoint_id).order_by(table.c.id.desc()).limit(limit)
+            rows = (await conn.execute(query)).mappings().all()
+        return [_delivery(r) for r in rows]
+
+    async def queue_event(self, event: str, event_id: str, payload: str, at: float) -> int:
+        """One pending delivery per live endpoint subscribed to ``event``, due at ``at``; returns how many."""
+        table = schema.webhook_endpoints
+        async with self.engine.begin() as conn:
+            rows = (await conn.execute(select(table.c.id, table.c.events).where(table.c.active.is_(True)))).all()
+            targets = [row.id for row in rows if event in _events_of(row.events)]
+            if targets:
+                await conn.execute(
+                    insert(schema.webhook_deliveries),
+                    [
+                        {
+                            "endpoint_id": endpoint_id,
+                            "event_id": event_id,
+                            "event": event,
+                            "payload": payload,
+                            "state": "pending",
+                            "attempts": 0,
+                            "next_attempt_at": at,
+                            "created_at": at,
+                        }
+                        for endpoint_id in targets
+                    ],
+                )
+        return len(targets)
+
+    async def due(self, limit: int, *, skip: Collection[int]) -> list[DueDelivery]:
+        """Pending deliveries to live endpoints that are due now, oldest due first; ``skip``: those in flight."""
+        d, e = schema.webhook_deliveries, schema.webhook_endpoints
+        query = (
+            select(d.c.id, d.c.endpoint_id, d.c.event, d.c.payload, d.c.attempts, e.c.url, e.c.secret)
+            .select_from(d.join(e, d.c.endpoint_id == e.c.id))
+            .where(
+                d.c.state == "pending",
+                d.c.next_attempt_at <= schema.now(),
+                e.c.active.is_(True),
+                d.c.id.notin_(list(skip)),
+            )
+            .order_by(d.c.next_attempt_at, d.c.id)
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [DueDelivery(**dict(row)) for row in rows]
+
+    async def next_due_at(self, *, skip: Collection[int]) -> float | None:
+        """When the next pending delivery to a live endpoint is due (None: nothing pending)."""
+        d, e = schema.webhook_deliveries, schema.webhook_endpoints
+        query = (
+            select(func.min(d.c.next_attempt_at))
+            .select_from(d.join(e, d.c.endpoint_id == e.c.id))
+            .where(d.c.state == "pending", e.c.active.is_(True), d.c.id.notin_(list(skip)))
+        )
+        async with self.engine.connect() as conn:
+            value = (await conn.execute(query)).scalar_one_or_none()
+        return float(value) if value is not None else None
+
+    async def mark_delivered(self, delivery_id: int, *, attempts: int, status: int | None, at: float) -> None:
+        """Delivered: last_error keeps the latest failure, if any, for the record."""
+        await self._update_pending(
+            delivery_id,
+            state="delivered",
+            attempts=attempts,
+            last_status=status,
+            delivered_at=at,
+            next_attempt_at=None,
+        )
+
+    async def mark_attempt_failed(
+        self, delivery_id: int, *, attempts: int, status: int | None, error: str, retry_at: float | None
+    ) -> None:
+        """A failed attempt: pending again until ``retry_at``, or failed for good when it is None."""
+        await self._update_pending(
+            delivery_id,
+            state="failed" if retry_at is None else "pending",
+            attempts=attempts,
+            last_status=status,
+            last_error=error,
+            next_attempt_at=retry_at,
+        )
+
+    async def _update_pending(self, delivery_id: int, **values: Any) -> None:
+        # Only a row still pending: a delivery failed meanwhile (endpoint deleted) stays as it is.
+        table = schema.webhook_deliveries
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(table).where(table.c.id == delivery_id, table.c.state == "pending").values(**values)
+            )

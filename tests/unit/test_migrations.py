@@ -1,0 +1,124 @@
+"""Alembic migrations: a fresh database gets the baseline, and one made before Alembic is adopted without loss.
+
+``fixtures/pre_alembic.sqlite3`` was made by the last release before Alembic (commit 8a4d2b8): its
+``migrations.py`` ran steps 1..7 on an empty file, then two rows went into every table (NULLs, JSON, non-ASCII
+text, revoked and live keys), and the file was vacuumed into rollback-journal mode so it is one self-contained file.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from server.cli import main
+from server.storage import schema
+from server.storage.migrations import SchemaError, current, head, migrate, schema_differences
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "pre_alembic.sqlite3"
+TABLES = sorted(schema.metadata.tables)
+
+
+def rows(path: Path) -> dict[str, list[tuple[Any, ...]]]:
+    with sqlite3.connect(path) as db:
+        return {t: db.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall() for t in TABLES}
+
+
+def shape(path: Path) -> dict[str, Any]:
+    """Tables, columns, keys and indexes as SQLite reports them, in a stable order."""
+    with sqlite3.connect(path) as db:
+        names = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")]
+        return {
+            t: {
+                "columns": sorted(db.execute(f"PRAGMA table_info({t})").fetchall(), key=lambda c: c[1]),
+                "foreign_keys": sorted(r[2:5] for r in db.execute(f"PRAGMA foreign_key_list({t})")),
+                "indexes": sorted(
+                    (r[1], r[2], tuple(c[2] for c in db.execute(f"PRAGMA index_info('{r[1]}')")))
+                    for r in db.execute(f"PRAGMA index_list({t})")
+                ),
+            }
+            for t in names
+        }
+
+
+async def test_a_database_made_before_alembic_is_upgraded_in_place(tmp_path: Path) -> None:
+    old, fresh = tmp_path / "old.sqlite3", tmp_path / "fresh.sqlite3"
+    shutil.copy(FIXTURE, old)
+    with sqlite3.connect(old) as db:
+        assert [v for (v,) in db.execute("SELECT version FROM schema_migrations")] == list(range(1, 8))
+    before = rows(old)
+    assert all(len(before[t]) == 2 for t in TABLES)
+
+    engine = schema.create_engine(f"sqlite+aiosqlite:///{old}")
+    try:
+        await migrate(engine)
+        assert await current(engine) == head()
+        assert await schema_differences(engine) == []
+        assert await migrate(engine) == []  # adopted once
+    finally:
+        await engine.dispose()
+    assert rows(old) == before
+
+    engine = schema.create_engine(f"sqlite+aiosqlite:///{fresh}")
+    try:
+        assert await migrate(engine) == [head()]
+    finally:
+        await engine.dispose()
+    # The adopted database has exactly the tables a new one gets: the old step list's own table is gone.
+    assert shape(old) == shape(fresh)
+
+
+async def test_a_new_database_gets_every_revision_once_and_matches_the_tables_in_code(tmp_path: Path) -> None:
+    engine = schema.create_engine(f"sqlite+aiosqlite:///{tmp_path / 'new.sqlite3'}")
+    try:
+        assert await current(engine) is None
+        assert await migrate(engine) == [head()]
+        assert await migrate(engine) == []
+        assert await schema_differences(engine) == []
+    finally:
+        await engine.dispose()
+
+
+async def test_a_database_at_an_earlier_old_step_is_refused_untouched(tmp_path: Path) -> None:
+    old = tmp_path / "step6.sqlite3"
+    shutil.copy(FIXTURE, old)
+    with sqlite3.connect(old) as db:
+        db.execute("DELETE FROM schema_migrations WHERE version = 7")
+    before, tables_before = rows(old), shape(old)
+    engine = schema.create_engine(f"sqlite+aiosqlite:///{old}")
+    try:
+        with pytest.raises(SchemaError, match="old schema step 6 of 7"):
+            await migrate(engine)
+        assert await current(engine) is None
+    finally:
+        await engine.dispose()
+    assert rows(old) == before and shape(old) == tables_before
+
+
+async def test_a_database_with_tables_but_no_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "foreign.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")
+        db.execute("INSERT INTO users (name) VALUES ('someone else')")
+    engine = schema.create_engine(f"sqlite+aiosqlite:///{path}")
+    try:
+        with pytest.raises(SchemaError, match="no schema version"):
+            await migrate(engine)
+    finally:
+        await engine.dispose()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT name FROM users").fetchall() == [("someone else",)]
+        assert db.execute("SELECT name FROM sqlite_master WHERE name = 'alembic_version'").fetchall() == []
+
+
+def test_rapport_db_upgrade_and_current(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    shutil.copy(FIXTURE, tmp_path / "rapport.sqlite3")
+    assert main(["db", "current", "--data-dir", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.strip() == "none (pre-Alembic schema step 7)"
+    assert main(["db", "upgrade", "--data-dir", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.strip() == f"database at revision {head()} (head)"
+    assert main(["db", "current", "--data-dir", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.strip() == f"{head()} (head)"
