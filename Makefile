@@ -8,7 +8,7 @@ export RAPPORT_STRICT_TESTS
 # WebRTC needs a loopback address aioice accepts (127.0.0.2) and no route out: a private netns.
 NETNS := unshare -rn sh -c 'ip link set lo up && ip addr add 127.0.0.2/8 dev lo && exec "$$0" "$$@"'
 
-.PHONY: run test lint typecheck pytest setup system-deps bench fuzz clean
+.PHONY: run test lint typecheck pytest setup system-deps bench fuzz docs clean
 
 # --demo: on a first start, make demo staff accounts and print their passwords once (data/demo-accounts.txt).
 run: setup
@@ -39,17 +39,25 @@ pytest:
 		.venv/bin/python -m pytest $(PYTEST_ARGS); \
 	fi
 
-# Call capacity per media path, the emotion detector's cost, and cue latency through a real call (bench/README.md).
+# Call capacity per media path, the emotion detector's cost, cue latency through a real call, and what checking
+# and encoding a WebSocket message costs (bench/README.md).
 bench: setup
 	$(NETNS) .venv/bin/python -m bench.calls
 	.venv/bin/python bench/emotion.py
 	$(NETNS) .venv/bin/python bench/cue_latency.py
+	$(UV) sync --frozen --all-extras --group bench
+	.venv/bin/python bench/validation.py
 
 # 10,000+ hostile HTTP requests, WebSocket messages and SDP offers against a server process, with a bystander
 # call (README, "Fuzzing"); FUZZ_ARGS="--inputs 20000 --seed 7 --logs fuzz-logs" for more, another seed, logs.
 FUZZ_ARGS ?=
 fuzz: setup
 	$(NETNS) .venv/bin/python -m tests.fuzz $(FUZZ_ARGS)
+
+# Documents generated from the code; tests fail when a committed one is stale.
+docs: setup
+	.venv/bin/python -m server.http.openapi docs/openapi.json
+	.venv/bin/python -m server.signalling.protocol_doc
 
 clean:
 	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache artifacts

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO, Any, Self
 
 from server.config import Settings
+from tests.support.clients import loopback_webrtc_available
 
 ROOT = Path(__file__).resolve().parents[1]
 # WebRTC needs 127.0.0.2 (aioice ignores 127.0.0.1) and no way out: the Makefile's NETNS.
@@ -40,14 +41,7 @@ def progress(text: str) -> None:
 def in_private_netns() -> bool:
     """Only loopback in this network namespace, and 127.0.0.2 on it (aioice ignores 127.0.0.1)."""
     lines = Path("/proc/self/net/dev").read_text().splitlines()[2:]
-    if {line.split(":")[0].strip() for line in lines} != {"lo"}:
-        return False
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        try:
-            s.bind(("127.0.0.2", 0))
-        except OSError:
-            return False
-    return True
+    return {line.split(":")[0].strip() for line in lines} == {"lo"} and loopback_webrtc_available()
 
 
 def machine() -> dict[str, Any]:

@@ -148,17 +148,7 @@ class Aggregator:
             self._flag_since = None
         if self._flag_since is not None:
             duration = media_time - self._flag_since
-        return EmotionUpdate(
-            media_time=media_time,
-            face_present=True,
-            frustration=raw,
-            smoothed=self._smoothed,
-            dominant=face.dominant,
-            scores=dict(face.scores),
-            flag=change,
-            flag_active=self._flag_since is not None,
-            flag_seconds=max(0.0, duration),
-        )
+        return self._reading(media_time, face, raw, change, duration)
 
     def _no_face(self, media_time: float) -> EmotionUpdate:
         change: FlagChange | None = None
@@ -173,16 +163,27 @@ class Aggregator:
             self._last_time = last_time
         elif self._flag_since is not None:
             duration = media_time - self._flag_since
+        return self._reading(media_time, None, None, change, duration)
+
+    def _reading(
+        self,
+        media_time: float,
+        face: FaceEmotion | None,
+        raw: float | None,
+        change: FlagChange | None,
+        flag_seconds: float,
+    ) -> EmotionUpdate:
+        """The update after the state has moved on; ``flag_seconds``: how long the flag has been (or was) up."""
         return EmotionUpdate(
             media_time=media_time,
-            face_present=False,
-            frustration=None,
+            face_present=face is not None,
+            frustration=raw,
             smoothed=self._smoothed,
-            dominant=None,
-            scores={},
+            dominant=None if face is None else face.dominant,
+            scores={} if face is None else dict(face.scores),
             flag=change,
             flag_active=self._flag_since is not None,
-            flag_seconds=max(0.0, duration),
+            flag_seconds=max(0.0, flag_seconds),
         )
 
 

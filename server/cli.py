@@ -17,7 +17,7 @@ from .config import Settings, load_settings
 from .http.apikeys import SCOPES
 from .storage.files import private_dir, restrict_new_files
 from .storage.schema import Engine
-from .storage.store import ROLES
+from .storage.users import ROLES
 
 log = logging.getLogger("rapport")
 

@@ -9,7 +9,6 @@ both registered here so every folder has them.
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Generator
 from typing import Any
 
@@ -27,19 +26,11 @@ def strict_mode() -> bool:
     return os.environ.get(STRICT_ENV, "") not in ("", "0")
 
 
-def loopback_webrtc_available() -> bool:
-    # aioice skips 127.0.0.1; WebRTC tests need 127.0.0.2 (made by the Makefile's netns).
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        try:
-            s.bind(("127.0.0.2", 0))
-        except OSError:
-            return False
-    return True
-
-
 def missing_parts() -> dict[str, str]:
     """Marker -> why its tests cannot run here (empty when everything is installed)."""
-    from tests.support.browser import CHROMIUM  # here, not at the top: pytest_plugins must import it first
+    # Here, not at the top: pytest_plugins must import these first.
+    from tests.support.browser import CHROMIUM
+    from tests.support.clients import loopback_webrtc_available
 
     missing = {}
     if not loopback_webrtc_available():

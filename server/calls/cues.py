@@ -19,13 +19,15 @@ from emotion import EmotionService, EmotionStatus, EmotionStream, EmotionUpdate
 
 from ..media.feeds import DecodingSink, ParticipantFeed
 from ..storage.store import Store
+from . import views
+from .payloads import EmotionStatusMessage, EmotionUpdateMessage, ServerMessage
 
 log = logging.getLogger(__name__)
 
 TIMELINE_FLUSH_S = 5.0
-OFF_BY_CUSTOMER = {"type": "emotion.status", "status": "off", "message": "emotion cues off (customer's choice)"}
+OFF_BY_CUSTOMER = "emotion cues off (customer's choice)"
 
-SendToRep = Callable[[dict[str, Any]], None]
+SendToRep = Callable[[ServerMessage], None]
 EventSink = Callable[[str, dict[str, Any]], Awaitable[object]]
 
 
@@ -38,10 +40,6 @@ class EmotionSetup:
 
 
 EMOTION = web.AppKey("emotion", EmotionSetup)
-
-
-def unavailable_status(message: str) -> dict[str, Any]:
-    return {"type": "emotion.status", "status": "unavailable", "message": message}
 
 
 class CallCues:
@@ -64,12 +62,10 @@ class CallCues:
         self._stream: EmotionStream = service.open_stream(session_id)
         # A forwarded call carries packets: decode them (in a thread) for the analysis only.
         self._decoder = DecodingSink(self._stream, asyncio.get_running_loop())
-        self.last_update: dict[str, Any] | None = None
-        self.last_status: dict[str, Any] = {
-            "type": "emotion.status",
-            "status": service.status,
-            "message": service.status_message,
-        }
+        self.last_update: EmotionUpdateMessage | None = None
+        self.last_status: EmotionStatusMessage = views.emotion_status(
+            service.status, service.status_message, session_id
+        )
         self._feed.subscribe(self._decoder)
         self._reader = asyncio.create_task(self._relay(), name=f"cues-{session_id}")
         self._flusher = asyncio.create_task(self._flush_periodically(), name=f"cues-flush-{session_id}")
@@ -77,25 +73,22 @@ class CallCues:
     async def _relay(self) -> None:
         async for event in self._stream:
             if isinstance(event, EmotionUpdate):
-                message = {**event.to_dict(), "session_id": self.session_id}
-                self.last_update = message
-                if self._on_event is not None and message.get("flag") in ("raised", "cleared"):
+                update = self.last_update = views.emotion_update(event, self.session_id)
+                if self._on_event is not None and update.flag in ("raised", "cleared"):
                     await self._on_event(
                         "emotion.flag",
                         {
                             "session_id": self.session_id,
-                            "flag": message["flag"],
-                            "media_time": message.get("media_time"),
-                            "smoothed": message.get("smoothed"),
-                            "flag_seconds": message.get("flag_seconds"),
+                            "flag": update.flag,
+                            "media_time": update.media_time,
+                            "smoothed": update.smoothed,
+                            "flag_seconds": update.flag_seconds,
                         },
                     )
+                self._send(update)
             elif isinstance(event, EmotionStatus):
-                message = {**event.to_dict(), "session_id": self.session_id}
-                self.last_status = message
-            else:  # pragma: no cover - the stream yields only these two
-                continue
-            self._send(message)
+                self.last_status = views.emotion_status(event.status, event.message, self.session_id)
+                self._send(self.last_status)
 
     async def _flush_periodically(self) -> None:
         while True:
@@ -110,7 +103,7 @@ class CallCues:
             except Exception:
                 log.exception("could not store the emotion timeline of %s", self.session_id)
 
-    def snapshot(self) -> list[dict[str, Any]]:
+    def snapshot(self) -> list[ServerMessage]:
         """What a rep who (re)connects needs to see the current state at once."""
         return [m for m in (self.last_status, self.last_update) if m is not None]
 

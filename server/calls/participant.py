@@ -7,9 +7,10 @@ reads who is on the other end.
 from __future__ import annotations
 
 import time
-from typing import Any, Protocol
+from typing import Protocol
 
-from ..storage.store import User
+from ..storage.records import User
+from .payloads import ServerMessage
 
 
 class Participant(Protocol):
@@ -20,8 +21,11 @@ class Participant(Protocol):
     session_id: str | None  # customers: their one session
     login_id: str | None  # staff only: the login the socket belongs to
 
-    def send(self, message: dict[str, Any]) -> None:
-        """Queue one message; never blocks (a slow client is disconnected instead)."""
+    def send(self, message: ServerMessage) -> None:
+        """Queue one message; never blocks (a slow client is disconnected instead).
+
+        A customer's socket sends only the types ``payloads`` gives a customer audience.
+        """
 
     def close(self, code: int, reason: str = "") -> None:
         """Flush what is queued, then close with ``code``."""

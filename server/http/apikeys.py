@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from ..storage.api_keys import API_KEYS, ApiKey
-from ..storage.store import User
+from ..storage.records import User
 from .security import ApiError, require_staff
 
 SCOPES = ("invites:write", "sessions:read", "webhooks:manage")

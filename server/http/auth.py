@@ -15,7 +15,8 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from .. import tokens
-from ..storage.store import Store, User
+from ..storage.records import User
+from ..storage.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,8 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from .. import tokens
 from ..config import SETTINGS, Settings
-from ..storage.store import STORE, User
+from ..storage.records import User
+from ..storage.store import STORE
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +224,8 @@ def set_login_cookie(response: web.StreamResponse, value: str, settings: Setting
     )
 
 
-async def read_json(request: web.Request) -> dict[str, Any]:
+async def read_body(request: web.Request) -> bytes:
+    """The raw body, at most MAX_BODY_BYTES (413 past it), within ``body_timeout_s``; 400 when it breaks off."""
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         raise ApiError(413, "too_large", f"body over {MAX_BODY_BYTES} bytes")
     raw = bytearray()
@@ -245,27 +247,7 @@ async def read_json(request: web.Request) -> dict[str, Any]:
         raise ApiError(400, "bad_request", "the request body could not be read to its end") from None
     if len(raw) > MAX_BODY_BYTES:
         raise ApiError(413, "too_large", f"body over {MAX_BODY_BYTES} bytes")
-    if not raw.strip():
-        return {}
-    try:
-        body = json.loads(raw)
-    except (ValueError, RecursionError):
-        raise ApiError(400, "bad_request", "body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "bad_request", "body must be a JSON object")
-    return body
-
-
-def optional_str(body: dict[str, Any], name: str, max_len: int) -> str | None:
-    value = body.get(name)
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise ApiError(400, "bad_request", f"{name}: must be a string")
-    value = value.strip()
-    if len(value) > max_len:
-        raise ApiError(400, "bad_request", f"{name}: at most {max_len} characters")
-    return value or None
+    return bytes(raw)
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

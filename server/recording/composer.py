@@ -22,6 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ..storage.records import Recording
 from ..storage.store import Store
 from .recorder import file_digest
 
@@ -39,13 +40,13 @@ def composed_path(session_id: str) -> str:
     return f"{session_id}/composed.webm"
 
 
-def track_offsets(rows: list[dict[str, Any]]) -> tuple[float | None, dict[int, float]]:
+def track_offsets(rows: list[Recording]) -> tuple[float | None, dict[int, float]]:
     """Each track's start relative to the earliest one: (epoch of second 0, {recording id: offset})."""
-    epochs = {r["id"]: r["epoch"] for r in rows if r["epoch"] is not None}
+    epochs = {r.id: r.epoch for r in rows if r.epoch is not None}
     if not epochs:
-        return None, {r["id"]: 0.0 for r in rows}
+        return None, {r.id: 0.0 for r in rows}
     t0 = min(epochs.values())
-    return t0, {r["id"]: (epochs[r["id"]] - t0) if r["id"] in epochs else 0.0 for r in rows}
+    return t0, {r.id: (epochs[r.id] - t0) if r.id in epochs else 0.0 for r in rows}
 
 
 class Composer:
@@ -72,7 +73,7 @@ class Composer:
             return
         # A job the last process was working on starts again from scratch.
         for row in await self.store.recordings_in_state("composing"):
-            await self.store.update_recording(row["id"], state="pending", progress=0.0)
+            await self.store.update_recording(row.id, state="pending", progress=0.0)
         self._task = asyncio.create_task(self._run(), name="composer")
         self._wake.set()
 
@@ -90,15 +91,15 @@ class Composer:
         if not self.enabled:
             return None
         rows = await self.store.list_recordings(session_id)
-        tracks = [r for r in rows if r["participant"] != COMPOSED_PARTICIPANT and r["state"] in PLAYABLE_STATES]
+        tracks = [r for r in rows if r.participant != COMPOSED_PARTICIPANT and r.state in PLAYABLE_STATES]
         if not tracks:
             return None
-        existing = next((r for r in rows if r["participant"] == COMPOSED_PARTICIPANT), None)
+        existing = next((r for r in rows if r.participant == COMPOSED_PARTICIPANT), None)
         if existing is not None:
-            if existing["state"] in ("pending", "composing"):
-                return int(existing["id"])
-            await self.store.update_recording(existing["id"], state="pending", progress=0.0, error=None)
-            recording_id = int(existing["id"])
+            if existing.state in ("pending", "composing"):
+                return existing.id
+            await self.store.update_recording(existing.id, state="pending", progress=0.0, error=None)
+            recording_id = existing.id
         else:
             recording_id = await self.store.add_recording(
                 session_id, COMPOSED_PARTICIPANT, COMPOSED_KIND, composed_path(session_id), state="pending"
@@ -116,22 +117,22 @@ class Composer:
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
-                    log.exception("composing the QA file of %s failed", row["session_id"])
-                    await self.store.update_recording(row["id"], state="failed", error=str(exc)[:200])
+                    log.exception("composing the QA file of %s failed", row.session_id)
+                    await self.store.update_recording(row.id, state="failed", error=str(exc)[:200])
 
-    async def _compose(self, row: dict[str, Any]) -> None:
-        session_id = row["session_id"]
+    async def _compose(self, row: Recording) -> None:
+        session_id = row.session_id
         tracks = [
             r
             for r in await self.store.list_recordings(session_id)
-            if r["participant"] != COMPOSED_PARTICIPANT and r["state"] in PLAYABLE_STATES
+            if r.participant != COMPOSED_PARTICIPANT and r.state in PLAYABLE_STATES
         ]
         t0, offsets = track_offsets(tracks)
-        args = [sys.executable, "-m", "server.recording.compose", "--output", str(self.root / row["path"])]
+        args = [sys.executable, "-m", "server.recording.compose", "--output", str(self.root / row.path)]
         for track in tracks:
-            flag = f"--{track['participant']}-{track['kind']}"
-            args += [flag, str(self.root / track["path"]), f"{flag}-offset", f"{offsets[track['id']]:.3f}"]
-        await self.store.update_recording(row["id"], state="composing", progress=0.0, epoch=t0)
+            flag = f"--{track.participant}-{track.kind}"
+            args += [flag, str(self.root / track.path), f"{flag}-offset", f"{offsets[track.id]:.3f}"]
+        await self.store.update_recording(row.id, state="composing", progress=0.0, epoch=t0)
         started = time.monotonic()
         process = await asyncio.create_subprocess_exec(
             *args,
@@ -151,7 +152,7 @@ class Composer:
                 continue
             if "progress" in message and time.monotonic() - last_write >= PROGRESS_WRITE_S:
                 last_write = time.monotonic()
-                await self.store.update_recording(row["id"], progress=float(message["progress"]))
+                await self.store.update_recording(row.id, progress=float(message["progress"]))
             elif "done" in message or "error" in message:
                 outcome = message
         stderr = (await process.stderr.read()).decode(errors="replace")
@@ -160,18 +161,18 @@ class Composer:
         if code != 0 or "done" not in outcome:
             error = outcome.get("error") or stderr.strip().splitlines()[-1:] or [f"exit code {code}"]
             message = error if isinstance(error, str) else error[0]
-            await self.store.update_recording(row["id"], state="failed", error=message[:200])
+            await self.store.update_recording(row.id, state="failed", error=message[:200])
             log.warning("QA file of %s failed: %s", session_id, message)
             return
-        size, sha = await asyncio.to_thread(file_digest, self.root / row["path"])
-        await self.store.finish_recording(row["id"], state="complete", size=size, sha256=sha)
-        await self.store.update_recording(row["id"], progress=1.0)
+        size, sha = await asyncio.to_thread(file_digest, self.root / row.path)
+        await self.store.finish_recording(row.id, state="complete", size=size, sha256=sha)
+        await self.store.update_recording(row.id, progress=1.0)
         if self.on_event is not None:
-            ready = await self.store.get_recording(row["id"])
+            ready = await self.store.get_recording(row.id)
             await self.on_event(
                 "recording.ready",
-                {"session_id": session_id, "recording_id": row["id"], "size": size, "sha256": sha, "state": "complete"}
-                | ({"ended_at": ready["ended_at"]} if ready else {}),
+                {"session_id": session_id, "recording_id": row.id, "size": size, "sha256": sha, "state": "complete"}
+                | ({"ended_at": ready.ended_at} if ready else {}),
             )
         log.info(
             "QA file of %s ready: %.0f s of call composed in %.1f s",

@@ -351,17 +351,17 @@ async def reconcile(store: Store, root: Path, session_id: str | None = None) -> 
     """
     count = 0
     for row in await store.recordings_in_state("recording"):
-        if session_id is not None and row["session_id"] != session_id:
+        if session_id is not None and row.session_id != session_id:
             continue
-        final = root / row["path"]
+        final = root / row.path
         part = final.with_name(final.name + ".part")
         if part.exists():
             await asyncio.to_thread(part.replace, final)
         if final.exists():
             size, sha = await asyncio.to_thread(file_digest, final)
-            await store.finish_recording(row["id"], state="recovered", size=size, sha256=sha, error="server stopped")
+            await store.finish_recording(row.id, state="recovered", size=size, sha256=sha, error="server stopped")
         else:
-            await store.finish_recording(row["id"], state="failed", size=0, sha256="", error="file missing")
+            await store.finish_recording(row.id, state="failed", size=0, sha256="", error="file missing")
         count += 1
     if count:
         log.warning("reconciled %d recording(s) left by the last shutdown", count)

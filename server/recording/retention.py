@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..storage import erasure, schema
-from ..storage.store import OPEN_STATES, Store
+from ..storage import schema
+from ..storage.sessions import OPEN_STATES
+from ..storage.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ async def apply_retention(store: Store, root: Path, *, retention_days: int, now:
     if retention_days <= 0:
         return 0
     cutoff = (now if now is not None else schema.now()) - retention_days * DAY_S
-    rows = await erasure.expired_recordings(store, ended_before=cutoff, keep_states=KEEP_STATES)
+    rows = await store.expired_recordings(ended_before=cutoff, keep_states=KEEP_STATES)
     base = await asyncio.to_thread(root.resolve)
     for row in rows:
         path = (base / row.path).resolve()
@@ -60,7 +61,7 @@ async def apply_retention(store: Store, root: Path, *, retention_days: int, now:
 
 
 async def set_legal_hold(store: Store, session_id: str, *, hold: bool, note: str | None, user_id: int) -> None:
-    await erasure.set_legal_hold(store, session_id, hold=hold, note=note)
+    await store.set_legal_hold(session_id, hold=hold, note=note)
     await store.audit(user_id, "session.legal_hold", session_id, {"hold": hold, "note": note})
 
 
@@ -78,14 +79,14 @@ async def erase_session(store: Store, root: Path, session_id: str, *, user_id: i
     if folder is not None and folder.is_dir():
         files = sum(1 for p in folder.iterdir() if p.is_file())
         await asyncio.to_thread(shutil.rmtree, folder, True)
-    counts: dict[str, Any] = {"files": files, **await erasure.erase_session_rows(store, session_id)}
+    counts: dict[str, Any] = {"files": files, **await store.erase_session_rows(session_id)}
     await store.audit(user_id, "session.erase", session_id, counts)
     log.info("erased session %s: %s", session_id, counts)
     return ErasureReport(session_id, counts)
 
 
 async def sessions_of_customer(store: Store, customer_ref: str) -> list[str]:
-    return await erasure.session_ids_of_customer(store, customer_ref)
+    return await store.session_ids_of_customer(customer_ref)
 
 
 async def retention_loop(store: Store, root: Path, *, retention_days: int, every_s: float) -> None:

@@ -5,19 +5,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import json
 import logging
 from collections.abc import Coroutine
 from typing import Any
 
-from aiohttp import web
+import msgspec
+from aiohttp import WSMsgType, web
 
+from ..calls.payloads import ServerMessage
 from ..calls.views import stray_keys
-from ..storage.store import User
+from ..storage.records import User
 
 log = logging.getLogger(__name__)
 
 _ids = itertools.count(1)
+_encode = msgspec.json.Encoder().encode
 
 
 class ConnectionLog(logging.LoggerAdapter[logging.Logger]):
@@ -37,7 +39,8 @@ class Connection:
         self.login_id: str | None = None
         self.session_id: str | None = None  # customers: their one session
         self.role: str | None = None  # "customer" or "rep" (any staff role)
-        self._queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=max_pending)
+        # Encoded frames: what a slow client makes us hold is bytes, not live objects.
+        self._queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=max_pending)
         self._writer: asyncio.Task[None] | None = None
         self.close_code: int | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -55,17 +58,17 @@ class Connection:
     def start(self) -> None:
         self._writer = asyncio.create_task(self._write(), name=f"ws-writer-{self.id}")
 
-    def send(self, message: dict[str, Any]) -> None:
+    def send(self, message: ServerMessage) -> None:
         if self.close_code is not None:
             return
-        if self.role == "customer":
-            # Defence in depth: customer messages come from server/calls/views.py; anything else is a bug, not sent.
-            stray = stray_keys(message)
-            if stray:
-                self.log.error("not sent to a customer: %s with keys %s", message.get("type"), sorted(stray))
-                return
+        if self.role == "customer" and message.audience == "rep":
+            # Defence in depth: a customer's types have no staff fields; a rep's type here is a bug, not sent.
+            stray = stray_keys(msgspec.to_builtins(message))
+            tag = type(message).__struct_config__.tag
+            self.log.error("not sent to a customer: %s with keys %s", tag, sorted(stray))
+            return
         try:
-            self._queue.put_nowait(json.dumps(message, separators=(",", ":")))
+            self._queue.put_nowait(_encode(message))
         except asyncio.QueueFull:
             # A client that cannot keep up would make us buffer without bound.
             self.log.warning("send queue full, disconnecting slow client")
@@ -90,7 +93,7 @@ class Connection:
                 item = await self._queue.get()
                 if item is None:
                     break
-                await self.ws.send_str(item)
+                await self.ws.send_frame(item, WSMsgType.TEXT)
         except (ConnectionError, RuntimeError):
             pass
         finally:

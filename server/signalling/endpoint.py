@@ -11,16 +11,33 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
+from msgspec import UNSET
 
 from ..calls import views
 from ..calls.center import CALL_CENTER, CallCenter
 from ..calls.errors import ProtocolError
 from ..calls.participant import TokenBucket
+from ..calls.payloads import Ack, Answer, Error, Pong
 from ..config import SETTINGS
 from ..http.security import client_address, current_login, origin_allowed
 from ..storage.store import STORE, Store
 from .connection import Connection
-from .messages import ClientMessage, error, parse
+from .messages import (
+    AnyClientMessage,
+    CallAccept,
+    CallDecline,
+    CallEnd,
+    CallTransfer,
+    ChatSend,
+    ConsentEmotion,
+    Hello,
+    MediaState,
+    Offer,
+    Ping,
+    RepStatus,
+    parse,
+    wire_type,
+)
 
 log = logging.getLogger(__name__)
 
@@ -33,16 +50,21 @@ NOT_A_REP_CLOSE = 4004
 # Every open socket, so shutdown can tell each client "going away" before the calls close.
 WEBSOCKETS = web.AppKey("websockets", set[web.WebSocketResponse])
 
-Handler = Callable[[CallCenter, Connection, ClientMessage], Awaitable[dict[str, Any] | None]]
+Reply = Pong | Ack | Answer
+# Each handler takes its own message type (HANDLERS pairs them).
+Handler = Callable[[CallCenter, Connection, Any], Awaitable[Reply | None]]
 
 
-async def _hello(center: CallCenter, conn: Connection, msg: ClientMessage) -> None:
+def error(code: str, message: str, reply_to: str | None = None) -> Error:
+    return Error(code=code, message=message, reply_to=UNSET if reply_to is None else reply_to)
+
+
+async def _hello(center: CallCenter, conn: Connection, msg: Hello) -> None:
     if conn.authenticated:
         raise ProtocolError("bad_message", "already said hello")
-    token = msg.get("token")
-    if token:
+    if msg.token:
         # A call token wins over a staff cookie: a customer page opened beside the console is a customer.
-        await center.customer_hello(conn, token)
+        await center.customer_hello(conn, msg.token)
     elif conn.user is not None:
         if conn.user.role != "rep":
             # Only reps answer calls; a retry would fail the same way, so the socket closes (no reconnect).
@@ -55,73 +77,70 @@ async def _hello(center: CallCenter, conn: Connection, msg: ClientMessage) -> No
     return None
 
 
-async def _ping(center: CallCenter, conn: Connection, msg: ClientMessage) -> dict[str, Any]:
-    return {"type": "pong"}
+async def _ping(center: CallCenter, conn: Connection, msg: Ping) -> Pong:
+    return Pong()
 
 
-async def _offer(center: CallCenter, conn: Connection, msg: ClientMessage) -> None:
+async def _offer(center: CallCenter, conn: Connection, msg: Offer) -> None:
     # Claimed before any await, so a second offer on this socket sees it at once.
-    media, role = center.claim_negotiation(conn, msg.get("session_id"), msg.data["sdp"])
+    media, role = center.claim_negotiation(conn, msg.session_id, msg.sdp)
 
-    async def negotiate() -> dict[str, Any]:
-        return {"type": "answer", "sdp": await center.answer_offer(media, role, msg.data["sdp"])}
+    async def negotiate() -> Answer:
+        return Answer(sdp=await center.answer_offer(media, role, msg.sdp))
 
     # Negotiation takes up to seconds (ICE gathering): run it beside the reader so
     # chat and hang-ups are not held up.
     conn.spawn(_run(center, conn, lambda _c, _n, _m: negotiate(), msg))
 
 
-async def _media_state(center: CallCenter, conn: Connection, msg: ClientMessage) -> None:
-    flags: dict[str, Any] = {k: msg.data[k] for k in ("audio", "video", "facing") if k in msg.data}
-    center.media_flags(conn, flags, msg.get("session_id"))
+async def _media_state(center: CallCenter, conn: Connection, msg: MediaState) -> None:
+    flags: dict[str, Any] = {"audio": msg.audio, "video": msg.video}
+    if msg.facing is not None:
+        flags["facing"] = msg.facing
+    center.media_flags(conn, flags, msg.session_id)
 
 
-async def _chat(center: CallCenter, conn: Connection, msg: ClientMessage) -> None:
-    await center.chat(conn, msg.data["text"], msg.get("session_id"))
+async def _chat(center: CallCenter, conn: Connection, msg: ChatSend) -> None:
+    await center.chat(conn, msg.text, msg.session_id)
 
 
-async def _end(center: CallCenter, conn: Connection, msg: ClientMessage) -> None:
-    await center.end(conn, msg.get("reason"), msg.get("session_id"))
+async def _end(center: CallCenter, conn: Connection, msg: CallEnd) -> None:
+    await center.end(conn, msg.reason, msg.session_id)
 
 
-async def _rep_status(center: CallCenter, conn: Connection, msg: ClientMessage) -> None:
-    center.set_rep_status(conn, msg.data["status"])
+async def _rep_status(center: CallCenter, conn: Connection, msg: RepStatus) -> None:
+    center.set_rep_status(conn, msg.status)
 
 
-async def _accept(center: CallCenter, conn: Connection, msg: ClientMessage) -> None:
-    await center.accept(conn, msg.data["session_id"])
+async def _accept(center: CallCenter, conn: Connection, msg: CallAccept) -> None:
+    await center.accept(conn, msg.session_id)
 
 
-async def _consent(center: CallCenter, conn: Connection, msg: ClientMessage) -> None:
-    await center.set_emotion_consent(conn, msg.data["enabled"])
+async def _consent(center: CallCenter, conn: Connection, msg: ConsentEmotion) -> None:
+    await center.set_emotion_consent(conn, msg.enabled)
 
 
-async def _decline(center: CallCenter, conn: Connection, msg: ClientMessage) -> None:
-    center.decline(conn, msg.data["session_id"])
+async def _decline(center: CallCenter, conn: Connection, msg: CallDecline) -> None:
+    center.decline(conn, msg.session_id)
 
 
-async def _transfer(center: CallCenter, conn: Connection, msg: ClientMessage) -> None:
-    await center.transfer(
-        conn,
-        msg.get("session_id"),
-        to_rep=msg.get("rep_id"),
-        to_reason=msg.get("reason"),
-        note=msg.get("note"),
-    )
+async def _transfer(center: CallCenter, conn: Connection, msg: CallTransfer) -> None:
+    await center.transfer(conn, msg.session_id, to_rep=msg.rep_id, to_reason=msg.reason, note=msg.note)
 
 
-HANDLERS: dict[str, tuple[Handler, frozenset[str]]] = {
-    "hello": (_hello, frozenset({"none"})),
-    "ping": (_ping, frozenset({"none", "customer", "rep"})),
-    "offer": (_offer, frozenset({"customer", "rep"})),
-    "media.state": (_media_state, frozenset({"customer", "rep"})),
-    "chat.send": (_chat, frozenset({"customer", "rep"})),
-    "call.end": (_end, frozenset({"customer", "rep"})),
-    "rep.status": (_rep_status, frozenset({"rep"})),
-    "call.accept": (_accept, frozenset({"rep"})),
-    "consent.emotion": (_consent, frozenset({"customer"})),
-    "call.decline": (_decline, frozenset({"rep"})),
-    "call.transfer": (_transfer, frozenset({"rep"})),
+# By wire type (the metrics' labels too); who may send each type is the message's own ``senders``.
+HANDLERS: dict[str, Handler] = {
+    "hello": _hello,
+    "ping": _ping,
+    "offer": _offer,
+    "media.state": _media_state,
+    "chat.send": _chat,
+    "call.end": _end,
+    "rep.status": _rep_status,
+    "call.accept": _accept,
+    "consent.emotion": _consent,
+    "call.decline": _decline,
+    "call.transfer": _transfer,
 }
 
 
@@ -138,30 +157,32 @@ async def _handle(center: CallCenter, conn: Connection, text: str) -> str:
     try:
         msg = parse(text)
         msg_id = msg.id
-        handler, allowed = HANDLERS[msg.type]
-        message_type = msg.type
+        message_type = wire_type(type(msg))
+        handler = HANDLERS[message_type]
         role = conn.role or "none"
-        if role not in allowed:
+        if role not in msg.senders:
             if role == "none":
                 raise ProtocolError("not_authenticated", "say hello first")
-            raise ProtocolError("forbidden", f"{role}s may not send {msg.type}")
+            raise ProtocolError("forbidden", f"{role}s may not send {message_type}")
     except ProtocolError as exc:
         center.metrics.error_sent(exc.code)
         conn.send(error(exc.code, exc.message, msg_id or exc.reply_to))
         return message_type
-    await _run(center, conn, handler, msg, ack=msg.type != "offer")
+    await _run(center, conn, handler, msg, ack=not isinstance(msg, Offer))
     return message_type
 
 
-async def _run(center: CallCenter, conn: Connection, handler: Handler, msg: ClientMessage, *, ack: bool = True) -> None:
+async def _run(
+    center: CallCenter, conn: Connection, handler: Handler, msg: AnyClientMessage, *, ack: bool = True
+) -> None:
     """The one place where handler outcomes become replies and errors."""
     try:
         reply = await handler(center, conn, msg)
         if reply is None and ack and msg.id is not None:
-            reply = {"type": "ack"}
+            reply = Ack(reply_to=msg.id)
         if reply is not None:
             if msg.id is not None:
-                reply["reply_to"] = msg.id
+                reply.reply_to = msg.id
             conn.send(reply)
     except ProtocolError as exc:
         center.metrics.error_sent(exc.code)

@@ -1,3 +1,3 @@
-"""Everything SQL (nothing outside this package imports SQLAlchemy): tables, the store, reviews, API keys,
-invites' single use, webhook endpoints and deliveries, migrations, and private files on disk.
+"""Everything SQL (nothing outside this package imports SQLAlchemy): tables, one repository per aggregate composed
+into the Store, typed records, the review / API key / webhook stores, migrations, and private files on disk.
 """

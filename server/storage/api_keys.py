@@ -10,18 +10,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import insert, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import select, update
+from sqlalchemy.engine import RowMapping
 
 from .. import tokens
 from . import schema
-from .store import iso
+from .base import Repository, from_row
+from .records import iso
 
 KEY_PREFIX = "rk_"
 LAST_USED_WRITE_S = 60.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ApiKey:
     id: int
     name: str
@@ -43,72 +44,49 @@ class ApiKey:
         }
 
 
-def _key(row: Any) -> ApiKey:
-    return ApiKey(
-        id=row["id"],
-        name=row["name"],
-        prefix=row["prefix"],
-        scopes=tuple(json.loads(row["scopes"])),
-        created_at=row["created_at"],
-        revoked_at=row["revoked_at"],
-        last_used_at=row["last_used_at"],
-    )
+def _key(row: RowMapping) -> ApiKey:
+    return from_row(ApiKey, row, scopes=tuple(json.loads(row["scopes"])))
 
 
-class ApiKeyStore:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
-
+class ApiKeyStore(Repository):
     async def create(self, name: str, scopes: tuple[str, ...]) -> tuple[ApiKey, str]:
         """A new key and its secret (``rk_...``), which is shown once and never stored."""
         secret = KEY_PREFIX + tokens.new_secret()
         t = schema.now()
-        async with self.engine.begin() as conn:
-            result = await conn.execute(
-                insert(schema.api_keys).values(
-                    name=name,
-                    prefix=secret[:10],
-                    key_hash=tokens.digest(secret),
-                    scopes=json.dumps(list(scopes)),
-                    created_at=t,
-                )
-            )
-            pk = int(result.inserted_primary_key[0]) if result.inserted_primary_key else 0
+        pk = await self._insert(
+            schema.api_keys,
+            name=name,
+            prefix=secret[:10],
+            key_hash=tokens.digest(secret),
+            scopes=json.dumps(list(scopes)),
+            created_at=t,
+        )
         return ApiKey(pk, name, secret[:10], scopes, t, None, None), secret
 
     async def authenticate(self, secret: str) -> ApiKey | None:
         """The live key for this secret, or None (unknown or revoked)."""
         if not secret.startswith(KEY_PREFIX) or len(secret) > 128:
             return None
-        async with self.engine.connect() as conn:
-            row = (
-                (await conn.execute(select(schema.api_keys).where(schema.api_keys.c.key_hash == tokens.digest(secret))))
-                .mappings()
-                .first()
-            )
+        keys = schema.api_keys
+        row = await self._first(select(keys).where(keys.c.key_hash == tokens.digest(secret)))
         if row is None or row["revoked_at"] is not None:
             return None
         key = _key(row)
         t = schema.now()
         # last_used_at is for lists, so one write a minute per key is plenty.
         if key.last_used_at is None or t - key.last_used_at > LAST_USED_WRITE_S:
-            async with self.engine.begin() as conn:
-                await conn.execute(update(schema.api_keys).where(schema.api_keys.c.id == key.id).values(last_used_at=t))
+            await self._write(update(keys).where(keys.c.id == key.id).values(last_used_at=t))
         return key
 
     async def revoke(self, key_id: int) -> bool:
-        async with self.engine.begin() as conn:
-            result = await conn.execute(
-                update(schema.api_keys)
-                .where(schema.api_keys.c.id == key_id, schema.api_keys.c.revoked_at.is_(None))
-                .values(revoked_at=schema.now())
-            )
+        keys = schema.api_keys
+        result = await self._write(
+            update(keys).where(keys.c.id == key_id, keys.c.revoked_at.is_(None)).values(revoked_at=schema.now())
+        )
         return result.rowcount == 1
 
     async def list(self) -> list[ApiKey]:
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(select(schema.api_keys).order_by(schema.api_keys.c.id))).mappings().all()
-        return [_key(r) for r in rows]
+        return [_key(r) for r in await self._all(select(schema.api_keys).order_by(schema.api_keys.c.id))]
 
 
 API_KEYS = web.AppKey("api_keys", ApiKeyStore)

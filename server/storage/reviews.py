@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import and_, exists, func, insert, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import and_, exists, func, select
+from sqlalchemy.engine import RowMapping
 from sqlalchemy.sql import ColumnElement
 
 from . import schema
-from .store import iso
+from .base import Repository, from_row
+from .records import iso
 
 CRITERION_TYPES = ("scale", "yesno")
 DEFAULT_CRITERIA: tuple[dict[str, str], ...] = (
@@ -43,6 +44,117 @@ class SessionFilter:
     limit: int = 100
 
 
+@dataclass(frozen=True, slots=True)
+class Scorecard:
+    """One version of the rubric; editing it adds a version, so a review keeps the rubric it was scored on."""
+
+    id: int
+    criteria: list[dict[str, str]]
+    created_at: float
+    created_by: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "criteria": self.criteria,
+            "created_at": iso(self.created_at),
+            "created_by": self.created_by,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Review:
+    id: int
+    session_id: str
+    reviewer_id: int
+    reviewer_name: str
+    scorecard_id: int
+    answers: dict[str, Any]
+    comments: str | None
+    score: float
+    created_at: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "reviewer": {"id": self.reviewer_id, "display_name": self.reviewer_name},
+            "scorecard_id": self.scorecard_id,
+            "answers": self.answers,
+            "comments": self.comments,
+            "score": self.score,
+            "created_at": iso(self.created_at),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class QaSession:
+    """A closed session as the QA list shows it, with its latest review."""
+
+    session_id: str
+    created_at: float
+    answered_at: float | None
+    ended_at: float | None
+    reason: str | None
+    customer_name: str | None
+    state: str
+    rep_id: int | None
+    rep_name: str | None
+    disposition: str | None
+    notes: str | None
+    peak_frustration: float | None
+    flag_count: int
+    recorded: bool
+    reviewed: bool
+    review: Review | None
+
+    @property
+    def duration_s(self) -> int | None:
+        """Answered to ended, in whole seconds; None for a call that was never answered."""
+        if not self.ended_at or not self.answered_at:
+            return None
+        return round(self.ended_at - self.answered_at)
+
+    @property
+    def qa_status(self) -> str:
+        return "scored" if self.reviewed else "unscored"
+
+    @property
+    def score(self) -> float | None:
+        return self.review.score if self.review else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "session_id": self.session_id,
+            "created_at": iso(self.created_at),
+            "answered_at": iso(self.answered_at),
+            "ended_at": iso(self.ended_at),
+            "duration_s": self.duration_s,
+            "reason": self.reason,
+            "customer_name": self.customer_name,
+            "state": self.state,
+            "rep": {"id": self.rep_id, "display_name": self.rep_name} if self.rep_id else None,
+            "disposition": self.disposition,
+            "notes": self.notes,
+            "peak_frustration": self.peak_frustration,
+            "flag_count": self.flag_count,
+            "recorded": self.recorded,
+            "qa_status": self.qa_status,
+            "score": self.score,
+            "review": self.review.to_json() if self.review else None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class StaffName:
+    """A rep who has taken calls, for the QA list's filter."""
+
+    id: int
+    display_name: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "display_name": self.display_name}
+
+
 def score_answers(criteria: list[dict[str, Any]], answers: dict[str, Any]) -> float:
     """Share of available points: a scale answer counts (n-1)/4, yes counts 1."""
     points = 0.0
@@ -50,29 +162,6 @@ def score_answers(criteria: list[dict[str, Any]], answers: dict[str, Any]) -> fl
         value = answers[criterion["id"]]
         points += (value - 1) / 4 if criterion["type"] == "scale" else float(bool(value))
     return round(points / len(criteria), 4) if criteria else 0.0
-
-
-def validate_criteria(value: Any) -> list[dict[str, str]]:
-    """A rubric from an admin: 1–30 criteria, each with a slug id, a label and a type."""
-    if not isinstance(value, list) or not 1 <= len(value) <= 30:
-        raise ValueError("criteria: a list of 1 to 30 criteria")
-    seen: set[str] = set()
-    out = []
-    for item in value:
-        if not isinstance(item, dict):
-            raise ValueError("criteria: each criterion is an object")
-        cid, label, kind = item.get("id"), item.get("label"), item.get("type")
-        if not isinstance(cid, str) or not cid or len(cid) > 40 or not cid.replace("_", "").isalnum():
-            raise ValueError("criteria: id is a short slug (letters, digits, _)")
-        if cid in seen:
-            raise ValueError(f"criteria: id {cid!r} appears twice")
-        if not isinstance(label, str) or not label.strip() or len(label) > 200:
-            raise ValueError("criteria: label is 1 to 200 characters")
-        if kind not in CRITERION_TYPES:
-            raise ValueError("criteria: type is scale or yesno")
-        seen.add(cid)
-        out.append({"id": cid, "label": label.strip(), "type": kind})
-    return out
 
 
 def validate_answers(criteria: list[dict[str, Any]], answers: Any) -> dict[str, Any]:
@@ -94,36 +183,25 @@ def validate_answers(criteria: list[dict[str, Any]], answers: Any) -> dict[str, 
     return out
 
 
-class ReviewStore:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
-
+class ReviewStore(Repository):
     # scorecards
 
     async def ensure_scorecard(self) -> None:
         if await self.current_scorecard() is None:
             await self.create_scorecard(list(DEFAULT_CRITERIA), created_by=None)
 
-    async def create_scorecard(self, criteria: list[dict[str, str]], *, created_by: int | None) -> dict[str, Any]:
+    async def create_scorecard(self, criteria: list[dict[str, str]], *, created_by: int | None) -> Scorecard:
         t = schema.now()
-        async with self.engine.begin() as conn:
-            result = await conn.execute(
-                insert(schema.scorecards).values(criteria=json.dumps(criteria), created_at=t, created_by=created_by)
-            )
-            pk = int(result.inserted_primary_key[0]) if result.inserted_primary_key else 0
-        return {"id": pk, "criteria": criteria, "created_at": iso(t), "created_by": created_by}
+        pk = await self._insert(schema.scorecards, criteria=json.dumps(criteria), created_at=t, created_by=created_by)
+        return Scorecard(pk, criteria, t, created_by)
 
-    async def current_scorecard(self) -> dict[str, Any] | None:
-        async with self.engine.connect() as conn:
-            row = (
-                await conn.execute(select(schema.scorecards).order_by(schema.scorecards.c.id.desc()).limit(1))
-            ).first()
-        return _scorecard(row._mapping) if row else None
+    async def current_scorecard(self) -> Scorecard | None:
+        row = await self._first(select(schema.scorecards).order_by(schema.scorecards.c.id.desc()).limit(1))
+        return _scorecard(row) if row else None
 
-    async def get_scorecard(self, scorecard_id: int) -> dict[str, Any] | None:
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(select(schema.scorecards).where(schema.scorecards.c.id == scorecard_id))).first()
-        return _scorecard(row._mapping) if row else None
+    async def get_scorecard(self, scorecard_id: int) -> Scorecard | None:
+        row = await self._first(select(schema.scorecards).where(schema.scorecards.c.id == scorecard_id))
+        return _scorecard(row) if row else None
 
     # reviews
 
@@ -137,50 +215,36 @@ class ReviewStore:
         comments: str | None,
         score: float,
     ) -> int:
-        async with self.engine.begin() as conn:
-            result = await conn.execute(
-                insert(schema.qa_reviews).values(
-                    session_id=session_id,
-                    reviewer_id=reviewer_id,
-                    scorecard_id=scorecard_id,
-                    answers=json.dumps(answers),
-                    comments=comments,
-                    score=score,
-                    created_at=schema.now(),
-                )
-            )
-            return int(result.inserted_primary_key[0]) if result.inserted_primary_key else 0
+        return await self._insert(
+            schema.qa_reviews,
+            session_id=session_id,
+            reviewer_id=reviewer_id,
+            scorecard_id=scorecard_id,
+            answers=json.dumps(answers),
+            comments=comments,
+            score=score,
+            created_at=schema.now(),
+        )
 
-    async def list_reviews(self, session_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+    async def list_reviews(self, session_ids: list[str]) -> dict[str, list[Review]]:
         """Reviews per session, oldest first, with the reviewer's name."""
         if not session_ids:
             return {}
+        reviews, users = schema.qa_reviews, schema.users
         query = (
-            select(schema.qa_reviews, schema.users.c.display_name)
-            .join(schema.users, schema.users.c.id == schema.qa_reviews.c.reviewer_id)
-            .where(schema.qa_reviews.c.session_id.in_(session_ids))
-            .order_by(schema.qa_reviews.c.id)
+            select(reviews, users.c.display_name.label("reviewer_name"))
+            .join(users, users.c.id == reviews.c.reviewer_id)
+            .where(reviews.c.session_id.in_(session_ids))
+            .order_by(reviews.c.id)
         )
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(query)).mappings().all()
-        out: dict[str, list[dict[str, Any]]] = {}
-        for r in rows:
-            out.setdefault(r["session_id"], []).append(
-                {
-                    "id": r["id"],
-                    "reviewer": {"id": r["reviewer_id"], "display_name": r["display_name"]},
-                    "scorecard_id": r["scorecard_id"],
-                    "answers": json.loads(r["answers"]),
-                    "comments": r["comments"],
-                    "score": r["score"],
-                    "created_at": iso(r["created_at"]),
-                }
-            )
+        out: dict[str, list[Review]] = {}
+        for r in await self._all(query):
+            out.setdefault(r["session_id"], []).append(from_row(Review, r, answers=json.loads(r["answers"])))
         return out
 
     # the session list
 
-    async def list_sessions(self, f: SessionFilter) -> list[dict[str, Any]]:
+    async def list_sessions(self, f: SessionFilter) -> list[QaSession]:
         s = schema.support_sessions
         rep = schema.users.alias("rep")
         reviewed = exists().where(schema.qa_reviews.c.session_id == s.c.id)
@@ -220,51 +284,34 @@ class ReviewStore:
             .order_by(s.c.created_at.desc())
             .limit(f.limit)
         )
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(query)).mappings().all()
+        rows = await self._all(query)
         latest = {sid: reviews[-1] for sid, reviews in (await self.list_reviews([r["id"] for r in rows])).items()}
-        return [_qa_row(r, latest.get(r["id"])) for r in rows]
+        return [_qa_session(r, latest.get(r["id"])) for r in rows]
 
-    async def staff_with_calls(self) -> list[dict[str, Any]]:
+    async def staff_with_calls(self) -> list[StaffName]:
+        users = schema.users
         query = (
-            select(schema.users.c.id, schema.users.c.display_name)
-            .where(exists().where(schema.support_sessions.c.rep_id == schema.users.c.id))
-            .order_by(schema.users.c.display_name)
+            select(users.c.id, users.c.display_name)
+            .where(exists().where(schema.support_sessions.c.rep_id == users.c.id))
+            .order_by(users.c.display_name)
         )
-        async with self.engine.connect() as conn:
-            return [{"id": r.id, "display_name": r.display_name} for r in await conn.execute(query)]
+        return [from_row(StaffName, r) for r in await self._all(query)]
 
 
 REVIEWS = web.AppKey("reviews", ReviewStore)
 
 
-def _scorecard(row: Any) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "criteria": json.loads(row["criteria"]),
-        "created_at": iso(row["created_at"]),
-        "created_by": row["created_by"],
-    }
+def _scorecard(row: RowMapping) -> Scorecard:
+    return from_row(Scorecard, row, criteria=json.loads(row["criteria"]))
 
 
-def _qa_row(r: Any, review: dict[str, Any] | None) -> dict[str, Any]:
-    duration = r["ended_at"] - r["answered_at"] if r["ended_at"] and r["answered_at"] else None
-    return {
-        "session_id": r["id"],
-        "created_at": iso(r["created_at"]),
-        "answered_at": iso(r["answered_at"]),
-        "ended_at": iso(r["ended_at"]),
-        "duration_s": round(duration) if duration is not None else None,
-        "reason": r["reason"],
-        "customer_name": r["customer_name"],
-        "state": r["state"],
-        "rep": {"id": r["rep_id"], "display_name": r["rep_name"]} if r["rep_id"] else None,
-        "disposition": r["disposition"],
-        "notes": r["notes"],
-        "peak_frustration": r["peak_frustration"],
-        "flag_count": r["flag_count"] or 0,
-        "recorded": bool(r["recorded"]),
-        "qa_status": "scored" if r["reviewed"] else "unscored",
-        "score": review["score"] if review else None,
-        "review": review,
-    }
+def _qa_session(row: RowMapping, review: Review | None) -> QaSession:
+    return from_row(
+        QaSession,
+        row,
+        session_id=row["id"],
+        flag_count=row["flag_count"] or 0,
+        recorded=bool(row["recorded"]),
+        reviewed=bool(row["reviewed"]),
+        review=review,
+    )

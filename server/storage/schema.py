@@ -26,16 +26,44 @@ from .files import precreate_private
 
 metadata = MetaData()
 
+# Column kinds that recur across tables, each defined once.
+SESSION_ID = String(40)
+SHA256_HEX = String(64)
+
+
+def _id_column() -> Column[int]:
+    return Column("id", Integer, primary_key=True)
+
+
+def _session_column(**extra: Any) -> Column[str]:
+    """The support session a row belongs to."""
+    return Column("session_id", SESSION_ID, ForeignKey("support_sessions.id"), nullable=False, **extra)
+
+
+def _user_column(name: str, *, nullable: bool = True) -> Column[int]:
+    """A staff user: who did it, or whose it is."""
+    return Column(name, Integer, ForeignKey("users.id"), nullable=nullable)
+
+
+def _time_column(name: str, *, nullable: bool = True) -> Column[float]:
+    """A moment, as Unix seconds."""
+    return Column(name, Float, nullable=nullable)
+
+
+def _created_at() -> Column[float]:
+    return _time_column("created_at", nullable=False)
+
+
 users = Table(
     "users",
     metadata,
-    Column("id", Integer, primary_key=True),
+    _id_column(),
     Column("username", String(64), nullable=False, unique=True),
     Column("display_name", String(128), nullable=False),
     Column("role", String(16), nullable=False),
     Column("password_hash", String(256), nullable=False),
     Column("active", Boolean, nullable=False, default=True),
-    Column("created_at", Float, nullable=False),
+    _created_at(),
     # Routing: JSON lists of reason codes and language codes; empty means "any".
     Column("skills", Text, nullable=True),
     Column("languages", Text, nullable=True),
@@ -45,30 +73,30 @@ staff_logins = Table(
     "staff_logins",
     metadata,
     # SHA-256 of the cookie value: a stolen database does not yield live cookies.
-    Column("token_hash", String(64), primary_key=True),
-    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("token_hash", SHA256_HEX, primary_key=True),
+    _user_column("user_id", nullable=False),
     Column("csrf_token", String(64), nullable=False),
-    Column("created_at", Float, nullable=False),
-    Column("expires_at", Float, nullable=False),
-    Column("revoked_at", Float, nullable=True),
+    _created_at(),
+    _time_column("expires_at", nullable=False),
+    _time_column("revoked_at"),
 )
 
 support_sessions = Table(
     "support_sessions",
     metadata,
-    Column("id", String(40), primary_key=True),
+    Column("id", SESSION_ID, primary_key=True),
     Column("state", String(16), nullable=False),
     Column("reason", String(64), nullable=True),
     Column("customer_name", String(200), nullable=True),
     Column("device", String(200), nullable=True),
-    Column("token_hash", String(64), nullable=False, unique=True),
-    Column("token_expires_at", Float, nullable=False),
+    Column("token_hash", SHA256_HEX, nullable=False, unique=True),
+    _time_column("token_expires_at", nullable=False),
     Column("priority", Integer, nullable=False, default=0),
-    Column("rep_id", Integer, ForeignKey("users.id"), nullable=True),
-    Column("created_at", Float, nullable=False),
-    Column("queued_at", Float, nullable=False),
-    Column("answered_at", Float, nullable=True),
-    Column("ended_at", Float, nullable=True),
+    _user_column("rep_id"),
+    _created_at(),
+    _time_column("queued_at", nullable=False),
+    _time_column("answered_at"),
+    _time_column("ended_at"),
     Column("ended_by", String(16), nullable=True),
     Column("end_reason", String(64), nullable=True),
     # None: not asked (old sessions); the customer's answer to the emotion-cue notice otherwise.
@@ -80,20 +108,20 @@ support_sessions = Table(
     # Wrap-up by the rep.
     Column("disposition", String(64), nullable=True),
     Column("notes", Text, nullable=True),
-    Column("wrapped_at", Float, nullable=True),
+    _time_column("wrapped_at"),
     # The customer's emotion summary, written when the call ends (QA filters on it).
     Column("peak_frustration", Float, nullable=True),
     Column("flag_count", Integer, nullable=True),
     Column("legal_hold", Boolean, nullable=False, default=False),
     Column("legal_hold_note", String(200), nullable=True),
-    Column("erased_at", Float, nullable=True),
+    _time_column("erased_at"),
     # Intake and identity (JSON objects), the customer's language, and the post-call rating.
     Column("language", String(16), nullable=True),
     Column("contact", Text, nullable=True),
     Column("context", Text, nullable=True),
     Column("rating", Integer, nullable=True),
     Column("rating_comment", Text, nullable=True),
-    Column("rated_at", Float, nullable=True),
+    _time_column("rated_at"),
     Index("ix_support_sessions_state", "state"),
     Index("ix_support_sessions_customer_ref", "customer_ref"),
 )
@@ -101,21 +129,21 @@ support_sessions = Table(
 chat_messages = Table(
     "chat_messages",
     metadata,
-    Column("id", Integer, primary_key=True),
-    Column("session_id", String(40), ForeignKey("support_sessions.id"), nullable=False),
+    _id_column(),
+    _session_column(),
     Column("sender", String(16), nullable=False),
     Column("sender_name", String(200), nullable=True),
     Column("text", Text, nullable=False),
-    Column("created_at", Float, nullable=False),
+    _created_at(),
     Index("ix_chat_messages_session", "session_id"),
 )
 
 session_events = Table(
     "session_events",
     metadata,
-    Column("id", Integer, primary_key=True),
-    Column("session_id", String(40), ForeignKey("support_sessions.id"), nullable=False),
-    Column("at", Float, nullable=False),
+    _id_column(),
+    _session_column(),
+    _time_column("at", nullable=False),
     Column("kind", String(32), nullable=False),
     Column("detail", Text, nullable=True),
     Index("ix_session_events_session", "session_id"),
@@ -125,7 +153,7 @@ emotion_timeline = Table(
     "emotion_timeline",
     metadata,
     # One row per second of the customer's video: scores only, never images.
-    Column("session_id", String(40), ForeignKey("support_sessions.id"), primary_key=True),
+    _session_column(primary_key=True),
     Column("second", Integer, primary_key=True),
     Column("samples", Integer, nullable=False),
     Column("face_present", Boolean, nullable=False),
@@ -138,20 +166,20 @@ emotion_timeline = Table(
 recordings = Table(
     "recordings",
     metadata,
-    Column("id", Integer, primary_key=True),
-    Column("session_id", String(40), ForeignKey("support_sessions.id"), nullable=False),
+    _id_column(),
+    _session_column(),
     Column("participant", String(16), nullable=False),
     Column("kind", String(8), nullable=False),
     # Relative to the recordings folder: files are looked up by id, never by a path from a request.
     Column("path", String(300), nullable=False),
     Column("state", String(16), nullable=False),
     Column("size", Integer, nullable=True),
-    Column("sha256", String(64), nullable=True),
-    Column("started_at", Float, nullable=False),
-    Column("ended_at", Float, nullable=True),
+    Column("sha256", SHA256_HEX, nullable=True),
+    _time_column("started_at", nullable=False),
+    _time_column("ended_at"),
     Column("error", String(200), nullable=True),
     # Wall-clock time of the track's timestamp 0: lines the tracks, chat and emotion timeline up.
-    Column("epoch", Float, nullable=True),
+    _time_column("epoch"),
     # The composed QA file's progress, 0..1.
     Column("progress", Float, nullable=True),
     Index("ix_recordings_session", "session_id"),
@@ -160,9 +188,9 @@ recordings = Table(
 audit_log = Table(
     "audit_log",
     metadata,
-    Column("id", Integer, primary_key=True),
-    Column("at", Float, nullable=False),
-    Column("user_id", Integer, ForeignKey("users.id"), nullable=True),
+    _id_column(),
+    _time_column("at", nullable=False),
+    _user_column("user_id"),
     Column("action", String(32), nullable=False),
     Column("target", String(80), nullable=True),
     Column("detail", Text, nullable=True),
@@ -171,13 +199,13 @@ audit_log = Table(
 invites = Table(
     "invites",
     metadata,
-    Column("code_hash", String(64), primary_key=True),
+    Column("code_hash", SHA256_HEX, primary_key=True),
     Column("customer_name", String(200), nullable=True),
     Column("reason", String(64), nullable=True),
-    Column("created_by", Integer, ForeignKey("users.id"), nullable=True),
-    Column("created_at", Float, nullable=False),
-    Column("expires_at", Float, nullable=False),
-    Column("session_id", String(40), nullable=True),
+    _user_column("created_by"),
+    _created_at(),
+    _time_column("expires_at", nullable=False),
+    Column("session_id", SESSION_ID, nullable=True),
     Column("customer_ref", String(128), nullable=True),
     # Identified customers: who they are and why (JSON), as the calling system said.
     Column("identity", Text, nullable=True),
@@ -187,8 +215,8 @@ invites = Table(
     # The invite's public id (inv_...), for revoking it; derived from code_hash, which it cannot be turned back into.
     Column("id", String(24), nullable=True, default=lambda ctx: invite_id(ctx.get_current_parameters()["code_hash"])),
     # Single use: set once, by the one redeem that wins; revoked links open nothing.
-    Column("claimed_at", Float, nullable=True),
-    Column("revoked_at", Float, nullable=True),
+    _time_column("claimed_at"),
+    _time_column("revoked_at"),
     Index("ix_invites_id", "id", unique=True),
 )
 
@@ -200,33 +228,33 @@ def invite_id(code_hash: str) -> str:
 api_keys = Table(
     "api_keys",
     metadata,
-    Column("id", Integer, primary_key=True),
+    _id_column(),
     Column("name", String(100), nullable=False),
     # The first characters, shown in lists so a key can be recognised; the key itself is stored hashed.
     Column("prefix", String(16), nullable=False),
-    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("key_hash", SHA256_HEX, nullable=False, unique=True),
     Column("scopes", Text, nullable=False),
-    Column("created_at", Float, nullable=False),
-    Column("revoked_at", Float, nullable=True),
-    Column("last_used_at", Float, nullable=True),
+    _created_at(),
+    _time_column("revoked_at"),
+    _time_column("last_used_at"),
 )
 
 webhook_endpoints = Table(
     "webhook_endpoints",
     metadata,
-    Column("id", Integer, primary_key=True),
+    _id_column(),
     Column("url", String(500), nullable=False),
     Column("secret", String(128), nullable=False),
     Column("events", Text, nullable=False),
     Column("description", String(200), nullable=True),
     Column("active", Boolean, nullable=False, default=True),
-    Column("created_at", Float, nullable=False),
+    _created_at(),
 )
 
 webhook_deliveries = Table(
     "webhook_deliveries",
     metadata,
-    Column("id", Integer, primary_key=True),
+    _id_column(),
     Column("endpoint_id", Integer, ForeignKey("webhook_endpoints.id"), nullable=False),
     Column("event_id", String(40), nullable=False),
     Column("event", String(40), nullable=False),
@@ -234,11 +262,11 @@ webhook_deliveries = Table(
     # pending → delivered, or failed after the last attempt.
     Column("state", String(16), nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
-    Column("next_attempt_at", Float, nullable=True),
+    _time_column("next_attempt_at"),
     Column("last_status", Integer, nullable=True),
     Column("last_error", String(300), nullable=True),
-    Column("created_at", Float, nullable=False),
-    Column("delivered_at", Float, nullable=True),
+    _created_at(),
+    _time_column("delivered_at"),
     Index("ix_webhook_deliveries_due", "state", "next_attempt_at"),
 )
 
@@ -246,23 +274,23 @@ scorecards = Table(
     "scorecards",
     metadata,
     # Versions: editing the rubric adds a row, so earlier reviews keep the rubric they were scored on.
-    Column("id", Integer, primary_key=True),
+    _id_column(),
     Column("criteria", Text, nullable=False),
-    Column("created_at", Float, nullable=False),
-    Column("created_by", Integer, ForeignKey("users.id"), nullable=True),
+    _created_at(),
+    _user_column("created_by"),
 )
 
 qa_reviews = Table(
     "qa_reviews",
     metadata,
-    Column("id", Integer, primary_key=True),
-    Column("session_id", String(40), ForeignKey("support_sessions.id"), nullable=False),
-    Column("reviewer_id", Integer, ForeignKey("users.id"), nullable=False),
+    _id_column(),
+    _session_column(),
+    _user_column("reviewer_id", nullable=False),
     Column("scorecard_id", Integer, ForeignKey("scorecards.id"), nullable=False),
     Column("answers", Text, nullable=False),
     Column("comments", Text, nullable=True),
     Column("score", Float, nullable=False),
-    Column("created_at", Float, nullable=False),
+    _created_at(),
     Index("ix_qa_reviews_session", "session_id"),
 )
 

@@ -11,13 +11,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.engine import RowMapping
 
 from . import schema
-from .store import iso
+from .base import Repository, from_row
+from .records import iso
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Endpoint:
     id: int
     url: str
@@ -36,7 +37,7 @@ class Endpoint:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Delivery:
     """One event for one endpoint, as its history shows it (no payload, no secret)."""
 
@@ -66,7 +67,7 @@ class Delivery:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DueDelivery:
     """A pending delivery that is due, with what sending it needs."""
 
@@ -87,68 +88,37 @@ def _events_of(text: str) -> tuple[str, ...]:
     return tuple(e for e in value if isinstance(e, str)) if isinstance(value, list) else ()
 
 
-def _endpoint(row: Any) -> Endpoint:
-    return Endpoint(
-        id=row["id"],
-        url=row["url"],
-        events=_events_of(row["events"]),
-        description=row["description"],
-        active=bool(row["active"]),
-        created_at=row["created_at"],
-    )
+def _endpoint(row: RowMapping) -> Endpoint:
+    return from_row(Endpoint, row, events=_events_of(row["events"]))
 
 
-def _delivery(row: Any) -> Delivery:
-    return Delivery(
-        id=row["id"],
-        event=row["event"],
-        event_id=row["event_id"],
-        state=row["state"],
-        attempts=row["attempts"],
-        last_status=row["last_status"],
-        last_error=row["last_error"],
-        created_at=row["created_at"],
-        delivered_at=row["delivered_at"],
-        next_attempt_at=row["next_attempt_at"],
-    )
-
-
-class WebhookStore:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
-
+class WebhookStore(Repository):
     # endpoints
 
     async def create_endpoint(
         self, url: str, secret: str, events: tuple[str, ...], description: str | None
     ) -> Endpoint:
         t = schema.now()
-        async with self.engine.begin() as conn:
-            result = await conn.execute(
-                insert(schema.webhook_endpoints).values(
-                    url=url,
-                    secret=secret,
-                    events=json.dumps(list(events)),
-                    description=description,
-                    active=True,
-                    created_at=t,
-                )
-            )
-            pk = int(result.inserted_primary_key[0]) if result.inserted_primary_key else 0
+        pk = await self._insert(
+            schema.webhook_endpoints,
+            url=url,
+            secret=secret,
+            events=json.dumps(list(events)),
+            description=description,
+            active=True,
+            created_at=t,
+        )
         return Endpoint(pk, url, events, description, True, t)
 
     async def list_endpoints(self) -> list[Endpoint]:
         """The live endpoints (deleted ones are kept for their delivery history, but not listed)."""
         table = schema.webhook_endpoints
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(select(table).where(table.c.active.is_(True)).order_by(table.c.id))).mappings()
-            return [_endpoint(r) for r in rows.all()]
+        rows = await self._all(select(table).where(table.c.active.is_(True)).order_by(table.c.id))
+        return [_endpoint(r) for r in rows]
 
     async def get_endpoint(self, endpoint_id: int) -> Endpoint | None:
         table = schema.webhook_endpoints
-        async with self.engine.connect() as conn:
-            query = select(table).where(table.c.id == endpoint_id, table.c.active.is_(True))
-            row = (await conn.execute(query)).mappings().first()
+        row = await self._first(select(table).where(table.c.id == endpoint_id, table.c.active.is_(True)))
         return _endpoint(row) if row is not None else None
 
     async def deactivate_endpoint(self, endpoint_id: int) -> bool:
@@ -174,10 +144,8 @@ class WebhookStore:
     async def list_deliveries(self, endpoint_id: int, limit: int) -> list[Delivery]:
         """The endpoint's deliveries, newest first."""
         table = schema.webhook_deliveries
-        async with self.engine.connect() as conn:
-            query = select(table).where(table.c.endpoint_id == endpoint_id).order_by(table.c.id.desc()).limit(limit)
-            rows = (await conn.execute(query)).mappings().all()
-        return [_delivery(r) for r in rows]
+        query = select(table).where(table.c.endpoint_id == endpoint_id).order_by(table.c.id.desc()).limit(limit)
+        return [from_row(Delivery, r) for r in await self._all(query)]
 
     async def queue_event(self, event: str, event_id: str, payload: str, at: float) -> int:
         """One pending delivery per live endpoint subscribed to ``event``, due at ``at``; returns how many."""
@@ -219,9 +187,7 @@ class WebhookStore:
             .order_by(d.c.next_attempt_at, d.c.id)
             .limit(limit)
         )
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(query)).mappings().all()
-        return [DueDelivery(**dict(row)) for row in rows]
+        return [from_row(DueDelivery, row) for row in await self._all(query)]
 
     async def next_due_at(self, *, skip: Collection[int]) -> float | None:
         """When the next pending delivery to a live endpoint is due (None: nothing pending)."""
@@ -231,8 +197,7 @@ class WebhookStore:
             .select_from(d.join(e, d.c.endpoint_id == e.c.id))
             .where(d.c.state == "pending", e.c.active.is_(True), d.c.id.notin_(list(skip)))
         )
-        async with self.engine.connect() as conn:
-            value = (await conn.execute(query)).scalar_one_or_none()
+        value = await self._scalar(query)
         return float(value) if value is not None else None
 
     async def mark_delivered(self, delivery_id: int, *, attempts: int, status: int | None, at: float) -> None:
@@ -262,7 +227,4 @@ class WebhookStore:
     async def _update_pending(self, delivery_id: int, **values: Any) -> None:
         # Only a row still pending: a delivery failed meanwhile (endpoint deleted) stays as it is.
         table = schema.webhook_deliveries
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                update(table).where(table.c.id == delivery_id, table.c.state == "pending").values(**values)
-            )
+        await self._write(update(table).where(table.c.id == delivery_id, table.c.state == "pending").values(**values))

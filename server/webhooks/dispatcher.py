@@ -38,8 +38,8 @@ from aiohttp import web
 from aiohttp.abc import AbstractResolver
 
 from ..storage import schema
+from ..storage.records import iso
 from ..storage.schema import Engine
-from ..storage.store import iso
 from ..storage.webhooks import DueDelivery, Endpoint, WebhookStore
 from .guard import BlockedAddress, BlockedUrl, GuardedResolver, guarded_socket, host_blocked_reason
 from .signing import SIGNATURE_HEADER, new_event_id, new_secret, sign

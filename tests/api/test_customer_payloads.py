@@ -13,6 +13,7 @@ import logging
 from typing import Any
 
 import aiohttp
+import msgspec
 import pytest
 
 from server.http.auth import hash_password
@@ -367,3 +368,56 @@ async def test_a_customer_socket_refuses_a_message_built_for_staff(
     assert "ada@example.com" not in json.dumps(customer.inbox)
     refused = [r.getMessage() for r in caplog.records if "not sent to a customer" in r.getMessage()]
     assert refused and "'customer'" in refused[0] and "ada@example.com" not in refused[0]
+
+
+def fields_of(types: list[type[msgspec.Struct]]) -> tuple[set[str], set[str], list[str]]:
+    """Every key the types can put in a message (at any depth), the keys of number fields, and free-form fields."""
+    keys: set[str] = set()
+    numeric: set[str] = set()
+    free: list[str] = []
+    seen: set[type] = set()
+    stack: list[tuple[str, msgspec.inspect.Type]] = [("", info) for info in msgspec.inspect.multi_type_info(types)]
+    while stack:
+        key, info = stack.pop()
+        if isinstance(info, msgspec.inspect.StructType):
+            if info.cls in seen:
+                continue
+            seen.add(info.cls)
+            keys |= {info.tag_field} if info.tag_field else set()
+            keys |= {f.encode_name for f in info.fields}
+            stack += [(f.encode_name, f.type) for f in info.fields]
+        elif isinstance(info, msgspec.inspect.Metadata):
+            stack.append((key, info.type))
+        elif isinstance(info, msgspec.inspect.UnionType):
+            stack += [(key, t) for t in info.types]
+        elif isinstance(info, msgspec.inspect.ListType):
+            stack.append((key, info.item_type))
+        elif isinstance(info, msgspec.inspect.DictType | msgspec.inspect.AnyType):
+            free.append(key)  # keys nobody listed: a customer's type must not have one
+        elif isinstance(info, msgspec.inspect.IntType | msgspec.inspect.FloatType):
+            numeric.add(key)
+    return keys, numeric, free
+
+
+def test_every_customer_message_type_has_only_allowed_fields() -> None:
+    """The types themselves: whatever a builder fills in, a customer's message has no field outside the list."""
+    from server.calls.payloads import CUSTOMER_KEYS as DERIVED
+    from server.calls.payloads import SERVER_MESSAGES
+
+    for_customers = [t for t in SERVER_MESSAGES if t.audience in ("customer", "both")]
+    tags = {t.__struct_config__.tag for t in for_customers}
+    assert {"welcome", "call.accepted", "chat.message", "call.ended", "error", "queue.position"} <= tags
+    keys, numeric, free = fields_of(for_customers)
+    assert keys - CUSTOMER_KEYS == set(), (
+        f"customer message fields outside the allow-list: {sorted(keys - CUSTOMER_KEYS)}"
+    )
+    assert numeric <= NUMERIC_KEYS, f"number fields a customer may read: {sorted(numeric - NUMERIC_KEYS)}"
+    assert free == [], f"free-form fields in a customer's message: {free}"
+    # The server's own list (what the socket checks) is the same one.
+    assert DERIVED == keys
+
+    # The check sees staff data where it is: the rep's types hold the card, ids and free-form context.
+    for_reps = [t for t in SERVER_MESSAGES if t.audience == "rep"]
+    rep_keys, rep_numeric, rep_free = fields_of(for_reps)
+    assert {"customer", "context", "notes", "history", "note"} <= rep_keys - CUSTOMER_KEYS
+    assert "id" in rep_numeric and "context" in rep_free

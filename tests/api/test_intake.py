@@ -14,7 +14,7 @@ import pytest
 from server.config import LANGUAGES
 from server.http.routes.invites import INVITE_KEY, open_link, sign_link
 from server.storage.api_keys import ApiKeyStore
-from tests.support.clients import SignalingClient, wrap_up
+from tests.support.clients import welcomed, wrap_up
 from tests.support.raw import raw_url
 from tests.support.server import Rapport
 
@@ -104,10 +104,7 @@ async def test_an_identified_customer_reaches_a_rep_whose_card_shows_context_and
             assert r.status == 200 and (await r.read()).startswith(b"\x89PNG")
         async with rapport.http.post(f"{rapport.url}/api/v1/invites/{invite['code']}/redeem", json={}) as r:
             call = await r.json()
-        customer = SignalingClient(rapport.http, rapport.url)
-        await customer.connect()
-        await customer.send({"type": "hello", "token": call["token"]})
-        await customer.wait_for("welcome")
+        customer = await welcomed(rapport.http, rapport.url, call["token"])
         n = len(rep.inbox)
         await rep.request({"type": "call.accept", "session_id": call["session_id"]})
         card = (await rep.wait_for("call.accepted", after=n))["customer"]

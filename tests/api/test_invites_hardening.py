@@ -24,8 +24,8 @@ from server.config import Settings
 from server.http.security import token_fingerprint
 from server.storage import schema
 from server.storage.api_keys import ApiKeyStore
-from tests.support.clients import SignalingClient
-from tests.support.server import Rapport, start_rapport, with_settings
+from tests.support.clients import welcomed
+from tests.support.server import Rapport, running_full, start_rapport, with_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -63,10 +63,7 @@ async def sessions_of(rapport: Rapport, customer_ref: str) -> int:
 async def leave(rapport: Rapport, call_token: str) -> None:
     """The customer leaves the queue: the call ends."""
     async with aiohttp.ClientSession() as http:
-        client = SignalingClient(http, rapport.url)
-        await client.connect()
-        await client.send({"type": "hello", "token": call_token})
-        await client.wait_for("welcome")
+        client = await welcomed(http, rapport.url, call_token)
         await client.send({"type": "call.end"})
         await client.wait_for("call.ended")
         await client.close()
@@ -114,13 +111,7 @@ async def test_a_used_link_stays_open_for_its_own_call_then_shows_the_link_error
 
 
 async def test_a_call_that_cannot_start_does_not_use_up_the_link(settings: Settings) -> None:
-    rapport = await start_rapport(with_settings(settings, max_calls=1))
-    try:
-        await rapport.add_user("rep1")
-        rep = await rapport.rep("rep1")
-        _customer, call = await rapport.customer()
-        await rep.request({"type": "call.accept", "session_id": call["session_id"]})
-        await rapport.customer()  # one live, one waiting: the server is full
+    async with running_full(settings) as rapport:
         headers = await key(rapport, "invites:write")
         made = await invite(rapport, headers, customer={"id": "crm-busy"})
         status, answer = await redeem(rapport.url, made["code"])
@@ -132,8 +123,6 @@ async def test_a_call_that_cannot_start_does_not_use_up_the_link(settings: Setti
         async with rapport.store.engine.connect() as conn:
             claimed = (await conn.execute(select(table.c.claimed_at).where(table.c.id == made["id"]))).scalar_one()
         assert claimed is None
-    finally:
-        await rapport.stop()
 
 
 # revocation
@@ -177,7 +166,7 @@ async def test_api_keys_and_supervisors_revoke_links_reps_and_other_keys_may_not
     for unknown in ("inv_0000000000000000", "inv_zz", second["code"][:40], "1"):
         async with rapport.http.delete(f"{rapport.url}/api/v1/invites/{unknown}", headers=writer) as r:
             assert (r.status, (await r.json())["error"]["code"]) == (404, "not_found"), unknown
-    actions = [(a["action"], a["target"]) for a in await rapport.store.list_audit()]
+    actions = [(a.action, a.target) for a in await rapport.store.list_audit()]
     assert ("invite.revoke", made["id"]) in actions and ("invite.revoke", second["id"]) in actions
 
 

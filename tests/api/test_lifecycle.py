@@ -40,9 +40,7 @@ async def ended_recorded_session(rapport: Rapport, *, days_ago: float = 0, **fie
     assert card is not None
     qa = await rapport.store.user_with_hash("qa1")
     assert qa is not None
-    await reviews.add_review(
-        session_id, reviewer_id=qa[0].id, scorecard_id=card["id"], answers={}, comments="", score=1
-    )
+    await reviews.add_review(session_id, reviewer_id=qa[0].id, scorecard_id=card.id, answers={}, comments="", score=1)
     async with rapport.store.engine.begin() as conn:
         await conn.execute(
             update(schema.support_sessions)
@@ -69,9 +67,9 @@ async def test_retention_deletes_old_files_but_not_recent_or_held_ones(rapport: 
 
     assert deleted == 1
     assert not old_file.exists() and held_file.exists() and recent_file.exists()
-    assert [r["state"] for r in await rapport.store.list_recordings(old)] == ["deleted"]
-    assert [r["state"] for r in await rapport.store.list_recordings(held)] == ["complete"]
-    actions = [(e["action"], e["target"]) for e in await rapport.store.list_audit()]
+    assert [r.state for r in await rapport.store.list_recordings(old)] == ["deleted"]
+    assert [r.state for r in await rapport.store.list_recordings(held)] == ["complete"]
+    actions = [(e.action, e.target) for e in await rapport.store.list_audit()]
     assert ("session.legal_hold", held) in actions and any(a == "retention.delete" for a, _ in actions)
     # Running again finds nothing more to do.
     assert await apply_retention(rapport.store, rapport.app[SETTINGS].recordings_path, retention_days=90) == 0
@@ -101,7 +99,7 @@ async def test_an_admin_erases_a_session_everything_personal_goes(rapport: Rappo
     qa, _ = await rapport.staff_session("qa1")
     async with qa.get(f"{rapport.url}/api/v1/qa/sessions/{session_id}") as r:
         assert r.status == 404
-    audit = [(e["action"], e["target"], e["detail"]) for e in await rapport.store.list_audit()]
+    audit = [(e.action, e.target, e.detail) for e in await rapport.store.list_audit()]
     assert ("session.erase", session_id, erased) in audit
 
 

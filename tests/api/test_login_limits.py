@@ -10,14 +10,16 @@ import asyncio
 import secrets
 import threading
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import replace
+from typing import Any
 
 import aiohttp
 import pytest
 
 from server.config import Settings
 from server.http.auth import LOGIN_GUARD, LoginGuard, LoginLimits, LoginRefused, verify_password
-from tests.support.server import PASSWORD, Rapport, start_rapport
+from tests.support.server import ONE_REP, PASSWORD, Rapport, Users, running
 
 
 class CountingVerify:
@@ -49,26 +51,31 @@ class Clock:
         return self.now
 
 
+@asynccontextmanager
+async def counted_logins(
+    settings: Settings, users: Users = (), **changes: Any
+) -> AsyncIterator[tuple[Rapport, CountingVerify]]:
+    """A server with ``changes`` to its settings whose password checks are counted; stopped on the way out."""
+    async with running(replace(settings, **changes), users) as rapport:
+        verify = CountingVerify()
+        rapport.app[LOGIN_GUARD].verify = verify
+        yield rapport, verify
+
+
 @pytest.fixture
 async def limited(settings: Settings) -> AsyncIterator[tuple[Rapport, CountingVerify, Clock]]:
-    rapport = await start_rapport(
-        replace(
-            settings,
-            login_failures_per_account=3,
-            login_failures_per_address=5,
-            login_failures_server_wide=8,
-            login_window_s=60.0,
-            login_concurrency=2,
-        )
-    )
-    await rapport.add_user("rep1")
-    guard = rapport.app[LOGIN_GUARD]
-    verify, clock = CountingVerify(), Clock()
-    guard.verify, guard.clock = verify, clock
-    try:
+    async with counted_logins(
+        settings,
+        ONE_REP,
+        login_failures_per_account=3,
+        login_failures_per_address=5,
+        login_failures_server_wide=8,
+        login_window_s=60.0,
+        login_concurrency=2,
+    ) as (rapport, verify):
+        clock = Clock()
+        rapport.app[LOGIN_GUARD].clock = clock
         yield rapport, verify, clock
-    finally:
-        await rapport.stop()
 
 
 async def attempt(
@@ -103,35 +110,27 @@ async def test_random_usernames_from_one_address_are_refused_before_argon2_runs(
 
 async def test_at_most_two_argon2_checks_run_at_once(settings: Settings) -> None:
     # A long queue wait: on a loaded machine sixteen checks two at a time take seconds.
-    rapport = await start_rapport(
-        replace(settings, login_failures_per_address=100, login_concurrency=2, login_queue_s=120.0)
-    )
-    try:
-        verify = CountingVerify()
-        rapport.app[LOGIN_GUARD].verify = verify
+    async with counted_logins(settings, login_failures_per_address=100, login_concurrency=2, login_queue_s=120.0) as (
+        rapport,
+        verify,
+    ):
         results = await asyncio.gather(*(attempt(rapport, f"user{i}", "guess") for i in range(16)))
         assert [status for status, _h, _b in results] == [401] * 16
         # Sixteen waited their turn: all were checked, never more than two at a time (and two did overlap).
         assert verify.calls == 16 and verify.peak == 2
-    finally:
-        await rapport.stop()
 
 
 async def test_a_check_that_cannot_get_a_slot_in_time_gets_a_clear_429(settings: Settings) -> None:
-    rapport = await start_rapport(
-        replace(settings, login_failures_per_address=100, login_concurrency=1, login_queue_s=0.0)
-    )
-    try:
-        verify = CountingVerify()
-        rapport.app[LOGIN_GUARD].verify = verify
+    async with counted_logins(settings, login_failures_per_address=100, login_concurrency=1, login_queue_s=0.0) as (
+        rapport,
+        verify,
+    ):
         results = await asyncio.gather(*(attempt(rapport, f"user{i}", "guess") for i in range(6)))
         busy = [(h, b) for status, h, b in results if status == 429]
         assert busy and verify.peak == 1 and verify.calls == 6 - len(busy)
         for headers, body in busy:
             assert body["error"]["message"] == "the server is busy checking other logins; try again"
             assert headers["Retry-After"] == "2"
-    finally:
-        await rapport.stop()
 
 
 async def test_the_server_wide_budget_refuses_every_address_then_recovers(

@@ -7,11 +7,12 @@ import json
 import random
 from typing import Any
 
+import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from server.calls.errors import ProtocolError
-from server.signalling.messages import SCHEMAS, parse
+from server.signalling.messages import MESSAGE_TYPES, parse, wire_type
 from tests.support.server import Rapport
 
 json_values = st.recursive(
@@ -20,7 +21,7 @@ json_values = st.recursive(
     max_leaves=30,
 )
 message_like = st.fixed_dictionaries(
-    {"type": st.sampled_from([*SCHEMAS, "nope", ""]) | st.integers()},
+    {"type": st.sampled_from([*MESSAGE_TYPES, "nope", ""]) | st.integers()},
     optional={
         "id": st.text(max_size=80) | st.integers(),
         "text": json_values,
@@ -44,11 +45,37 @@ def test_any_text_parses_or_raises_a_protocol_error(text: str) -> None:
         assert exc.code in {"bad_json", "bad_message", "unknown_type", "too_large"}
         assert exc.message
     else:
-        schema = SCHEMAS[msg.type]
-        for name, value in msg.data.items():
-            assert name in schema
-            kind = schema[name].kind
-            assert isinstance(value, kind)
+        schema = MESSAGE_TYPES[wire_type(type(msg))]
+        assert type(msg) is schema
+        sent = json.loads(text)
+        for name, kind in python_kinds(schema).items():
+            value = getattr(msg, name)
+            if value is None:
+                continue
+            assert name in sent
+            # bool is an int in Python; a protocol int field must not take true/false.
+            assert isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+        # Every limit of the type holds: the message passes its own type's check again.
+        assert msgspec.json.decode(msgspec.json.encode(msg), type=schema) == msg
+
+
+def python_kinds(schema: type[msgspec.Struct]) -> dict[str, type]:
+    """Each field's Python type (str for a choice of strings), from the message type's description."""
+    info = msgspec.inspect.type_info(schema)
+    assert isinstance(info, msgspec.inspect.StructType)
+    kinds: dict[str, type] = {}
+    for field in info.fields:
+        kind = field.type
+        while True:
+            if isinstance(kind, msgspec.inspect.Metadata):
+                kind = kind.type
+            elif isinstance(kind, msgspec.inspect.UnionType):
+                (kind,) = [t for t in kind.types if not isinstance(t, msgspec.inspect.NoneType)]
+            else:
+                break
+        simple = {msgspec.inspect.StrType: str, msgspec.inspect.IntType: int, msgspec.inspect.BoolType: bool}
+        kinds[field.name] = str if isinstance(kind, msgspec.inspect.LiteralType) else simple[type(kind)]
+    return kinds
 
 
 def test_deep_nesting_is_refused_without_recursion_errors() -> None:

@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 
 from server.config import Settings
-from tests.support.clients import SignalingClient
+from tests.support.clients import SignalingClient, welcomed
 from tests.support.server import PASSWORD, Rapport, running
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,10 +52,7 @@ async def login_status(rapport: Rapport, username: str, password: str) -> int:
 
 
 async def staff_socket(rapport: Rapport, http: aiohttp.ClientSession) -> SignalingClient:
-    client = SignalingClient(http, rapport.url)
-    await client.connect()
-    await client.send({"type": "hello"})
-    await client.wait_for("welcome")
+    client = await welcomed(http, rapport.url)
     await client.request({"type": "rep.status", "status": "available"})
     return client
 

@@ -127,7 +127,7 @@ async def test_the_qa_list_filters_by_every_field(rapport: Rapport) -> None:
     reviews = rapport.app[REVIEWS]
     card = await reviews.current_scorecard()
     assert card is not None
-    await reviews.add_review(calm, reviewer_id=user1[0].id, scorecard_id=card["id"], answers={}, comments="", score=1)
+    await reviews.add_review(calm, reviewer_id=user1[0].id, scorecard_id=card.id, answers={}, comments="", score=1)
 
     def ids(rows: list[dict[str, Any]]) -> set[str]:
         return {r["session_id"] for r in rows}
@@ -248,7 +248,7 @@ async def test_an_admin_edits_the_rubric_and_old_reviews_keep_theirs(rapport: Ra
     async with qa.get(url) as r:
         current = await r.json()
     assert current["id"] == created["id"] and current["criteria"] == rubric["criteria"]
-    audit = [e["action"] for e in await rapport.store.list_audit()]
+    audit = [e.action for e in await rapport.store.list_audit()]
     assert "qa.scorecard" in audit
 
 
@@ -264,4 +264,4 @@ async def test_csv_export_has_one_row_per_session_and_defuses_formulas(rapport: 
     assert len(rows) == 1 and rows[0]["session_id"] == session_id
     assert rows[0]["customer_name"].startswith("'=") and rows[0]["notes"] == "'+1 call back"
     assert "criterion:greeting" in rows[0] and "customer_peak_frustration" in rows[0]
-    assert "qa.export" in [e["action"] for e in await rapport.store.list_audit()]
+    assert "qa.export" in [e.action for e in await rapport.store.list_audit()]

@@ -11,10 +11,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server.calls.center import CallCenter, LiveSession, RepState
+from server.calls.center import CallCenter
+from server.calls.state import LiveSession, RepState
 from server.config import Settings
-from server.storage.store import SessionRecord, User
-from tests.support.clients import SignalingClient, SignalingError
+from server.storage.records import SessionRecord, User
+from tests.support.clients import SignalingClient, SignalingError, welcomed
 from tests.support.server import Rapport, start_rapport
 
 REASONS = ["order", "complaint", "not_working", "wrong_info", "other"]
@@ -136,10 +137,7 @@ async def test_high_priority_calls_are_offered_before_earlier_normal_ones(rappor
         invite = await r.json()
     async with rapport.http.post(f"{rapport.url}/api/v1/invites/{invite['code']}/redeem", json={}) as r:
         urgent = await r.json()
-    device = SignalingClient(rapport.http, rapport.url)
-    await device.connect()
-    await device.send({"type": "hello", "token": urgent["token"]})
-    await device.wait_for("welcome")
+    device = await welcomed(rapport.http, rapport.url, urgent["token"])
     rep = await rapport.rep("rep1")
     offer = await rep.wait_for("call.offer")
     assert offer["session_id"] == urgent["session_id"] != normal["session_id"]
@@ -175,7 +173,7 @@ async def test_transfer_to_another_rep_keeps_the_context_and_the_customer(rappor
     assert again["rep"]["display_name"] == "Rep2"
     # The first rep is free again, without a wrap-up for a call they handed on.
     await rep1.wait_for(lambda m: m["type"] == "rep.status" and m["status"] == "available")
-    events = [e["kind"] for e in await rapport.store.list_events(call["session_id"])]
+    events = [e.kind for e in await rapport.store.list_events(call["session_id"])]
     assert events.count("answered") == 2 and "transferred" in events
     record_now = await rapport.store.get_session(call["session_id"])
     assert record_now is not None and record_now.rep_id == user2[0].id
@@ -198,8 +196,8 @@ async def test_transfer_back_to_a_queue_rings_a_rep_with_that_skill(rapport: Rap
 async def test_waits_are_estimated_per_queue(rapport: Rapport) -> None:
     center = rapport.center
     now = time.time()
-    center._observe_wait(200.0, "complaint")
-    center._observe_wait(20.0, "order")
+    center.waits.observe(200.0, "complaint")
+    center.waits.observe(20.0, "order")
     assert center.estimated_wait(1, "complaint") > center.estimated_wait(1, "order") > 0
     assert center.estimated_waits().keys() == set(REASONS)
     assert time.time() - now < 5

@@ -11,7 +11,6 @@ import asyncio
 import socket
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,8 +22,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from server.config import Settings
 from server.storage.api_keys import ApiKeyStore
-from server.storage.migrations import migrate
-from server.storage.schema import create_engine
 from server.webhooks.dispatcher import WebhookDispatcher
 from server.webhooks.guard import BlockedAddress, blocked_reason, guarded_socket, literal_address
 from tests.support.server import Rapport, start_rapport, with_settings
@@ -114,16 +111,6 @@ async def receiver() -> AsyncIterator[tuple[int, list[bytes]]]:
         yield int(server.port or 0), bodies
     finally:
         await server.close()
-
-
-@pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    e = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'ssrf.sqlite3'}")
-    await migrate(e)
-    try:
-        yield e
-    finally:
-        await e.dispose()
 
 
 async def settled(dispatcher: WebhookDispatcher, endpoint_id: int, timeout: float = 10.0) -> dict[str, Any]:

@@ -11,7 +11,6 @@ import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
@@ -22,8 +21,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from server.config import Settings
 from server.storage.api_keys import ApiKeyStore
-from server.storage.migrations import migrate
-from server.storage.schema import create_engine
 from server.webhooks.dispatcher import WEBHOOKS, WebhookDispatcher, validate_url
 from server.webhooks.signing import sign, verify
 from tests.support.server import Rapport, running, with_settings
@@ -148,9 +145,11 @@ class Admin:
         return list(body["items"])
 
 
-async def admin(rapport: Rapport) -> Admin:
-    http, csrf = await rapport.staff_session("admin1")
-    return Admin(http, csrf, rapport.url)
+@pytest.fixture
+async def admin1(hooked: Rapport) -> Admin:
+    """The admin, logged in to ``hooked``, for the webhook API."""
+    http, csrf = await hooked.staff_session("admin1")
+    return Admin(http, csrf, hooked.url)
 
 
 async def eventually(check: Callable[[], Awaitable[T | None]], timeout: float = 10.0) -> T:
@@ -164,9 +163,9 @@ async def eventually(check: Callable[[], Awaitable[T | None]], timeout: float = 
         await asyncio.sleep(0.05)
 
 
-async def delivery_in_state(who: Admin, webhook_id: int, *states: str) -> dict[str, Any]:
+async def delivery_in_state(admin: Admin, webhook_id: int, *states: str) -> dict[str, Any]:
     async def check() -> dict[str, Any] | None:
-        items = await who.deliveries(webhook_id)
+        items = await admin.deliveries(webhook_id)
         return items[0] if items and items[0]["state"] in states else None
 
     return await eventually(check)
@@ -175,25 +174,26 @@ async def delivery_in_state(who: Admin, webhook_id: int, *states: str) -> dict[s
 # managing endpoints
 
 
-async def test_an_admin_creates_lists_and_deletes_webhooks_and_the_secret_is_shown_once(hooked: Rapport) -> None:
-    who = await admin(hooked)
-    created = await who.create("https://crm.example.com/hooks/rapport", ["session.ended"], description="CRM")
+async def test_an_admin_creates_lists_and_deletes_webhooks_and_the_secret_is_shown_once(
+    hooked: Rapport, admin1: Admin
+) -> None:
+    created = await admin1.create("https://crm.example.com/hooks/rapport", ["session.ended"], description="CRM")
     assert created["secret"].startswith("whsec_") and len(created["secret"]) > 40
     assert created["url"] == "https://crm.example.com/hooks/rapport"
     assert created["events"] == ["session.ended"] and created["description"] == "CRM"
 
-    status, listed = await who.call("GET", "/api/v1/webhooks")
+    status, listed = await admin1.call("GET", "/api/v1/webhooks")
     assert status == 200
     assert [e["id"] for e in listed["items"]] == [created["id"]]
     assert "secret" not in json.dumps(listed) and created["secret"] not in json.dumps(listed)
 
-    status, _ = await who.call("DELETE", f"/api/v1/webhooks/{created['id']}")
+    status, _ = await admin1.call("DELETE", f"/api/v1/webhooks/{created['id']}")
     assert status == 204
-    assert (await who.call("GET", "/api/v1/webhooks"))[1]["items"] == []
-    assert (await who.call("DELETE", f"/api/v1/webhooks/{created['id']}"))[0] == 404
-    assert (await who.call("GET", f"/api/v1/webhooks/{created['id']}/deliveries"))[0] == 404
+    assert (await admin1.call("GET", "/api/v1/webhooks"))[1]["items"] == []
+    assert (await admin1.call("DELETE", f"/api/v1/webhooks/{created['id']}"))[0] == 404
+    assert (await admin1.call("GET", f"/api/v1/webhooks/{created['id']}/deliveries"))[0] == 404
 
-    actions = [(a["action"], a["target"]) for a in await hooked.store.list_audit()]
+    actions = [(a.action, a.target) for a in await hooked.store.list_audit()]
     assert ("webhook.create", str(created["id"])) in actions
     assert ("webhook.delete", str(created["id"])) in actions
 
@@ -221,8 +221,8 @@ async def test_api_keys_need_the_webhooks_scope_and_reps_are_refused(hooked: Rap
     assert status == 401 and refused["error"]["code"] == "not_authenticated"
     assert (await post("rk_not_a_key"))[0] == 401
 
-    audit = [a for a in await hooked.store.list_audit() if a["action"] == "webhook.create"]
-    assert audit and "key:crm" in json.dumps(audit[0])
+    audit = [a for a in await hooked.store.list_audit() if a.action == "webhook.create"]
+    assert audit and "key:crm" in json.dumps(audit[0].to_json())
 
     rep, rep_csrf = await hooked.staff_session("rep1")
     async with rep.post(url, json=body, headers={"X-CSRF-Token": rep_csrf}) as r:
@@ -233,8 +233,7 @@ async def test_api_keys_need_the_webhooks_scope_and_reps_are_refused(hooked: Rap
         assert r.status == 401  # nobody
 
 
-async def test_hostile_input_gets_clear_answers(hooked: Rapport) -> None:
-    who = await admin(hooked)
+async def test_hostile_input_gets_clear_answers(hooked: Rapport, admin1: Admin) -> None:
     good: dict[str, Any] = {"url": "https://crm.example.com/hook", "events": ["session.ended"]}
     cases: list[tuple[Any, str]] = [
         ("{not json", "JSON"),
@@ -257,13 +256,13 @@ async def test_hostile_input_gets_clear_answers(hooked: Rapport) -> None:
         ({**good, "description": {"a": 1}}, "description"),
     ]
     for body, words in cases:
-        status, answer = await who.call("POST", "/api/v1/webhooks", body)
+        status, answer = await admin1.call("POST", "/api/v1/webhooks", body)
         assert status == 400, (body, answer)
         assert answer["error"]["code"] == "bad_request"
         assert words in answer["error"]["message"], (body, answer)
-    assert (await who.call("GET", "/api/v1/webhooks"))[1]["items"] == []
+    assert (await admin1.call("GET", "/api/v1/webhooks"))[1]["items"] == []
 
-    created = await who.create(good["url"], good["events"])
+    created = await admin1.create(good["url"], good["events"])
     for path in (
         "/api/v1/webhooks/abc/deliveries",
         "/api/v1/webhooks/999/deliveries",
@@ -271,31 +270,30 @@ async def test_hostile_input_gets_clear_answers(hooked: Rapport) -> None:
         "/api/v1/webhooks/1e3/deliveries",
         "/api/v1/webhooks/99999999999999999999999999/deliveries",
     ):
-        status, answer = await who.call("GET", path)
+        status, answer = await admin1.call("GET", path)
         assert status == 404 and answer["error"]["code"] == "not_found", path
     for path in ("/api/v1/webhooks/999", "/api/v1/webhooks/abc", "/api/v1/webhooks/%C2%B2"):
-        status, answer = await who.call("DELETE", path)
+        status, answer = await admin1.call("DELETE", path)
         assert status == 404 and answer["error"]["code"] == "not_found", path
     for limit in ("0", "501", "-1", "ten", "1.5"):
-        status, answer = await who.call("GET", f"/api/v1/webhooks/{created['id']}/deliveries?limit={limit}")
+        status, answer = await admin1.call("GET", f"/api/v1/webhooks/{created['id']}/deliveries?limit={limit}")
         assert status == 400 and "limit" in answer["error"]["message"], limit
-    assert (await who.call("GET", f"/api/v1/webhooks/{created['id']}/deliveries?limit=500"))[0] == 200
+    assert (await admin1.call("GET", f"/api/v1/webhooks/{created['id']}/deliveries?limit=500"))[0] == 200
 
 
 # deliveries
 
 
 async def test_deliveries_are_signed_and_the_signature_verifies(
-    hooked: Rapport, receivers: Callable[..., Awaitable[Receiver]]
+    hooked: Rapport, admin1: Admin, receivers: Callable[..., Awaitable[Receiver]]
 ) -> None:
     receiver = await receivers()
-    who = await admin(hooked)
-    created = await who.create(receiver.url, ["session.ended"])
+    created = await admin1.create(receiver.url, ["session.ended"])
     receiver.secret = created["secret"]
     data = {"session": {"session_id": "s_1", "state": "ended", "customer_name": "Zoë"}}
     assert await dispatcher_of(hooked).emit("session.ended", data) == 1
 
-    delivery = await delivery_in_state(who, created["id"], "delivered")
+    delivery = await delivery_in_state(admin1, created["id"], "delivered")
     assert delivery["attempts"] == 1 and delivery["last_status"] == 204 and delivery["last_error"] is None
     assert delivery["event"] == "session.ended" and delivery["delivered_at"] and delivery["next_attempt_at"] is None
     [got] = receiver.requests
@@ -324,15 +322,14 @@ async def test_deliveries_are_signed_and_the_signature_verifies(
 
 
 async def test_a_failing_receiver_gets_retries_until_it_answers(
-    hooked: Rapport, receivers: Callable[..., Awaitable[Receiver]]
+    hooked: Rapport, admin1: Admin, receivers: Callable[..., Awaitable[Receiver]]
 ) -> None:
     receiver = await receivers(plan=["500", "close"])
-    who = await admin(hooked)
-    created = await who.create(receiver.url, ["session.answered"])
+    created = await admin1.create(receiver.url, ["session.answered"])
     receiver.secret = created["secret"]
     assert await dispatcher_of(hooked).emit("session.answered", {"session": {"session_id": "s_2"}}) == 1
 
-    delivery = await delivery_in_state(who, created["id"], "delivered")
+    delivery = await delivery_in_state(admin1, created["id"], "delivered")
     assert delivery["attempts"] == 3
     assert delivery["last_status"] == 204
     assert delivery["last_error"] == "connection closed"  # the second attempt: no answer, the line dropped
@@ -342,17 +339,16 @@ async def test_a_failing_receiver_gets_retries_until_it_answers(
 
 
 async def test_a_receiver_that_always_fails_ends_failed_after_the_last_backoff_step(
-    hooked: Rapport, receivers: Callable[..., Awaitable[Receiver]]
+    hooked: Rapport, admin1: Admin, receivers: Callable[..., Awaitable[Receiver]]
 ) -> None:
     receiver = await receivers(otherwise="500")
-    who = await admin(hooked)
-    created = await who.create(receiver.url, ["recording.ready"])
+    created = await admin1.create(receiver.url, ["recording.ready"])
     await dispatcher_of(hooked).emit("recording.ready", {"session_id": "s_3", "recording": {"id": 1}})
 
     seen: list[dict[str, Any]] = []
 
     async def pending_after_a_failure() -> dict[str, Any] | None:
-        items = await who.deliveries(created["id"])
+        items = await admin1.deliveries(created["id"])
         if items and items[0]["state"] == "pending" and items[0]["attempts"] >= 1:
             seen.append(items[0])
             return items[0]
@@ -363,7 +359,7 @@ async def test_a_receiver_that_always_fails_ends_failed_after_the_last_backoff_s
     assert retrying["last_status"] == 500 and retrying["last_error"] == "http 500"
     assert retrying["next_attempt_at"] is not None
 
-    delivery = await delivery_in_state(who, created["id"], "failed")
+    delivery = await delivery_in_state(admin1, created["id"], "failed")
     assert delivery["attempts"] == len(FAST) + 1
     assert delivery["last_status"] == 500 and delivery["next_attempt_at"] is None
     assert delivery["delivered_at"] is None
@@ -372,12 +368,11 @@ async def test_a_receiver_that_always_fails_ends_failed_after_the_last_backoff_s
 
 
 async def test_only_subscribed_events_are_sent_and_a_deleted_endpoint_gets_nothing_more(
-    hooked: Rapport, receivers: Callable[..., Awaitable[Receiver]]
+    hooked: Rapport, admin1: Admin, receivers: Callable[..., Awaitable[Receiver]]
 ) -> None:
     ended_rx, created_rx = await receivers(), await receivers()
-    who = await admin(hooked)
-    ended = await who.create(ended_rx.url, ["session.ended"])
-    created = await who.create(created_rx.url, ["session.created", "session.created", "emotion.flag"])
+    ended = await admin1.create(ended_rx.url, ["session.ended"])
+    created = await admin1.create(created_rx.url, ["session.created", "session.created", "emotion.flag"])
     assert created["events"] == ["session.created", "emotion.flag"]
     ended_rx.secret, created_rx.secret = ended["secret"], created["secret"]
     dispatcher = dispatcher_of(hooked)
@@ -387,27 +382,26 @@ async def test_only_subscribed_events_are_sent_and_a_deleted_endpoint_gets_nothi
     assert await dispatcher.emit("recording.ready", {"session_id": "s_4"}) == 0
 
     async def two_delivered() -> bool:
-        items = await who.deliveries(created["id"])
+        items = await admin1.deliveries(created["id"])
         return len(items) == 2 and all(i["state"] == "delivered" for i in items)
 
     await eventually(two_delivered)
     assert [json.loads(r.body)["type"] for r in created_rx.requests] == ["session.created", "emotion.flag"]
-    assert ended_rx.requests == [] and await who.deliveries(ended["id"]) == []
+    assert ended_rx.requests == [] and await admin1.deliveries(ended["id"]) == []
 
-    assert (await who.call("DELETE", f"/api/v1/webhooks/{created['id']}"))[0] == 204
+    assert (await admin1.call("DELETE", f"/api/v1/webhooks/{created['id']}"))[0] == 204
     assert await dispatcher.emit("session.created", {"session": {"session_id": "s_5"}}) == 0
     assert await dispatcher.emit("session.ended", {"session": {"session_id": "s_4"}}) == 1
-    await delivery_in_state(who, ended["id"], "delivered")
+    await delivery_in_state(admin1, ended["id"], "delivered")
     await asyncio.sleep(0.5)
     assert len(created_rx.requests) == 2 and len(ended_rx.requests) == 1
 
 
 async def test_deleting_an_endpoint_stops_its_pending_retries(
-    hooked: Rapport, receivers: Callable[..., Awaitable[Receiver]]
+    hooked: Rapport, admin1: Admin, receivers: Callable[..., Awaitable[Receiver]]
 ) -> None:
     receiver = await receivers(otherwise="500")
-    who = await admin(hooked)
-    created = await who.create(receiver.url, ["session.ended"])
+    created = await admin1.create(receiver.url, ["session.ended"])
     dispatcher = dispatcher_of(hooked)
     dispatcher.backoff_s = (30.0,)
     await dispatcher.emit("session.ended", {"session": {"session_id": "s_6"}})
@@ -417,22 +411,12 @@ async def test_deleting_an_endpoint_stops_its_pending_retries(
         return bool(rows) and rows[0]["state"] == "pending" and rows[0]["attempts"] >= 1
 
     await eventually(retry_scheduled)
-    assert (await who.call("DELETE", f"/api/v1/webhooks/{created['id']}"))[0] == 204
+    assert (await admin1.call("DELETE", f"/api/v1/webhooks/{created['id']}"))[0] == 204
     [row] = await dispatcher.list_deliveries(created["id"])
     assert row["state"] == "failed" and row["last_error"] == "endpoint deleted" and row["next_attempt_at"] is None
 
 
 # the dispatcher on its own
-
-
-@pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    e = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'webhooks.sqlite3'}")
-    await migrate(e)
-    try:
-        yield e
-    finally:
-        await e.dispose()
 
 
 async def test_deliveries_survive_a_restart(engine: AsyncEngine, receivers: Callable[..., Awaitable[Receiver]]) -> None:

@@ -16,14 +16,10 @@ from tests.support.browser import (
     Chromium,
     assert_sees_and_hears,
     chromium,
-    close,
+    chromium_per_side,
     colour_distance,
+    console_and_phone,
     decoded_frames,
-    desktop_page,
-    fake_capture,
-    launch,
-    phone_page,
-    rep_login,
     shot,
     wait_frames_grow,
     wait_remote_colour,
@@ -42,12 +38,8 @@ SENT_VIDEO_TRACK_JS = """() => {
 
 async def test_a_phone_customer_and_a_rep_talk_chat_flip_and_end(served: Rapport, tmp_path: Path) -> None:
     # One Chromium per side: each plays its own colour and tone, so each page must show the other's.
-    customer_chromium = await launch(*fake_capture(tmp_path, CUSTOMER))
-    rep_chromium = await launch(*fake_capture(tmp_path, REP))
-    try:
-        rep = await desktop_page(rep_chromium[1], f"{served.url}/console")
-        await rep_login(rep)
-        customer = await phone_page(*customer_chromium, f"{served.url}/call")
+    async with chromium_per_side(tmp_path) as (customer_side, rep_side):
+        rep, customer = await console_and_phone(served.url, rep_side, customer_side)
         await customer.get_by_test_id("customer-name").fill("Ada")
         await customer.get_by_test_id("reason-select").select_option("not_working")
         await shot(customer, "customer-start")
@@ -106,8 +98,6 @@ async def test_a_phone_customer_and_a_rep_talk_chat_flip_and_end(served: Rapport
         records = await served.store.list_sessions()
         assert records[0].state == "ended"
         assert records[0].ended_by == "customer"
-    finally:
-        await close(customer_chromium, rep_chromium)
 
 
 @pytest.mark.fer
@@ -120,10 +110,8 @@ async def test_the_rep_console_shows_the_flag_when_the_customer_looks_angry(sett
     try:
         assert await service.wait_ready(timeout=150) == "ok", service.status_message
         changed = replace(settings, emotion_cues=True)
-        async with running(changed, emotion_service=service) as rapport, chromium(y4m) as (pw, browser):
-            rep = await desktop_page(browser, f"{rapport.url}/console")
-            await rep_login(rep)
-            customer = await phone_page(pw, browser, f"{rapport.url}/call")
+        async with running(changed, emotion_service=service) as rapport, chromium(y4m) as both_sides:
+            rep, customer = await console_and_phone(rapport.url, both_sides)
             await expect(customer.get_by_test_id("emotion-notice")).to_be_visible()
             await expect(customer.get_by_test_id("emotion-consent")).to_be_checked()
             await customer.get_by_test_id("start-call").click()
@@ -138,12 +126,9 @@ async def test_the_rep_console_shows_the_flag_when_the_customer_looks_angry(sett
 
 
 async def test_a_customer_who_declines_cues_shows_off_in_the_console(settings: Settings, browser: Chromium) -> None:
-    pw, chromium_browser = browser
     changed = replace(settings, emotion_cues=True)
     async with running_with_cues(changed, "tests.support.fakes:recording_detector") as rapport:
-        rep = await desktop_page(chromium_browser, f"{rapport.url}/console")
-        await rep_login(rep)
-        customer = await phone_page(pw, chromium_browser, f"{rapport.url}/call")
+        rep, customer = await console_and_phone(rapport.url, browser)
         await customer.get_by_test_id("emotion-consent").uncheck()
         await customer.get_by_test_id("start-call").click()
         await rep.get_by_test_id("accept").click()

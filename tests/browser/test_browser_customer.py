@@ -7,9 +7,9 @@ import re
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Page, expect
 
-from tests.support.browser import desktop_page, rep_login, shot
+from tests.support.browser import Chromium, desktop_page, pixel_7, rep_login, shot
 from tests.support.server import Rapport
 
 pytestmark = [pytest.mark.browser, pytest.mark.webrtc]
@@ -34,11 +34,9 @@ class PageErrors:
         )
 
 
-async def phone(pw: Any, chromium: Browser, url: str, **context: Any) -> tuple[Page, PageErrors]:
-    """A Pixel 7 page (as tests/browser/test_browser.py's phone_page) with extra context options such as ``locale``."""
-    device = dict(pw.devices["Pixel 7"])
-    device.pop("default_browser_type", None)
-    ctx = await chromium.new_context(**{**device, **context}, permissions=["camera", "microphone"])
+async def phone(browser: Chromium, url: str, **context: Any) -> tuple[Page, PageErrors]:
+    """A Pixel 7 page (as tests/support/browser.py's phone_page) with extra context options such as ``locale``."""
+    ctx = await browser.browser.new_context(**{**pixel_7(browser.pw), **context}, permissions=["camera", "microphone"])
     page = await ctx.new_page()
     errors = PageErrors(page)
     await page.goto(url)
@@ -55,13 +53,10 @@ async def session_of(rapport: Rapport) -> Any:
 # ---------------------------------------------------------------- languages
 
 
-async def test_persian_lays_out_right_to_left_with_persian_digits(
-    served: Rapport, browser: tuple[Any, Browser]
-) -> None:
-    pw, chromium = browser
+async def test_persian_lays_out_right_to_left_with_persian_digits(served: Rapport, browser: Chromium) -> None:
     # Someone is already waiting, so this customer is number 2: a number to see in Persian digits.
     await served.customer(name="First")
-    page, errors = await phone(pw, chromium, f"{served.url}/call", locale="fa-IR")
+    page, errors = await phone(browser, f"{served.url}/call", locale="fa-IR")
 
     html = page.locator("html")
     await expect(html).to_have_attribute("lang", "fa")
@@ -99,10 +94,9 @@ async def test_persian_lays_out_right_to_left_with_persian_digits(
 
 
 async def test_the_language_switcher_changes_the_page_at_once_and_is_remembered(
-    served: Rapport, browser: tuple[Any, Browser]
+    served: Rapport, browser: Chromium
 ) -> None:
-    pw, chromium = browser
-    page, errors = await phone(pw, chromium, f"{served.url}/call", locale="en-GB")
+    page, errors = await phone(browser, f"{served.url}/call", locale="en-GB")
     html = page.locator("html")
     await expect(html).to_have_attribute("lang", "en")
     await expect(page.get_by_test_id("start-call")).to_have_text("Video call")
@@ -135,11 +129,8 @@ async def test_the_language_switcher_changes_the_page_at_once_and_is_remembered(
     assert errors.errors == []
 
 
-async def test_a_reload_in_the_queue_keeps_the_place_and_the_language(
-    served: Rapport, browser: tuple[Any, Browser]
-) -> None:
-    pw, chromium = browser
-    page, errors = await phone(pw, chromium, f"{served.url}/call", locale="en-GB")
+async def test_a_reload_in_the_queue_keeps_the_place_and_the_language(served: Rapport, browser: Chromium) -> None:
+    page, errors = await phone(browser, f"{served.url}/call", locale="en-GB")
     await page.get_by_test_id("language-select").select_option("cs")
     await page.get_by_test_id("start-call").click()
     await expect(page.get_by_test_id("queue-position")).to_have_text("Jste na řadě jako další")
@@ -156,10 +147,9 @@ async def test_a_reload_in_the_queue_keeps_the_place_and_the_language(
 
 
 async def test_self_help_articles_then_i_still_need_a_person_queues_with_the_intake(
-    served: Rapport, browser: tuple[Any, Browser]
+    served: Rapport, browser: Chromium
 ) -> None:
-    pw, chromium = browser
-    page, errors = await phone(pw, chromium, f"{served.url}/call", locale="en-US")
+    page, errors = await phone(browser, f"{served.url}/call", locale="en-US")
     await expect(page.get_by_test_id("help")).to_be_hidden()
     await page.get_by_test_id("reason-select").select_option("not_working")
     articles = page.get_by_test_id("help-article")
@@ -213,9 +203,8 @@ async def test_self_help_articles_then_i_still_need_a_person_queues_with_the_int
     assert errors.errors == []
 
 
-async def test_that_solved_it_ends_without_a_call(served: Rapport, browser: tuple[Any, Browser]) -> None:
-    pw, chromium = browser
-    page, _errors = await phone(pw, chromium, f"{served.url}/call")
+async def test_that_solved_it_ends_without_a_call(served: Rapport, browser: Chromium) -> None:
+    page, _errors = await phone(browser, f"{served.url}/call")
     await page.get_by_test_id("reason-select").select_option("order")
     await expect(page.get_by_test_id("help-article")).to_have_count(1)
     await page.get_by_test_id("help-solved").click()
@@ -228,11 +217,10 @@ async def test_that_solved_it_ends_without_a_call(served: Rapport, browser: tupl
 # ---------------------------------------------------------------- the rating
 
 
-async def test_after_an_answered_call_the_customer_rates_it(served: Rapport, browser: tuple[Any, Browser]) -> None:
-    pw, chromium = browser
-    rep = await desktop_page(chromium, f"{served.url}/console")
+async def test_after_an_answered_call_the_customer_rates_it(served: Rapport, browser: Chromium) -> None:
+    rep = await desktop_page(browser.browser, f"{served.url}/console")
     await rep_login(rep)
-    page, errors = await phone(pw, chromium, f"{served.url}/call", locale="en-GB")
+    page, errors = await phone(browser, f"{served.url}/call", locale="en-GB")
     await page.get_by_test_id("customer-name").fill("Ada")
     await page.get_by_test_id("reason-select").select_option("complaint")
     await page.get_by_test_id("start-call").click()
@@ -276,8 +264,7 @@ async def test_after_an_answered_call_the_customer_rates_it(served: Rapport, bro
 # ---------------------------------------------------------------- invite links
 
 
-async def test_an_invite_link_never_asks_who_the_customer_is(served: Rapport, browser: tuple[Any, Browser]) -> None:
-    pw, chromium = browser
+async def test_an_invite_link_never_asks_who_the_customer_is(served: Rapport, browser: Chromium) -> None:
     http, csrf = await served.staff_session("rep1")
     invite = {
         "customer": {"id": "crm-77", "name": "Ada Lovelace", "email": "ada@example.com"},
@@ -287,7 +274,7 @@ async def test_an_invite_link_never_asks_who_the_customer_is(served: Rapport, br
     async with http.post(f"{served.url}/api/v1/invites", json=invite, headers={"X-CSRF-Token": csrf}) as r:
         assert r.status == 201, await r.text()
         url = (await r.json())["url"]
-    page, errors = await phone(pw, chromium, url, locale="en-GB")
+    page, errors = await phone(browser, url, locale="en-GB")
     await expect(page.get_by_test_id("identified-note")).to_be_visible()
     await expect(page.get_by_test_id("about-you")).to_be_hidden()
     await expect(page.get_by_test_id("customer-name")).to_be_hidden()
@@ -302,11 +289,8 @@ async def test_an_invite_link_never_asks_who_the_customer_is(served: Rapport, br
     assert errors.errors == []
 
 
-async def test_a_tampered_link_shows_the_link_error_page(served: Rapport, browser: tuple[Any, Browser]) -> None:
-    pw, chromium = browser
-    device = dict(pw.devices["Pixel 7"])
-    device.pop("default_browser_type", None)
-    page = await (await chromium.new_context(**device)).new_page()
+async def test_a_tampered_link_shows_the_link_error_page(served: Rapport, browser: Chromium) -> None:
+    page = await (await browser.browser.new_context(**pixel_7(browser.pw))).new_page()
     errors = PageErrors(page)
     response = await page.goto(f"{served.url}/join/eyJjIjoiYWJjIn0.forged")
     assert response is not None and response.status == 400

@@ -25,14 +25,10 @@ from tests.support.browser import (
     CUSTOMER,
     REP,
     assert_sees_and_hears,
-    close,
+    chromium_per_side,
     colour_distance,
+    console_and_phone,
     decoded_frames,
-    desktop_page,
-    fake_capture,
-    launch,
-    phone_page,
-    rep_login,
     wait_frames_grow,
     wait_remote_colour,
 )
@@ -116,12 +112,8 @@ async def test_chromium_decodes_the_forwarded_stream_without_freezing_and_heals_
     tmp_path: Path,
 ) -> None:
     # One Chromium per side (fake capture is per process), each with its own colour and tone.
-    customer_chromium = await launch(*fake_capture(tmp_path, CUSTOMER))
-    rep_chromium = await launch(*fake_capture(tmp_path, REP))
-    try:
-        rep = await desktop_page(rep_chromium[1], f"{served.url}/console")
-        await rep_login(rep)
-        customer = await phone_page(*customer_chromium, f"{served.url}/call")
+    async with chromium_per_side(tmp_path) as (customer_side, rep_side):
+        rep, customer = await console_and_phone(served.url, rep_side, customer_side)
         await customer.get_by_test_id("start-call").click()
         await rep.get_by_test_id("accept").click()
         await wait_frames_grow(rep, 30)
@@ -147,5 +139,3 @@ async def test_chromium_decodes_the_forwarded_stream_without_freezing_and_heals_
         )
         # Lost between the server and the rep: the rep's browser asks, and the server relays it to the customer.
         await lose_a_burst_and_heal(rep, customer, LostVideo(rep_peer, "outgoing"), "server to rep", rep_notices=True)
-    finally:
-        await close(customer_chromium, rep_chromium)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from playwright.async_api import expect
 
 from server.storage.api_keys import ApiKeyStore
-from tests.support.browser import desktop_page, launch, phone_page, rep_login, shot
+from tests.support.browser import Chromium, console_and_phone, shot
 from tests.support.server import Rapport
 
 pytestmark = [pytest.mark.browser, pytest.mark.webrtc]
@@ -16,7 +14,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.webrtc]
 
 async def test_an_identified_customer_reaches_a_rep_whose_card_shows_context_and_history(
     served: Rapport,
-    faces_y4m: Path,
+    browser: Chromium,
 ) -> None:
     # An earlier call of the same customer, wrapped up with notes.
     earlier, _token = await served.store.create_session(
@@ -37,28 +35,21 @@ async def test_an_identified_customer_reaches_a_rep_whose_card_shows_context_and
     ) as r:
         invite = await r.json()
 
-    pw, browser = await launch(faces_y4m)
-    try:
-        rep = await desktop_page(browser, f"{served.url}/console")
-        await rep_login(rep)
-        customer = await phone_page(pw, browser, invite["url"])
-        await expect(customer.get_by_test_id("customer-name")).to_be_hidden()
-        await customer.get_by_test_id("start-call").click()
-        if await customer.get_by_test_id("help-need-person").is_visible():
-            await customer.get_by_test_id("help-need-person").click()
+    rep, customer = await console_and_phone(served.url, browser, customer_url=invite["url"])
+    await expect(customer.get_by_test_id("customer-name")).to_be_hidden()
+    await customer.get_by_test_id("start-call").click()
+    if await customer.get_by_test_id("help-need-person").is_visible():
+        await customer.get_by_test_id("help-need-person").click()
 
-        await expect(rep.get_by_test_id("offer")).to_be_visible(timeout=15000)
-        await expect(rep.get_by_test_id("offer-text")).to_contain_text("Ada Lovelace")
-        await rep.get_by_test_id("offer-accept").click()
-        card = rep.get_by_test_id("customer-card")
-        await expect(card).to_contain_text("Ada Lovelace")
-        await expect(rep.get_by_test_id("customer-ref")).to_have_text("crm-77")
-        await expect(rep.get_by_test_id("customer-context")).to_contain_text("A-1001")
-        await expect(rep.get_by_test_id("customer-contact")).to_contain_text("ada@example.com")
-        await expect(rep.get_by_test_id("customer-history-item")).to_have_count(1)
-        await expect(rep.get_by_test_id("customer-history")).to_contain_text("Replacement charger promised")
-        await expect(customer.locator("body")).to_have_attribute("data-state", "in-call")
-        await shot(rep, "rep-identified-customer")
-    finally:
-        await browser.close()
-        await pw.stop()
+    await expect(rep.get_by_test_id("offer")).to_be_visible(timeout=15000)
+    await expect(rep.get_by_test_id("offer-text")).to_contain_text("Ada Lovelace")
+    await rep.get_by_test_id("offer-accept").click()
+    card = rep.get_by_test_id("customer-card")
+    await expect(card).to_contain_text("Ada Lovelace")
+    await expect(rep.get_by_test_id("customer-ref")).to_have_text("crm-77")
+    await expect(rep.get_by_test_id("customer-context")).to_contain_text("A-1001")
+    await expect(rep.get_by_test_id("customer-contact")).to_contain_text("ada@example.com")
+    await expect(rep.get_by_test_id("customer-history-item")).to_have_count(1)
+    await expect(rep.get_by_test_id("customer-history")).to_contain_text("Replacement charger promised")
+    await expect(customer.locator("body")).to_have_attribute("data-state", "in-call")
+    await shot(rep, "rep-identified-customer")

@@ -24,19 +24,16 @@ from tests.support.browser import (
     REP,
     RGB,
     assert_sees_and_hears,
-    close,
+    chromium_per_side,
     colour_distance,
+    console_and_phone,
     desktop_page,
-    fake_capture,
-    launch,
-    phone_page,
-    rep_login,
     shot,
     write_banded_clip_y4m,
     write_tone_wav,
 )
 from tests.support.faces import make_clip, person
-from tests.support.server import PASSWORD, start_rapport
+from tests.support.server import PASSWORD, running
 
 pytestmark = [pytest.mark.browser, pytest.mark.webrtc, pytest.mark.fer]
 
@@ -79,21 +76,14 @@ async def test_qa_reviews_a_recorded_call_with_the_customers_emotion_timeline(
     await service.start()
     try:
         assert await service.wait_ready(timeout=150) == "ok", service.status_message
-        rapport = await start_rapport(
-            replace(settings, emotion_cues=True, recording_policy="always", compose_recordings=True),
-            emotion_service=service,
-        )
-        await rapport.add_user("rep1")
-        await rapport.add_user("qa1", "qa")
-        # One Chromium per side: fake capture is per process.
-        customer_chromium = await launch(customer_y4m, customer_wav)
-        rep_chromium = await launch(*fake_capture(tmp_path, REP))
-        browser = rep_chromium[1]
-        try:
+        changed = replace(settings, emotion_cues=True, recording_policy="always", compose_recordings=True)
+        async with (
+            running(changed, (("rep1", "rep"), ("qa1", "qa")), emotion_service=service) as rapport,
+            chromium_per_side(tmp_path, (customer_y4m, customer_wav)) as (customer_side, rep_side),
+        ):
+            browser = rep_side.browser
             # The call: the customer turns angry, the rep sees the flag, ends and wraps up.
-            rep = await desktop_page(browser, f"{rapport.url}/console")
-            await rep_login(rep)
-            customer = await phone_page(*customer_chromium, f"{rapport.url}/call")
+            rep, customer = await console_and_phone(rapport.url, rep_side, customer_side)
             await customer.get_by_test_id("start-call").click()
             await rep.get_by_test_id("accept").click()
             await expect(customer.get_by_test_id("recording-indicator")).to_be_visible()
@@ -157,8 +147,5 @@ async def test_qa_reviews_a_recorded_call_with_the_customers_emotion_timeline(
             left, right = composed_sides(composed)
             assert colour_distance(left, CUSTOMER.rgb) < 40, f"left half should be the customer's, is {left}"
             assert colour_distance(right, REP.rgb) < 40, f"right half should be the rep's, is {right}"
-        finally:
-            await close(customer_chromium, rep_chromium)
-            await rapport.stop()
     finally:
         await service.aclose()

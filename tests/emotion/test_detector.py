@@ -21,13 +21,18 @@ def test_importing_emotion_does_not_import_fer_or_tensorflow() -> None:
     assert result.stdout.strip() == "[]"
 
 
-def test_fer_missing_is_reported_with_a_hint(monkeypatch: pytest.MonkeyPatch) -> None:
+def pretend_missing(monkeypatch: pytest.MonkeyPatch, missing: str) -> None:
+    """``find_spec``, as emotion.detector asks it, says ``missing`` is not installed."""
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(
         detector.importlib.util,
         "find_spec",
-        lambda name, *a: None if name == "tensorflow" else real_find_spec(name, *a),
+        lambda name, *a: None if name == missing else real_find_spec(name, *a),
     )
+
+
+def test_fer_missing_is_reported_with_a_hint(monkeypatch: pytest.MonkeyPatch) -> None:
+    pretend_missing(monkeypatch, "tensorflow")
     ok, reason = fer_available()
     assert not ok and "tensorflow" in reason and "emotion" in reason
     with pytest.raises(DetectorUnavailable, match="tensorflow"):
@@ -35,12 +40,7 @@ def test_fer_missing_is_reported_with_a_hint(monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_setuptools_too_new_is_explained(monkeypatch: pytest.MonkeyPatch) -> None:
-    real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(
-        detector.importlib.util,
-        "find_spec",
-        lambda name, *a: None if name == "pkg_resources" else real_find_spec(name, *a),
-    )
+    pretend_missing(monkeypatch, "pkg_resources")
     ok, reason = fer_available()
     assert not ok and "setuptools<81" in reason
 

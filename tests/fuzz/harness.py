@@ -41,7 +41,6 @@ from yarl import URL
 
 from server.http.apikeys import SCOPES
 from server.http.auth import hash_password
-from server.signalling.messages import SCHEMAS
 from server.storage.api_keys import ApiKeyStore
 from server.storage.store import Store
 from tests.fuzz.inputs import (
@@ -55,8 +54,9 @@ from tests.fuzz.inputs import (
     http_inputs,
     sdp_inputs,
     ws_inputs,
+    ws_schemas,
 )
-from tests.support.clients import MediaClient, SignalingClient, SignalingError, login
+from tests.support.clients import MediaClient, SignalingClient, SignalingError, login, welcomed
 
 log = logging.getLogger("fuzz")
 
@@ -247,6 +247,16 @@ def http_session(source: str) -> aiohttp.ClientSession:
         connector=aiohttp.TCPConnector(local_addr=(source, 0), force_close=True),
         cookie_jar=aiohttp.CookieJar(unsafe=True),
     )
+
+
+async def accepted_customer(
+    http: aiohttp.ClientSession, url: str, call: Mapping[str, Any], rep: SignalingClient
+) -> SignalingClient:
+    """The customer's socket on ``call`` once it has said hello and ``rep`` has accepted the call."""
+    customer = await welcomed(http, url, call["token"])
+    await rep.request({"type": "call.accept", "session_id": call["session_id"]})
+    await customer.wait_for("call.accepted")
+    return customer
 
 
 @dataclass
@@ -628,11 +638,7 @@ class FuzzCall:
         rep_http = http_session(STAFF_SOURCE)
         rep_http.cookie_jar.update_cookies({"rapport_session": self.rep_login.cookie}, URL(self.url))
         self.sessions.append(rep_http)
-        rep = SignalingClient(rep_http, self.url)
-        await rep.connect()
-        await rep.send({"type": "hello"})
-        await rep.wait_for("welcome")
-        return rep
+        return await welcomed(rep_http, self.url)
 
     async def build(self) -> None:
         if self.rep_login is None:
@@ -656,12 +662,7 @@ class FuzzCall:
         self.personas.known.call_tokens.remove(call["token"])
         customer_http = http_session(CUSTOMER_SOURCES[0])
         self.sessions.append(customer_http)
-        customer = SignalingClient(customer_http, self.url)
-        await customer.connect()
-        await customer.send({"type": "hello", "token": call["token"]})
-        await customer.wait_for("welcome")
-        await rep.request({"type": "call.accept", "session_id": call["session_id"]})
-        await customer.wait_for("call.accepted")
+        customer = await accepted_customer(customer_http, self.url, call, rep)
         self.sockets = {"customer": customer, "rep": rep}
         self.session_id = call["session_id"]
 
@@ -785,20 +786,12 @@ class Bystander:
         rep_http, customer_http = http_session(BYSTANDER_SOURCE), http_session(BYSTANDER_SOURCE)
         self._http += [rep_http, customer_http]
         await login(rep_http, self.url, BYSTANDER_REP, self.password)
-        rep = SignalingClient(rep_http, self.url)
-        await rep.connect()
-        await rep.send({"type": "hello"})
-        await rep.wait_for("welcome")
+        rep = await welcomed(rep_http, self.url)
         async with customer_http.post(f"{self.url}/api/v1/calls", json={"reason": "order"}) as r:
             call = await r.json()
             if r.status != 201:
                 raise RuntimeError(f"bystander call: {r.status} {call}")
-        customer = SignalingClient(customer_http, self.url)
-        await customer.connect()
-        await customer.send({"type": "hello", "token": call["token"]})
-        await customer.wait_for("welcome")
-        await rep.request({"type": "call.accept", "session_id": call["session_id"]})
-        await customer.wait_for("call.accepted")
+        customer = await accepted_customer(customer_http, self.url, call, rep)
         self._sockets += [rep, customer]
         self.customer, self.rep = MediaClient(), MediaClient()
         await self.customer.negotiate(customer)
@@ -872,37 +865,26 @@ def produce(
 
     The strategies take turns (one per route, say), so a short run still reaches every one of them.
     """
+    # Round after round, each strategy gets a hypothesis run of its own (its own seed), so every route and
+    # message type gets its share even in a short run, and the kinds of input stay mixed over time.
     try:
-        _produce(strategies, count, loop, queue, stopping, seed)
+        left = [count // len(strategies) + (1 if i < count % len(strategies) else 0) for i in range(len(strategies))]
+        for round_no in itertools.count():
+            if stopping.is_set() or not any(left):
+                return
+            for index, strategy in enumerate(strategies):
+                if left[index]:
+                    left[index] -= _hypothesis_run(
+                        strategy,
+                        min(BATCH, left[index]),
+                        loop,
+                        queue,
+                        stopping,
+                        (seed or 0) * 1_000_003 + round_no * 7919 + index,
+                    )
     finally:
         # Always the end marker, or the lane's workers would wait for ever; an error is raised by the lane.
         asyncio.run_coroutine_threadsafe(queue.put(None), loop).result()
-
-
-def _produce(
-    strategies: Sequence[SearchStrategy[Any]],
-    count: int,
-    loop: asyncio.AbstractEventLoop,
-    queue: asyncio.Queue[Any],
-    stopping: threading.Event,
-    seed: int | None,
-) -> None:
-    # Round after round, each strategy gets a hypothesis run of its own (its own seed), so every route and
-    # message type gets its share even in a short run, and the kinds of input stay mixed over time.
-    left = [count // len(strategies) + (1 if i < count % len(strategies) else 0) for i in range(len(strategies))]
-    for round_no in itertools.count():
-        if stopping.is_set() or not any(left):
-            return
-        for index, strategy in enumerate(strategies):
-            if left[index]:
-                left[index] -= _hypothesis_run(
-                    strategy,
-                    min(BATCH, left[index]),
-                    loop,
-                    queue,
-                    stopping,
-                    (seed or 0) * 1_000_003 + round_no * 7919 + index,
-                )
 
 
 def _hypothesis_run(
@@ -1134,7 +1116,7 @@ async def run(
     try:
         await asyncio.gather(
             lane(http_inputs(target.routes, target.doc, known), budget.http, HTTP_WORKERS, http_one, seed, stopping[0]),
-            lane(ws_inputs(SCHEMAS, known), budget.ws, len(sockets), ws_one, seed, stopping[1]),
+            lane(ws_inputs(ws_schemas(), known), budget.ws, len(sockets), ws_one, seed, stopping[1]),
             lane([sdp_inputs(bases)], budget.sdp, 2, sdp_one, seed, stopping[2]),
         )
     finally:

@@ -2,7 +2,7 @@
 
 The strategies are built from what the server declares, so a new route or message type is fuzzed without a
 change here: HTTP routes come from the app's router, their bodies and query parameters from the OpenAPI
-document (server/http/openapi.py), WebSocket messages from ``server.signalling.messages.SCHEMAS``.
+document (server/http/openapi.py), WebSocket messages from the Structs in ``server.signalling.messages``.
 
 Values that must be big (64 KiB bodies, thousands of candidates) are drawn as a small unit and a repeat count,
 so hypothesis's own size limits do not cap them.
@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+import msgspec
 from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 
-from server.signalling.messages import Field
+from server.signalling.messages import MESSAGE_TYPES
 
 # --- what the run has learnt ---
 
@@ -498,79 +499,73 @@ def _bytes(text: str) -> bytes:
     return text.encode("utf-8", "surrogatepass")
 
 
-HEADER_JUNK: tuple[tuple[bytes, bytes], ...] = (
-    (b"Content-Type", b"application/json"),
-    (b"Content-Type", b"application/json; charset=utf-16"),
-    (b"Content-Type", b"text/plain"),
-    (b"Content-Type", b"multipart/form-data; boundary=--x"),
-    (b"Content-Type", b"application/x-www-form-urlencoded"),
-    (b"Content-Type", b";;;"),
-    (b"Accept", b"*/*"),
-    (b"Accept-Encoding", b"gzip, deflate, br, zstd, x" * 20),
-    (b"Origin", b"null"),
-    (b"Origin", b"http://evil.invalid"),
-    (b"Origin", b"http://127.0.0.1"),
-    (b"Origin", b"\xff\xfe"),
-    (b"Referer", b"javascript:alert(1)"),
-    (b"Range", b"bytes=0-"),
-    (b"Range", b"bytes=-1"),
-    (b"Range", b"bytes=5-1"),
-    (b"Range", b"bytes=99999999999999999999999-"),
-    (b"Range", b"bytes=0-1,2-3,4-5,6-7,8-9,10-11,12-13"),
-    (b"Range", b"bits=0-1"),
-    (b"If-Modified-Since", b"Thu, 01 Jan 1970 00:00:00 GMT"),
-    (b"If-Modified-Since", b"yesterday"),
-    (b"If-None-Match", b'"*", W/"x"'),
-    (b"If-Range", b"garbage"),
-    (b"If-Unmodified-Since", b"Mon, 99 Foo 9999 99:99:99 GMT"),
-    (b"Accept-Language", b"*"),
-    (b"Accept-Language", b"nl;q=1e309, fa;q=nan, cs;q=-1, nb;q=inf"),
-    (b"Accept-Language", b"x-" + b"a," * 4000),
-    (b"X-Forwarded-For", b"127.0.0.1, 10.0.0.1, ::1, garbage, , ,"),
-    (b"X-Forwarded-For", b"1.2.3.4" + b", 1.2.3.4" * 500),
-    (b"X-Forwarded-Proto", b"https"),
-    (b"X-Forwarded-Proto", b"javascript"),
-    (b"X-Forwarded-Host", b"evil.invalid"),
-    (b"Forwarded", b'for="[::1]";proto=https;by=x, for=unknown'),
-    (b"X-Real-IP", b"127.0.0.1"),
-    (b"Expect", b"100-continue"),
-    (b"Expect", b"999-nope"),
-    (b"Upgrade", b"websocket"),
-    (b"Connection", b"Upgrade"),
-    (b"Sec-WebSocket-Key", b"dGhlIHNhbXBsZSBub25jZQ=="),
-    (b"Sec-WebSocket-Key", b"!!"),
-    (b"Sec-WebSocket-Version", b"13"),
-    (b"Sec-WebSocket-Version", b"99"),
-    (b"Sec-WebSocket-Protocol", b"x, y, , \xff"),
-    (b"Sec-WebSocket-Extensions", b"permessage-deflate; client_max_window_bits=99"),
-    (b"Transfer-Encoding", b"gzip"),
-    (b"Transfer-Encoding", b"chunked, identity"),
-    (b"Content-Encoding", b"gzip"),
-    (b"Content-Encoding", b"br"),
-    (b"Authorization", b"Bearer "),
-    (b"Authorization", b"Bearer rk_" + b"A" * 40),
-    (b"Authorization", b"Basic YWRtaW46YWRtaW4="),
-    (b"Authorization", b"Bearer \xff\x00"),
-    (b"Authorization", b"bearer" + b" x" * 2000),
-    (b"X-CSRF-Token", b""),
-    (b"X-CSRF-Token", b"\xff" * 40),
-    (b"Cookie", b"rapport_session="),
-    (b"Cookie", b"rapport_session=" + b"A" * 127),
-    (b"Cookie", b"rapport_session=" + b"A" * 128),
-    (b"Cookie", b"rapport_session=a; rapport_session=b; rapport_session=c"),
-    (b"Cookie", b'rapport_session="\\"quoted\\""'),
-    (b"Cookie", b"=; ;;; =x; a"),
-    (b"Cookie", b"rapport_session=%00%ff"),
-    (b"Cookie", b"x=" + b"y" * 8000),
-    (b"Host", b""),
-    (b"Host", b"evil.invalid"),
-    (b"Host", b"127.0.0.1:99999"),
-    (b"Host", b"[::1"),
-    (b"X-Junk", b"\x00"),
-    (b"X-Junk\xff", b"x"),
-    (b"X Junk", b"x"),
-    (b"X-Junk", b"a\r\nInjected: 1"),
-    (b"X-Long", b"z" * 9000),
+# Header values by name, odd and hostile; flattened to (name, value) pairs below.
+HEADER_JUNK_BY_NAME: dict[bytes, tuple[bytes, ...]] = {
+    b"Content-Type": (
+        b"application/json",
+        b"application/json; charset=utf-16",
+        b"text/plain",
+        b"multipart/form-data; boundary=--x",
+        b"application/x-www-form-urlencoded",
+        b";;;",
+    ),
+    b"Accept": (b"*/*",),
+    b"Accept-Encoding": (b"gzip, deflate, br, zstd, x" * 20,),
+    b"Origin": (b"null", b"http://evil.invalid", b"http://127.0.0.1", b"\xff\xfe"),
+    b"Referer": (b"javascript:alert(1)",),
+    b"Range": (
+        b"bytes=0-",
+        b"bytes=-1",
+        b"bytes=5-1",
+        b"bytes=99999999999999999999999-",
+        b"bytes=0-1,2-3,4-5,6-7,8-9,10-11,12-13",
+        b"bits=0-1",
+    ),
+    b"If-Modified-Since": (b"Thu, 01 Jan 1970 00:00:00 GMT", b"yesterday"),
+    b"If-None-Match": (b'"*", W/"x"',),
+    b"If-Range": (b"garbage",),
+    b"If-Unmodified-Since": (b"Mon, 99 Foo 9999 99:99:99 GMT",),
+    b"Accept-Language": (b"*", b"nl;q=1e309, fa;q=nan, cs;q=-1, nb;q=inf", b"x-" + b"a," * 4000),
+    b"X-Forwarded-For": (b"127.0.0.1, 10.0.0.1, ::1, garbage, , ,", b"1.2.3.4" + b", 1.2.3.4" * 500),
+    b"X-Forwarded-Proto": (b"https", b"javascript"),
+    b"X-Forwarded-Host": (b"evil.invalid",),
+    b"Forwarded": (b'for="[::1]";proto=https;by=x, for=unknown',),
+    b"X-Real-IP": (b"127.0.0.1",),
+    b"Expect": (b"100-continue", b"999-nope"),
+    b"Upgrade": (b"websocket",),
+    b"Connection": (b"Upgrade",),
+    b"Sec-WebSocket-Key": (b"dGhlIHNhbXBsZSBub25jZQ==", b"!!"),
+    b"Sec-WebSocket-Version": (b"13", b"99"),
+    b"Sec-WebSocket-Protocol": (b"x, y, , \xff",),
+    b"Sec-WebSocket-Extensions": (b"permessage-deflate; client_max_window_bits=99",),
+    b"Transfer-Encoding": (b"gzip", b"chunked, identity"),
+    b"Content-Encoding": (b"gzip", b"br"),
+    b"Authorization": (
+        b"Bearer ",
+        b"Bearer rk_" + b"A" * 40,
+        b"Basic YWRtaW46YWRtaW4=",
+        b"Bearer \xff\x00",
+        b"bearer" + b" x" * 2000,
+    ),
+    b"X-CSRF-Token": (b"", b"\xff" * 40),
+    b"Cookie": (
+        b"rapport_session=",
+        b"rapport_session=" + b"A" * 127,
+        b"rapport_session=" + b"A" * 128,
+        b"rapport_session=a; rapport_session=b; rapport_session=c",
+        b'rapport_session="\\"quoted\\""',
+        b"=; ;;; =x; a",
+        b"rapport_session=%00%ff",
+        b"x=" + b"y" * 8000,
+    ),
+    b"Host": (b"", b"evil.invalid", b"127.0.0.1:99999", b"[::1"),
+    b"X-Junk": (b"\x00", b"a\r\nInjected: 1"),
+    b"X-Junk\xff": (b"x",),
+    b"X Junk": (b"x",),
+    b"X-Long": (b"z" * 9000,),
+}
+HEADER_JUNK: tuple[tuple[bytes, bytes], ...] = tuple(
+    (name, value) for name, values in HEADER_JUNK_BY_NAME.items() for value in values
 )
 
 
@@ -685,6 +680,48 @@ class WsInput:
         return f"ws {self.persona} {self.kind} {self.payload[:300]!r}"
 
 
+@dataclass(frozen=True)
+class Field:
+    """One field of a client message, as the strategies draw it."""
+
+    kind: type | tuple[type, ...]
+    required: bool = True
+    max_len: int | None = None
+    min_len: int = 0
+    choices: tuple[str, ...] | None = None
+
+
+def ws_schemas() -> dict[str, dict[str, Field]]:
+    """Each client message type's fields (``id`` aside), read from its Struct in server/signalling/messages.py."""
+    schemas: dict[str, dict[str, Field]] = {}
+    for msg_type, struct in MESSAGE_TYPES.items():
+        info = msgspec.inspect.type_info(struct)
+        assert isinstance(info, msgspec.inspect.StructType)
+        fields: dict[str, Field] = {}
+        for spec in info.fields:
+            if spec.encode_name == "id":
+                continue
+            kind = spec.type
+            while not isinstance(kind, msgspec.inspect.StrType | msgspec.inspect.LiteralType):
+                if isinstance(kind, msgspec.inspect.Metadata):
+                    kind = kind.type
+                elif isinstance(kind, msgspec.inspect.UnionType):
+                    kind = next(t for t in kind.types if not isinstance(t, msgspec.inspect.NoneType))
+                else:
+                    break
+            if isinstance(kind, msgspec.inspect.StrType):
+                fields[spec.encode_name] = Field(
+                    str, spec.required, kind.max_length, max(kind.min_length or 0, 1 if kind.pattern else 0)
+                )
+            elif isinstance(kind, msgspec.inspect.LiteralType):
+                fields[spec.encode_name] = Field(str, spec.required, choices=tuple(map(str, kind.values)))
+            else:
+                python = {msgspec.inspect.BoolType: bool, msgspec.inspect.IntType: int}[type(kind)]
+                fields[spec.encode_name] = Field(python, spec.required)
+        schemas[msg_type] = fields
+    return schemas
+
+
 def _field_values(spec: Field, known: Known, name: str) -> SearchStrategy[Any]:
     kinds = spec.kind if isinstance(spec.kind, tuple) else (spec.kind,)
     options: list[SearchStrategy[Any]] = []
@@ -755,8 +792,15 @@ def ws_inputs(schemas: Mapping[str, Mapping[str, Field]], known: Known) -> list[
 
 # --- SDP ---
 
+# Both bundled sections of the Chrome offer carry the same ICE and DTLS lines.
+_CHROME_ICE_DTLS = """a=ice-ufrag:Fz0V
+a=ice-pwd:Z5bJ2wVUhAwfx9Xm3J4z2EXd
+a=ice-options:trickle
+a=fingerprint:sha-256 7B:8B:F0:65:5F:78:E2:51:3B:AC:6F:F3:3F:46:1B:35:DC:B8:5F:64:1A:24:C2:43:F0:A1:58:D0:A1:2C:19:08
+a=setup:actpass"""
+
 # A Chrome offer (audio and video, bundled), as browsers send it; the other base is a live aiortc offer.
-CHROME_OFFER = """v=0
+CHROME_OFFER = f"""v=0
 o=- 4611731400430051336 2 IN IP4 127.0.0.1
 s=-
 t=0 0
@@ -768,11 +812,7 @@ c=IN IP4 0.0.0.0
 a=rtcp:9 IN IP4 0.0.0.0
 a=candidate:1467250027 1 udp 2122260223 127.0.0.2 46243 typ host generation 0 network-id 1
 a=candidate:1853887674 1 tcp 1518280447 127.0.0.2 9 typ host tcptype active generation 0 network-id 1
-a=ice-ufrag:Fz0V
-a=ice-pwd:Z5bJ2wVUhAwfx9Xm3J4z2EXd
-a=ice-options:trickle
-a=fingerprint:sha-256 7B:8B:F0:65:5F:78:E2:51:3B:AC:6F:F3:3F:46:1B:35:DC:B8:5F:64:1A:24:C2:43:F0:A1:58:D0:A1:2C:19:08
-a=setup:actpass
+{_CHROME_ICE_DTLS}
 a=mid:0
 a=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level
 a=extmap:2 http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time
@@ -797,11 +837,7 @@ a=ssrc:1132357580 msid:3c6c9a5e-1b2f-4a5e-9d8b-0f6a2c1e7d44 8d3f0a52-5a4b-4d0b-9
 m=video 9 UDP/TLS/RTP/SAVPF 96 97 102 103 104 105 98 99 45 46 116 117 118
 c=IN IP4 0.0.0.0
 a=rtcp:9 IN IP4 0.0.0.0
-a=ice-ufrag:Fz0V
-a=ice-pwd:Z5bJ2wVUhAwfx9Xm3J4z2EXd
-a=ice-options:trickle
-a=fingerprint:sha-256 7B:8B:F0:65:5F:78:E2:51:3B:AC:6F:F3:3F:46:1B:35:DC:B8:5F:64:1A:24:C2:43:F0:A1:58:D0:A1:2C:19:08
-a=setup:actpass
+{_CHROME_ICE_DTLS}
 a=mid:1
 a=extmap:14 urn:ietf:params:rtp-hdrext:toffset
 a=extmap:2 http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time

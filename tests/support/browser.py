@@ -156,10 +156,26 @@ async def browser(faces_y4m: Path) -> AsyncIterator[Chromium]:
         yield launched
 
 
-async def phone_page(pw: Playwright, browser: Browser, url: str) -> Page:
+@asynccontextmanager
+async def chromium_per_side(
+    directory: Path, customer_capture: tuple[Path, Path] | None = None
+) -> AsyncIterator[tuple[Chromium, Chromium]]:
+    """(customer's, rep's) Chromium, one per side because fake capture is per process: each shows its side's
+    colour and plays its tone (the customer ``customer_capture``'s y4m and wav instead, if given)."""
+    customer = customer_capture or fake_capture(directory, CUSTOMER)
+    async with chromium(*customer) as customer_side, chromium(*fake_capture(directory, REP)) as rep_side:
+        yield customer_side, rep_side
+
+
+def pixel_7(pw: Playwright) -> dict[str, Any]:
+    """Playwright's Pixel 7 as context options (Chromium runs it, whatever browser the device names)."""
     device = dict(pw.devices["Pixel 7"])
     device.pop("default_browser_type", None)
-    context = await browser.new_context(**device, permissions=["camera", "microphone"])
+    return device
+
+
+async def phone_page(pw: Playwright, browser: Browser, url: str) -> Page:
+    context = await browser.new_context(**pixel_7(pw), permissions=["camera", "microphone"])
     page = await context.new_page()
     await page.goto(url)
     return page
@@ -196,6 +212,17 @@ async def rep_login(page: Page, username: str = "rep1", password: str = PASSWORD
     await expect(page.locator("body")).to_have_attribute("data-state", "queue")
     await page.get_by_test_id("availability").click()
     await expect(page.get_by_test_id("availability")).to_have_attribute("data-status", "available")
+
+
+async def console_and_phone(
+    url: str, rep_side: Chromium, customer_side: Chromium | None = None, *, customer_url: str | None = None
+) -> tuple[Page, Page]:
+    """(rep, customer): the console, rep1 logged in and available, then the customer's phone page at /call
+    (or ``customer_url``), in ``customer_side``'s Chromium if the customer has one of its own."""
+    rep = await desktop_page(rep_side.browser, f"{url}/console")
+    await rep_login(rep)
+    customer = await phone_page(*(customer_side or rep_side), customer_url or f"{url}/call")
+    return rep, customer
 
 
 async def shot(page: Page, name: str) -> None:

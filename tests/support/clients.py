@@ -10,6 +10,7 @@ import contextlib
 import fractions
 import itertools
 import math
+import socket
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -317,6 +318,16 @@ class SignalingClient:
                 await self._reader
 
 
+async def welcomed(http: aiohttp.ClientSession, base_url: str, token: str | None = None) -> SignalingClient:
+    """A socket that said hello and was welcomed: as the staff member ``http`` is logged in as, or with ``token``
+    as that call's customer."""
+    client = SignalingClient(http, base_url)
+    await client.connect()
+    await client.send({"type": "hello"} if token is None else {"type": "hello", "token": token})
+    await client.wait_for("welcome")
+    return client
+
+
 class MediaClient:
     """One participant's peer connection: sends a picture and a tone, counts what comes back."""
 
@@ -523,6 +534,16 @@ class VideoSendLog:
 
     def first_sent_after(self, handed_at: float) -> float | None:
         return next((t for t in self.sent_at if t >= handed_at), None)
+
+
+def loopback_webrtc_available() -> bool:
+    """127.0.0.2 can be bound here: aioice skips 127.0.0.1, so loopback WebRTC needs it (the Makefile's netns)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.bind(("127.0.0.2", 0))
+        except OSError:
+            return False
+    return True
 
 
 async def login(http: aiohttp.ClientSession, base_url: str, username: str, password: str) -> str:

@@ -90,8 +90,9 @@ class FailsOnBlackDetector:
         return read_colour(bgr)
 
 
-class ExitOnceDetector:
-    """Kills its own process on its first frame, unless ``marker`` exists (it creates it first)."""
+class FailsOnceDetector:
+    """Fails (``fail``) on its first frame unless ``marker`` exists; it creates the marker first, so the worker
+    that replaces a dead or stuck one reads colour."""
 
     def __init__(self, marker: str) -> None:
         self.marker = Path(marker)
@@ -99,21 +100,25 @@ class ExitOnceDetector:
     def detect(self, bgr: np.ndarray) -> list[FaceEmotion]:
         if not self.marker.exists():
             self.marker.write_text(str(os.getpid()))
-            os._exit(3)
+            self.fail()
         return read_colour(bgr)
 
+    def fail(self) -> None:
+        raise NotImplementedError
 
-class HangOnceDetector:
-    """Hangs (an hour) on its first frame unless ``marker`` exists (it creates it first)."""
 
-    def __init__(self, marker: str) -> None:
-        self.marker = Path(marker)
+class ExitOnceDetector(FailsOnceDetector):
+    """Kills its own process on its first frame."""
 
-    def detect(self, bgr: np.ndarray) -> list[FaceEmotion]:
-        if not self.marker.exists():
-            self.marker.write_text(str(os.getpid()))
-            time.sleep(3600)
-        return read_colour(bgr)
+    def fail(self) -> None:
+        os._exit(3)
+
+
+class HangOnceDetector(FailsOnceDetector):
+    """Hangs (an hour) on its first frame."""
+
+    def fail(self) -> None:
+        time.sleep(3600)
 
 
 class UnavailableDetector:

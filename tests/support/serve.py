@@ -23,6 +23,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def add_user(data_dir: Path, username: str, role: str, password: str) -> None:
+    """``rapport users add``, as an operator runs it before the first start (the password on stdin)."""
+    subprocess.run(
+        [sys.executable, "-m", "server.cli", "users", "add", username, "--role", role, "--data-dir", str(data_dir)],
+        input=password.encode() + b"\n",
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+
+
 def _loose_umask() -> None:
     # What a shell usually has: files 0644 unless the server restricts them itself.
     os.umask(0o022)
@@ -43,7 +54,12 @@ class ServeProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     async def __aenter__(self) -> ServeProcess:
-        with self.log_path.open("wb") as log:
+        return await self.start()
+
+    async def start(self) -> ServeProcess:
+        """Start the server (again, after ``kill`` or ``stop``) and wait until it answers /healthz."""
+        # A restart adds to the log of the run before it; a first start never reads an older process's.
+        with self.log_path.open("wb" if self.proc is None else "ab") as log:
             self.proc = subprocess.Popen(
                 [
                     sys.executable,
@@ -76,6 +92,12 @@ class ServeProcess:
 
     async def __aexit__(self, *exc: object) -> None:
         self.stop()
+
+    def kill(self) -> None:
+        """SIGKILL: the server gets no chance to clean up, as in a crash or an OOM kill."""
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(10)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

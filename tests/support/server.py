@@ -21,11 +21,13 @@ from aiohttp.test_utils import TestServer
 from emotion import EmotionService
 from server.app import create_app
 from server.calls.center import CALL_CENTER
+from server.cli import migrated_engine
 from server.config import Settings
 from server.http.auth import hash_password
 from server.http.security import AccessLogger
+from server.storage.schema import Engine
 from server.storage.store import STORE, Store
-from tests.support.clients import CUSTOMER, REP, MediaClient, SignalingClient, login, start_call
+from tests.support.clients import CUSTOMER, REP, MediaClient, SignalingClient, login, start_call, welcomed
 
 PASSWORD = "correct horse battery"
 
@@ -81,10 +83,7 @@ class Rapport:
 
     async def rep(self, username: str, *, available: bool = True) -> SignalingClient:
         http, _csrf = await self.staff_session(username)
-        client = SignalingClient(http, self.url)
-        await client.connect()
-        await client.send({"type": "hello"})
-        await client.wait_for("welcome")
+        client = await welcomed(http, self.url)
         if available:
             await client.request({"type": "rep.status", "status": "available"})
         self._clients.append(client)
@@ -92,19 +91,25 @@ class Rapport:
 
     async def customer(self, **fields: Any) -> tuple[SignalingClient, dict[str, Any]]:
         call = await start_call(self.http, self.url, **fields)
-        client = SignalingClient(self.http, self.url)
-        await client.connect()
-        await client.send({"type": "hello", "token": call["token"]})
-        await client.wait_for("welcome")
+        client = await welcomed(self.http, self.url, call["token"])
         self._clients.append(client)
         return client, call
 
-    async def media_call(self, rep_name: str = "rep1", **fields: Any) -> MediaCall:
-        """``rep_name`` accepts a new customer's call and both sides negotiate media (no frames waited for yet)."""
-        rep = await self.rep(rep_name)
+    async def media_call(
+        self, rep_name: str = "rep1", *, available: bool = True, identified: bool = True, **fields: Any
+    ) -> MediaCall:
+        """``rep_name`` accepts a new customer's call and both sides negotiate media (no frames waited for yet).
+
+        ``identified``: each side sends its own colour and tone (``CUSTOMER``, ``REP``), so a test can tell whose
+        media arrived; otherwise both send the moving test picture, which costs the encoder more.
+        """
+        rep = await self.rep(rep_name, available=available)
         customer, call = await self.customer(**fields)
         await rep.request({"type": "call.accept", "session_id": call["session_id"]})
-        customer_media, rep_media = MediaClient(identity=CUSTOMER), MediaClient(identity=REP)
+        if identified:
+            customer_media, rep_media = MediaClient(identity=CUSTOMER), MediaClient(identity=REP)
+        else:
+            customer_media, rep_media = MediaClient(), MediaClient()
         self.media += [customer_media, rep_media]
         await customer_media.negotiate(customer)
         await rep_media.negotiate(rep)
@@ -173,6 +178,17 @@ async def running_with_cues(settings: Settings, detector: str, users: Users = ON
         await service.aclose()
 
 
+@asynccontextmanager
+async def running_full(settings: Settings) -> AsyncIterator[Rapport]:
+    """``running`` with room for one call, all taken: rep1 is in a call and another customer waits."""
+    async with running(replace(settings, max_calls=1)) as rapport:
+        rep = await rapport.rep("rep1")
+        _customer, call = await rapport.customer()
+        await rep.request({"type": "call.accept", "session_id": call["session_id"]})
+        await rapport.customer()
+        yield rapport
+
+
 def with_settings(settings: Settings, **changes: Any) -> Settings:
     return replace(settings, **changes)
 
@@ -217,3 +233,10 @@ async def serve(settings: Settings) -> AsyncIterator[Serve]:
             return await started.enter_async_context(running(replace(settings, **changes), REP_AND_SUPERVISOR))
 
         yield start
+
+
+@pytest.fixture
+async def engine(settings: Settings) -> AsyncIterator[Engine]:
+    """The database in ``settings``' data folder, migrated, and no server: for the parts that take an engine."""
+    async with migrated_engine(settings) as migrated:
+        yield migrated

@@ -72,7 +72,7 @@ def summary(output: str) -> dict[str, int]:
 
 
 def webrtc_available_here() -> bool:
-    from tests.conftest import loopback_webrtc_available
+    from tests.support.clients import loopback_webrtc_available
 
     return loopback_webrtc_available()
 

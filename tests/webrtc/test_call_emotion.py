@@ -215,8 +215,8 @@ async def test_real_fer_flags_frustration_after_the_switch_and_never_while_happy
         assert record is not None and (record.flag_count or 0) >= 1 and (record.peak_frustration or 0) > 0.5
         timeline = await rapport.store.list_timeline(flag["session_id"])
         assert len(timeline) >= 5
-        assert any(row["flag"] for row in timeline) and not all(row["flag"] for row in timeline)
-        assert set(timeline[0]) == {
+        assert any(row.flag for row in timeline) and not all(row.flag for row in timeline)
+        assert set(timeline[0].to_json()) == {
             "second",
             "samples",
             "face_present",

@@ -287,14 +287,10 @@ def with_candidates(sdp: str, extra: int, newline: str = "\r\n") -> str:
 
 
 async def live_call(rapport: Rapport) -> tuple[SignalingClient, SignalingClient, MediaClient, MediaClient]:
-    rep = await rapport.rep("rep1", available=False)
-    customer, call = await rapport.customer(name="Ada")
-    await rep.request({"type": "call.accept", "session_id": call["session_id"]})
+    rep, customer, _call, customer_media, rep_media = await rapport.media_call(
+        available=False, identified=False, name="Ada"
+    )
     await customer.wait_for("call.accepted")
-    customer_media, rep_media = MediaClient(), MediaClient()
-    rapport.media += [customer_media, rep_media]
-    await customer_media.negotiate(customer)
-    await rep_media.negotiate(rep)
     await rep_media.wait_frames("video", 15)
     return customer, rep, customer_media, rep_media
 

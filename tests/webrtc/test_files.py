@@ -20,7 +20,7 @@ from sqlalchemy import text
 from server.storage.files import private_dir
 from server.storage.schema import create_engine
 from server.tls import make_self_signed
-from tests.support.clients import CUSTOMER, REP, MediaClient, SignalingClient, login, start_call
+from tests.support.clients import CUSTOMER, REP, MediaClient, login, start_call, welcomed
 from tests.support.serve import ServeProcess
 
 
@@ -37,15 +37,9 @@ async def recorded_call(url: str, rep_password: str, qa_password: str) -> str:
     async with aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.CookieJar(unsafe=True)) as rep_http:
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=False)) as customer_http:
             await login(rep_http, url, "rep1", rep_password)
-            rep = SignalingClient(rep_http, url)
-            await rep.connect()
-            await rep.send({"type": "hello"})
-            await rep.wait_for("welcome")
+            rep = await welcomed(rep_http, url)
             call = await start_call(customer_http, url, name="Ada")
-            customer = SignalingClient(customer_http, url)
-            await customer.connect()
-            await customer.send({"type": "hello", "token": call["token"]})
-            await customer.wait_for("welcome")
+            customer = await welcomed(customer_http, url, call["token"])
             await rep.request({"type": "call.accept", "session_id": call["session_id"]})
             customer_media, rep_media = MediaClient(identity=CUSTOMER), MediaClient(identity=REP)
             try:

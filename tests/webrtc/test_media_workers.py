@@ -48,7 +48,7 @@ async def test_a_killed_worker_ends_only_its_calls_and_new_calls_still_get_in(se
         assert (await rep1.wait_for("call.ended"))["reason"] == "media_failed"
         # What the dead worker was writing is kept: recovered, and it plays up to the kill.
         for _ in range(50):
-            states = {r["state"] for r in await rapport.store.list_recordings(first)}
+            states = {r.state for r in await rapport.store.list_recordings(first)}
             if states and "recording" not in states:
                 break
             await asyncio.sleep(0.1)
@@ -74,12 +74,12 @@ async def test_a_killed_worker_ends_only_its_calls_and_new_calls_still_get_in(se
         await customer2.wait_for("call.ended")
         for _ in range(100):
             rows = await rapport.store.list_recordings(second)
-            if rows and all(r["state"] != "recording" for r in rows):
+            if rows and all(r.state != "recording" for r in rows):
                 break
             await asyncio.sleep(0.1)
-        video = next(r for r in rows if (r["participant"], r["kind"]) == ("customer", "video"))
-        assert video["state"] == "complete"
-        path = settings.data_dir / "recordings" / video["path"]
+        video = next(r for r in rows if (r.participant, r.kind) == ("customer", "video"))
+        assert video.state == "complete"
+        path = settings.data_dir / "recordings" / video.path
         with av.open(str(path)) as container:
             assert container.streams.video[0].codec_context.name == "vp8"
             assert sum(1 for _ in container.decode(video=0)) >= 30

@@ -57,10 +57,10 @@ async def test_both_sides_are_recorded_per_track_and_play_back(settings: Setting
         # Files are finished just after "call.ended" goes out.
         for _ in range(100):
             rows = await rapport.store.list_recordings(session_id)
-            if rows and all(r["state"] != "recording" for r in rows):
+            if rows and all(r.state != "recording" for r in rows):
                 break
             await asyncio.sleep(0.1)
-        assert {(r["participant"], r["kind"]) for r in rows} == {
+        assert {(r.participant, r.kind) for r in rows} == {
             ("customer", "video"),
             ("customer", "audio"),
             ("rep", "video"),
@@ -68,17 +68,17 @@ async def test_both_sides_are_recorded_per_track_and_play_back(settings: Setting
         }
         root = settings.data_dir / "recordings"
         for row in rows:
-            path = root / row["path"]
-            assert row["state"] == "complete" and row["size"] == path.stat().st_size and len(row["sha256"]) == 64
+            path = root / row.path
+            assert row.state == "complete" and row.size == path.stat().st_size and len(row.sha256) == 64
             assert not path.with_name(path.name + ".part").exists()
             with av.open(str(path)) as container:
                 stream = container.streams[0]
-                assert stream.type == row["kind"]
+                assert stream.type == row.kind
                 # Forwarded packets are muxed as they came: VP8 and Opus, no encoder in the path.
-                assert stream.codec_context.name == ("vp8" if row["kind"] == "video" else "opus")
+                assert stream.codec_context.name == ("vp8" if row.kind == "video" else "opus")
                 duration = float(container.duration or 0) / 1e6
-                assert 2.5 <= duration <= 6.0, (row["path"], duration)
-        by_track = {(r["participant"], r["kind"]): root / r["path"] for r in rows}
+                assert 2.5 <= duration <= 6.0, (row.path, duration)
+        by_track = {(r.participant, r.kind): root / r.path for r in rows}
         # Each side's files hold that side's camera and microphone, never the other's.
         for who in (CUSTOMER, REP):
             assert_shows(file_bgr(by_track[(who.name, "video")]), who, f"the {who.name}'s video file")
@@ -110,7 +110,7 @@ async def test_no_recording_starts_below_the_free_space_threshold(settings: Sett
         await rapport.add_user("rep1")
         session_id = await run_call(rapport, consent=None, seconds=0.5)
         assert await rapport.store.list_recordings(session_id) == []
-        events = [e["kind"] for e in await rapport.store.list_events(session_id)]
+        events = [e.kind for e in await rapport.store.list_events(session_id)]
         assert "recording_skipped" in events
     finally:
         await rapport.stop()
@@ -146,9 +146,9 @@ async def test_startup_reconciles_part_files_left_by_a_crash(rapport: Rapport, t
     # Leave the .part file as a crash would: the writer thread simply stops being stopped.
     assert recorder.part_path.exists()
     assert await reconcile(rapport.store, root) == 1
-    row = next(r for r in await rapport.store.list_recordings(call["session_id"]) if r["id"] == rec_id)
-    assert row["state"] == "recovered" and row["size"] > 0
-    with av.open(str(root / row["path"])) as container:
+    row = next(r for r in await rapport.store.list_recordings(call["session_id"]) if r.id == rec_id)
+    assert row.state == "recovered" and row.size > 0
+    with av.open(str(root / row.path)) as container:
         assert sum(1 for _ in container.decode(video=0)) > 0
     await asyncio.to_thread(recorder.stop)
 

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from server.config import Settings
-from tests.support.clients import MediaClient, SignalingClient, wrap_up
+from tests.support.clients import MediaClient, SignalingClient, welcomed, wrap_up
 from tests.support.server import Rapport, start_rapport
 
 pytestmark = pytest.mark.webrtc
@@ -118,10 +118,7 @@ async def test_media_comes_back_after_a_customer_reload_mid_call(rapport: Rappor
     drop = await rep.wait_for(lambda m: m["type"] == "peer.state", after=n, timeout=10)
     assert drop["who"] == "customer" and drop["state"] == "reconnecting"
 
-    again = SignalingClient(rapport.http, rapport.url)
-    await again.connect()
-    await again.send({"type": "hello", "token": call["token"]})
-    await again.wait_for("welcome")
+    again = await welcomed(rapport.http, rapport.url, call["token"])
     fresh = MediaClient()
     rapport.media.append(fresh)
     await fresh.negotiate(again)
@@ -216,10 +213,7 @@ async def test_every_peer_is_closed_and_no_descriptors_leak_over_many_calls(rapp
 
 async def test_logout_closes_that_users_sockets(rapport: Rapport) -> None:
     http, csrf = await rapport.staff_session("rep1")
-    client = SignalingClient(http, rapport.url)
-    await client.connect()
-    await client.send({"type": "hello"})
-    await client.wait_for("welcome")
+    client = await welcomed(http, rapport.url)
     async with http.post(f"{rapport.url}/api/v1/auth/logout", headers={"X-CSRF-Token": csrf}) as r:
         assert r.status == 204
     with pytest.raises(ConnectionError):

@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 
 from tests.support.clients import MediaClient, SignalingClient, start_call
-from tests.support.server import Rapport
+from tests.support.server import MediaCall, Rapport
 
 pytestmark = pytest.mark.webrtc
 
@@ -26,36 +26,18 @@ GARBAGE_SDPS = [
 ]
 
 
-class LiveCall:
-    def __init__(self, customer: SignalingClient, rep: SignalingClient, cm: MediaClient, rm: MediaClient) -> None:
-        self.customer, self.rep, self.customer_media, self.rep_media = customer, rep, cm, rm
-
-    def rep_video_frames(self) -> int:
-        return self.rep_media.frames("video")
-
-
-async def open_call(rapport: Rapport, rep_name: str = "rep1") -> LiveCall:
-    rep = await rapport.rep(rep_name)
-    customer, call = await rapport.customer(reason="order")
-    await rep.request({"type": "call.accept", "session_id": call["session_id"]})
-    await customer.wait_for("call.accepted")
-    cm, rm = MediaClient(), MediaClient()
-    rapport.media += [cm, rm]
-    await cm.negotiate(customer)
-    await rm.negotiate(rep)
-    await rm.wait_frames("video", 30)
-    await cm.wait_frames("video", 30)
-    return LiveCall(customer, rep, cm, rm)
-
-
 @pytest.fixture
-async def live_call(rapport: Rapport) -> AsyncIterator[LiveCall]:
-    call = await open_call(rapport)
-    before, started = call.rep_video_frames(), time.monotonic()
+async def live_call(rapport: Rapport) -> AsyncIterator[MediaCall]:
+    """A call with media flowing both ways (the moving test picture: the encoder's real load)."""
+    call = await rapport.media_call(identified=False, reason="order")
+    await call.customer.wait_for("call.accepted")
+    await call.rep_media.wait_frames("video", 30)
+    await call.customer_media.wait_frames("video", 30)
+    before, started = call.rep_media.frames("video"), time.monotonic()
     yield call
     await asyncio.sleep(max(0.0, 4.0 - (time.monotonic() - started)))
     # The bystander call kept its frame rate through whatever the test threw at the server.
-    fps = (call.rep_video_frames() - before) / (time.monotonic() - started)
+    fps = (call.rep_media.frames("video") - before) / (time.monotonic() - started)
     assert fps >= 24, f"bystander call fell to {fps:.1f} fps"
 
 
@@ -71,7 +53,7 @@ async def expect_error(client: SignalingClient, message: dict[str, Any] | str, c
     return reply
 
 
-async def test_malformed_json_unknown_types_and_wrong_field_types(rapport: Rapport, live_call: LiveCall) -> None:
+async def test_malformed_json_unknown_types_and_wrong_field_types(rapport: Rapport, live_call: MediaCall) -> None:
     hostile, _call = await rapport.customer()
     await expect_error(hostile, "{not json", "bad_json")
     await expect_error(hostile, "[1, 2, 3]", "bad_json")
@@ -90,7 +72,7 @@ async def test_malformed_json_unknown_types_and_wrong_field_types(rapport: Rappo
     assert (await hostile.request({"type": "ping"}))["type"] == "pong"
 
 
-async def test_messages_out_of_order_and_wrong_roles(rapport: Rapport, live_call: LiveCall) -> None:
+async def test_messages_out_of_order_and_wrong_roles(rapport: Rapport, live_call: MediaCall) -> None:
     http = aiohttp.ClientSession()
     try:
         anonymous = SignalingClient(http, rapport.url)
@@ -114,7 +96,7 @@ async def test_messages_out_of_order_and_wrong_roles(rapport: Rapport, live_call
     await expect_error(rep2, {"type": "call.end"}, "not_in_call")
 
 
-async def test_duplicate_offer_while_negotiating_is_refused(rapport: Rapport, live_call: LiveCall) -> None:
+async def test_duplicate_offer_while_negotiating_is_refused(rapport: Rapport, live_call: MediaCall) -> None:
     extra = MediaClient()
     rapport.media.append(extra)
     sdp = await extra.offer()
@@ -128,12 +110,12 @@ async def test_duplicate_offer_while_negotiating_is_refused(rapport: Rapport, li
     # The first offer replaced the customer's media; the rep keeps receiving.
     await extra.accept_answer(first["sdp"])
     await extra.wait_frames("video", 20)
-    before = live_call.rep_video_frames()
+    before = live_call.rep_media.frames("video")
     await asyncio.sleep(1.0)
-    assert live_call.rep_video_frames() > before + 15
+    assert live_call.rep_media.frames("video") > before + 15
 
 
-async def test_foreign_and_expired_tokens_and_foreign_session_ids(rapport: Rapport, live_call: LiveCall) -> None:
+async def test_foreign_and_expired_tokens_and_foreign_session_ids(rapport: Rapport, live_call: MediaCall) -> None:
     http = aiohttp.ClientSession()
     try:
         stranger = SignalingClient(http, rapport.url)
@@ -168,7 +150,7 @@ async def test_foreign_and_expired_tokens_and_foreign_session_ids(rapport: Rappo
         await http2.close()
 
 
-async def test_oversized_messages_and_binary_frames(rapport: Rapport, live_call: LiveCall) -> None:
+async def test_oversized_messages_and_binary_frames(rapport: Rapport, live_call: MediaCall) -> None:
     hostile, _ = await rapport.customer()
     await expect_error(hostile, {"type": "chat.send", "text": "x" * 2001}, "bad_message")
     await expect_error(hostile, {"type": "chat.send", "text": "x" * 70_000}, "too_large")
@@ -189,7 +171,7 @@ async def test_oversized_messages_and_binary_frames(rapport: Rapport, live_call:
     assert binary.closed_code == 1003
 
 
-async def test_a_flood_is_rate_limited_then_disconnected(rapport: Rapport, live_call: LiveCall) -> None:
+async def test_a_flood_is_rate_limited_then_disconnected(rapport: Rapport, live_call: MediaCall) -> None:
     flooder, _ = await rapport.customer()
     for _ in range(400):
         await flooder.send({"type": "ping"})
@@ -201,7 +183,7 @@ async def test_a_flood_is_rate_limited_then_disconnected(rapport: Rapport, live_
     assert len(rapport.center.sessions) >= 2
 
 
-async def test_garbage_sdp_gets_bad_sdp_and_the_call_goes_on(rapport: Rapport, live_call: LiveCall) -> None:
+async def test_garbage_sdp_gets_bad_sdp_and_the_call_goes_on(rapport: Rapport, live_call: MediaCall) -> None:
     for sdp in GARBAGE_SDPS:
         await expect_error(live_call.rep, {"type": "offer", "sdp": sdp}, "bad_sdp")
     # The rep's socket and existing media survived (the fixture checks the frame rate).

@@ -3,26 +3,21 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from aiohttp import web
 
-from ...calls.center import CALL_CENTER, AtCapacity, QueueFull, TooManyWaiting
+from ...calls.capacity import AtCapacity, QueueFull, TooManyWaiting
+from ...calls.center import CALL_CENTER
 from ...config import SETTINGS, Settings
-from ...storage.store import SessionRecord, iso
+from ...storage.records import SessionRecord, iso
+from ..models.sessions import CallToken, Contact
 from ..ratelimit import CALL_LIMITER
-from ..security import ApiError, client_address, optional_str
+from ..security import ApiError, client_address
 
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s.]{2,}$")
 PHONE = re.compile(r"^\+?[0-9 ()./-]{5,30}$")
-
-
-def consent_field(body: dict[str, Any], name: str = "emotion_consent") -> bool | None:
-    value = body.get(name)
-    if value is not None and not isinstance(value, bool):
-        raise ApiError(400, "bad_request", f"{name}: must be true or false")
-    return value
 
 
 def validate_reason(request: web.Request, value: Any) -> str | None:
@@ -43,34 +38,35 @@ def validate_language(request: web.Request, value: Any) -> str | None:
     return str(value)
 
 
-def validate_contact(body: dict[str, Any]) -> dict[str, str] | None:
-    value = body.get("contact")
-    if value is None:
+def clean(text: str | None) -> str | None:
+    """A free-text field as stored: stripped, and None when nothing is left (types and lengths msgspec checked)."""
+    if text is None:
         return None
-    if not isinstance(value, dict) or set(value) - {"email", "phone"}:
-        raise ApiError(400, "bad_request", "contact: an object with email and/or phone")
-    email = optional_str(value, "email", 254)
-    phone = optional_str(value, "phone", 30)
+    return text.strip() or None
+
+
+def check_contact(contact: Contact | None) -> dict[str, str] | None:
+    """The e-mail address and phone number the customer gave, checked; None when neither."""
+    if contact is None:
+        return None
+    email, phone = clean(contact.email), clean(contact.phone)
     if email is not None and not EMAIL.match(email):
         raise ApiError(400, "bad_request", "contact.email: not an e-mail address")
     if phone is not None and not PHONE.match(phone):
         raise ApiError(400, "bad_request", "contact.phone: not a phone number")
-    contact = {k: v for k, v in (("email", email), ("phone", phone)) if v}
-    return contact or None
+    checked = {k: v for k, v in (("email", email), ("phone", phone)) if v}
+    return checked or None
 
 
-def query_date(raw: str | None, name: str, *, end: bool = False) -> float | None:
-    """A ``YYYY-MM-DD`` query parameter as a UTC timestamp (the day's end for ``end``)."""
-    if not raw:
+def day_start(day: date | None, *, end: bool = False) -> float | None:
+    """A day (UTC) as a timestamp: its start, or for ``end`` the next day's start."""
+    if day is None:
         return None
-    try:
-        day = datetime.strptime(raw, "%Y-%m-%d").replace(tzinfo=UTC)
-    except ValueError:
-        raise ApiError(400, "bad_request", f"{name}: a date, YYYY-MM-DD") from None
+    start = datetime.combine(day, time.min, tzinfo=UTC)
     if not end:
-        return day.timestamp()
+        return start.timestamp()
     try:
-        return (day + timedelta(days=1)).timestamp()
+        return (start + timedelta(days=1)).timestamp()
     except OverflowError:  # 9999-12-31 has no next day (a 500 before; found by make fuzz)
         return datetime.max.replace(tzinfo=UTC).timestamp()
 
@@ -133,7 +129,6 @@ async def queue_customer(request: web.Request, **fields: Any) -> tuple[SessionRe
         raise ApiError(429, "too_many_waiting", str(exc), {"Retry-After": "60"}) from None
 
 
-def call_answer(record: SessionRecord, token: str) -> web.Response:
-    """201 with what the customer's page needs to join."""
-    body = {"session_id": record.id, "token": token, "expires_at": iso(record.token_expires_at)}
-    return web.json_response(body, status=201)
+def call_token(record: SessionRecord, token: str) -> CallToken:
+    """What the customer's page needs to join (answered with 201)."""
+    return CallToken(session_id=record.id, token=token, expires_at=iso(record.token_expires_at))

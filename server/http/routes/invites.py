@@ -27,7 +27,6 @@ import html
 import io
 import json
 import os
-import re
 import secrets
 from pathlib import Path
 from typing import Any
@@ -36,25 +35,22 @@ from aiohttp import web
 
 from ... import tokens
 from ...config import SETTINGS
-from ...storage import schema
-from ...storage.invites import claim_invite, release_invite
-from ...storage.invites import revoke_invite as revoke_stored_invite
-from ...storage.store import STORE, Store, iso
-from ..apikeys import require_principal
-from ..security import ApiError, is_loopback, optional_str, original_scheme, read_json
-from .intake import call_answer, consent_field, limit_calls, queue_customer, validate_language, validate_reason
+from ...storage import records, schema
+from ...storage.records import iso
+from ...storage.store import STORE, Store
+from ..api import PUBLIC, Routes, caller, staff_or_key
+from ..models.invites import MAX_TOKEN_CHARS, CreateInvite, Invite, InvitePath, QrPath, RedeemInvite, RedeemPath
+from ..models.sessions import CallToken
+from ..security import ApiError, is_loopback, original_scheme
+from .intake import call_token, clean, limit_calls, queue_customer, validate_language, validate_reason
 
-STAFF_ROLES = ("rep", "qa", "supervisor", "admin")
+routes = Routes(tag="Invites")
 REVOKE_ROLES = ("supervisor", "admin")
-INVITE_ID = re.compile(r"inv_[0-9a-f]{16}")
 LIVE_STATES = ("waiting", "active")
 EXPIRED = "This link has expired. Ask for a new one, or start a new call."
 USED = "This link has been used already. Ask for a new one, or start a new call."
 REVOKED = "This link has been withdrawn. Ask for a new one, or start a new call."
 IN_CALL = "this invite is already in a call; use the original tab"
-INVITE_MAX_TTL_S = 7 * 24 * 3600
-MAX_TOKEN_CHARS = 512
-MAX_JSON_BYTES = 8 * 1024
 PRIORITIES = {"normal": 0, "high": 10}
 WEB_CLIENT = Path(__file__).resolve().parents[3] / "web_client"
 
@@ -112,53 +108,22 @@ def open_link(key: bytes, token: str, *, now: float) -> dict[str, Any]:
     return payload
 
 
-def _json_object(body: dict[str, Any], name: str) -> dict[str, Any] | None:
-    value = body.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        raise ApiError(400, "bad_request", f"{name}: a JSON object")
-    if len(json.dumps(value)) > MAX_JSON_BYTES:
-        raise ApiError(400, "bad_request", f"{name}: at most {MAX_JSON_BYTES} bytes")
-    return value
-
-
-def _priority(body: dict[str, Any]) -> int:
-    value = body.get("priority", "normal")
-    if isinstance(value, str) and value in PRIORITIES:
-        return PRIORITIES[value]
-    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 100:
-        return value
-    raise ApiError(400, "bad_request", "priority: normal, high, or an integer from 0 to 100")
-
-
-def _identity(body: dict[str, Any]) -> dict[str, Any] | None:
-    customer = _json_object(body, "customer")
-    if customer is None:
-        return None
-    for field in ("id", "name", "email", "phone"):
-        value = customer.get(field)
-        if value is not None and (not isinstance(value, str) or len(value) > 200):
-            raise ApiError(400, "bad_request", f"customer.{field}: a string of at most 200 characters")
-    return customer
-
-
-async def _in_call(store: Store, invite: dict[str, Any]) -> bool:
+async def _in_call(store: Store, invite: records.Invite) -> bool:
     """Whether the call this invite started is still open (or being started by a redeem right now)."""
-    if invite["session_id"] is None:
+    if invite.session_id is None:
         return True
-    record = await store.get_session(invite["session_id"])
+    record = await store.get_session(invite.session_id)
     return record is not None and record.state in LIVE_STATES
 
 
-async def _open_invite(request: web.Request, token: str) -> tuple[str, dict[str, Any]]:
+async def _open_invite(request: web.Request, token: str) -> tuple[str, records.Invite]:
     """The code and invite a token names, if the link still works; LinkError otherwise (claims are the caller's)."""
     link = open_link(request.app[INVITE_KEY], token, now=_now())
     code = link.get("c")
     invite = await request.app[STORE].get_invite(code) if isinstance(code, str) else None
     if invite is None or not isinstance(code, str):
         raise LinkError(410, "link_expired", EXPIRED)
-    if invite["revoked_at"] is not None:
+    if invite.revoked_at is not None:
         raise LinkError(410, "link_revoked", REVOKED)
     return code, invite
 
@@ -195,29 +160,40 @@ def _qr_svg(url: str) -> str:
     return buffer.getvalue().decode()
 
 
-async def create_invite(request: web.Request) -> web.Response:
-    principal = await require_principal(request, scope="invites:write", roles=STAFF_ROLES)
+@routes.post(
+    "/api/v1/invites",
+    op="createInvite",
+    auth=staff_or_key("invites:write"),
+    body=CreateInvite,
+    response=Invite,
+    status=201,
+    answer="The invite.",
+    errors=(409,),
+)
+async def create_invite(request: web.Request, *, body: CreateInvite) -> Invite:
+    """Create an invite link for an identified customer
+
+    The link carries a token signed with the server's secret; the customer's identity and context stay in the
+    database. The link opens one call. It points at the server's public_url; without one, links are made only
+    for a loopback Host (else 409 public_url_required).
+    """
+    principal = caller(request)
     base = link_base(request)
-    body = await read_json(request)
-    identity = _identity(body)
-    context = _json_object(body, "context")
-    reason = validate_reason(request, body.get("reason"))
-    language = validate_language(request, body.get("language"))
-    priority = _priority(body)
-    name = optional_str(body, "customer_name", 200) or (identity or {}).get("name")
-    customer_ref = optional_str(body, "customer_ref", 128) or (identity or {}).get("id")
-    ttl = body.get("ttl_s", 24 * 3600)
-    if not isinstance(ttl, int) or isinstance(ttl, bool) or not 60 <= ttl <= INVITE_MAX_TTL_S:
-        raise ApiError(400, "bad_request", f"ttl_s: an integer from 60 to {INVITE_MAX_TTL_S}")
+    identity = body.customer
+    reason = validate_reason(request, body.reason)
+    language = validate_language(request, body.language)
+    priority = PRIORITIES[body.priority] if isinstance(body.priority, str) else body.priority
+    name = clean(body.customer_name) or (identity or {}).get("name")
+    customer_ref = clean(body.customer_ref) or (identity or {}).get("id")
     store = request.app[STORE]
     code, expires_at = await store.create_invite(
         customer_name=name,
         reason=reason,
         created_by=principal.user_id,
-        ttl_s=ttl,
+        ttl_s=body.ttl_s,
         customer_ref=customer_ref,
         identity=identity,
-        context=context,
+        context=body.context,
         language=language,
         priority=priority,
     )
@@ -225,28 +201,36 @@ async def create_invite(request: web.Request) -> web.Response:
     url = f"{base}/join/{token}"
     public_id = schema.invite_id(tokens.digest(code))
     await store.audit(principal.user_id, "invite.create", customer_ref or "", {"by": principal.label, "id": public_id})
-    return web.json_response(
-        {
-            # For revoking it (DELETE /api/v1/invites/{id}); not a secret.
-            "id": public_id,
-            # What follows /join/: the signed token, which is also what redeem and qr.png take.
-            "code": token,
-            "url": url,
-            "expires_at": iso(expires_at),
-            "qr_svg": _qr_svg(url),
-            "qr_png_url": f"/api/v1/invites/{token}/qr.png",
-        },
-        status=201,
+    return Invite(
+        id=public_id,
+        code=token,
+        url=url,
+        expires_at=iso(expires_at),
+        qr_svg=_qr_svg(url),
+        qr_png_url=f"/api/v1/invites/{token}/qr.png",
     )
 
 
-async def invite_qr(request: web.Request) -> web.Response:
+@routes.get(
+    "/api/v1/invites/{token}/qr.png",
+    op="getInviteQr",
+    auth=PUBLIC,
+    path_params=QrPath,
+    media="image/png",
+    answer="A PNG image.",
+    errors=(400, 409, 410),
+)
+async def invite_qr(request: web.Request, *, path_params: QrPath) -> web.Response:
+    """The invite link as a QR code
+
+    410 once the link no longer opens a call; 409 public_url_required as for createInvite.
+    """
     import segno
 
-    token = request.match_info["token"]
+    token = path_params.token
     try:
         _code, invite = await _open_invite(request, token)
-        if invite["claimed_at"] is not None and not await _in_call(request.app[STORE], invite):
+        if invite.claimed_at is not None and not await _in_call(request.app[STORE], invite):
             raise LinkError(410, "link_used", USED)
     except LinkError as exc:
         raise ApiError(exc.status, exc.code, exc.message) from None
@@ -269,65 +253,88 @@ def _error_template() -> str:
 
 
 def _now() -> float:
-    from ...storage import schema
-
     return schema.now()
 
 
-async def redeem_invite(request: web.Request) -> web.Response:
+@routes.post(
+    "/api/v1/invites/{code}/redeem",
+    op="redeemInvite",
+    auth=PUBLIC,
+    path_params=RedeemPath,
+    body=RedeemInvite,
+    response=CallToken,
+    status=201,
+    answer="The call is queued.",
+    errors=(409, 410, 429, 503),
+)
+async def redeem_invite(request: web.Request, *, path_params: RedeemPath, body: RedeemInvite) -> CallToken:
+    """Start the call of an invite
+
+    As POST /api/v1/calls, with the invite's name, reason, language, priority, identity and context. One call per
+    link: of redeems that race, one wins; the others get 409 while its call is open, 410 link_used after. A
+    tampered token is 400 link_invalid; an expired one 410 link_expired; a revoked one 410 link_revoked. A call
+    that cannot start (503, 429) leaves the link unused.
+    """
     store = request.app[STORE]
     try:
-        code, invite = await _open_invite(request, request.match_info["code"])
+        code, invite = await _open_invite(request, path_params.code)
     except LinkError as exc:
         raise ApiError(exc.status, exc.code, exc.message) from None
-    body = await read_json(request)
-    device = optional_str(body, "device", 200)
-    consent = consent_field(body)
-    recording_consent = consent_field(body, "recording_consent")
-    language = validate_language(request, body.get("language")) or invite["language"]
+    language = validate_language(request, body.language) or invite.language
     limit_calls(request)
-    if not await claim_invite(store.engine, code):
+    if not await store.claim_invite(code):
         # Used already, or another redeem of the same link won the race: read again to say which.
         invite = await store.get_invite(code) or invite
-        if invite["revoked_at"] is not None:
+        if invite.revoked_at is not None:
             raise ApiError(410, "link_revoked", REVOKED)
-        if invite["claimed_at"] is None:
+        if invite.claimed_at is None:
             raise ApiError(410, "link_expired", EXPIRED)
         if await _in_call(store, invite):
             raise ApiError(409, "conflict", IN_CALL)
         raise ApiError(410, "link_used", USED)
-    identity = invite["identity"] or {}
+    identity = invite.identity or {}
     contact = {k: identity[k] for k in ("email", "phone") if identity.get(k)}
     try:
-        record, call_token = await queue_customer(
+        record, token = await queue_customer(
             request,
-            reason=invite["reason"],
-            customer_name=invite["customer_name"],
-            device=device,
-            emotion_consent=consent,
-            recording_consent=recording_consent,
-            customer_ref=invite["customer_ref"],
-            priority=invite["priority"] or 0,
+            reason=invite.reason,
+            customer_name=invite.customer_name,
+            device=clean(body.device),
+            emotion_consent=body.emotion_consent,
+            recording_consent=body.recording_consent,
+            customer_ref=invite.customer_ref,
+            priority=invite.priority or 0,
             language=language,
             contact=contact or None,
-            context=invite["context"],
+            context=invite.context,
             identified=True,
         )
     except BaseException:
-        await release_invite(store.engine, code)
+        await store.release_invite(code)
         raise
     await store.link_invite(code, record.id)
-    return call_answer(record, call_token)
+    return call_token(record, token)
 
 
-async def revoke_invite(request: web.Request) -> web.Response:
-    """Withdraw a link: it opens nothing from now on (a call it already started carries on)."""
-    principal = await require_principal(request, scope="invites:write", roles=REVOKE_ROLES)
-    invite_id = request.match_info["invite_id"]
-    if not INVITE_ID.fullmatch(invite_id) or not await revoke_stored_invite(request.app[STORE].engine, invite_id):
+@routes.delete(
+    "/api/v1/invites/{invite_id}",
+    op="revokeInvite",
+    auth=staff_or_key("invites:write", *REVOKE_ROLES),
+    path_params=InvitePath,
+    status=204,
+    answer="Revoked.",
+)
+async def revoke_invite(request: web.Request, *, path_params: InvitePath) -> None:
+    """Revoke an invite link
+
+    From now on the link opens nothing (410 link_revoked, and the link error page); a call it already started
+    carries on. Revoking twice is fine.
+    """
+    principal = caller(request)
+    invite_id = path_params.invite_id
+    if not await request.app[STORE].revoke_invite(invite_id):
         raise ApiError(404, "not_found", "no such invite")
     await request.app[STORE].audit(principal.user_id, "invite.revoke", invite_id, {"by": principal.label})
-    return web.Response(status=204)
 
 
 LINK_TITLES = {"link_expired": "Link expired", "link_used": "Link already used", "link_revoked": "Link withdrawn"}
@@ -338,7 +345,7 @@ async def join_page(request: web.Request) -> web.StreamResponse:
     a plain error page for an expired, tampered, used or revoked one."""
     try:
         _code, invite = await _open_invite(request, request.match_info["token"])
-        if invite["claimed_at"] is not None and not await _in_call(request.app[STORE], invite):
+        if invite.claimed_at is not None and not await _in_call(request.app[STORE], invite):
             raise LinkError(410, "link_used", USED)
     except LinkError as exc:
         title = LINK_TITLES.get(exc.code, "Link not valid")
@@ -351,7 +358,4 @@ async def join_page(request: web.Request) -> web.StreamResponse:
 
 def setup_routes(app: web.Application) -> None:
     app.router.add_get("/join/{token}", join_page)
-    app.router.add_post("/api/v1/invites", create_invite)
-    app.router.add_delete("/api/v1/invites/{invite_id}", revoke_invite)
-    app.router.add_post("/api/v1/invites/{code}/redeem", redeem_invite)
-    app.router.add_get("/api/v1/invites/{token}/qr.png", invite_qr)
+    routes.setup(app)

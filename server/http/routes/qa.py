@@ -7,27 +7,51 @@ import io
 import time
 from typing import Any
 
+import msgspec
 from aiohttp import web
 
 from ...calls.center import CALL_CENTER
 from ...config import SETTINGS
 from ...recording.composer import COMPOSED_PARTICIPANT, COMPOSER, track_offsets
 from ...recording.retention import ErasureRefused, erase_session, sessions_of_customer, set_legal_hold
-from ...storage.reviews import REVIEWS, SessionFilter, score_answers, validate_answers, validate_criteria
-from ...storage.store import OPEN_STATES, STORE, SessionRecord, iso
-from ..security import ApiError, optional_str, read_json, require_staff
-from .intake import query_date
+from ...storage.records import SessionRecord, iso
+from ...storage.reviews import REVIEWS, SessionFilter, score_answers, validate_answers
+from ...storage.sessions import OPEN_STATES
+from ...storage.store import STORE
+from ..api import Answer, Routes, respond, staff, staff_user
+from ..models.common import SessionPath, UserRef
+from ..models.qa import (
+    AddReview,
+    ComposeJob,
+    CustomerErasure,
+    CustomerPath,
+    Disposition,
+    DispositionList,
+    ErasureReport,
+    LegalHold,
+    PutScorecard,
+    QaFilters,
+    QaList,
+    QaListQuery,
+    QaRow,
+    RefusedErasure,
+    Review,
+    ReviewBundle,
+    Scorecard,
+    WrapUp,
+)
+from ..models.sessions import Session
+from ..security import ApiError
+from .intake import clean, day_start, validate_reason
 from .sessions import WEB_CLIENT, recording_json
 
+routes = Routes(tag="QA")
 REVIEW_ROLES = ("qa", "supervisor", "admin")
-STAFF_ROLES = ("rep", "qa", "supervisor", "admin")
-NOTES_MAX = 4000
-COMMENTS_MAX = 4000
+EXPORT_ROWS = 10_000
 
 
-async def _session(request: web.Request) -> SessionRecord:
-    session_id = request.match_info["session_id"]
-    record = await request.app[STORE].get_session(session_id) if len(session_id) <= 64 else None
+async def _session(request: web.Request, session_id: str) -> SessionRecord:
+    record = await request.app[STORE].get_session(session_id)
     if record is None or record.erased_at is not None:
         raise ApiError(404, "not_found", "no such session")
     return record
@@ -36,91 +60,84 @@ async def _session(request: web.Request) -> SessionRecord:
 # wrap-up
 
 
-async def dispositions(request: web.Request) -> web.Response:
-    await require_staff(request, STAFF_ROLES)
-    items = [{"code": c, "label": label, "category": cat} for c, label, cat in request.app[SETTINGS].dispositions]
-    return web.json_response({"items": items})
+@routes.get("/api/v1/dispositions", op="listDispositions", tag="Wrap-up", auth=staff(), response=DispositionList)
+async def dispositions(request: web.Request) -> DispositionList:
+    """The wrap-up outcome codes"""
+    return DispositionList(
+        items=[Disposition(code=c, label=label, category=cat) for c, label, cat in request.app[SETTINGS].dispositions]
+    )
 
 
-async def wrap_up(request: web.Request) -> web.Response:
-    user, _csrf, _login = await require_staff(request, STAFF_ROLES)
-    record = await _session(request)
+@routes.post(
+    "/api/v1/sessions/{session_id}/wrapup",
+    op="wrapUp",
+    tag="Wrap-up",
+    auth=staff(),
+    path_params=SessionPath,
+    body=WrapUp,
+    response=Session,
+    answer="The session.",
+    errors=(409,),
+)
+async def wrap_up(request: web.Request, *, path_params: SessionPath, body: WrapUp) -> Session:
+    """Save the outcome and notes of a call
+
+    The rep who took the call; supervisor and admin may correct any. A session that is not yours is 404; a live
+    call is 409.
+    """
+    user = staff_user(request)
+    record = await _session(request, path_params.session_id)
     if record.rep_id != user.id and user.role not in ("supervisor", "admin"):
         raise ApiError(404, "not_found", "no such session")  # the same answer as for a foreign id
     if record.state in OPEN_STATES:
         raise ApiError(409, "conflict", "the call is still live: end it first")
-    body = await read_json(request)
     codes = {c for c, _label, _cat in request.app[SETTINGS].dispositions}
-    disposition = body.get("disposition")
-    if disposition not in codes:
+    if body.disposition not in codes:
         raise ApiError(400, "bad_request", f"disposition: one of {', '.join(sorted(codes))}")
-    notes = body.get("notes", "")
-    if not isinstance(notes, str) or len(notes) > NOTES_MAX:
-        raise ApiError(400, "bad_request", f"notes: a string of at most {NOTES_MAX} characters")
     store = request.app[STORE]
-    await store.save_wrapup(record.id, disposition=disposition, notes=notes.strip(), user_id=user.id)
+    await store.save_wrapup(record.id, disposition=body.disposition, notes=body.notes.strip(), user_id=user.id)
     if record.rep_id == user.id:
         request.app[CALL_CENTER].wrapped_up(user.id, record.id)
     updated = await store.get_session(record.id)
     assert updated is not None
-    return web.json_response(updated.to_json())
+    return Session.of(updated.to_json())
 
 
 # QA list and export
 
 
-def _query_number(request: web.Request, name: str, low: float, high: float) -> float | None:
-    raw = request.query.get(name)
-    if raw is None or raw == "":
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ApiError(400, "bad_request", f"{name}: a number") from None
-    if not low <= value <= high:
-        raise ApiError(400, "bad_request", f"{name}: from {low:g} to {high:g}")
-    return value
-
-
-def _query_choice(request: web.Request, name: str, choices: tuple[str, ...]) -> str | None:
-    raw = request.query.get(name)
-    if not raw:
-        return None
-    if raw not in choices:
-        raise ApiError(400, "bad_request", f"{name}: one of {', '.join(choices)}")
-    return raw
-
-
-def session_filter(request: web.Request) -> SessionFilter:
-    rep_id = _query_number(request, "rep_id", 1, 2**31)
-    limit = _query_number(request, "limit", 1, 500)
-    outcome = request.query.get("outcome") or None
-    if outcome is not None and len(outcome) > 64:
-        raise ApiError(400, "bad_request", "outcome: at most 64 characters")
-    reason = request.query.get("reason") or None
-    if reason is not None and reason not in {c for c, _ in request.app[SETTINGS].reasons}:
-        raise ApiError(400, "bad_request", "reason: unknown")
-    flagged = _query_choice(request, "flagged", ("true", "false"))
+def session_filter(request: web.Request, query: QaFilters, *, limit: int) -> SessionFilter:
     return SessionFilter(
-        from_ts=query_date(request.query.get("from"), "from"),
-        to_ts=query_date(request.query.get("to"), "to", end=True),
-        rep_id=int(rep_id) if rep_id is not None else None,
-        reason=reason,
-        outcome=outcome,
-        min_duration_s=_query_number(request, "min_duration_s", 0, 10**7),
-        max_duration_s=_query_number(request, "max_duration_s", 0, 10**7),
-        min_frustration=_query_number(request, "min_frustration", 0, 1),
-        flagged=None if flagged is None else flagged == "true",
-        qa_status=_query_choice(request, "qa_status", ("scored", "unscored")),
-        limit=int(limit) if limit is not None else 100,
+        from_ts=day_start(query.from_),
+        to_ts=day_start(query.to, end=True),
+        rep_id=query.rep_id,
+        reason=validate_reason(request, query.reason),
+        outcome=query.outcome,
+        min_duration_s=query.min_duration_s,
+        max_duration_s=query.max_duration_s,
+        min_frustration=query.min_frustration,
+        flagged=query.flagged,
+        qa_status=query.qa_status,
+        limit=limit,
     )
 
 
-async def qa_sessions(request: web.Request) -> web.Response:
-    await require_staff(request, REVIEW_ROLES)
+@routes.get(
+    "/api/v1/qa/sessions",
+    op="listQaSessions",
+    auth=staff(*REVIEW_ROLES),
+    query=QaListQuery,
+    response=QaList,
+)
+async def qa_sessions(request: web.Request, *, query: QaListQuery) -> QaList:
+    """Closed sessions for QA, with filters
+
+    Newest first; erased sessions are left out.
+    """
     reviews = request.app[REVIEWS]
-    rows = await reviews.list_sessions(session_filter(request))
-    return web.json_response({"items": rows, "reps": await reviews.staff_with_calls()})
+    rows = await reviews.list_sessions(session_filter(request, query, limit=query.limit))
+    reps = await reviews.staff_with_calls()
+    return QaList(items=QaRow.all_of(r.to_json() for r in rows), reps=UserRef.all_of(r.to_json() for r in reps))
 
 
 def _cell(value: Any) -> Any:
@@ -130,13 +147,24 @@ def _cell(value: Any) -> Any:
     return "" if value is None else value
 
 
-async def qa_export(request: web.Request) -> web.Response:
-    user, _csrf, _login = await require_staff(request, REVIEW_ROLES)
+@routes.get(
+    "/api/v1/qa/export.csv",
+    op="exportQaSessions",
+    auth=staff(*REVIEW_ROLES),
+    query=QaFilters,
+    media="text/csv",
+    answer="A CSV attachment.",
+)
+async def qa_export(request: web.Request, *, query: QaFilters) -> web.Response:
+    """The QA list as CSV
+
+    The same filters (up to 10,000 rows); one row per session with its latest review and one column per
+    criterion. Audited.
+    """
     reviews = request.app[REVIEWS]
-    f = session_filter(request)
-    rows = await reviews.list_sessions(SessionFilter(**{**f.__dict__, "limit": 10_000}))
+    rows = await reviews.list_sessions(session_filter(request, query, limit=EXPORT_ROWS))
     scorecard = await reviews.current_scorecard()
-    criteria = scorecard["criteria"] if scorecard else []
+    criteria = scorecard.criteria if scorecard else []
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(
@@ -164,36 +192,36 @@ async def qa_export(request: web.Request) -> web.Response:
         ]
     )
     for r in rows:
-        review = r["review"] or {}
-        answers = review.get("answers", {})
+        review = r.review
+        answers = review.answers if review else {}
         writer.writerow(
             [
                 _cell(v)
                 for v in (
-                    r["session_id"],
-                    r["created_at"],
-                    r["answered_at"],
-                    r["ended_at"],
-                    r["duration_s"],
-                    r["reason"],
-                    r["customer_name"],
-                    (r["rep"] or {}).get("display_name"),
-                    r["state"],
-                    r["disposition"],
-                    r["notes"],
-                    r["peak_frustration"],
-                    r["flag_count"],
-                    "yes" if r["recorded"] else "no",
-                    r["qa_status"],
-                    r["score"],
-                    (review.get("reviewer") or {}).get("display_name"),
-                    review.get("created_at"),
-                    review.get("comments"),
+                    r.session_id,
+                    iso(r.created_at),
+                    iso(r.answered_at),
+                    iso(r.ended_at),
+                    r.duration_s,
+                    r.reason,
+                    r.customer_name,
+                    r.rep_name if r.rep_id else None,
+                    r.state,
+                    r.disposition,
+                    r.notes,
+                    r.peak_frustration,
+                    r.flag_count,
+                    "yes" if r.recorded else "no",
+                    r.qa_status,
+                    r.score,
+                    review.reviewer_name if review else None,
+                    iso(review.created_at) if review else None,
+                    review.comments if review else None,
                     *[answers.get(c["id"]) for c in criteria],
                 )
             ]
         )
-    await request.app[STORE].audit(user.id, "qa.export", "sessions", {"rows": len(rows)})
+    await request.app[STORE].audit(staff_user(request).id, "qa.export", "sessions", {"rows": len(rows)})
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     return web.Response(
         text=out.getvalue(),
@@ -220,29 +248,41 @@ def _flags(timeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return flags
 
 
-async def qa_session(request: web.Request) -> web.Response:
-    user, _csrf, _login = await require_staff(request, REVIEW_ROLES)
-    record = await _session(request)
+@routes.get(
+    "/api/v1/qa/sessions/{session_id}",
+    op="getQaSession",
+    auth=staff(*REVIEW_ROLES),
+    path_params=SessionPath,
+    response=ReviewBundle,
+    answer="The bundle.",
+)
+async def qa_session(request: web.Request, *, path_params: SessionPath) -> ReviewBundle:
+    """The review bundle of one session
+
+    Session, player file, tracks, chat and emotion timeline on one clock, flags, scorecard and reviews. Audited.
+    """
+    record = await _session(request, path_params.session_id)
     store, reviews = request.app[STORE], request.app[REVIEWS]
     rows = await store.list_recordings(record.id)
-    tracks = [r for r in rows if r["participant"] != COMPOSED_PARTICIPANT and r["state"] != "deleted"]
-    composed = next((r for r in rows if r["participant"] == COMPOSED_PARTICIPANT and r["state"] != "deleted"), None)
+    tracks = [r for r in rows if r.participant != COMPOSED_PARTICIPANT and r.state != "deleted"]
+    composed = next((r for r in rows if r.participant == COMPOSED_PARTICIPANT and r.state != "deleted"), None)
     t0, _offsets = track_offsets(tracks)
-    if composed is not None and composed["epoch"] is not None:
-        t0 = composed["epoch"]
+    if composed is not None and composed.epoch is not None:
+        t0 = composed.epoch
     epoch = t0 if t0 is not None else (record.answered_at or record.created_at)
     # The timeline counts seconds of the customer's video; shift it onto the player's clock.
-    customer_video = next((r for r in tracks if (r["participant"], r["kind"]) == ("customer", "video")), None)
-    shift = round(customer_video["epoch"] - epoch) if customer_video and customer_video["epoch"] else 0
-    timeline = [{**row, "second": row["second"] + shift} for row in await store.list_timeline(record.id)]
+    customer_video = next((r for r in tracks if (r.participant, r.kind) == ("customer", "video")), None)
+    shift = round(customer_video.epoch - epoch) if customer_video and customer_video.epoch else 0
+    timeline = [{**row.to_json(), "second": row.second + shift} for row in await store.list_timeline(record.id)]
     chat = [{**c.to_json(), "t": round(c.created_at - epoch, 2)} for c in await store.list_chat(record.id)]
     data = record.to_json()
     rep = await store.get_user(record.rep_id) if record.rep_id else None
     labels = {c: label for c, label, _cat in request.app[SETTINGS].dispositions}
     data["rep"] = {"id": rep.id, "display_name": rep.display_name} if rep else None
     data["disposition_label"] = labels.get(record.disposition or "", record.disposition)
-    await store.audit(user.id, "qa.view", record.id)
-    return web.json_response(
+    scorecard = await reviews.current_scorecard()
+    await store.audit(staff_user(request).id, "qa.view", record.id)
+    return ReviewBundle.of(
         {
             "session": data,
             "media_epoch": iso(epoch),
@@ -252,112 +292,193 @@ async def qa_session(request: web.Request) -> web.Response:
             "timeline": timeline,
             "flags": _flags(timeline),
             "notes": record.notes,
-            "scorecard": await reviews.current_scorecard(),
-            "reviews": (await reviews.list_reviews([record.id])).get(record.id, []),
+            "scorecard": scorecard.to_json() if scorecard else None,
+            "reviews": [r.to_json() for r in (await reviews.list_reviews([record.id])).get(record.id, [])],
         }
     )
 
 
-async def add_review(request: web.Request) -> web.Response:
-    user, _csrf, _login = await require_staff(request, REVIEW_ROLES)
-    record = await _session(request)
+@routes.post(
+    "/api/v1/qa/sessions/{session_id}/reviews",
+    op="addReview",
+    auth=staff(*REVIEW_ROLES),
+    path_params=SessionPath,
+    body=AddReview,
+    response=Review,
+    status=201,
+    answer="The review.",
+    errors=(409,),
+)
+async def add_review(request: web.Request, *, path_params: SessionPath, body: AddReview) -> Review:
+    """Review a session against a scorecard
+
+    Every criterion must be answered: scale 1-5, yesno true or false. A live call is 409.
+    """
+    user = staff_user(request)
+    record = await _session(request, path_params.session_id)
     if record.state in OPEN_STATES:
         raise ApiError(409, "conflict", "the call is still live")
-    body = await read_json(request)
     reviews = request.app[REVIEWS]
-    scorecard_id = body.get("scorecard_id")
-    # A 64-bit database id: past that, SQLite's INTEGER overflows (a 500 before; found by make fuzz).
-    if not isinstance(scorecard_id, int) or isinstance(scorecard_id, bool) or not 0 < scorecard_id < 2**63:
-        scorecard_id = None
-    scorecard = await reviews.get_scorecard(scorecard_id) if scorecard_id is not None else None
+    scorecard = await reviews.get_scorecard(body.scorecard_id)
     if scorecard is None:
         raise ApiError(400, "bad_request", "scorecard_id: an existing scorecard")
     try:
-        answers = validate_answers(scorecard["criteria"], body.get("answers"))
+        answers = validate_answers(scorecard.criteria, body.answers)
     except ValueError as exc:
         raise ApiError(400, "bad_request", str(exc)) from None
-    comments = optional_str(body, "comments", COMMENTS_MAX)
-    score = score_answers(scorecard["criteria"], answers)
+    score = score_answers(scorecard.criteria, answers)
     review_id = await reviews.add_review(
-        record.id, reviewer_id=user.id, scorecard_id=scorecard["id"], answers=answers, comments=comments, score=score
+        record.id,
+        reviewer_id=user.id,
+        scorecard_id=scorecard.id,
+        answers=answers,
+        comments=clean(body.comments),
+        score=score,
     )
     await request.app[STORE].audit(user.id, "qa.review", record.id, {"review_id": review_id, "score": score})
     saved = (await reviews.list_reviews([record.id]))[record.id]
-    return web.json_response(next(r for r in saved if r["id"] == review_id), status=201)
+    return Review.of(next(r for r in saved if r.id == review_id).to_json())
 
 
-async def recompose(request: web.Request) -> web.Response:
-    user, _csrf, _login = await require_staff(request, REVIEW_ROLES)
-    record = await _session(request)
+@routes.post(
+    "/api/v1/qa/sessions/{session_id}/compose",
+    op="composeSession",
+    auth=staff(*REVIEW_ROLES),
+    path_params=SessionPath,
+    response=ComposeJob,
+    status=202,
+    answer="Queued.",
+    errors=(409,),
+)
+async def recompose(request: web.Request, *, path_params: SessionPath) -> ComposeJob:
+    """Queue the side-by-side QA file again
+
+    For example after a failure. 409 when nothing was recorded or composing is off.
+    """
+    record = await _session(request, path_params.session_id)
     recording_id = await request.app[COMPOSER].enqueue(record.id)
     if recording_id is None:
         raise ApiError(409, "conflict", "nothing was recorded in this session, or composing is off")
-    await request.app[STORE].audit(user.id, "qa.compose", record.id)
-    return web.json_response({"id": recording_id, "state": "pending"}, status=202)
+    await request.app[STORE].audit(staff_user(request).id, "qa.compose", record.id)
+    return ComposeJob(id=recording_id, state="pending")
 
 
-async def get_scorecard(request: web.Request) -> web.Response:
-    await require_staff(request, REVIEW_ROLES)
-    return web.json_response(await request.app[REVIEWS].current_scorecard())
+@routes.get(
+    "/api/v1/qa/scorecard",
+    op="getScorecard",
+    auth=staff(*REVIEW_ROLES),
+    response=Scorecard | None,
+    answer="The newest version of the rubric (null before the first).",
+)
+async def get_scorecard(request: web.Request) -> Scorecard | web.Response:
+    """The current scorecard"""
+    scorecard = await request.app[REVIEWS].current_scorecard()
+    if scorecard is None:
+        return respond(None)  # a table answer of None would be an empty body, not JSON null
+    return Scorecard.of(scorecard.to_json())
 
 
-async def put_scorecard(request: web.Request) -> web.Response:
-    user, _csrf, _login = await require_staff(request, ("admin",))
-    body = await read_json(request)
-    try:
-        criteria = validate_criteria(body.get("criteria"))
-    except ValueError as exc:
-        raise ApiError(400, "bad_request", str(exc)) from None
+@routes.put(
+    "/api/v1/qa/scorecard",
+    op="putScorecard",
+    auth=staff("admin"),
+    body=PutScorecard,
+    response=Scorecard,
+    status=201,
+    answer="The new version.",
+)
+async def put_scorecard(request: web.Request, *, body: PutScorecard) -> Scorecard:
+    """Publish a new scorecard version"""
+    user = staff_user(request)
+    criteria = [msgspec.structs.asdict(c) for c in body.criteria]
     scorecard = await request.app[REVIEWS].create_scorecard(criteria, created_by=user.id)
-    await request.app[STORE].audit(user.id, "qa.scorecard", str(scorecard["id"]))
-    return web.json_response(scorecard, status=201)
+    await request.app[STORE].audit(user.id, "qa.scorecard", str(scorecard.id))
+    return Scorecard.of(scorecard.to_json())
 
 
 # legal hold and erasure
 
 
-async def legal_hold(request: web.Request) -> web.Response:
-    user, _csrf, _login = await require_staff(request, ("supervisor", "admin"))
-    record = await _session(request)
-    body = await read_json(request)
-    hold = body.get("hold")
-    if not isinstance(hold, bool):
-        raise ApiError(400, "bad_request", "hold: true or false")
-    note = optional_str(body, "note", 200)
-    await set_legal_hold(request.app[STORE], record.id, hold=hold, note=note, user_id=user.id)
-    updated = await request.app[STORE].get_session(record.id)
+@routes.put(
+    "/api/v1/sessions/{session_id}/legal-hold",
+    op="setLegalHold",
+    tag="Retention",
+    auth=staff("supervisor", "admin"),
+    path_params=SessionPath,
+    body=LegalHold,
+    response=Session,
+    answer="The session.",
+)
+async def legal_hold(request: web.Request, *, path_params: SessionPath, body: LegalHold) -> Session:
+    """Put a session on legal hold, or release it
+
+    Held sessions are never deleted by retention or erasure.
+    """
+    record = await _session(request, path_params.session_id)
+    store = request.app[STORE]
+    await set_legal_hold(store, record.id, hold=body.hold, note=clean(body.note), user_id=staff_user(request).id)
+    updated = await store.get_session(record.id)
     assert updated is not None
-    return web.json_response(updated.to_json())
+    return Session.of(updated.to_json())
 
 
-async def erase_one_session(request: web.Request) -> web.Response:
-    user, _csrf, _login = await require_staff(request, ("admin",))
-    record = await _session(request)
+@routes.delete(
+    "/api/v1/sessions/{session_id}",
+    op="eraseSession",
+    tag="Retention",
+    auth=staff("admin"),
+    path_params=SessionPath,
+    response=ErasureReport,
+    answer="What was erased.",
+    errors=(409,),
+)
+async def erase_one_session(request: web.Request, *, path_params: SessionPath) -> ErasureReport:
+    """Erase a session's personal data
+
+    Removes its media, chat, emotion timeline, notes and reviews; the row stays, stripped, so reports still add
+    up. 409 while live or on legal hold.
+    """
+    record = await _session(request, path_params.session_id)
     try:
         report = await erase_session(
-            request.app[STORE], request.app[SETTINGS].recordings_path, record.id, user_id=user.id
+            request.app[STORE], request.app[SETTINGS].recordings_path, record.id, user_id=staff_user(request).id
         )
     except ErasureRefused as exc:
         raise ApiError(409, "conflict", str(exc)) from None
-    return web.json_response({"session_id": record.id, "erased": report.counts})
+    return ErasureReport.of({"session_id": record.id, "erased": report.counts})
 
 
-async def erase_customer(request: web.Request) -> web.Response:
-    user, _csrf, _login = await require_staff(request, ("admin",))
-    ref = request.match_info["customer_ref"]
-    store = request.app[STORE]
-    session_ids = await sessions_of_customer(store, ref) if len(ref) <= 128 else []
+@routes.delete(
+    "/api/v1/customers/{customer_ref}",
+    op="eraseCustomer",
+    tag="Retention",
+    auth=staff("admin"),
+    path_params=CustomerPath,
+    response=CustomerErasure,
+    answer="What was erased and what was kept.",
+    also={409: Answer("Every session was refused.", model=CustomerErasure)},
+)
+async def erase_customer(request: web.Request, *, path_params: CustomerPath) -> web.Response:
+    """Erase every session of one customer
+
+    As DELETE /api/v1/sessions/{session_id} for each session with this customer_ref. When every session is
+    refused (live or on hold) the answer is 409 with the same body.
+    """
+    user, ref, store = staff_user(request), path_params.customer_ref, request.app[STORE]
+    session_ids = await sessions_of_customer(store, ref)
     if not session_ids:
         raise ApiError(404, "not_found", "no sessions for this customer")
-    erased, refused = [], []
+    erased: list[str] = []
+    refused: list[RefusedErasure] = []
     for session_id in session_ids:
         try:
             await erase_session(store, request.app[SETTINGS].recordings_path, session_id, user_id=user.id)
             erased.append(session_id)
         except ErasureRefused as exc:
-            refused.append({"session_id": session_id, "why": str(exc)})
+            refused.append(RefusedErasure(session_id=session_id, why=str(exc)))
     await store.audit(user.id, "customer.erase", ref, {"erased": len(erased), "refused": len(refused)})
-    return web.json_response({"erased": erased, "refused": refused}, status=409 if refused and not erased else 200)
+    answer = CustomerErasure(erased=erased, refused=refused)
+    return respond(answer, status=409 if refused and not erased else 200)
 
 
 async def qa_page(request: web.Request) -> web.FileResponse:
@@ -366,15 +487,4 @@ async def qa_page(request: web.Request) -> web.FileResponse:
 
 def setup_routes(app: web.Application) -> None:
     app.router.add_get("/qa", qa_page)
-    app.router.add_get("/api/v1/dispositions", dispositions)
-    app.router.add_post("/api/v1/sessions/{session_id}/wrapup", wrap_up)
-    app.router.add_put("/api/v1/sessions/{session_id}/legal-hold", legal_hold)
-    app.router.add_delete("/api/v1/sessions/{session_id}", erase_one_session)
-    app.router.add_delete("/api/v1/customers/{customer_ref}", erase_customer)
-    app.router.add_get("/api/v1/qa/sessions", qa_sessions)
-    app.router.add_get("/api/v1/qa/sessions/{session_id}", qa_session)
-    app.router.add_post("/api/v1/qa/sessions/{session_id}/reviews", add_review)
-    app.router.add_post("/api/v1/qa/sessions/{session_id}/compose", recompose)
-    app.router.add_get("/api/v1/qa/scorecard", get_scorecard)
-    app.router.add_put("/api/v1/qa/scorecard", put_scorecard)
-    app.router.add_get("/api/v1/qa/export.csv", qa_export)
+    routes.setup(app)

@@ -21,12 +21,26 @@ from aiohttp import web
 from ...calls.center import CALL_CENTER
 from ...config import SETTINGS
 from ...storage.store import STORE
-from ..security import ApiError, read_json, require_staff
-from .intake import query_date
-from .sessions import ROW_ID, WEB_CLIENT
+from ..api import Routes, staff, staff_user
+from ..models.supervisor import (
+    MAX_RANGE_S,
+    REPORT_DEFAULT_DAYS,
+    Floor,
+    Report,
+    ReportQuery,
+    ReportRow,
+    ReportTotals,
+    SetRouting,
+    StaffUser,
+    StaffUserList,
+    UserPath,
+)
+from ..security import ApiError
+from .intake import day_start
+from .sessions import WEB_CLIENT
 
+routes = Routes(tag="Supervisor")
 SUPERVISOR_ROLES = ("supervisor", "admin")
-MAX_RANGE_S = 366 * 86_400
 REPORT_FIELDS = (
     "calls",
     "answered",
@@ -73,14 +87,13 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-async def report_rows(request: web.Request) -> tuple[str, list[dict[str, Any]], dict[str, Any]]:
-    q = request.query
-    group = q.get("group", "day")
-    if group not in ("day", "reason"):
-        raise ApiError(400, "bad_request", "group: day or reason")
+async def report_rows(request: web.Request, query: ReportQuery) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The rows (one per day or reason) and the totals of the sessions created in the query's range."""
     now = time.time()
-    start = query_date(q.get("from"), "from") or now - 7 * 86_400
-    end = query_date(q.get("to"), "to", end=True) or now
+    start = day_start(query.from_)
+    end = day_start(query.to, end=True)
+    start = now - REPORT_DEFAULT_DAYS * 86_400 if start is None else start
+    end = now if end is None else end
     if end <= start or end - start > MAX_RANGE_S:
         raise ApiError(400, "bad_request", "from/to: a range of one day to a year, from before to")
     rows = [dataclasses.asdict(r) for r in await request.app[STORE].report_sessions(start, end)]
@@ -88,70 +101,111 @@ async def report_rows(request: web.Request) -> tuple[str, list[dict[str, Any]], 
     for row in rows:
         key = (
             datetime.fromtimestamp(row["created_at"], UTC).strftime("%Y-%m-%d")
-            if group == "day"
+            if query.group == "day"
             else row["reason"] or "none"
         )
         groups[key].append(row)
     out = [{"key": key, **summarize(items)} for key, items in sorted(groups.items())]
-    return group, out, summarize(rows)
+    return out, summarize(rows)
 
 
-async def reports(request: web.Request) -> web.Response:
-    await require_staff(request, SUPERVISOR_ROLES)
-    group, rows, totals = await report_rows(request)
-    return web.json_response({"group": group, "rows": rows, "totals": totals})
+@routes.get(
+    "/api/v1/reports",
+    op="getReport",
+    auth=staff(*SUPERVISOR_ROLES),
+    query=ReportQuery,
+    response=Report,
+    answer="The rows and totals.",
+)
+async def reports(request: web.Request, *, query: ReportQuery) -> Report:
+    """Reports by day or reason
+
+    The range defaults to the last 7 days and may span one day to 366 days; to before from is 400.
+    """
+    # The docstring is the API's description: keep its numbers those of REPORT_DEFAULT_DAYS and MAX_RANGE_S.
+    rows, totals = await report_rows(request, query)
+    return Report(group=query.group, rows=ReportRow.all_of(rows), totals=ReportTotals.of(totals))
 
 
-async def reports_csv(request: web.Request) -> web.Response:
-    user, _csrf, _login = await require_staff(request, SUPERVISOR_ROLES)
-    group, rows, totals = await report_rows(request)
+@routes.get(
+    "/api/v1/reports.csv",
+    op="exportReport",
+    auth=staff(*SUPERVISOR_ROLES),
+    query=ReportQuery,
+    media="text/csv",
+    answer="A CSV attachment.",
+)
+async def reports_csv(request: web.Request, *, query: ReportQuery) -> web.Response:
+    """Reports as CSV
+
+    The same rows as GET /api/v1/reports, the last row being the total. Audited.
+    """
+    rows, totals = await report_rows(request, query)
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow([group, *REPORT_FIELDS])
+    writer.writerow([query.group, *REPORT_FIELDS])
     for row in [*rows, {"key": "total", **totals}]:
         writer.writerow([row["key"], *("" if row[f] is None else row[f] for f in REPORT_FIELDS)])
-    await request.app[STORE].audit(user.id, "reports.export", group)
+    await request.app[STORE].audit(staff_user(request).id, "reports.export", query.group)
     return web.Response(
         text=out.getvalue(),
         content_type="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="rapport-report-{group}.csv"'},
+        headers={"Content-Disposition": f'attachment; filename="rapport-report-{query.group}.csv"'},
     )
 
 
-async def floor(request: web.Request) -> web.Response:
-    await require_staff(request, SUPERVISOR_ROLES)
-    return web.json_response(request.app[CALL_CENTER].live_floor())
+@routes.get(
+    "/api/v1/floor",
+    op="getFloor",
+    auth=staff(*SUPERVISOR_ROLES),
+    response=Floor,
+    answer="Queue, reps, live calls and wait estimates.",
+)
+async def floor(request: web.Request) -> Floor:
+    """The live floor"""
+    return Floor.of(request.app[CALL_CENTER].live_floor())
 
 
-async def list_users(request: web.Request) -> web.Response:
-    await require_staff(request, ("admin",))
-    return web.json_response({"items": await request.app[STORE].list_users()})
+@routes.get(
+    "/api/v1/users", op="listUsers", tag="Routing", auth=staff("admin"), response=StaffUserList, answer="The accounts."
+)
+async def list_users(request: web.Request) -> StaffUserList:
+    """Staff accounts with their routing"""
+    return StaffUserList(items=StaffUser.all_of(u.to_json() for u in await request.app[STORE].list_users()))
 
 
-async def set_routing(request: web.Request) -> web.Response:
-    user, _csrf, _login = await require_staff(request, ("admin",))
-    raw_id = request.match_info["user_id"]
-    user_id = int(raw_id) if ROW_ID.fullmatch(raw_id) else None
-    store = request.app[STORE]
-    if user_id is None or await store.get_user(user_id) is None:
+@routes.put(
+    "/api/v1/users/{user_id}/routing",
+    op="setRouting",
+    tag="Routing",
+    auth=staff("admin"),
+    path_params=UserPath,
+    body=SetRouting,
+    response=StaffUser,
+    answer="The account.",
+)
+async def set_routing(request: web.Request, *, path_params: UserPath, body: SetRouting) -> StaffUser:
+    """Set a rep's skills and languages
+
+    Empty lists (the default) mean any.
+    """
+    user_id, store = path_params.user_id, request.app[STORE]
+    if await store.get_user(user_id) is None:
         raise ApiError(404, "not_found", "no such user")
-    body = await read_json(request)
     settings = request.app[SETTINGS]
+    values = {"skills": body.skills, "languages": body.languages}
     known = {
         "skills": {code for code, _ in settings.reasons},
         "languages": {code for code, _n, _d in settings.languages},
     }
-    values: dict[str, list[str]] = {}
     for name, allowed in known.items():
-        value = body.get(name, [])
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value) or set(value) - allowed:
+        if set(values[name]) - allowed:
             raise ApiError(400, "bad_request", f"{name}: a list from {', '.join(sorted(allowed))}")
-        values[name] = value
-    await store.set_routing(user_id, values["skills"], values["languages"])
-    request.app[CALL_CENTER].update_routing(user_id, frozenset(values["skills"]), frozenset(values["languages"]))
-    await store.audit(user.id, "user.routing", str(user_id), values)
-    updated = next(u for u in await store.list_users() if u["id"] == user_id)
-    return web.json_response(updated)
+    await store.set_routing(user_id, body.skills, body.languages)
+    request.app[CALL_CENTER].update_routing(user_id, frozenset(body.skills), frozenset(body.languages))
+    await store.audit(staff_user(request).id, "user.routing", str(user_id), values)
+    updated = next(u for u in await store.list_users() if u.id == user_id)
+    return StaffUser.of(updated.to_json())
 
 
 async def supervisor_page(request: web.Request) -> web.FileResponse:
@@ -160,8 +214,4 @@ async def supervisor_page(request: web.Request) -> web.FileResponse:
 
 def setup_routes(app: web.Application) -> None:
     app.router.add_get("/supervisor", supervisor_page)
-    app.router.add_get("/api/v1/floor", floor)
-    app.router.add_get("/api/v1/reports", reports)
-    app.router.add_get("/api/v1/reports.csv", reports_csv)
-    app.router.add_get("/api/v1/users", list_users)
-    app.router.add_put("/api/v1/users/{user_id}/routing", set_routing)
+    routes.setup(app)

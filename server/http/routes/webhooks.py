@@ -2,30 +2,27 @@
 
 from __future__ import annotations
 
-import re
-from typing import Any
-
 from aiohttp import web
 
 from ...storage.store import STORE
 from ...storage.webhooks import Endpoint
-from ...webhooks.dispatcher import DESCRIPTION_MAX, WEBHOOKS, WebhookDispatcher, validate_events
-from ..apikeys import Principal, require_principal
-from ..security import ApiError, optional_str, read_json
+from ...webhooks.dispatcher import WEBHOOKS, WebhookDispatcher
+from ..api import Routes, caller, staff_or_key
+from ..models.webhooks import (
+    CreateWebhook,
+    DeliveriesQuery,
+    Delivery,
+    DeliveryList,
+    Webhook,
+    WebhookCreated,
+    WebhookList,
+    WebhookPath,
+)
+from ..security import ApiError
+from .intake import clean
 
-SCOPE = "webhooks:manage"
-ROLES = ("admin",)
-LIMIT_DEFAULT = 100
-LIMIT_MAX = 500
-_ID = re.compile(r"[0-9]{1,18}")
-
-
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.json_response(data, status=status)
-
-
-async def _principal(request: web.Request) -> Principal:
-    return await require_principal(request, scope=SCOPE, roles=ROLES)
+routes = Routes(tag="Webhooks")
+MANAGE = staff_or_key("webhooks:manage", "admin")
 
 
 def _dispatcher(request: web.Request) -> WebhookDispatcher:
@@ -35,69 +32,92 @@ def _dispatcher(request: web.Request) -> WebhookDispatcher:
     return dispatcher
 
 
-async def _endpoint(request: web.Request) -> Endpoint:
-    raw = request.match_info["webhook_id"]
-    endpoint = await _dispatcher(request).get_endpoint(int(raw)) if _ID.fullmatch(raw) else None
+async def _endpoint(request: web.Request, webhook_id: int) -> Endpoint:
+    endpoint = await _dispatcher(request).get_endpoint(webhook_id)
     if endpoint is None:
         raise ApiError(404, "not_found", "no such webhook")
     return endpoint
 
 
-def _limit(request: web.Request) -> int:
-    raw = request.query.get("limit")
-    if raw is None or raw == "":
-        return LIMIT_DEFAULT
-    if not _ID.fullmatch(raw) or not 1 <= int(raw) <= LIMIT_MAX:
-        raise ApiError(400, "bad_request", f"limit: a whole number from 1 to {LIMIT_MAX}")
-    return int(raw)
+@routes.post(
+    "/api/v1/webhooks",
+    op="createWebhook",
+    auth=MANAGE,
+    body=CreateWebhook,
+    response=WebhookCreated,
+    status=201,
+    answer="The endpoint and its secret (shown once).",
+    errors=(503,),
+)
+async def create_webhook(request: web.Request, *, body: CreateWebhook) -> WebhookCreated:
+    """Subscribe an endpoint to events
 
-
-async def create_webhook(request: web.Request) -> web.Response:
-    principal = await _principal(request)
+    Each delivery is a signed POST (Rapport-Signature), retried with backoff.
+    """
+    principal = caller(request)
     dispatcher = _dispatcher(request)
-    body = await read_json(request)
     try:
-        url = dispatcher.check_url(body.get("url"))
-        events = validate_events(body.get("events"))
+        url = dispatcher.check_url(body.url)
     except ValueError as exc:
         raise ApiError(400, "bad_request", str(exc)) from None
-    description = optional_str(body, "description", DESCRIPTION_MAX)
-    endpoint, secret = await dispatcher.create_endpoint(url, events, description)
+    endpoint, secret = await dispatcher.create_endpoint(url, tuple(body.events), clean(body.description))
     await request.app[STORE].audit(
         principal.user_id,
         "webhook.create",
         str(endpoint.id),
         {"url": endpoint.url, "events": list(endpoint.events), "by": principal.label},
     )
-    return _json({**endpoint.to_json(), "secret": secret}, 201)
+    return WebhookCreated.of({**endpoint.to_json(), "secret": secret})
 
 
-async def list_webhooks(request: web.Request) -> web.Response:
-    await _principal(request)
+@routes.get("/api/v1/webhooks", op="listWebhooks", auth=MANAGE, response=WebhookList, errors=(503,))
+async def list_webhooks(request: web.Request) -> WebhookList:
+    """List webhook endpoints"""
     endpoints = await _dispatcher(request).list_endpoints()
-    return _json({"items": [e.to_json() for e in endpoints]})
+    return WebhookList(items=Webhook.all_of(e.to_json() for e in endpoints))
 
 
-async def delete_webhook(request: web.Request) -> web.Response:
-    principal = await _principal(request)
-    endpoint = await _endpoint(request)
+@routes.delete(
+    "/api/v1/webhooks/{webhook_id}",
+    op="deleteWebhook",
+    auth=MANAGE,
+    path_params=WebhookPath,
+    status=204,
+    answer="Deleted.",
+    errors=(503,),
+)
+async def delete_webhook(request: web.Request, *, path_params: WebhookPath) -> None:
+    """Delete a webhook endpoint
+
+    Its pending deliveries fail; its delivery history stays.
+    """
+    principal = caller(request)
+    endpoint = await _endpoint(request, path_params.webhook_id)
     if not await _dispatcher(request).delete_endpoint(endpoint.id):
         raise ApiError(404, "not_found", "no such webhook")  # deleted by someone else meanwhile
     await request.app[STORE].audit(
         principal.user_id, "webhook.delete", str(endpoint.id), {"url": endpoint.url, "by": principal.label}
     )
-    return web.Response(status=204)
 
 
-async def list_deliveries(request: web.Request) -> web.Response:
-    await _principal(request)
-    limit = _limit(request)
-    endpoint = await _endpoint(request)
-    return _json({"items": await _dispatcher(request).list_deliveries(endpoint.id, limit)})
+@routes.get(
+    "/api/v1/webhooks/{webhook_id}/deliveries",
+    op="listDeliveries",
+    auth=MANAGE,
+    path_params=WebhookPath,
+    query=DeliveriesQuery,
+    response=DeliveryList,
+    errors=(503,),
+)
+async def list_deliveries(request: web.Request, *, path_params: WebhookPath, query: DeliveriesQuery) -> DeliveryList:
+    """An endpoint's deliveries
+
+    Newest first.
+    """
+    endpoint = await _endpoint(request, path_params.webhook_id)
+    deliveries = await _dispatcher(request).list_deliveries(endpoint.id, query.limit)
+    return DeliveryList(items=Delivery.all_of(deliveries))
 
 
 def setup_routes(app: web.Application) -> None:
-    app.router.add_post("/api/v1/webhooks", create_webhook)
-    app.router.add_get("/api/v1/webhooks", list_webhooks)
-    app.router.add_delete("/api/v1/webhooks/{webhook_id}", delete_webhook)
-    app.router.add_get("/api/v1/webhooks/{webhook_id}/deliveries", list_deliveries)
+    routes.setup(app)

@@ -14,6 +14,24 @@ down_revision: str | None = None
 branch_labels: str | None = None
 depends_on: str | None = None
 
+# In creation order: every table after the ones its foreign keys name.
+TABLES = (
+    "api_keys",
+    "users",
+    "webhook_endpoints",
+    "audit_log",
+    "invites",
+    "scorecards",
+    "staff_logins",
+    "support_sessions",
+    "webhook_deliveries",
+    "chat_messages",
+    "emotion_timeline",
+    "qa_reviews",
+    "recordings",
+    "session_events",
+)
+
 
 def upgrade() -> None:
     op.create_table(
@@ -62,10 +80,7 @@ def upgrade() -> None:
         sa.Column("action", sa.String(length=32), nullable=False),
         sa.Column("target", sa.String(length=80), nullable=True),
         sa.Column("detail", sa.Text(), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["user_id"],
-            ["users.id"],
-        ),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"]),
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_table(
@@ -85,25 +100,17 @@ def upgrade() -> None:
         sa.Column("id", sa.String(length=24), nullable=True),
         sa.Column("claimed_at", sa.Float(), nullable=True),
         sa.Column("revoked_at", sa.Float(), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["created_by"],
-            ["users.id"],
-        ),
+        sa.ForeignKeyConstraint(["created_by"], ["users.id"]),
         sa.PrimaryKeyConstraint("code_hash"),
     )
-    with op.batch_alter_table("invites", schema=None) as batch_op:
-        batch_op.create_index("ix_invites_id", ["id"], unique=True)
-
+    op.create_index("ix_invites_id", "invites", ["id"], unique=True)
     op.create_table(
         "scorecards",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("criteria", sa.Text(), nullable=False),
         sa.Column("created_at", sa.Float(), nullable=False),
         sa.Column("created_by", sa.Integer(), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["created_by"],
-            ["users.id"],
-        ),
+        sa.ForeignKeyConstraint(["created_by"], ["users.id"]),
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_table(
@@ -114,10 +121,7 @@ def upgrade() -> None:
         sa.Column("created_at", sa.Float(), nullable=False),
         sa.Column("expires_at", sa.Float(), nullable=False),
         sa.Column("revoked_at", sa.Float(), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["user_id"],
-            ["users.id"],
-        ),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"]),
         sa.PrimaryKeyConstraint("token_hash"),
     )
     op.create_table(
@@ -154,17 +158,12 @@ def upgrade() -> None:
         sa.Column("rating", sa.Integer(), nullable=True),
         sa.Column("rating_comment", sa.Text(), nullable=True),
         sa.Column("rated_at", sa.Float(), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["rep_id"],
-            ["users.id"],
-        ),
+        sa.ForeignKeyConstraint(["rep_id"], ["users.id"]),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("token_hash"),
     )
-    with op.batch_alter_table("support_sessions", schema=None) as batch_op:
-        batch_op.create_index("ix_support_sessions_customer_ref", ["customer_ref"], unique=False)
-        batch_op.create_index("ix_support_sessions_state", ["state"], unique=False)
-
+    op.create_index("ix_support_sessions_customer_ref", "support_sessions", ["customer_ref"], unique=False)
+    op.create_index("ix_support_sessions_state", "support_sessions", ["state"], unique=False)
     op.create_table(
         "webhook_deliveries",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -179,15 +178,10 @@ def upgrade() -> None:
         sa.Column("last_error", sa.String(length=300), nullable=True),
         sa.Column("created_at", sa.Float(), nullable=False),
         sa.Column("delivered_at", sa.Float(), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["endpoint_id"],
-            ["webhook_endpoints.id"],
-        ),
+        sa.ForeignKeyConstraint(["endpoint_id"], ["webhook_endpoints.id"]),
         sa.PrimaryKeyConstraint("id"),
     )
-    with op.batch_alter_table("webhook_deliveries", schema=None) as batch_op:
-        batch_op.create_index("ix_webhook_deliveries_due", ["state", "next_attempt_at"], unique=False)
-
+    op.create_index("ix_webhook_deliveries_due", "webhook_deliveries", ["state", "next_attempt_at"], unique=False)
     op.create_table(
         "chat_messages",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -196,15 +190,10 @@ def upgrade() -> None:
         sa.Column("sender_name", sa.String(length=200), nullable=True),
         sa.Column("text", sa.Text(), nullable=False),
         sa.Column("created_at", sa.Float(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["session_id"],
-            ["support_sessions.id"],
-        ),
+        sa.ForeignKeyConstraint(["session_id"], ["support_sessions.id"]),
         sa.PrimaryKeyConstraint("id"),
     )
-    with op.batch_alter_table("chat_messages", schema=None) as batch_op:
-        batch_op.create_index("ix_chat_messages_session", ["session_id"], unique=False)
-
+    op.create_index("ix_chat_messages_session", "chat_messages", ["session_id"], unique=False)
     op.create_table(
         "emotion_timeline",
         sa.Column("session_id", sa.String(length=40), nullable=False),
@@ -215,10 +204,7 @@ def upgrade() -> None:
         sa.Column("max_frustration", sa.Float(), nullable=True),
         sa.Column("dominant", sa.String(length=16), nullable=True),
         sa.Column("flag", sa.Boolean(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["session_id"],
-            ["support_sessions.id"],
-        ),
+        sa.ForeignKeyConstraint(["session_id"], ["support_sessions.id"]),
         sa.PrimaryKeyConstraint("session_id", "second"),
     )
     op.create_table(
@@ -231,23 +217,12 @@ def upgrade() -> None:
         sa.Column("comments", sa.Text(), nullable=True),
         sa.Column("score", sa.Float(), nullable=False),
         sa.Column("created_at", sa.Float(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["reviewer_id"],
-            ["users.id"],
-        ),
-        sa.ForeignKeyConstraint(
-            ["scorecard_id"],
-            ["scorecards.id"],
-        ),
-        sa.ForeignKeyConstraint(
-            ["session_id"],
-            ["support_sessions.id"],
-        ),
+        sa.ForeignKeyConstraint(["reviewer_id"], ["users.id"]),
+        sa.ForeignKeyConstraint(["scorecard_id"], ["scorecards.id"]),
+        sa.ForeignKeyConstraint(["session_id"], ["support_sessions.id"]),
         sa.PrimaryKeyConstraint("id"),
     )
-    with op.batch_alter_table("qa_reviews", schema=None) as batch_op:
-        batch_op.create_index("ix_qa_reviews_session", ["session_id"], unique=False)
-
+    op.create_index("ix_qa_reviews_session", "qa_reviews", ["session_id"], unique=False)
     op.create_table(
         "recordings",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -263,15 +238,10 @@ def upgrade() -> None:
         sa.Column("error", sa.String(length=200), nullable=True),
         sa.Column("epoch", sa.Float(), nullable=True),
         sa.Column("progress", sa.Float(), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["session_id"],
-            ["support_sessions.id"],
-        ),
+        sa.ForeignKeyConstraint(["session_id"], ["support_sessions.id"]),
         sa.PrimaryKeyConstraint("id"),
     )
-    with op.batch_alter_table("recordings", schema=None) as batch_op:
-        batch_op.create_index("ix_recordings_session", ["session_id"], unique=False)
-
+    op.create_index("ix_recordings_session", "recordings", ["session_id"], unique=False)
     op.create_table(
         "session_events",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -279,50 +249,13 @@ def upgrade() -> None:
         sa.Column("at", sa.Float(), nullable=False),
         sa.Column("kind", sa.String(length=32), nullable=False),
         sa.Column("detail", sa.Text(), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["session_id"],
-            ["support_sessions.id"],
-        ),
+        sa.ForeignKeyConstraint(["session_id"], ["support_sessions.id"]),
         sa.PrimaryKeyConstraint("id"),
     )
-    with op.batch_alter_table("session_events", schema=None) as batch_op:
-        batch_op.create_index("ix_session_events_session", ["session_id"], unique=False)
+    op.create_index("ix_session_events_session", "session_events", ["session_id"], unique=False)
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("session_events", schema=None) as batch_op:
-        batch_op.drop_index("ix_session_events_session")
-
-    op.drop_table("session_events")
-    with op.batch_alter_table("recordings", schema=None) as batch_op:
-        batch_op.drop_index("ix_recordings_session")
-
-    op.drop_table("recordings")
-    with op.batch_alter_table("qa_reviews", schema=None) as batch_op:
-        batch_op.drop_index("ix_qa_reviews_session")
-
-    op.drop_table("qa_reviews")
-    op.drop_table("emotion_timeline")
-    with op.batch_alter_table("chat_messages", schema=None) as batch_op:
-        batch_op.drop_index("ix_chat_messages_session")
-
-    op.drop_table("chat_messages")
-    with op.batch_alter_table("webhook_deliveries", schema=None) as batch_op:
-        batch_op.drop_index("ix_webhook_deliveries_due")
-
-    op.drop_table("webhook_deliveries")
-    with op.batch_alter_table("support_sessions", schema=None) as batch_op:
-        batch_op.drop_index("ix_support_sessions_state")
-        batch_op.drop_index("ix_support_sessions_customer_ref")
-
-    op.drop_table("support_sessions")
-    op.drop_table("staff_logins")
-    op.drop_table("scorecards")
-    with op.batch_alter_table("invites", schema=None) as batch_op:
-        batch_op.drop_index("ix_invites_id")
-
-    op.drop_table("invites")
-    op.drop_table("audit_log")
-    op.drop_table("webhook_endpoints")
-    op.drop_table("users")
-    op.drop_table("api_keys")
+    # Children before the tables they refer to; a table's indexes go with it.
+    for table in reversed(TABLES):
+        op.drop_table(table)

@@ -1,0 +1,109 @@
+"""The queue as reps and waiting customers see it, sent coalesced: at most ``queue_updates_per_s`` a second."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Mapping
+
+from ..config import Settings
+from . import routing, views
+from .payloads import QueueSnapshot
+from .state import LiveSession, RepState
+from .waits import WaitEstimates
+
+# Waiting customers hear their estimate again this often even when nothing changed.
+QUEUE_TICK_S = 10.0
+
+
+class QueueBroadcast:
+    """Rings first on every change, then tells everyone, folding a burst of changes into one send."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: Mapping[str, LiveSession],
+        reps: Mapping[int, RepState],
+        waits: WaitEstimates,
+        ring: Callable[[], None],
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.reps = reps
+        self.waits = waits
+        self.ring = ring
+        self.closed = False
+        # When the last send went out, and the one waiting to go.
+        self._sent_at = float("-inf")
+        self._flush: asyncio.TimerHandle | None = None
+        self._tick: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._tick = asyncio.create_task(self._ticker(), name="queue-ticker")
+
+    async def aclose(self) -> None:
+        self.closed = True
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
+        if self._tick is not None:
+            self._tick.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._tick
+
+    def changed(self) -> None:
+        """Ring at once; tell reps and waiting customers at most ``queue_updates_per_s`` times a second.
+
+        Every join, leave and status change calls this: without coalescing, a burst of N joins
+        would send N snapshots of up to N items to every rep. The first change goes out at once,
+        later ones within the interval are folded into one send at its end.
+        """
+        if self.closed:
+            return
+        self.ring()
+        if self._flush is not None:
+            return
+        loop = asyncio.get_running_loop()
+        rate = self.settings.queue_updates_per_s
+        due = self._sent_at + (1.0 / rate if rate > 0 else 0.0)
+        if loop.time() >= due:
+            self._send()
+        else:
+            self._flush = loop.call_later(due - loop.time(), self._flush_due)
+
+    def waiting(self) -> list[LiveSession]:
+        return routing.waiting_order(self.sessions.values())
+
+    def available_reps(self) -> int:
+        return routing.available_reps(self.reps.values())
+
+    def estimated_wait(self, position: int, reason: str | None = None) -> int:
+        return self.waits.estimate(position, reason, self.available_reps())
+
+    def send_position(self, live: LiveSession, position: int) -> None:
+        wait = self.estimated_wait(position, live.record.reason)
+        live.send_to_customer(views.queue_position(position, wait))
+
+    def snapshot(self) -> QueueSnapshot:
+        online = [(r.user, r.status) for r in self.reps.values() if r.conns]
+        return views.queue_snapshot(self.waiting(), available_reps=self.available_reps(), reps=online)
+
+    def _flush_due(self) -> None:
+        self._flush = None
+        if not self.closed:
+            self._send()
+
+    def _send(self) -> None:
+        self._sent_at = asyncio.get_running_loop().time()
+        for position, live in enumerate(self.waiting(), start=1):
+            self.send_position(live, position)
+        snapshot = self.snapshot()
+        for rep in self.reps.values():
+            for conn in rep.conns:
+                conn.send(snapshot)
+
+    async def _ticker(self) -> None:
+        while True:
+            await asyncio.sleep(QUEUE_TICK_S)
+            if self.waiting():
+                self.changed()

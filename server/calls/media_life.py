@@ -1,0 +1,213 @@
+"""A call's media and what runs on it: the peer connections (in a worker or here), offers, recording, cues."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import replace
+from typing import Any
+
+from emotion import EmotionService
+
+from ..config import Settings
+from ..media.call import CallMedia, MediaClosed, other
+from ..media.peers import BadOffer
+from ..media.pool import MediaWorkerPool, RemoteCallMedia, RemoteRecording, WorkerGone
+from ..metrics import Metrics
+from ..recording.recorder import CallRecording, free_mb
+from ..storage.store import Store
+from . import views
+from .cues import OFF_BY_CUSTOMER, CallCues, EventSink
+from .errors import ProtocolError
+from .payloads import ServerMessage
+from .state import LiveSession
+
+log = logging.getLogger(__name__)
+
+
+class MediaLife:
+    """Opens each answered call's media and starts its recording and emotion cues, as settings and consent say."""
+
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        metrics: Metrics,
+        pool: MediaWorkerPool | None,
+        *,
+        emotion: EmotionService | None,
+        emotion_unavailable: str,
+        on_event: EventSink | None,
+        on_media_state: Callable[[LiveSession, str, str], Awaitable[None]],
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.metrics = metrics
+        self.pool = pool
+        self.emotion = emotion
+        self.emotion_unavailable = emotion_unavailable
+        self.on_event = on_event
+        self.on_media_state = on_media_state
+        self._watchers: set[asyncio.Task[None]] = set()
+
+    def cancel_watchers(self) -> None:
+        for watcher in list(self._watchers):
+            watcher.cancel()
+
+    async def open(self, live: LiveSession) -> CallMedia | RemoteCallMedia:
+        """The call's media: in a worker process when there are workers, else in this process."""
+
+        async def changed(role: str, state: str) -> None:
+            await self.on_media_state(live, role, state)
+
+        forward = self.settings.media_path == "forward"
+        if self.pool is not None:
+            try:
+                return await self.pool.open(
+                    live.id,
+                    self.settings.ice_servers,
+                    on_media_state=changed,
+                    stall_after_s=self.settings.media_stall_s,
+                    forward=forward,
+                )
+            except (MediaClosed, WorkerGone, TimeoutError):
+                log.error("no media worker could take %s; carrying it in the front door", live.id)
+        return CallMedia(
+            live.id,
+            self.settings.ice_servers,
+            on_media_state=changed,
+            stall_after_s=self.settings.media_stall_s,
+            forward=forward,
+            transit=self.metrics.transit,
+        )
+
+    async def start(self, live: LiveSession) -> None:
+        """The answered call's media (unless a transfer kept it), its cues and its recording."""
+        if live.media is None:
+            live.media = await self.open(live)
+            self.metrics.calls_answered.inc()
+        self.start_cues(live)
+        if live.recording is None:
+            await self.start_recording(live)
+
+    def claim_negotiation(self, live: LiveSession, role: str, sdp: str) -> CallMedia | RemoteCallMedia:
+        """Reserve the participant's media for one offer; a second one meanwhile is refused."""
+        if live.state != "active" or live.media is None:
+            raise ProtocolError("not_in_call", "media starts once a rep has accepted the call")
+        self._limit_offers(live, role)
+        # aiortc sends connectivity checks to every address an offer lists: bound how many.
+        candidates = sum(1 for line in sdp.splitlines() if line.lstrip().startswith("a=candidate"))
+        cap = self.settings.max_offer_candidates
+        if cap > 0 and candidates > cap:
+            raise ProtocolError("bad_sdp", f"the offer lists {candidates} ICE candidates; at most {cap} are accepted")
+        if live.media.is_negotiating(role):
+            raise ProtocolError("negotiation_in_progress", "the previous offer is still being answered")
+        live.media.begin_negotiation(role)
+        return live.media
+
+    async def answer(self, media: CallMedia | RemoteCallMedia, role: str, sdp: str) -> str:
+        try:
+            return await media.answer(role, sdp)
+        except BadOffer as exc:
+            raise ProtocolError("bad_sdp", str(exc)) from None
+        except MediaClosed:
+            raise ProtocolError("not_in_call", "the call ended during negotiation") from None
+
+    def _limit_offers(self, live: LiveSession, role: str) -> None:
+        """At most ``offers_per_minute`` offers per participant: each one builds a peer connection."""
+        cap = self.settings.offers_per_minute
+        if cap <= 0:
+            return
+        now = time.monotonic()
+        recent = live.offer_times.setdefault(role, deque())
+        while recent and recent[0] <= now - 60.0:
+            recent.popleft()
+        if len(recent) >= cap:
+            wait = int(recent[0] + 60.0 - now) + 1
+            raise ProtocolError("rate_limited", f"at most {cap} offers a minute; try again in {wait} s")
+        recent.append(now)
+
+    def set_flags(self, live: LiveSession, role: str, flags: dict[str, Any]) -> None:
+        """A participant's camera and microphone switches, shown to the other side."""
+        live.media_flags[role] = flags
+        peer = live.conns.get(other(role))
+        if peer is not None:
+            peer.send(views.peer_media(role, flags))
+
+    async def start_recording(self, live: LiveSession) -> None:
+        if not live.record.recording_consent or live.media is None:
+            live.recording_note = "declined" if live.record.recording_consent is False else "off"
+            return
+        root = self.settings.recordings_path
+        root.mkdir(parents=True, exist_ok=True)
+        if free_mb(root) < self.settings.recording_min_free_mb:
+            live.recording_note = "no_space"
+            log.warning("not recording %s: less than %d MB free", live.id, self.settings.recording_min_free_mb)
+            await self.store.add_event(live.id, "recording_skipped", {"reason": "low disk space"})
+            return
+        if isinstance(live.media, RemoteCallMedia):
+            # The worker writes the files and their rows itself: the frames never cross processes.
+            live.recording = await live.media.start_recording(root.resolve())
+        else:
+            recording = CallRecording(self.store, root, live.id)
+            await recording.start(live.media.feeds)
+            live.recording = recording
+        live.recording_note = "recording"
+        self._spawn(self._watch_recording(live, live.recording))
+
+    async def _watch_recording(self, live: LiveSession, recording: CallRecording | RemoteRecording) -> None:
+        # A full disk ends the recording, never the call: say so to both sides and to the log.
+        while live.recording is recording:
+            await asyncio.sleep(1.0)
+            await recording.save_epochs()
+            if recording.truncated:
+                live.recording_note = "truncated"
+                log.warning("recording of %s truncated: %s", live.id, recording.error)
+                await self.store.add_event(live.id, "recording_truncated", {"error": recording.error})
+                live.send_to_customer(views.recording_state(live))
+                live.send_to_rep([views.recording_state(live)])
+                return
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        watcher = asyncio.create_task(coro)
+        self._watchers.add(watcher)
+        watcher.add_done_callback(self._watchers.discard)
+
+    def start_cues(self, live: LiveSession) -> None:
+        if live.cues is not None or live.media is None or not live.record.emotion_consent:
+            return
+        if self.emotion is None:
+            return
+        live.cues = CallCues(
+            self.emotion,
+            live.id,
+            # The customer's video only: never the rep's.
+            live.media.feeds["customer"]["video"],
+            self.store,
+            lambda message: live.send_to_rep([message]),
+            on_event=self.on_event,
+        )
+
+    async def set_emotion_consent(self, live: LiveSession, enabled: bool) -> None:
+        """Stored at once; in a live call the cues start or stop, and the rep sees which."""
+        await self.store.set_emotion_consent(live.id, enabled)
+        live.record = replace(live.record, emotion_consent=enabled)
+        if live.state != "active":
+            return
+        if enabled:
+            self.start_cues(live)
+        elif live.cues is not None:
+            cues, live.cues = live.cues, None
+            await cues.aclose()
+        live.send_to_rep(self.cue_state(live))
+
+    def cue_state(self, live: LiveSession) -> list[ServerMessage]:
+        """What the rep's cue panel shows now: the cues, or why there are none."""
+        if not live.record.emotion_consent:
+            return [views.emotion_status("off", OFF_BY_CUSTOMER, live.id)]
+        if live.cues is None:
+            return [views.emotion_status("unavailable", self.emotion_unavailable, live.id)]
+        return live.cues.snapshot()

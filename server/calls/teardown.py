@@ -1,0 +1,139 @@
+"""The end of a call: the record made final, both sides told, timers and media stopped, listeners notified."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from ..config import Settings
+from ..metrics import Metrics
+from ..storage.store import Store
+from . import views
+from .ringing import Ringing
+from .state import LiveSession, RepState
+from .waits import cancel_wait_limit
+
+log = logging.getLogger(__name__)
+
+
+class Teardown:
+    """Ends calls for good, once each, even when the socket whose message ended it goes away meanwhile."""
+
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        metrics: Metrics,
+        sessions: dict[str, LiveSession],
+        reps: Mapping[int, RepState],
+        ringing: Ringing,
+        *,
+        emit: Callable[[str, dict[str, Any]], Awaitable[None]],
+        on_recorded: Callable[[str], Awaitable[object]] | None,
+        changed: Callable[[], None],
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.metrics = metrics
+        self.sessions = sessions
+        self.reps = reps
+        self.ringing = ringing
+        self.emit = emit
+        self.on_recorded = on_recorded
+        # The queue changed: tell everyone (a line or a rep came free).
+        self.changed = changed
+        self._jobs: set[asyncio.Task[None]] = set()
+
+    async def finish(self, live: LiveSession, *, state: str, ended_by: str, reason: str) -> None:
+        # aiohttp cancels a socket's handler when the client goes; ending a call must
+        # not stop halfway (peers half-closed leak sockets), so it runs as its own task.
+        job = asyncio.create_task(self._finish_now(live, state=state, ended_by=ended_by, reason=reason))
+        self._jobs.add(job)
+        job.add_done_callback(self._jobs.discard)
+        await asyncio.shield(job)
+
+    async def drain(self, timeout: float) -> None:
+        """Let the endings under way complete (for up to ``timeout`` seconds)."""
+        if self._jobs:
+            await asyncio.wait(list(self._jobs), timeout=timeout)
+
+    async def shut(self, live: LiveSession) -> None:
+        """The server stops: a live call is marked interrupted and its media closed, nobody is told."""
+        for task in live.grace.values():
+            task.cancel()
+        cancel_wait_limit(live)
+        if live.state == "active":
+            await self.store.finish_session(live.id, state="interrupted", ended_by="system", reason="server_shutdown")
+        if live.cues is not None:
+            await live.cues.aclose()
+        if live.recording is not None:
+            await live.recording.stop()
+        if live.media is not None:
+            await live.media.aclose()
+
+    async def _finish_now(self, live: LiveSession, *, state: str, ended_by: str, reason: str) -> None:
+        async with live.lock:
+            if live.id not in self.sessions:
+                return
+            record = await self.store.finish_session(live.id, state=state, ended_by=ended_by, reason=reason)
+            if record is None:
+                record = await self.store.get_session(live.id)
+            if record is not None:
+                live.record = record
+            self.sessions.pop(live.id, None)
+            # In the same step as the pop, so the frame counters never dip between the two.
+            self.metrics.call_ended(state, live.media.stats() if live.media is not None else None)
+        if live.offer is not None:
+            self.ringing.cancel(live, "ended")
+        for task in list(live.grace.values()):
+            if task is not asyncio.current_task():
+                task.cancel()
+        live.grace.clear()
+        cancel_wait_limit(live)
+        # The record is final before anyone hears the call ended: a reader never sees it half-written.
+        if live.cues is not None:
+            cues, live.cues = live.cues, None
+            await cues.aclose()
+        if live.record.answered_at is not None:
+            await self.store.summarize_emotion(live.id)
+        customer = live.conns.get("customer")
+        if customer is not None:
+            customer.send(views.customer_ended(live.record, self._disposition_codes()))
+            customer.close(4003, "session over")
+        if live.rep is not None:
+            self._release_rep(live, live.rep.id)
+        final = await self.store.get_session(live.id)
+        await self.emit("session.ended", {"session": (final or live.record).to_json()})
+        recorded = live.recording is not None
+        if live.recording is not None:
+            recording, live.recording = live.recording, None
+            await recording.stop()
+        if live.media is not None:
+            await live.media.aclose()
+        if recorded and self.on_recorded is not None:
+            try:
+                await self.on_recorded(live.id)
+            except Exception:
+                log.exception("could not queue the QA file of %s", live.id)
+        log.info("session %s %s (%s by %s)", live.id, live.record.state, reason, ended_by)
+        self.changed()
+
+    def _release_rep(self, live: LiveSession, rep_id: int) -> None:
+        """The rep's call is over: a disposition is due before the next one."""
+        rep = self.reps.get(rep_id)
+        if rep is None:
+            return
+        if rep.session_id == live.id:
+            rep.session_id = None
+            rep.wrap_up = live.id
+            rep.status = "wrap_up"
+            rep.idle_since = time.monotonic()
+        for c in rep.conns:
+            c.send(views.rep_ended(live.record, wrap_up=rep.wrap_up == live.id))
+            c.send(views.rep_status(rep.status))
+
+    def _disposition_codes(self) -> frozenset[str]:
+        return frozenset(code for code, _label, _category in self.settings.dispositions)

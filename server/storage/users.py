@@ -1,0 +1,148 @@
+"""Staff accounts, their logins (cookie sessions) and what calls are routed to them."""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from .. import tokens
+from . import schema
+from .base import Repository, from_row
+from .records import StaffAccount, User
+
+ROLES = ("rep", "qa", "supervisor", "admin")
+
+
+def _user(row: RowMapping) -> User:
+    return from_row(User, row)
+
+
+class UserRepository(Repository):
+    # accounts
+
+    async def create_user(self, username: str, display_name: str, role: str, password_hash: str) -> User:
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {', '.join(ROLES)}")
+        user_id = await self._insert(
+            schema.users,
+            username=username,
+            display_name=display_name,
+            role=role,
+            password_hash=password_hash,
+            active=True,
+            created_at=schema.now(),
+        )
+        return User(user_id, username, display_name, role, True)
+
+    async def set_password(self, user_id: int, password_hash: str) -> int:
+        """A new password ends every login made with the old one; returns how many were live."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(schema.users).where(schema.users.c.id == user_id).values(password_hash=password_hash)
+            )
+            return await self._revoke_logins(conn, user_id)
+
+    async def set_active(self, user_id: int, active: bool) -> int:
+        """Enable or disable a user; disabling ends their logins. Returns how many logins ended."""
+        async with self.engine.begin() as conn:
+            await conn.execute(update(schema.users).where(schema.users.c.id == user_id).values(active=active))
+            return 0 if active else await self._revoke_logins(conn, user_id)
+
+    @staticmethod
+    async def _revoke_logins(conn: AsyncConnection, user_id: int) -> int:
+        logins = schema.staff_logins
+        result = await conn.execute(
+            update(logins)
+            .where(logins.c.user_id == user_id, logins.c.revoked_at.is_(None))
+            .values(revoked_at=schema.now())
+        )
+        return int(result.rowcount or 0)
+
+    async def user_with_hash(self, username: str) -> tuple[User, str] | None:
+        row = await self._first(select(schema.users).where(schema.users.c.username == username))
+        return (_user(row), row["password_hash"]) if row else None
+
+    async def get_user(self, user_id: int) -> User | None:
+        row = await self._first(select(schema.users).where(schema.users.c.id == user_id))
+        return _user(row) if row else None
+
+    async def count_users(self) -> int:
+        return int(await self._scalar(select(func.count()).select_from(schema.users)))
+
+    async def list_users(self) -> list[StaffAccount]:
+        rows = await self._all(select(schema.users).order_by(schema.users.c.username))
+        return [
+            from_row(
+                StaffAccount,
+                r,
+                skills=tuple(json.loads(r["skills"] or "[]")),
+                languages=tuple(json.loads(r["languages"] or "[]")),
+            )
+            for r in rows
+        ]
+
+    # routing
+
+    async def get_routing(self, user_id: int) -> tuple[frozenset[str], frozenset[str]]:
+        """The reasons and languages the user takes calls for; empty means "any"."""
+        users = schema.users
+        row = await self._first(select(users.c.skills, users.c.languages).where(users.c.id == user_id))
+        if row is None:
+            return frozenset(), frozenset()
+        return frozenset(json.loads(row["skills"] or "[]")), frozenset(json.loads(row["languages"] or "[]"))
+
+    async def set_routing(self, user_id: int, skills: list[str], languages: list[str]) -> None:
+        await self._write(
+            update(schema.users)
+            .where(schema.users.c.id == user_id)
+            .values(skills=json.dumps(sorted(skills)), languages=json.dumps(sorted(languages)))
+        )
+
+    # staff logins
+
+    async def create_login(self, user_id: int, ttl_s: float) -> tuple[str, str]:
+        """A new login: (cookie, csrf_token). Only the cookie's SHA-256 is stored."""
+        cookie, csrf = tokens.new_secret(), tokens.new_secret(24)
+        t = schema.now()
+        await self._write(
+            insert(schema.staff_logins).values(
+                token_hash=tokens.digest(cookie), user_id=user_id, csrf_token=csrf, created_at=t, expires_at=t + ttl_s
+            )
+        )
+        return cookie, csrf
+
+    async def get_login(self, cookie: str) -> tuple[User, str, str] | None:
+        """(user, csrf_token, login_id) for a live login cookie."""
+        key = tokens.digest(cookie)
+        logins = schema.staff_logins
+        row = await self._first(
+            select(logins, schema.users)
+            .join(schema.users, schema.users.c.id == logins.c.user_id)
+            .where(logins.c.token_hash == key)
+        )
+        if row is None or row["revoked_at"] is not None or row["expires_at"] < schema.now() or not row["active"]:
+            return None
+        return _user(row), row["csrf_token"], key
+
+    async def login_state(self, login_id: str) -> str:
+        """``live``, or why a login no longer counts: ``logged_out``, ``expired``, ``disabled``."""
+        logins = schema.staff_logins
+        row = await self._first(
+            select(logins.c.revoked_at, logins.c.expires_at, schema.users.c.active)
+            .join(schema.users, schema.users.c.id == logins.c.user_id)
+            .where(logins.c.token_hash == login_id)
+        )
+        if row is None or row["revoked_at"] is not None:
+            return "disabled" if row is not None and not row["active"] else "logged_out"
+        if not row["active"]:
+            return "disabled"
+        if row["expires_at"] < schema.now():
+            return "expired"
+        return "live"
+
+    async def revoke_login(self, login_id: str) -> None:
+        logins = schema.staff_logins
+        await self._write(update(logins).where(logins.c.token_hash == login_id).values(revoked_at=schema.now()))

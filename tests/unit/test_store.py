@@ -1,0 +1,66 @@
+"""The Store is its repositories put together: none hides another's method, and all share one engine."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+from server.storage import schema
+from server.storage.base import Repository
+from server.storage.migrations import migrate
+from server.storage.store import Store
+
+
+def repository_methods(cls: type) -> dict[str, list[str]]:
+    """Method name -> the repositories of ``cls`` that define it."""
+    owners: dict[str, list[str]] = {}
+    for base in cls.__mro__[1:]:
+        if issubclass(base, Repository) and base is not Repository:
+            for name, value in vars(base).items():
+                if inspect.isfunction(value) or isinstance(value, staticmethod):
+                    owners.setdefault(name, []).append(base.__name__)
+    return owners
+
+
+def test_no_repository_hides_a_method_of_another() -> None:
+    owners = repository_methods(Store)
+    assert len(owners) > 40  # the walk does see the repositories
+    assert {name: found for name, found in owners.items() if len(found) > 1} == {}
+
+
+def test_a_planted_clash_is_found() -> None:
+    class First(Repository):
+        async def get_thing(self) -> None: ...
+
+    class Second(Repository):
+        async def get_thing(self) -> None: ...
+
+    class Both(First, Second):
+        pass
+
+    assert repository_methods(Both)["get_thing"] == ["First", "Second"]
+
+
+async def test_records_come_back_typed_and_a_recording_answer_never_shows_its_path(tmp_path: Path) -> None:
+    engine = schema.create_engine(f"sqlite+aiosqlite:///{tmp_path / 'store.sqlite3'}")
+    try:
+        await migrate(engine)
+        store = Store(engine)
+        record, _token = await store.create_session(reason=None, customer_name="Ada", device=None, token_ttl_s=60)
+        recording_id = await store.add_recording(record.id, "customer", "video", f"{record.id}/customer-video.mkv")
+        [recording] = await store.list_recordings(record.id)
+        assert (recording.id, recording.path, recording.state) == (
+            recording_id,
+            f"{record.id}/customer-video.mkv",
+            "recording",
+        )
+        assert await store.get_recording(recording_id) == recording
+        assert "path" not in recording.to_json()
+        [event] = await store.list_events(record.id)
+        assert (event.kind, event.detail) == ("created", None)
+        await store.audit(None, "test.action", record.id, {"n": 1})
+        [entry] = await store.list_audit()
+        assert (entry.action, entry.target, entry.detail) == ("test.action", record.id, {"n": 1})
+        assert entry.to_json()["at"].endswith("Z")
+    finally:
+        await engine.dispose()
