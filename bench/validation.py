@@ -7,13 +7,14 @@ happens, so this is the hot path's fixed cost per message. Each validator gets t
 (an offer with a 4 KiB SDP, chat.send, media.state, ping, and a bad chat.send) and does the whole
 job: the 64 KiB limit, the nesting-depth limit, the message's own checks, and on a bad frame the
 ProtocolError a client reads. ``old`` is the validator that server/signalling/messages.py held
-before msgspec (copied below as it was); ``msgspec`` is today's ``parse``; ``pydantic`` (from the
-``bench`` dependency group: ``uv sync --group bench``) is the same protocol as pydantic v2 models,
-skipped when pydantic is not installed. Times are the best of ``--rounds`` rounds, per message.
+before msgspec (its code copied below as it was, its table of fields read from today's Structs);
+``msgspec`` is today's ``parse``; ``pydantic`` (from the ``bench`` dependency group: ``uv sync --group
+bench``) is the same protocol as pydantic v2 models made from the same Structs, skipped when pydantic is
+not installed. Times are the best of ``--rounds`` rounds, per message.
 
 The second table is the other direction: encoding the queue snapshot every rep gets when the queue
 changes (the largest message the server sends often), as the old dict through ``json.dumps``, the
-Struct through msgspec, and a pydantic model through ``model_dump_json``.
+Struct through msgspec, and the pydantic model of that Struct through ``model_dump_json``.
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 import msgspec
+import msgspec.inspect as mi
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -36,50 +38,15 @@ if str(ROOT) not in sys.path:
 from server.calls.errors import ProtocolError  # noqa: E402
 from server.calls.payloads import QueueItem, QueueSnapshot, RepEntry  # noqa: E402
 from server.signalling import messages  # noqa: E402
+from tests.fuzz.inputs import Field, ws_schemas  # noqa: E402
 
-# --- the old validator (server/signalling/messages.py before msgspec), unchanged but for names ---
+# --- the old validator (server/signalling/messages.py before msgspec): its code as it was, but for names; its
+# table of fields read from today's Structs (tests/fuzz/inputs.py), and the depth walk the server still uses ---
 
-MAX_MESSAGE_BYTES = 64 * 1024
-MAX_SDP_CHARS = 48 * 1024
-MAX_CHAT_CHARS = 2000
-MAX_JSON_DEPTH = 8
-
-
-@dataclass(frozen=True)
-class Field:
-    kind: type | tuple[type, ...]
-    required: bool = True
-    max_len: int | None = None
-    min_len: int = 0
-    choices: tuple[str, ...] | None = None
-
-
-_ID = Field(str, required=False, max_len=64)
-_SESSION = Field(str, required=False, max_len=64)
-
-SCHEMAS: dict[str, dict[str, Field]] = {
-    "hello": {"token": Field(str, required=False, max_len=128), "protocol": Field(int, required=False)},
-    "ping": {},
-    "offer": {"sdp": Field(str, max_len=MAX_SDP_CHARS, min_len=1), "session_id": _SESSION},
-    "media.state": {
-        "audio": Field(bool),
-        "video": Field(bool),
-        "facing": Field(str, required=False, choices=("user", "environment")),
-        "session_id": _SESSION,
-    },
-    "chat.send": {"text": Field(str, max_len=MAX_CHAT_CHARS, min_len=1), "session_id": _SESSION},
-    "call.end": {"reason": Field(str, required=False, max_len=64), "session_id": _SESSION},
-    "rep.status": {"status": Field(str, choices=("available", "away"))},
-    "call.accept": {"session_id": Field(str, max_len=64, min_len=1)},
-    "consent.emotion": {"enabled": Field(bool)},
-    "call.decline": {"session_id": Field(str, max_len=64, min_len=1)},
-    "call.transfer": {
-        "session_id": _SESSION,
-        "rep_id": Field(int, required=False),
-        "reason": Field(str, required=False, max_len=64),
-        "note": Field(str, required=False, max_len=500),
-    },
-}
+MAX_MESSAGE_BYTES = messages.MAX_MESSAGE_BYTES
+MAX_JSON_DEPTH = messages.MAX_JSON_DEPTH
+SCHEMAS: dict[str, dict[str, Field]] = ws_schemas()
+_depth = messages._depth
 
 
 @dataclass(frozen=True)
@@ -87,21 +54,6 @@ class OldClientMessage:
     type: str
     data: dict[str, Any]
     id: str | None
-
-
-def _depth(value: Any, limit: int) -> int:
-    stack = [(value, 1)]
-    deepest = 0
-    while stack:
-        item, d = stack.pop()
-        deepest = max(deepest, d)
-        if deepest > limit:
-            return deepest
-        if isinstance(item, dict):
-            stack.extend((v, d + 1) for v in item.values())
-        elif isinstance(item, list):
-            stack.extend((v, d + 1) for v in item)
-    return deepest
 
 
 def old_parse(text: str) -> OldClientMessage:
@@ -156,90 +108,54 @@ def _old_validate(raw: dict[str, Any], msg_id: str | None) -> OldClientMessage:
 # --- the same protocol as pydantic v2 models ---
 
 
+def pydantic_models(structs: tuple[type[msgspec.Struct], ...], *, strict: bool) -> list[Any]:
+    """A pydantic model for each Struct, with its fields, types, limits and tag (nested Structs too)."""
+    from pydantic import ConfigDict, create_model
+    from pydantic import Field as P
+
+    config = ConfigDict(strict=strict, frozen=True)
+    made: dict[type, Any] = {}
+
+    def annotation(kind: mi.Type) -> Any:
+        if isinstance(kind, mi.Metadata):
+            return annotation(kind.type)
+        if isinstance(kind, mi.StrType):
+            return Annotated[str, P(min_length=kind.min_length, max_length=kind.max_length, pattern=kind.pattern)]
+        if isinstance(kind, mi.IntType):
+            return Annotated[int, P(gt=kind.gt, ge=kind.ge, lt=kind.lt, le=kind.le)]
+        if isinstance(kind, mi.UnionType):
+            return Union[tuple(annotation(option) for option in kind.types)]  # noqa: UP007
+        if isinstance(kind, mi.LiteralType):
+            return Literal[kind.values]
+        if isinstance(kind, mi.ListType):
+            return list[annotation(kind.item_type)]  # type: ignore[misc]
+        if isinstance(kind, mi.StructType):
+            return model(kind)
+        return {mi.BoolType: bool, mi.NoneType: None}[type(kind)]
+
+    def model(info: mi.StructType) -> Any:
+        if info.cls not in made:
+            # The tag first, where msgspec writes it.
+            fields: dict[str, Any] = {info.tag_field: (Literal[info.tag], ...)} if info.tag_field else {}
+            fields.update({f.name: (annotation(f.type), ... if f.required else f.default) for f in info.fields})
+            made[info.cls] = create_model(info.cls.__name__, __config__=config, **fields)
+        return made[info.cls]
+
+    return [model(mi.type_info(struct)) for struct in structs]  # type: ignore[arg-type]
+
+
 def pydantic_parser() -> Callable[[str], Any] | None:
     """``parse`` built on pydantic: the same limits, strict types (no "1" for 1, no true for 1)."""
     try:
         import pydantic
     except ImportError:
         return None
-    from pydantic import BaseModel, ConfigDict, TypeAdapter
     from pydantic import Field as P
+    from pydantic import TypeAdapter
 
-    class Base(BaseModel):
-        model_config = ConfigDict(strict=True, frozen=True)
-        id: Annotated[str, P(max_length=64)] | None = None
-
-    Session = Annotated[str, P(max_length=64)] | None
-    NotBlank = r"\S"
-
-    class Hello(Base):
-        type: Literal["hello"]
-        token: Annotated[str, P(max_length=128)] | None = None
-        protocol: int | None = None
-
-    class Ping(Base):
-        type: Literal["ping"]
-
-    class Offer(Base):
-        type: Literal["offer"]
-        sdp: Annotated[str, P(max_length=MAX_SDP_CHARS, pattern=NotBlank)]
-        session_id: Session = None
-
-    class MediaState(Base):
-        type: Literal["media.state"]
-        audio: bool
-        video: bool
-        facing: Literal["user", "environment"] | None = None
-        session_id: Session = None
-
-    class ChatSend(Base):
-        type: Literal["chat.send"]
-        text: Annotated[str, P(max_length=MAX_CHAT_CHARS, pattern=NotBlank)]
-        session_id: Session = None
-
-    class CallEnd(Base):
-        type: Literal["call.end"]
-        reason: Annotated[str, P(max_length=64)] | None = None
-        session_id: Session = None
-
-    class RepStatus(Base):
-        type: Literal["rep.status"]
-        status: Literal["available", "away"]
-
-    class CallAccept(Base):
-        type: Literal["call.accept"]
-        session_id: Annotated[str, P(max_length=64, pattern=NotBlank)]
-
-    class ConsentEmotion(Base):
-        type: Literal["consent.emotion"]
-        enabled: bool
-
-    class CallDecline(Base):
-        type: Literal["call.decline"]
-        session_id: Annotated[str, P(max_length=64, pattern=NotBlank)]
-
-    class CallTransfer(Base):
-        type: Literal["call.transfer"]
-        session_id: Session = None
-        rep_id: int | None = None
-        reason: Annotated[str, P(max_length=64)] | None = None
-        note: Annotated[str, P(max_length=500)] | None = None
-
-    AnyMessage = Annotated[
-        Hello
-        | Ping
-        | Offer
-        | MediaState
-        | ChatSend
-        | CallEnd
-        | RepStatus
-        | CallAccept
-        | ConsentEmotion
-        | CallDecline
-        | CallTransfer,
-        P(discriminator="type"),
-    ]
-    adapter: TypeAdapter[Any] = TypeAdapter(AnyMessage)
+    models = pydantic_models(messages.CLIENT_MESSAGES, strict=True)
+    any_message: Any = Annotated[Union[tuple(models)], P(discriminator="type")]  # noqa: UP007
+    adapter: TypeAdapter[Any] = TypeAdapter(any_message)
 
     def parse(text: str) -> Any:
         if len(text) * 4 > MAX_MESSAGE_BYTES and len(text.encode("utf-8", "surrogatepass")) > MAX_MESSAGE_BYTES:
@@ -331,35 +247,11 @@ def snapshot(items: int) -> QueueSnapshot:
 
 def pydantic_snapshot_encoder(data: dict[str, Any]) -> Callable[[], bytes] | None:
     try:
-        from pydantic import BaseModel
+        import pydantic  # noqa: F401
     except ImportError:
         return None
-
-    class Item(BaseModel):
-        session_id: str
-        customer_name: str | None
-        reason: str | None
-        device: str | None
-        priority: int
-        language: str | None
-        identified: bool
-        ringing: bool
-        queued_at: str
-        waited_s: int
-        connected: bool
-
-    class Rep(BaseModel):
-        id: int
-        display_name: str
-        status: str
-
-    class Snapshot(BaseModel):
-        type: Literal["queue.snapshot"] = "queue.snapshot"
-        items: list[Item]
-        available_reps: int
-        reps: list[Rep]
-
-    model = Snapshot.model_validate(data)
+    (snapshot_model,) = pydantic_models((QueueSnapshot,), strict=False)
+    model = snapshot_model.model_validate(data)
     return lambda: model.model_dump_json().encode()
 
 

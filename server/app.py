@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 from aiohttp import web
 
@@ -149,14 +150,32 @@ async def _reviews_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
-async def _webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
-    webhooks = WebhookDispatcher(app[STORE].engine, allowed_hosts=app[SETTINGS].webhook_allowed_hosts)
+class _Service(Protocol):
+    """A part that runs while the app serves: started before, closed after."""
+
+    async def start(self) -> object: ...
+
+    async def aclose(self) -> None: ...
+
+
+S = TypeVar("S", bound=_Service)
+
+
+@contextlib.asynccontextmanager
+async def _running(app: web.Application, key: web.AppKey[S], service: S) -> AsyncIterator[None]:
+    """``service`` started and set at ``key`` for the block; closed after it, and when starting fails part-way."""
     try:
-        await webhooks.start()
-        app[WEBHOOKS] = webhooks
+        await service.start()
+        app[key] = service
         yield
     finally:
-        await webhooks.aclose()
+        await service.aclose()
+
+
+async def _webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
+    webhooks = WebhookDispatcher(app[STORE].engine, allowed_hosts=app[SETTINGS].webhook_allowed_hosts)
+    async with _running(app, WEBHOOKS, webhooks):
+        yield
 
 
 async def _composer_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -164,22 +183,13 @@ async def _composer_ctx(app: web.Application) -> AsyncIterator[None]:
     composer = Composer(
         app[STORE], settings.recordings_path, enabled=settings.compose_recordings, on_event=app[WEBHOOKS].emit
     )
-    try:
-        await composer.start()
-        app[COMPOSER] = composer
+    async with _running(app, COMPOSER, composer):
         yield
-    finally:
-        await composer.aclose()
 
 
 async def _metrics_ctx(app: web.Application) -> AsyncIterator[None]:
-    metrics = Metrics()
-    try:
-        await metrics.start()
-        app[METRICS] = metrics
+    async with _running(app, METRICS, Metrics()):
         yield
-    finally:
-        await metrics.aclose()
 
 
 async def _media_pool_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -189,13 +199,9 @@ async def _media_pool_ctx(app: web.Application) -> AsyncIterator[None]:
         yield  # calls are carried in this process
         return
     pool = MediaWorkerPool(workers, absolute_db_url(settings.db_url), app[METRICS].transit)
-    try:
-        await pool.start()
+    async with _running(app, MEDIA_POOL, pool):
         log.info("media: %d worker process(es), %s path", workers, settings.media_path)
-        app[MEDIA_POOL] = pool
         yield
-    finally:
-        await pool.aclose()
 
 
 async def _call_center_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -213,13 +219,9 @@ async def _call_center_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     if pool is not None:
         pool.on_lost = center.media_lost
-    try:
-        await center.start()
-        app[CALL_CENTER] = center
+    # The one place calls and their peers close: after endpoint.close_sockets told every client "going away".
+    async with _running(app, CALL_CENTER, center):
         yield
-    finally:
-        # The one place calls and their peers close: after endpoint.close_sockets told every client "going away".
-        await center.aclose()
 
 
 async def _retention_ctx(app: web.Application) -> AsyncIterator[None]:

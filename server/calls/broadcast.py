@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
-from ..config import Settings
 from . import routing, views
 from .payloads import QueueSnapshot
-from .state import LiveSession, RepState
+from .state import LiveSession, Shared
 from .waits import WaitEstimates
 
 # Waiting customers hear their estimate again this often even when nothing changed.
@@ -19,17 +18,8 @@ QUEUE_TICK_S = 10.0
 class QueueBroadcast:
     """Rings first on every change, then tells everyone, folding a burst of changes into one send."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        sessions: Mapping[str, LiveSession],
-        reps: Mapping[int, RepState],
-        waits: WaitEstimates,
-        ring: Callable[[], None],
-    ) -> None:
-        self.settings = settings
-        self.sessions = sessions
-        self.reps = reps
+    def __init__(self, shared: Shared, waits: WaitEstimates, ring: Callable[[], None]) -> None:
+        self.shared = shared
         self.waits = waits
         self.ring = ring
         self.closed = False
@@ -64,7 +54,7 @@ class QueueBroadcast:
         if self._flush is not None:
             return
         loop = asyncio.get_running_loop()
-        rate = self.settings.queue_updates_per_s
+        rate = self.shared.settings.queue_updates_per_s
         due = self._sent_at + (1.0 / rate if rate > 0 else 0.0)
         if loop.time() >= due:
             self._send()
@@ -72,10 +62,10 @@ class QueueBroadcast:
             self._flush = loop.call_later(due - loop.time(), self._flush_due)
 
     def waiting(self) -> list[LiveSession]:
-        return routing.waiting_order(self.sessions.values())
+        return routing.waiting_order(self.shared.sessions.values())
 
     def available_reps(self) -> int:
-        return routing.available_reps(self.reps.values())
+        return routing.available_reps(self.shared.reps.values())
 
     def estimated_wait(self, position: int, reason: str | None = None) -> int:
         return self.waits.estimate(position, reason, self.available_reps())
@@ -85,7 +75,7 @@ class QueueBroadcast:
         live.send_to_customer(views.queue_position(position, wait))
 
     def snapshot(self) -> QueueSnapshot:
-        online = [(r.user, r.status) for r in self.reps.values() if r.conns]
+        online = [(r.user, r.status) for r in self.shared.reps.values() if r.conns]
         return views.queue_snapshot(self.waiting(), available_reps=self.available_reps(), reps=online)
 
     def _flush_due(self) -> None:
@@ -98,7 +88,7 @@ class QueueBroadcast:
         for position, live in enumerate(self.waiting(), start=1):
             self.send_position(live, position)
         snapshot = self.snapshot()
-        for rep in self.reps.values():
+        for rep in self.shared.reps.values():
             for conn in rep.conns:
                 conn.send(snapshot)
 

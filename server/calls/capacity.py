@@ -11,12 +11,10 @@ import os
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from ..config import Settings
 from ..media.call import other
-from ..metrics import Metrics
 from . import routing
 from .errors import ProtocolError
-from .state import LiveSession
+from .state import LiveSession, Shared
 
 FULL_MESSAGE = "All lines are busy right now. Please try again in a few minutes."
 QUEUE_FULL_MESSAGE = "Too many people are waiting right now. Please try again in a few minutes."
@@ -40,39 +38,37 @@ class TooManyWaiting(Exception):
 class Admission:
     """The server's call capacity and the caps on waiting, over the centre's live sessions."""
 
-    def __init__(self, settings: Settings, metrics: Metrics, sessions: Mapping[str, LiveSession]) -> None:
-        self.settings = settings
-        self.metrics = metrics
-        self.sessions = sessions
+    def __init__(self, shared: Shared) -> None:
+        self.shared = shared
         # Calls being created (between the cap check and the queue), in all and per address.
         self.joining: dict[str, int] = {}
         self.joining_total = 0
 
     @property
     def capacity(self) -> int:
-        if self.settings.max_calls > 0:
-            return self.settings.max_calls
-        return max(1, int(CALLS_PER_CORE[self.settings.media_path] * (os.cpu_count() or 1)))
+        if self.shared.settings.max_calls > 0:
+            return self.shared.settings.max_calls
+        return max(1, int(CALLS_PER_CORE[self.shared.settings.media_path] * (os.cpu_count() or 1)))
 
     def active_calls(self) -> int:
-        return sum(1 for s in self.sessions.values() if s.state == "active")
+        return sum(1 for s in self.shared.sessions.values() if s.state == "active")
 
     def is_full(self) -> bool:
         """Every media slot is busy and as many customers already wait: a new one would only wait longer."""
-        waiting = len(routing.waiting_order(self.sessions.values()))
+        waiting = len(routing.waiting_order(self.shared.sessions.values()))
         return self.active_calls() >= self.capacity and waiting >= self.capacity
 
     def check_answer(self, live: LiveSession) -> None:
         """A rep may answer only while a media slot is free (a transferred call keeps its own)."""
         if live.media is None and self.active_calls() >= self.capacity:
-            self.metrics.refused("accept")
+            self.shared.metrics.refused("accept")
             raise ProtocolError("at_capacity", FULL_MESSAGE)
 
     @contextlib.contextmanager
     def admit(self, address: str | None) -> Iterator[None]:
         """Refuse a new call the server cannot take; count it as joining until the block ends."""
         if self.is_full():
-            self.metrics.refused("customer")
+            self.shared.metrics.refused("customer")
             raise AtCapacity(FULL_MESSAGE)
         self._check_waiting_caps(address)
         # Counted from here until the call is in the queue, so a burst cannot slip past the caps.
@@ -90,12 +86,12 @@ class Admission:
 
     def _check_waiting_caps(self, address: str | None) -> None:
         """Anonymous load: a bounded queue, and a bounded share of it for one address."""
-        waiting = [s for s in self.sessions.values() if s.state == "waiting"]
-        total_cap = self.settings.max_waiting_calls
+        waiting = [s for s in self.shared.sessions.values() if s.state == "waiting"]
+        total_cap = self.shared.settings.max_waiting_calls
         if total_cap > 0 and len(waiting) + self.joining_total >= total_cap:
-            self.metrics.refused("customer")
+            self.shared.metrics.refused("customer")
             raise QueueFull(QUEUE_FULL_MESSAGE)
-        per_address = self.settings.max_waiting_per_address
+        per_address = self.shared.settings.max_waiting_per_address
         if per_address > 0 and address is not None:
             mine = sum(1 for s in waiting if s.address == address) + self.joining.get(address, 0)
             if mine >= per_address:

@@ -7,7 +7,8 @@ timers) and tells everyone what changed. It is a façade: each request goes to t
 - ``waits``: wait estimates and the limit on waiting; ``grace``: reconnect grace and presence;
 - ``media_life``: media, offers, recording and cues; ``chat``: chat lines; ``teardown``: the end of a call;
 - ``capacity``: how many calls the server carries and who may still join; ``floor``: the supervisor's view;
-- ``state``: the live state they share; ``views``: every message they send.
+- ``state``: the live state they share, and ``Shared``, what each part is built on; ``views``: every message
+  they send.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from . import routing, views
 from .broadcast import QueueBroadcast
 from .capacity import Admission, media_stats
 from .chat import ChatLines
-from .cues import EventSink
+from .cues import EmotionSetup, EventSink
 from .errors import ProtocolError
 from .floor import live_floor
 from .grace import ReconnectGrace
@@ -41,7 +42,7 @@ from .media_life import MediaLife
 from .participant import Participant
 from .payloads import CustomerWelcome
 from .ringing import Ringing
-from .state import LiveSession, RepState
+from .state import LiveSession, RepState, Shared
 from .teardown import Teardown
 from .waits import WaitEstimates, WaitLimits, cancel_wait_limit
 
@@ -70,42 +71,29 @@ class CallCenter:
         self.sessions: dict[str, LiveSession] = {}
         self.reps: dict[int, RepState] = {}
         self._closing = False
-        # The parts, each over the same sessions and reps; callbacks point back at the façade.
-        self.admission = Admission(settings, self.metrics, self.sessions)
-        self.waits = WaitEstimates()
-        self.wait_limits = WaitLimits(settings, self._finish)
-        self.grace = ReconnectGrace(settings, self._finish)
-        self.ringing = Ringing(
-            store,
-            settings,
-            self.sessions,
-            self.reps,
-            grace=self.grace,
-            wait_limits=self.wait_limits,
-            set_status=self._set_status,
-            changed=self.broadcast_queue,
-        )
-        self.queue = QueueBroadcast(settings, self.sessions, self.reps, self.waits, self.ringing.offer_calls)
-        self.chat_lines = ChatLines(store, settings)
-        self.teardown = Teardown(
+        # The parts, each over the same services, sessions and reps; callbacks point back at the façade.
+        shared = Shared(
             store,
             settings,
             self.metrics,
             self.sessions,
             self.reps,
-            self.ringing,
+            changed=self.broadcast_queue,
             emit=self._emit,
-            on_recorded=on_recorded,
-            changed=self.broadcast_queue,
+            finish=self._finish,
         )
+        self.admission = Admission(shared)
+        self.waits = WaitEstimates()
+        self.wait_limits = WaitLimits(shared)
+        self.grace = ReconnectGrace(shared)
+        self.ringing = Ringing(shared, grace=self.grace, wait_limits=self.wait_limits, set_status=self._set_status)
+        self.queue = QueueBroadcast(shared, self.waits, self.ringing.offer_calls)
+        self.chat_lines = ChatLines(shared)
+        self.teardown = Teardown(shared, self.ringing, on_recorded=on_recorded)
         self.media = MediaLife(
-            store,
-            settings,
-            self.metrics,
+            shared,
             pool,
-            emotion=emotion,
-            emotion_unavailable=emotion_unavailable,
-            on_event=on_event,
+            emotion=EmotionSetup(emotion, emotion_unavailable),
             on_media_state=self.grace.media_state_changed,
         )
 

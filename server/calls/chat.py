@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-from ..config import Settings
-from ..storage.store import Store
 from . import views
 from .errors import ProtocolError
 from .participant import Participant, TokenBucket
-from .state import LiveSession
+from .state import LiveSession, Shared
 
 
 class ChatLines:
     """Stores each line, then shows it to both sides (the customer's copy numbered, the rep's not)."""
 
-    def __init__(self, store: Store, settings: Settings) -> None:
-        self.store = store
-        self.settings = settings
+    def __init__(self, shared: Shared) -> None:
+        self.shared = shared
 
     async def add(self, live: LiveSession, role: str, sender: Participant, text: str) -> None:
         if role == "customer":
@@ -24,18 +21,18 @@ class ChatLines:
             name = sender.user.display_name if sender.user else "Rep"
         bucket = live.chat_buckets.get(role)
         if bucket is None:
-            rate = self.settings.chat_per_minute / 60.0
-            bucket = live.chat_buckets[role] = TokenBucket(rate, max(1, self.settings.chat_burst))
-        if self.settings.chat_per_minute > 0 and not bucket.take():
-            raise ProtocolError("rate_limited", f"at most {self.settings.chat_per_minute} chat lines a minute")
+            rate = self.shared.settings.chat_per_minute / 60.0
+            bucket = live.chat_buckets[role] = TokenBucket(rate, max(1, self.shared.settings.chat_burst))
+        if self.shared.settings.chat_per_minute > 0 and not bucket.take():
+            raise ProtocolError("rate_limited", f"at most {self.shared.settings.chat_per_minute} chat lines a minute")
         # One line at a time per call: the customer's line numbers follow the stored order.
         async with live.chat_lock:
             if live.chat_count is None:
-                live.chat_count = len(await self.store.list_chat(live.id))
-            cap = self.settings.max_chat_per_session
+                live.chat_count = len(await self.shared.store.list_chat(live.id))
+            cap = self.shared.settings.max_chat_per_session
             if cap > 0 and live.chat_count >= cap:
                 raise ProtocolError("chat_full", f"this call's chat holds at most {cap} lines")
-            record = await self.store.add_chat(live.id, role, name, text.strip())
+            record = await self.shared.store.add_chat(live.id, role, name, text.strip())
             live.chat_count += 1
             seq = live.chat_count
         live.send_to_customer(views.customer_chat_message(record, seq))

@@ -8,19 +8,17 @@ from __future__ import annotations
 
 import asyncio
 
-from ..config import Settings
 from ..media.call import other
 from . import views
 from .participant import Participant
-from .state import Finish, LiveSession
+from .state import LiveSession, Shared
 
 
 class ReconnectGrace:
     """The grace timers of every call, and what each side is told of the other's presence."""
 
-    def __init__(self, settings: Settings, finish: Finish) -> None:
-        self.settings = settings
-        self.finish = finish
+    def __init__(self, shared: Shared) -> None:
+        self.shared = shared
 
     def seat(self, live: LiveSession, role: str, conn: Participant) -> None:
         """``conn`` is ``role``'s socket in the call now: an older one is told and closed, the grace ends."""
@@ -36,12 +34,12 @@ class ReconnectGrace:
             return
 
         async def expire() -> None:
-            await asyncio.sleep(self.settings.reconnect_grace_s)
+            await asyncio.sleep(self.shared.settings.reconnect_grace_s)
             live.grace.pop(role, None)
             if live.state == "waiting":
-                await self.finish(live, state="abandoned", ended_by="system", reason="customer_lost")
+                await self.shared.finish(live, state="abandoned", ended_by="system", reason="customer_lost")
             elif live.state == "active":
-                await self.finish(live, state="ended", ended_by="system", reason=f"{role}_lost")
+                await self.shared.finish(live, state="ended", ended_by="system", reason=f"{role}_lost")
 
         live.grace[role] = asyncio.create_task(expire(), name=f"grace-{live.id}-{role}")
 

@@ -10,20 +10,15 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import replace
 from typing import Any
 
-from emotion import EmotionService
-
-from ..config import Settings
 from ..media.call import CallMedia, MediaClosed, other
 from ..media.peers import BadOffer
 from ..media.pool import MediaWorkerPool, RemoteCallMedia, RemoteRecording, WorkerGone
-from ..metrics import Metrics
 from ..recording.recorder import CallRecording, free_mb
-from ..storage.store import Store
 from . import views
-from .cues import OFF_BY_CUSTOMER, CallCues, EventSink
+from .cues import OFF_BY_CUSTOMER, CallCues, EmotionSetup
 from .errors import ProtocolError
 from .payloads import ServerMessage
-from .state import LiveSession
+from .state import LiveSession, Shared
 
 log = logging.getLogger(__name__)
 
@@ -33,23 +28,15 @@ class MediaLife:
 
     def __init__(
         self,
-        store: Store,
-        settings: Settings,
-        metrics: Metrics,
+        shared: Shared,
         pool: MediaWorkerPool | None,
         *,
-        emotion: EmotionService | None,
-        emotion_unavailable: str,
-        on_event: EventSink | None,
+        emotion: EmotionSetup,
         on_media_state: Callable[[LiveSession, str, str], Awaitable[None]],
     ) -> None:
-        self.store = store
-        self.settings = settings
-        self.metrics = metrics
+        self.shared = shared
         self.pool = pool
         self.emotion = emotion
-        self.emotion_unavailable = emotion_unavailable
-        self.on_event = on_event
         self.on_media_state = on_media_state
         self._watchers: set[asyncio.Task[None]] = set()
 
@@ -63,32 +50,32 @@ class MediaLife:
         async def changed(role: str, state: str) -> None:
             await self.on_media_state(live, role, state)
 
-        forward = self.settings.media_path == "forward"
+        forward = self.shared.settings.media_path == "forward"
         if self.pool is not None:
             try:
                 return await self.pool.open(
                     live.id,
-                    self.settings.ice_servers,
+                    self.shared.settings.ice_servers,
                     on_media_state=changed,
-                    stall_after_s=self.settings.media_stall_s,
+                    stall_after_s=self.shared.settings.media_stall_s,
                     forward=forward,
                 )
             except (MediaClosed, WorkerGone, TimeoutError):
                 log.error("no media worker could take %s; carrying it in the front door", live.id)
         return CallMedia(
             live.id,
-            self.settings.ice_servers,
+            self.shared.settings.ice_servers,
             on_media_state=changed,
-            stall_after_s=self.settings.media_stall_s,
+            stall_after_s=self.shared.settings.media_stall_s,
             forward=forward,
-            transit=self.metrics.transit,
+            transit=self.shared.metrics.transit,
         )
 
     async def start(self, live: LiveSession) -> None:
         """The answered call's media (unless a transfer kept it), its cues and its recording."""
         if live.media is None:
             live.media = await self.open(live)
-            self.metrics.calls_answered.inc()
+            self.shared.metrics.calls_answered.inc()
         self.start_cues(live)
         if live.recording is None:
             await self.start_recording(live)
@@ -100,7 +87,7 @@ class MediaLife:
         self._limit_offers(live, role)
         # aiortc sends connectivity checks to every address an offer lists: bound how many.
         candidates = sum(1 for line in sdp.splitlines() if line.lstrip().startswith("a=candidate"))
-        cap = self.settings.max_offer_candidates
+        cap = self.shared.settings.max_offer_candidates
         if cap > 0 and candidates > cap:
             raise ProtocolError("bad_sdp", f"the offer lists {candidates} ICE candidates; at most {cap} are accepted")
         if live.media.is_negotiating(role):
@@ -118,7 +105,7 @@ class MediaLife:
 
     def _limit_offers(self, live: LiveSession, role: str) -> None:
         """At most ``offers_per_minute`` offers per participant: each one builds a peer connection."""
-        cap = self.settings.offers_per_minute
+        cap = self.shared.settings.offers_per_minute
         if cap <= 0:
             return
         now = time.monotonic()
@@ -141,18 +128,18 @@ class MediaLife:
         if not live.record.recording_consent or live.media is None:
             live.recording_note = "declined" if live.record.recording_consent is False else "off"
             return
-        root = self.settings.recordings_path
+        root = self.shared.settings.recordings_path
         root.mkdir(parents=True, exist_ok=True)
-        if free_mb(root) < self.settings.recording_min_free_mb:
+        if free_mb(root) < self.shared.settings.recording_min_free_mb:
             live.recording_note = "no_space"
-            log.warning("not recording %s: less than %d MB free", live.id, self.settings.recording_min_free_mb)
-            await self.store.add_event(live.id, "recording_skipped", {"reason": "low disk space"})
+            log.warning("not recording %s: less than %d MB free", live.id, self.shared.settings.recording_min_free_mb)
+            await self.shared.store.add_event(live.id, "recording_skipped", {"reason": "low disk space"})
             return
         if isinstance(live.media, RemoteCallMedia):
             # The worker writes the files and their rows itself: the frames never cross processes.
             live.recording = await live.media.start_recording(root.resolve())
         else:
-            recording = CallRecording(self.store, root, live.id)
+            recording = CallRecording(self.shared.store, root, live.id)
             await recording.start(live.media.feeds)
             live.recording = recording
         live.recording_note = "recording"
@@ -166,7 +153,7 @@ class MediaLife:
             if recording.truncated:
                 live.recording_note = "truncated"
                 log.warning("recording of %s truncated: %s", live.id, recording.error)
-                await self.store.add_event(live.id, "recording_truncated", {"error": recording.error})
+                await self.shared.store.add_event(live.id, "recording_truncated", {"error": recording.error})
                 live.send_to_customer(views.recording_state(live))
                 live.send_to_rep([views.recording_state(live)])
                 return
@@ -179,21 +166,21 @@ class MediaLife:
     def start_cues(self, live: LiveSession) -> None:
         if live.cues is not None or live.media is None or not live.record.emotion_consent:
             return
-        if self.emotion is None:
+        if self.emotion.service is None:
             return
         live.cues = CallCues(
-            self.emotion,
+            self.emotion.service,
             live.id,
             # The customer's video only: never the rep's.
             live.media.feeds["customer"]["video"],
-            self.store,
+            self.shared.store,
             lambda message: live.send_to_rep([message]),
-            on_event=self.on_event,
+            on_event=self.shared.emit,
         )
 
     async def set_emotion_consent(self, live: LiveSession, enabled: bool) -> None:
         """Stored at once; in a live call the cues start or stop, and the rep sees which."""
-        await self.store.set_emotion_consent(live.id, enabled)
+        await self.shared.store.set_emotion_consent(live.id, enabled)
         live.record = replace(live.record, emotion_consent=enabled)
         if live.state != "active":
             return
@@ -209,5 +196,5 @@ class MediaLife:
         if not live.record.emotion_consent:
             return [views.emotion_status("off", OFF_BY_CUSTOMER, live.id)]
         if live.cues is None:
-            return [views.emotion_status("unavailable", self.emotion_unavailable, live.id)]
+            return [views.emotion_status("unavailable", self.emotion.message, live.id)]
         return live.cues.snapshot()

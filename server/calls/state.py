@@ -8,14 +8,17 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ..config import Settings
 from ..media.call import CallMedia
 from ..media.pool import RemoteCallMedia, RemoteRecording
+from ..metrics import Metrics
 from ..recording.recorder import CallRecording
 from ..storage.records import CustomerVisit, SessionRecord, User
+from ..storage.store import Store
 from .cues import CallCues
 from .participant import Participant, TokenBucket
 from .payloads import ServerMessage
@@ -99,3 +102,23 @@ class Finish(Protocol):
     """Ends a call for good (``Teardown.finish``): what a timer or a lost worker calls."""
 
     def __call__(self, live: LiveSession, *, state: str, ended_by: str, reason: str) -> Awaitable[None]: ...
+
+
+@dataclass(frozen=True)
+class Shared:
+    """What every part of the call centre works over: its services, the live calls and reps, and its callbacks.
+
+    ``CallCenter`` builds one and hands it to each part; the callbacks point back at the façade, which
+    passes them on to the part that does the work.
+    """
+
+    store: Store
+    settings: Settings
+    metrics: Metrics
+    sessions: dict[str, LiveSession]
+    reps: dict[int, RepState]
+    # The queue changed: ring at once, then tell reps and waiting customers (coalesced).
+    changed: Callable[[], None]
+    # An event for listeners such as webhooks ("session.ended", "emotion.flag", ...).
+    emit: Callable[[str, dict[str, Any]], Awaitable[None]]
+    finish: Finish

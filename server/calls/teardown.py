@@ -5,15 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable
 
-from ..config import Settings
-from ..metrics import Metrics
-from ..storage.store import Store
 from . import views
 from .ringing import Ringing
-from .state import LiveSession, RepState
+from .state import LiveSession, Shared
 from .waits import cancel_wait_limit
 
 log = logging.getLogger(__name__)
@@ -23,28 +19,11 @@ class Teardown:
     """Ends calls for good, once each, even when the socket whose message ended it goes away meanwhile."""
 
     def __init__(
-        self,
-        store: Store,
-        settings: Settings,
-        metrics: Metrics,
-        sessions: dict[str, LiveSession],
-        reps: Mapping[int, RepState],
-        ringing: Ringing,
-        *,
-        emit: Callable[[str, dict[str, Any]], Awaitable[None]],
-        on_recorded: Callable[[str], Awaitable[object]] | None,
-        changed: Callable[[], None],
+        self, shared: Shared, ringing: Ringing, *, on_recorded: Callable[[str], Awaitable[object]] | None
     ) -> None:
-        self.store = store
-        self.settings = settings
-        self.metrics = metrics
-        self.sessions = sessions
-        self.reps = reps
+        self.shared = shared
         self.ringing = ringing
-        self.emit = emit
         self.on_recorded = on_recorded
-        # The queue changed: tell everyone (a line or a rep came free).
-        self.changed = changed
         self._jobs: set[asyncio.Task[None]] = set()
 
     async def finish(self, live: LiveSession, *, state: str, ended_by: str, reason: str) -> None:
@@ -66,7 +45,9 @@ class Teardown:
             task.cancel()
         cancel_wait_limit(live)
         if live.state == "active":
-            await self.store.finish_session(live.id, state="interrupted", ended_by="system", reason="server_shutdown")
+            await self.shared.store.finish_session(
+                live.id, state="interrupted", ended_by="system", reason="server_shutdown"
+            )
         if live.cues is not None:
             await live.cues.aclose()
         if live.recording is not None:
@@ -76,16 +57,16 @@ class Teardown:
 
     async def _finish_now(self, live: LiveSession, *, state: str, ended_by: str, reason: str) -> None:
         async with live.lock:
-            if live.id not in self.sessions:
+            if live.id not in self.shared.sessions:
                 return
-            record = await self.store.finish_session(live.id, state=state, ended_by=ended_by, reason=reason)
+            record = await self.shared.store.finish_session(live.id, state=state, ended_by=ended_by, reason=reason)
             if record is None:
-                record = await self.store.get_session(live.id)
+                record = await self.shared.store.get_session(live.id)
             if record is not None:
                 live.record = record
-            self.sessions.pop(live.id, None)
+            self.shared.sessions.pop(live.id, None)
             # In the same step as the pop, so the frame counters never dip between the two.
-            self.metrics.call_ended(state, live.media.stats() if live.media is not None else None)
+            self.shared.metrics.call_ended(state, live.media.stats() if live.media is not None else None)
         if live.offer is not None:
             self.ringing.cancel(live, "ended")
         for task in list(live.grace.values()):
@@ -98,15 +79,15 @@ class Teardown:
             cues, live.cues = live.cues, None
             await cues.aclose()
         if live.record.answered_at is not None:
-            await self.store.summarize_emotion(live.id)
+            await self.shared.store.summarize_emotion(live.id)
         customer = live.conns.get("customer")
         if customer is not None:
             customer.send(views.customer_ended(live.record, self._disposition_codes()))
             customer.close(4003, "session over")
         if live.rep is not None:
             self._release_rep(live, live.rep.id)
-        final = await self.store.get_session(live.id)
-        await self.emit("session.ended", {"session": (final or live.record).to_json()})
+        final = await self.shared.store.get_session(live.id)
+        await self.shared.emit("session.ended", {"session": (final or live.record).to_json()})
         recorded = live.recording is not None
         if live.recording is not None:
             recording, live.recording = live.recording, None
@@ -119,11 +100,11 @@ class Teardown:
             except Exception:
                 log.exception("could not queue the QA file of %s", live.id)
         log.info("session %s %s (%s by %s)", live.id, live.record.state, reason, ended_by)
-        self.changed()
+        self.shared.changed()
 
     def _release_rep(self, live: LiveSession, rep_id: int) -> None:
         """The rep's call is over: a disposition is due before the next one."""
-        rep = self.reps.get(rep_id)
+        rep = self.shared.reps.get(rep_id)
         if rep is None:
             return
         if rep.session_id == live.id:
@@ -136,4 +117,4 @@ class Teardown:
             c.send(views.rep_status(rep.status))
 
     def _disposition_codes(self) -> frozenset[str]:
-        return frozenset(code for code, _label, _category in self.settings.dispositions)
+        return frozenset(code for code, _label, _category in self.shared.settings.dispositions)

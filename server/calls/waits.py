@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from ..config import Settings
 from . import views
-from .state import Finish, LiveSession
+from .state import LiveSession, Shared
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +38,13 @@ class WaitEstimates:
 class WaitLimits:
     """Ends a call that still waits after ``max_wait_s``: the customer may then ask for a callback."""
 
-    def __init__(self, settings: Settings, finish: Finish) -> None:
-        self.settings = settings
-        self.finish = finish
+    def __init__(self, shared: Shared) -> None:
+        self.shared = shared
 
     def start(self, live: LiveSession, remaining_s: float) -> None:
         """End the call if it still waits after ``remaining_s``."""
         cancel_wait_limit(live)
-        if self.settings.max_wait_s <= 0:
+        if self.shared.settings.max_wait_s <= 0:
             return
 
         async def expire() -> None:
@@ -54,8 +52,8 @@ class WaitLimits:
             if live.wait_limit is asyncio.current_task():
                 live.wait_limit = None
             if live.state == "waiting":
-                log.info("call %s waited %.0f s without an answer: ending it", live.id, self.settings.max_wait_s)
-                await self.finish(live, state="abandoned", ended_by="system", reason=views.MAX_WAIT)
+                log.info("call %s waited %.0f s without an answer: ending it", live.id, self.shared.settings.max_wait_s)
+                await self.shared.finish(live, state="abandoned", ended_by="system", reason=views.MAX_WAIT)
 
         live.wait_limit = asyncio.create_task(expire(), name=f"wait-limit-{live.id}")
 

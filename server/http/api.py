@@ -2,23 +2,29 @@
 
 A route module makes ``routes = Routes(tag="Sessions")`` and declares its operations on it::
 
-    @routes.post("/api/v1/calls/rating", op="rateCall", auth=CUSTOMER, body=Rating, response=Ok, errors=(404, 409))
+    @routes.post("/api/v1/calls/rating", op="rateCall", auth=CUSTOMER, errors=(404, 409))
     async def rate_call(request: web.Request, *, body: Rating) -> Ok:
         \"\"\"Rate a call afterwards. ...\"\"\"
 
-For each request the wrapper checks who is calling (:class:`Auth`), then decodes and validates the path
-parameters (a failure is 404 not_found), the query string and the JSON body (400 bad_request
-``"<field>: <what>"``) with msgspec, calls the handler with ``path_params=``, ``query=`` and ``body=``, and
-encodes a Struct answer with the table's status; a ``web.StreamResponse`` goes out as it is. The same table
-makes the OpenAPI document (server/http/openapi.py): what is checked is what is documented.
+The handler's signature says the rest, once: the types of its ``body``, ``query`` and ``path_params``
+parameters are the inputs, its return type the answer (``-> None``: no body). For each request the wrapper
+checks who is calling (:class:`Auth`), then decodes and validates the path parameters (a failure is 404
+not_found), the query string and the JSON body (400 bad_request ``"<field>: <what>"``) with msgspec, calls
+the handler with ``path_params=``, ``query=`` and ``body=``, and encodes a Struct answer with the table's
+status; a ``web.StreamResponse`` goes out as it is. The same table makes the OpenAPI document
+(server/http/openapi.py): what is checked is what is documented.
 """
 
 from __future__ import annotations
 
+import csv
 import functools
 import inspect
+import io
 import re
-from collections.abc import Awaitable, Callable, Mapping
+import types
+import typing
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
@@ -201,6 +207,30 @@ def respond(value: Any, status: int = 200, headers: Mapping[str, str] | None = N
     )
 
 
+def _cell(value: Any) -> Any:
+    # Spreadsheets run cells that start like a formula: neutralise them.
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return "" if value is None else value
+
+
+# What an operation answering with respond_csv declares: ``@routes.get(path, ..., **CSV_EXPORT)``.
+CSV_EXPORT: dict[str, Any] = {"media": "text/csv", "answer": "A CSV attachment."}
+
+
+def respond_csv(filename: str, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> web.Response:
+    """A CSV attachment (an export): None is an empty cell, and no cell runs as a formula in a spreadsheet."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(header)
+    writer.writerows([_cell(value) for value in row] for row in rows)
+    return web.Response(
+        text=out.getvalue(),
+        content_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
 def _endpoint(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     body_decoder = msgspec.json.Decoder(op.body) if op.body is not None else None
 
@@ -229,6 +259,11 @@ def _endpoint(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResp
 # the table
 
 
+def _check_path(op: str, path: str, path_params: type[msgspec.Struct] | None) -> None:
+    if path_params is not None and set(_names(path_params)) != set(re.findall(r"\{(\w+)\}", path)):
+        raise ValueError(f"{op}: path_params must be exactly the parameters of {path}")
+
+
 def _summary_and_description(handler: Handler, summary: str | None) -> tuple[str, str]:
     doc = inspect.getdoc(handler) or ""
     if summary is not None:
@@ -239,13 +274,40 @@ def _summary_and_description(handler: Handler, summary: str | None) -> tuple[str
     return " ".join(first.split()).rstrip("."), " ".join(rest.split())
 
 
+INPUTS = ("body", "query", "path_params")
+
+
+def _streams(hint: Any) -> bool:
+    """Whether a return type lets the handler answer with a web.StreamResponse of its own making."""
+    parts = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    return any(isinstance(part, type) and issubclass(part, web.StreamResponse) for part in parts)
+
+
+def _signature(handler: Handler) -> dict[str, Any]:
+    """The inputs and the answer a handler's annotations declare: ``body``, ``query`` and ``path_params`` by
+    their types, ``response`` by the return type (not when the handler may build its own web.Response)."""
+    hints = typing.get_type_hints(handler)
+    declared = {name: hints[name] for name in INPUTS if name in hints}
+    answer = hints.get("return", Any)
+    if answer is not Any and not _streams(answer):
+        declared["response"] = None if answer is type(None) else answer
+    return declared
+
+
 class Routes:
     """One route module's API operations; ``routes = Routes(tag="Sessions")`` at module level,
-    ``routes.setup(app)`` in its ``setup_routes``."""
+    ``routes.setup(app)`` in its ``setup_routes``; ``customers = routes.under("Customers")`` for a part of the
+    module under another tag."""
 
     def __init__(self, tag: str) -> None:
         self.tag = tag
         self.operations: list[Operation] = []
+
+    def under(self, tag: str) -> Routes:
+        """This table, declaring operations under another tag (a module that serves several parts of the API)."""
+        part = Routes(tag)
+        part.operations = self.operations
+        return part
 
     def route(
         self,
@@ -267,17 +329,25 @@ class Routes:
         also: Mapping[int, Answer] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> Callable[[H], H]:
-        """Declare an operation. ``response``: the success answer's type (a Struct; None with status 204 or a
-        non-JSON ``media``); ``answer``: what it means; ``errors``: statuses besides those the auth, body,
-        query and path parameters already imply; ``also``: other answers (206, a 409 with a body);
-        ``headers``: request headers it reads, with what they mean (documentation only)."""
-        if path_params is not None and set(_names(path_params)) != set(re.findall(r"\{(\w+)\}", path)):
-            raise ValueError(f"{op}: path_params must be exactly the parameters of {path}")
+        """Declare an operation. ``body``, ``query``, ``path_params`` and ``response`` default to what the
+        handler's signature declares (give ``response`` for a handler that returns its own web.Response: the
+        success answer's type, a Struct; None with status 204 or a non-JSON ``media``); ``answer``: what it
+        means; ``errors``: statuses besides those the auth, body, query and path parameters already imply;
+        ``also``: other answers (206, a 409 with a body); ``headers``: request headers it reads, with what they
+        mean (documentation only)."""
+        given = {"body": body, "query": query, "path_params": path_params, "response": response}
+        _check_path(op, path, path_params)
 
         def register(handler: H) -> H:
             if any(o.op_id == op for o in self.operations):
                 raise ValueError(f"operation {op} declared twice")
             text = _summary_and_description(handler, summary)
+            declared = _signature(handler)
+            for name, value in given.items():
+                if value is not None and name in declared and declared[name] != value:
+                    raise ValueError(f"{op}: {name}={value!r}, but the handler's signature says {declared[name]!r}")
+            typed = {name: value if value is not None else declared.get(name) for name, value in given.items()}
+            _check_path(op, path, typed["path_params"])
             self.operations.append(
                 Operation(
                     method=method,
@@ -288,10 +358,10 @@ class Routes:
                     tag=tag or self.tag,
                     summary=text[0],
                     description=text[1],
-                    body=body,
-                    query=query,
-                    path_params=path_params,
-                    response=response,
+                    body=typed["body"],
+                    query=typed["query"],
+                    path_params=typed["path_params"],
+                    response=typed["response"],
                     status=status,
                     answer=answer,
                     errors=errors,

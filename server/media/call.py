@@ -40,8 +40,45 @@ class MediaClosed(Exception):
 MediaStateCallback = Callable[[str, str], Coroutine[Any, Any, None]]
 
 
-class CallMedia:
-    """Media of one session. ``on_media_state(role, state)`` hears "connected" / "lost"."""
+class BaseCallMedia:
+    """What a call's media keeps wherever it runs (here or in a worker): each side's media state and offer.
+
+    ``on_media_state(role, state)`` hears "connected" / "lost".
+    """
+
+    def __init__(self, session_id: str, *, on_media_state: MediaStateCallback, forward: bool) -> None:
+        self.session_id = session_id
+        # Forwarding: encoded packets go from one peer to the other, nothing is decoded or encoded.
+        self.forward = forward
+        self._on_media_state = on_media_state
+        self._media_state: dict[str, str] = {role: "new" for role in ROLES}
+        self._negotiating: set[str] = set()
+        self._closed = False
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def is_negotiating(self, role: str) -> bool:
+        return role in self._negotiating
+
+    def begin_negotiation(self, role: str) -> None:
+        """Mark ``role`` busy before yielding, so a second offer sees it at once."""
+        self._negotiating.add(role)
+
+    def media_state(self, role: str) -> str:
+        return self._media_state[role]
+
+    def _report_media_state(self, role: str, state: str) -> None:
+        self._media_state[role] = state
+        self._spawn(self._on_media_state(role, state))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        # Held until done: the loop keeps only a weak reference to a task.
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+class CallMedia(BaseCallMedia):
+    """Media of one session, carried in this process."""
 
     def __init__(
         self,
@@ -53,33 +90,19 @@ class CallMedia:
         forward: bool = False,
         transit: BucketCounts | None = None,
     ) -> None:
+        super().__init__(session_id, on_media_state=on_media_state, forward=forward)
         self.transit = transit
         # Forwarding: the first peer's video codec; the other side is answered with the same one.
         self.video_codec: str | None = None
-        self.session_id = session_id
-        # Forwarding: encoded packets go from one peer to the other, nothing is decoded or encoded.
-        self.forward = forward
         self.ice_servers = ice_servers
         self.feeds: dict[str, dict[str, ParticipantFeed]] = {
             role: {kind: ParticipantFeed(kind, f"{session_id}/{role}") for kind in KINDS} for role in ROLES
         }
         self.peers: dict[str, ServerPeer | None] = {role: None for role in ROLES}
         self._outgoing: dict[str, list[FeedTrack]] = {role: [] for role in ROLES}
-        self._negotiating: set[str] = set()
-        self._media_state: dict[str, str] = {role: "new" for role in ROLES}
-        self._on_media_state = on_media_state
         self._stall_after_s = stall_after_s
         self._peer_started: dict[str, float] = {}
         self._watchdog = asyncio.create_task(self._watch(), name=f"media-watchdog-{session_id}")
-        self._closed = False
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    def is_negotiating(self, role: str) -> bool:
-        return role in self._negotiating
-
-    def begin_negotiation(self, role: str) -> None:
-        """Mark ``role`` busy before yielding, so a second offer sees it at once."""
-        self._negotiating.add(role)
 
     async def answer(self, role: str, offer_sdp: str) -> str:
         """Build a new peer for ``role`` from this offer; it replaces the old one only if it works."""
@@ -152,9 +175,7 @@ class CallMedia:
         def request() -> None:
             if receiver is None or self._closed:
                 return
-            task = asyncio.create_task(self._ask_keyframe(receiver))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._spawn(self._ask_keyframe(receiver))
 
         return request
 
@@ -184,13 +205,7 @@ class CallMedia:
     def _set_media_state(self, role: str, state: str) -> None:
         if self._media_state[role] == state or self._closed:
             return
-        self._media_state[role] = state
-        task = asyncio.create_task(self._on_media_state(role, state))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    def media_state(self, role: str) -> str:
-        return self._media_state[role]
+        self._report_media_state(role, state)
 
     async def _watch(self) -> None:
         # ICE consent takes ~30 s to notice a dead peer; frames stop at once.

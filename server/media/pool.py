@@ -26,7 +26,7 @@ from aiohttp import web
 from ..config import IceServer
 from ..metrics import BucketCounts
 from . import wire
-from .call import MediaClosed, MediaStateCallback
+from .call import BaseCallMedia, MediaClosed, MediaStateCallback
 from .feeds import FrameSink
 from .peers import BadOffer
 
@@ -213,7 +213,7 @@ class RemoteRecording:
         return []
 
 
-class RemoteCallMedia:
+class RemoteCallMedia(BaseCallMedia):
     """A call's media in a worker process; the interface the call centre uses of CallMedia."""
 
     def __init__(
@@ -224,26 +224,11 @@ class RemoteCallMedia:
         on_media_state: MediaStateCallback,
         forward: bool,
     ) -> None:
+        super().__init__(session_id, on_media_state=on_media_state, forward=forward)
         self.worker = worker
-        self.session_id = session_id
-        self.forward = forward
-        self._on_media_state = on_media_state
-        self._media_state = {"customer": "new", "rep": "new"}
-        self._negotiating: set[str] = set()
         self.feeds: dict[str, dict[str, Any]] = {"customer": {"video": RemoteFeed(self, "video")}}
         self.recording: RemoteRecording | None = None
         self.last_stats: dict[str, dict[str, int]] = {}
-        self._closed = False
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    def is_negotiating(self, role: str) -> bool:
-        return role in self._negotiating
-
-    def begin_negotiation(self, role: str) -> None:
-        self._negotiating.add(role)
-
-    def media_state(self, role: str) -> str:
-        return self._media_state[role]
 
     async def answer(self, role: str, offer_sdp: str) -> str:
         self._negotiating.add(role)
@@ -274,11 +259,7 @@ class RemoteCallMedia:
     def on_event(self, header: dict[str, Any], body: bytes) -> None:
         event = header.get("event")
         if event == "media_state":
-            role, state = str(header["role"]), str(header["state"])
-            self._media_state[role] = state
-            task = asyncio.create_task(self._on_media_state(role, state))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._report_media_state(str(header["role"]), str(header["state"]))
         elif event == "frame":
             self.feeds["customer"]["video"].deliver(header, body)
         elif event == "recording_truncated" and self.recording is not None:

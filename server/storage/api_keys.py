@@ -16,7 +16,7 @@ from sqlalchemy.engine import RowMapping
 from .. import tokens
 from . import schema
 from .base import Repository, from_row
-from .records import iso
+from .records import api_fields
 
 KEY_PREFIX = "rk_"
 LAST_USED_WRITE_S = 60.0
@@ -33,15 +33,7 @@ class ApiKey:
     last_used_at: float | None
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "name": self.name,
-            "prefix": self.prefix,
-            "scopes": list(self.scopes),
-            "created_at": iso(self.created_at),
-            "revoked_at": iso(self.revoked_at),
-            "last_used_at": iso(self.last_used_at),
-        }
+        return api_fields(self, "id name prefix scopes created_at revoked_at last_used_at")
 
 
 def _key(row: RowMapping) -> ApiKey:

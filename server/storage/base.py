@@ -37,6 +37,15 @@ class Repository:
         async with self.engine.connect() as conn:
             return (await conn.execute(query)).mappings().all()
 
+    async def _record(self, cls: type[R], query: Executable) -> R | None:
+        """The query's first row as a ``cls`` record (see :func:`from_row`); None when there is none."""
+        row = await self._first(query)
+        return from_row(cls, row) if row is not None else None
+
+    async def _records(self, cls: type[R], query: Executable) -> list[R]:
+        """Every row of the query as a ``cls`` record (see :func:`from_row`)."""
+        return [from_row(cls, row) for row in await self._all(query)]
+
     async def _scalar(self, query: Executable) -> Any:
         async with self.engine.connect() as conn:
             return (await conn.execute(query)).scalar_one_or_none()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from . import schema
-from .base import Repository, from_row
+from .base import Repository
 from .records import ChatRecord
 
 
@@ -19,5 +19,4 @@ class ChatRepository(Repository):
 
     async def list_chat(self, session_id: str) -> list[ChatRecord]:
         chat = schema.chat_messages
-        rows = await self._all(select(chat).where(chat.c.session_id == session_id).order_by(chat.c.id))
-        return [from_row(ChatRecord, r) for r in rows]
+        return await self._records(ChatRecord, select(chat).where(chat.c.session_id == session_id).order_by(chat.c.id))

@@ -7,20 +7,24 @@ import json
 from sqlalchemy import delete, select, update
 
 from . import schema
-from .base import Repository, from_row
-from .records import RecordingFile
+from .base import Repository
+from .records import Recording
+
+# What erasure blanks in the session's row, which stays for reports: the customer's name, device and reference,
+# the rep's notes and the emotion summary.
+ERASED_SESSION_COLUMNS = ("customer_name", "device", "customer_ref", "notes", "peak_frustration", "flag_count")
 
 
 class ErasureRepository(Repository):
-    async def expired_recordings(self, *, ended_before: float, keep_states: tuple[str, ...]) -> list[RecordingFile]:
+    async def expired_recordings(self, *, ended_before: float, keep_states: tuple[str, ...]) -> list[Recording]:
         """Recordings of sessions that ended before ``ended_before`` and are not on legal hold."""
         r, s = schema.recordings, schema.support_sessions
         query = (
-            select(r.c.id, r.c.path, r.c.session_id)
+            select(r)
             .join(s, s.c.id == r.c.session_id)
             .where(s.c.ended_at < ended_before, s.c.legal_hold.is_(False), r.c.state.not_in(keep_states))
         )
-        return [from_row(RecordingFile, row) for row in await self._all(query)]
+        return await self._records(Recording, query)
 
     async def set_legal_hold(self, session_id: str, *, hold: bool, note: str | None) -> None:
         s = schema.support_sessions
@@ -47,15 +51,7 @@ class ErasureRepository(Repository):
             await conn.execute(
                 update(schema.support_sessions)
                 .where(schema.support_sessions.c.id == session_id)
-                .values(
-                    customer_name=None,
-                    device=None,
-                    customer_ref=None,
-                    notes=None,
-                    peak_frustration=None,
-                    flag_count=None,
-                    erased_at=schema.now(),
-                )
+                .values({**dict.fromkeys(ERASED_SESSION_COLUMNS), "erased_at": schema.now()})
             )
             # Webhook deliveries carried the session's data to other systems; keep the log, not the data.
             result = await conn.execute(

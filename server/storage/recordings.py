@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from . import schema
-from .base import Repository, from_row
+from .base import Repository
 from .records import Recording
 
 UPDATABLE = frozenset({"state", "epoch", "progress", "error", "size", "sha256", "ended_at"})
@@ -42,14 +42,12 @@ class RecordingRepository(Repository):
 
     async def recordings_in_state(self, state: str) -> list[Recording]:
         r = schema.recordings
-        return [from_row(Recording, row) for row in await self._all(select(r).where(r.c.state == state))]
+        return await self._records(Recording, select(r).where(r.c.state == state))
 
     async def list_recordings(self, session_id: str) -> list[Recording]:
         r = schema.recordings
-        rows = await self._all(select(r).where(r.c.session_id == session_id).order_by(r.c.id))
-        return [from_row(Recording, row) for row in rows]
+        return await self._records(Recording, select(r).where(r.c.session_id == session_id).order_by(r.c.id))
 
     async def get_recording(self, recording_id: int) -> Recording | None:
         r = schema.recordings
-        row = await self._first(select(r).where(r.c.id == recording_id))
-        return from_row(Recording, row) if row else None
+        return await self._record(Recording, select(r).where(r.c.id == recording_id))

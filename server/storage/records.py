@@ -24,6 +24,21 @@ def iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def api_fields(record: object, names: str) -> dict[str, Any]:
+    """The fields ``names`` lists (space-separated, in the answer's order; ``key=field`` sends a field under another
+    key) as an API answer writes them: times (``at``, ``*_at``) as ISO 8601 strings, tuples as lists."""
+    out: dict[str, Any] = {}
+    for item in names.split():
+        key, _, name = item.rpartition("=")
+        value = getattr(record, name)
+        if name == "at" or name.endswith("_at"):
+            value = iso(value)
+        elif isinstance(value, tuple):
+            value = list(value)
+        out[key or name] = value
+    return out
+
+
 # users
 
 
@@ -36,12 +51,7 @@ class User:
     active: bool
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "username": self.username,
-            "display_name": self.display_name,
-            "role": self.role,
-        }
+        return api_fields(self, "id username display_name role")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,12 +63,7 @@ class StaffAccount(User):
 
     def to_json(self) -> dict[str, Any]:
         # User.to_json by name: a slots dataclass is a new class, so a bare super() would not find it.
-        return {
-            **User.to_json(self),
-            "active": self.active,
-            "skills": list(self.skills),
-            "languages": list(self.languages),
-        }
+        return {**User.to_json(self), **api_fields(self, "active skills languages")}
 
 
 # support sessions
@@ -97,36 +102,12 @@ class SessionRecord:
     rating_comment: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "session_id": self.id,
-            "language": self.language,
-            "contact": self.contact,
-            "context": self.context,
-            "priority": self.priority,
-            "rating": self.rating,
-            "rating_comment": self.rating_comment,
-            "customer_ref": self.customer_ref,
-            "disposition": self.disposition,
-            "notes": self.notes,
-            "wrapped_at": iso(self.wrapped_at),
-            "peak_frustration": self.peak_frustration,
-            "flag_count": self.flag_count,
-            "legal_hold": self.legal_hold,
-            "erased_at": iso(self.erased_at),
-            "emotion_consent": self.emotion_consent,
-            "recording_consent": self.recording_consent,
-            "state": self.state,
-            "reason": self.reason,
-            "customer_name": self.customer_name,
-            "device": self.device,
-            "rep_id": self.rep_id,
-            "created_at": iso(self.created_at),
-            "queued_at": iso(self.queued_at),
-            "answered_at": iso(self.answered_at),
-            "ended_at": iso(self.ended_at),
-            "ended_by": self.ended_by,
-            "end_reason": self.end_reason,
-        }
+        return api_fields(
+            self,
+            "session_id=id language contact context priority rating rating_comment customer_ref disposition notes"
+            " wrapped_at peak_frustration flag_count legal_hold erased_at emotion_consent recording_consent state"
+            " reason customer_name device rep_id created_at queued_at answered_at ended_at ended_by end_reason",
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,16 +122,13 @@ class CustomerVisit:
     notes: str | None
     rating: int | None
 
+    @property
+    def outcome(self) -> str:
+        """What the rep wrapped the call up as, or how it ended when it was not wrapped up."""
+        return self.disposition or self.state
+
     def to_json(self) -> dict[str, Any]:
-        return {
-            "session_id": self.session_id,
-            "date": iso(self.created_at),
-            "reason": self.reason,
-            # What the rep wrapped the call up as, or how it ended when it was not wrapped up.
-            "outcome": self.disposition or self.state,
-            "notes": self.notes,
-            "rating": self.rating,
-        }
+        return api_fields(self, "session_id date=created_at reason outcome notes rating")
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,7 +154,7 @@ class SessionEvent:
     detail: dict[str, Any] | None
 
     def to_json(self) -> dict[str, Any]:
-        return {"at": iso(self.at), "kind": self.kind, "detail": self.detail}
+        return api_fields(self, "at kind detail")
 
 
 # what a call leaves behind
@@ -192,14 +170,7 @@ class ChatRecord:
     created_at: float
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "session_id": self.session_id,
-            "from": self.sender,
-            "name": self.sender_name,
-            "text": self.text,
-            "at": iso(self.created_at),
-        }
+        return api_fields(self, "id session_id from=sender name=sender_name text at=created_at")
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,15 +186,7 @@ class TimelineSecond:
     flag: bool
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "second": self.second,
-            "samples": self.samples,
-            "face_present": self.face_present,
-            "mean_frustration": self.mean_frustration,
-            "max_frustration": self.max_frustration,
-            "dominant": self.dominant,
-            "flag": self.flag,
-        }
+        return api_fields(self, "second samples face_present mean_frustration max_frustration dominant flag")
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,28 +210,7 @@ class Recording:
 
     def to_json(self) -> dict[str, Any]:
         """What the API says about the file (never its path on disk)."""
-        return {
-            "id": self.id,
-            "session_id": self.session_id,
-            "participant": self.participant,
-            "kind": self.kind,
-            "state": self.state,
-            "progress": self.progress,
-            "error": self.error,
-            "size": self.size,
-            "sha256": self.sha256,
-            "started_at": iso(self.started_at),
-            "ended_at": iso(self.ended_at),
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class RecordingFile:
-    """A recording file that retention may delete."""
-
-    id: int
-    path: str
-    session_id: str
+        return api_fields(self, "id session_id participant kind state progress error size sha256 started_at ended_at")
 
 
 # invites and the audit log
@@ -304,11 +246,4 @@ class AuditEntry:
     detail: dict[str, Any] | None
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "at": iso(self.at),
-            "user_id": self.user_id,
-            "action": self.action,
-            "target": self.target,
-            "detail": self.detail,
-        }
+        return api_fields(self, "id at user_id action target detail")

@@ -13,7 +13,7 @@ from sqlalchemy.sql import ColumnElement
 
 from . import schema
 from .base import Repository, from_row
-from .records import iso
+from .records import api_fields, iso
 
 CRITERION_TYPES = ("scale", "yesno")
 DEFAULT_CRITERIA: tuple[dict[str, str], ...] = (
@@ -54,12 +54,7 @@ class Scorecard:
     created_by: int | None
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "criteria": self.criteria,
-            "created_at": iso(self.created_at),
-            "created_by": self.created_by,
-        }
+        return api_fields(self, "id criteria created_at created_by")
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,11 +73,7 @@ class Review:
         return {
             "id": self.id,
             "reviewer": {"id": self.reviewer_id, "display_name": self.reviewer_name},
-            "scorecard_id": self.scorecard_id,
-            "answers": self.answers,
-            "comments": self.comments,
-            "score": self.score,
-            "created_at": iso(self.created_at),
+            **api_fields(self, "scorecard_id answers comments score created_at"),
         }
 
 
@@ -152,7 +143,7 @@ class StaffName:
     display_name: str
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "display_name": self.display_name}
+        return api_fields(self, "id display_name")
 
 
 def score_answers(criteria: list[dict[str, Any]], answers: dict[str, Any]) -> float:
@@ -295,7 +286,7 @@ class ReviewStore(Repository):
             .where(exists().where(schema.support_sessions.c.rep_id == users.c.id))
             .order_by(users.c.display_name)
         )
-        return [from_row(StaffName, r) for r in await self._all(query)]
+        return await self._records(StaffName, query)
 
 
 REVIEWS = web.AppKey("reviews", ReviewStore)

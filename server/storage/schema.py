@@ -21,6 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.schema import SchemaItem
 
 from .files import precreate_private
 
@@ -29,6 +30,11 @@ metadata = MetaData()
 # Column kinds that recur across tables, each defined once.
 SESSION_ID = String(40)
 SHA256_HEX = String(64)
+# What an invite carries into the session it opens, so both tables take the same values.
+CUSTOMER_NAME = String(200)
+REASON_CODE = String(64)
+CUSTOMER_REF = String(128)
+LANGUAGE_CODE = String(16)
 
 
 def _id_column() -> Column[int]:
@@ -52,6 +58,11 @@ def _time_column(name: str, *, nullable: bool = True) -> Column[float]:
 
 def _created_at() -> Column[float]:
     return _time_column("created_at", nullable=False)
+
+
+def _session_rows_table(name: str, *columns: SchemaItem) -> Table:
+    """A table of rows that belong to a support session: an integer id, the session, and an index to find them by it."""
+    return Table(name, metadata, _id_column(), _session_column(), *columns, Index(f"ix_{name}_session", "session_id"))
 
 
 users = Table(
@@ -86,8 +97,8 @@ support_sessions = Table(
     metadata,
     Column("id", SESSION_ID, primary_key=True),
     Column("state", String(16), nullable=False),
-    Column("reason", String(64), nullable=True),
-    Column("customer_name", String(200), nullable=True),
+    Column("reason", REASON_CODE, nullable=True),
+    Column("customer_name", CUSTOMER_NAME, nullable=True),
     Column("device", String(200), nullable=True),
     Column("token_hash", SHA256_HEX, nullable=False, unique=True),
     _time_column("token_expires_at", nullable=False),
@@ -104,7 +115,7 @@ support_sessions = Table(
     # None: recording off by policy; otherwise whether this call may be recorded.
     Column("recording_consent", Boolean, nullable=True),
     # Who the customer is to the business (from a signed invite): the key for erasure.
-    Column("customer_ref", String(128), nullable=True),
+    Column("customer_ref", CUSTOMER_REF, nullable=True),
     # Wrap-up by the rep.
     Column("disposition", String(64), nullable=True),
     Column("notes", Text, nullable=True),
@@ -116,7 +127,7 @@ support_sessions = Table(
     Column("legal_hold_note", String(200), nullable=True),
     _time_column("erased_at"),
     # Intake and identity (JSON objects), the customer's language, and the post-call rating.
-    Column("language", String(16), nullable=True),
+    Column("language", LANGUAGE_CODE, nullable=True),
     Column("contact", Text, nullable=True),
     Column("context", Text, nullable=True),
     Column("rating", Integer, nullable=True),
@@ -126,27 +137,19 @@ support_sessions = Table(
     Index("ix_support_sessions_customer_ref", "customer_ref"),
 )
 
-chat_messages = Table(
+chat_messages = _session_rows_table(
     "chat_messages",
-    metadata,
-    _id_column(),
-    _session_column(),
     Column("sender", String(16), nullable=False),
     Column("sender_name", String(200), nullable=True),
     Column("text", Text, nullable=False),
     _created_at(),
-    Index("ix_chat_messages_session", "session_id"),
 )
 
-session_events = Table(
+session_events = _session_rows_table(
     "session_events",
-    metadata,
-    _id_column(),
-    _session_column(),
     _time_column("at", nullable=False),
     Column("kind", String(32), nullable=False),
     Column("detail", Text, nullable=True),
-    Index("ix_session_events_session", "session_id"),
 )
 
 emotion_timeline = Table(
@@ -163,11 +166,8 @@ emotion_timeline = Table(
     Column("flag", Boolean, nullable=False),
 )
 
-recordings = Table(
+recordings = _session_rows_table(
     "recordings",
-    metadata,
-    _id_column(),
-    _session_column(),
     Column("participant", String(16), nullable=False),
     Column("kind", String(8), nullable=False),
     # Relative to the recordings folder: files are looked up by id, never by a path from a request.
@@ -182,7 +182,6 @@ recordings = Table(
     _time_column("epoch"),
     # The composed QA file's progress, 0..1.
     Column("progress", Float, nullable=True),
-    Index("ix_recordings_session", "session_id"),
 )
 
 audit_log = Table(
@@ -200,17 +199,17 @@ invites = Table(
     "invites",
     metadata,
     Column("code_hash", SHA256_HEX, primary_key=True),
-    Column("customer_name", String(200), nullable=True),
-    Column("reason", String(64), nullable=True),
+    Column("customer_name", CUSTOMER_NAME, nullable=True),
+    Column("reason", REASON_CODE, nullable=True),
     _user_column("created_by"),
     _created_at(),
     _time_column("expires_at", nullable=False),
     Column("session_id", SESSION_ID, nullable=True),
-    Column("customer_ref", String(128), nullable=True),
+    Column("customer_ref", CUSTOMER_REF, nullable=True),
     # Identified customers: who they are and why (JSON), as the calling system said.
     Column("identity", Text, nullable=True),
     Column("context", Text, nullable=True),
-    Column("language", String(16), nullable=True),
+    Column("language", LANGUAGE_CODE, nullable=True),
     Column("priority", Integer, nullable=True),
     # The invite's public id (inv_...), for revoking it; derived from code_hash, which it cannot be turned back into.
     Column("id", String(24), nullable=True, default=lambda ctx: invite_id(ctx.get_current_parameters()["code_hash"])),
@@ -280,18 +279,14 @@ scorecards = Table(
     _user_column("created_by"),
 )
 
-qa_reviews = Table(
+qa_reviews = _session_rows_table(
     "qa_reviews",
-    metadata,
-    _id_column(),
-    _session_column(),
     _user_column("reviewer_id", nullable=False),
     Column("scorecard_id", Integer, ForeignKey("scorecards.id"), nullable=False),
     Column("answers", Text, nullable=False),
     Column("comments", Text, nullable=True),
     Column("score", Float, nullable=False),
     _created_at(),
-    Index("ix_qa_reviews_session", "session_id"),
 )
 
 

@@ -226,7 +226,7 @@ class SessionRepository(Repository):
             s.c.rating,
             s.c.flag_count,
         ).where(s.c.created_at >= created_from, s.c.created_at < created_to)
-        return [from_row(ReportSession, r) for r in await self._all(query)]
+        return await self._records(ReportSession, query)
 
     async def recent_waits(self, limit: int = 100) -> list[tuple[str | None, float]]:
         """(reason, wait) of the latest answered calls, newest first."""

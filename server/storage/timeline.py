@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 
 from . import schema
-from .base import Repository, from_row
+from .base import Repository
 from .records import TimelineSecond
 
 
@@ -26,8 +26,8 @@ class TimelineRepository(Repository):
 
     async def list_timeline(self, session_id: str) -> list[TimelineSecond]:
         timeline = schema.emotion_timeline
-        rows = await self._all(select(timeline).where(timeline.c.session_id == session_id).order_by(timeline.c.second))
-        return [from_row(TimelineSecond, r) for r in rows]
+        query = select(timeline).where(timeline.c.session_id == session_id).order_by(timeline.c.second)
+        return await self._records(TimelineSecond, query)
 
     async def summarize_emotion(self, session_id: str) -> tuple[float | None, int]:
         """Store the customer's peak frustration and number of flag episodes on the session."""

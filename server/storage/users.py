@@ -66,8 +66,7 @@ class UserRepository(Repository):
         return (_user(row), row["password_hash"]) if row else None
 
     async def get_user(self, user_id: int) -> User | None:
-        row = await self._first(select(schema.users).where(schema.users.c.id == user_id))
-        return _user(row) if row else None
+        return await self._record(User, select(schema.users).where(schema.users.c.id == user_id))
 
     async def count_users(self) -> int:
         return int(await self._scalar(select(func.count()).select_from(schema.users)))

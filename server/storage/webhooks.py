@@ -15,7 +15,7 @@ from sqlalchemy.engine import RowMapping
 
 from . import schema
 from .base import Repository, from_row
-from .records import iso
+from .records import api_fields
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,13 +28,7 @@ class Endpoint:
     created_at: float
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "url": self.url,
-            "events": list(self.events),
-            "description": self.description,
-            "created_at": iso(self.created_at),
-        }
+        return api_fields(self, "id url events description created_at")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,18 +47,9 @@ class Delivery:
     next_attempt_at: float | None
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "event": self.event,
-            "event_id": self.event_id,
-            "state": self.state,
-            "attempts": self.attempts,
-            "last_status": self.last_status,
-            "last_error": self.last_error,
-            "created_at": iso(self.created_at),
-            "delivered_at": iso(self.delivered_at),
-            "next_attempt_at": iso(self.next_attempt_at),
-        }
+        return api_fields(
+            self, "id event event_id state attempts last_status last_error created_at delivered_at next_attempt_at"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +130,7 @@ class WebhookStore(Repository):
         """The endpoint's deliveries, newest first."""
         table = schema.webhook_deliveries
         query = select(table).where(table.c.endpoint_id == endpoint_id).order_by(table.c.id.desc()).limit(limit)
-        return [from_row(Delivery, r) for r in await self._all(query)]
+        return await self._records(Delivery, query)
 
     async def queue_event(self, event: str, event_id: str, payload: str, at: float) -> int:
         """One pending delivery per live endpoint subscribed to ``event``, due at ``at``; returns how many."""
@@ -187,7 +172,7 @@ class WebhookStore(Repository):
             .order_by(d.c.next_attempt_at, d.c.id)
             .limit(limit)
         )
-        return [from_row(DueDelivery, row) for row in await self._all(query)]
+        return await self._records(DueDelivery, query)
 
     async def next_due_at(self, *, skip: Collection[int]) -> float | None:
         """When the next pending delivery to a live endpoint is due (None: nothing pending)."""

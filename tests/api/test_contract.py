@@ -34,6 +34,7 @@ from server.config import SETTINGS, Settings
 from server.http import openapi
 from server.http.apikeys import SCOPES
 from server.http.docs_page import render_html
+from server.http.models.qa import PutScorecard
 from server.recording.composer import COMPOSER
 from server.storage.api_keys import ApiKeyStore
 from server.storage.reviews import REVIEWS
@@ -44,6 +45,7 @@ from tests.support.server import PASSWORD, Rapport, start_rapport, with_settings
 METHODS = ("get", "put", "post", "delete", "patch")
 DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
 NO_BODY = object()
+EXAMPLE = object()  # the request body the document shows as its example
 COMMITTED = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
 REGENERATE = ".venv/bin/python -m server.http.openapi docs/openapi.json"
 
@@ -314,13 +316,15 @@ async def send(
     body: Any = NO_BODY,
     headers: dict[str, str] | None = None,
 ) -> Answer:
-    method, template, _op = operations(world.doc)[op_id]
+    method, template, op = operations(world.doc)[op_id]
     url = world.rapport.url + template.format(**{k: str(v) for k, v in world.fill(path or {}).items()})
     fresh = actor == "fresh"
     http, actor_headers = (aiohttp.ClientSession(), {}) if fresh else world.actors[actor]
     data: bytes | None = None
     if isinstance(body, bytes | str):
         data = body.encode() if isinstance(body, str) else body  # sent as it is: broken on purpose
+    elif body is EXAMPLE:
+        data = json.dumps(op["requestBody"]["content"]["application/json"]["example"]).encode()
     elif body is not NO_BODY:
         data = json.dumps(world.fill(body)).encode()
     all_headers = {**actor_headers, **(headers or {})}
@@ -462,12 +466,6 @@ class Case:
 
 
 ENDED = {"session_id": "{ended}"}
-SCORECARD = {
-    "criteria": [
-        {"id": "greeting", "label": "Greets the customer", "type": "scale"},
-        {"id": "resolved", "label": "Issue resolved", "type": "yesno"},
-    ]
-}
 # In order: the cases that change or remove things come after those that read them.
 SUCCESS = (
     Case("getOpenApi", "anon"),
@@ -484,19 +482,7 @@ SUCCESS = (
     ),
     Case("rateCall", "anon", body={"token": "{token}", "rating": 5, "comment": "Quick and friendly"}),
     Case("requestCallback", "anon", body={"token": "{waited_token}", "contact": {"phone": "+31 6 1234 5678"}}),
-    Case(
-        "createInvite",
-        "key",
-        201,
-        body={
-            "customer": {"id": "crm-78", "name": "Fay", "email": "fay@example.com"},
-            "context": {"order": "A-1001"},
-            "reason": "not_working",
-            "language": "nl",
-            "priority": "high",
-            "ttl_s": 3600,
-        },
-    ),
+    Case("createInvite", "key", 201, body=EXAMPLE),
     Case("redeemInvite", "anon", 201, path={"code": "{invite}"}, body={"device": "Pixel · Chrome"}),
     Case("getInviteQr", "anon", path={"token": "{invite}"}),
     Case("revokeInvite", "key", 204, path={"invite_id": "{invite_id}"}),
@@ -511,7 +497,7 @@ SUCCESS = (
     Case("getRecordingMedia", "qa", path={"recording_id": "{recording}"}),
     Case("getRecordingMedia", "qa", 206, path={"recording_id": "{recording}"}, headers={"Range": "bytes=0-99"}),
     Case("listDispositions", "rep", nonempty=("items",)),
-    Case("wrapUp", "rep", path=ENDED, body={"disposition": "resolved", "notes": "Sent a new charger"}),
+    Case("wrapUp", "rep", path=ENDED, body=EXAMPLE),
     Case("getScorecard", "qa", nonempty=("criteria",)),
     Case("addReview", "qa", 201, path=ENDED, body={"scorecard_id": "{scorecard_id}", "answers": "{answers}"}),
     Case(
@@ -523,8 +509,8 @@ SUCCESS = (
     Case("exportQaSessions", "qa", query={"qa_status": "scored", "from": "{today}"}),
     Case("composeSession", "qa", 202, path=ENDED),
     Case("getQaSession", "qa", path=ENDED, nonempty=("recordings", "chat", "timeline", "flags", "reviews")),
-    Case("setLegalHold", "sup", path=ENDED, body={"hold": True, "note": "dispute #42"}),
-    Case("putScorecard", "admin", 201, body=SCORECARD),
+    Case("setLegalHold", "sup", path=ENDED, body=EXAMPLE),
+    Case("putScorecard", "admin", 201, body=EXAMPLE),
     Case("getFloor", "sup", nonempty=("queue", "reps", "calls")),
     Case("getReport", "sup", query={"group": "reason", "from": "{today}", "to": "{today}"}, nonempty=("rows",)),
     Case("exportReport", "sup", query={"group": "day"}),
@@ -651,7 +637,7 @@ BAD = (
     bad("putScorecard", "admin", body={"criteria": []}),
     bad("putScorecard", "admin", body={"criteria": [{"id": "a b", "label": "x", "type": "scale"}]}),
     bad("putScorecard", "admin", body={"criteria": [{"id": "a", "label": "x", "type": "stars"}]}),
-    bad("putScorecard", "admin", body={"criteria": [SCORECARD["criteria"][0]] * 2}),
+    bad("putScorecard", "admin", body={"criteria": [PutScorecard.example["criteria"][0]] * 2}),
     bad("getReport", "sup", query={"group": "week"}),
     bad("getReport", "sup", query={"from": "2026-02-01", "to": "2026-01-01"}),
     bad("getReport", "sup", query={"from": "2020-01-01", "to": "2026-01-01"}),

@@ -11,6 +11,8 @@ import ast
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("server", "emotion")
 MAX_LINES = 500
@@ -227,29 +229,30 @@ def _tree(root: Path, files: dict[str, str]) -> Path:
     return root
 
 
-def test_a_cycle_through_a_function_level_relative_import_is_found(tmp_path: Path) -> None:
-    root = _tree(
-        tmp_path,
+PLANTED_CYCLES = {
+    "through a function-level relative import": (
         {
             "server/calls/a.py": "from . import b\n",
             "server/calls/b.py": "def late() -> None:\n    from ..calls.a import thing\n",
             "server/calls/c.py": "import server.calls.a\n",
         },
-    )
-    assert cycles(root) == [["server.calls.a", "server.calls.b"]]
-
-
-def test_an_absolute_cycle_is_found_and_type_checking_imports_are_not_one(tmp_path: Path) -> None:
-    root = _tree(
-        tmp_path,
+        ["server.calls.a", "server.calls.b"],
+    ),
+    "absolute, beside type-checking imports that are not one": (
         {
             "server/x.py": "import server.y\n",
             "server/y.py": "from server.x import name\n",
             "server/p.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from server.q import Q\n",
             "server/q.py": "from server import p\n",
         },
-    )
-    assert cycles(root) == [["server.x", "server.y"]]
+        ["server.x", "server.y"],
+    ),
+}
+
+
+@pytest.mark.parametrize("files, cycle", PLANTED_CYCLES.values(), ids=PLANTED_CYCLES.keys())
+def test_a_planted_cycle_is_found(tmp_path: Path, files: dict[str, str], cycle: list[str]) -> None:
+    assert cycles(_tree(tmp_path, files)) == [cycle]
 
 
 def test_each_layering_rule_catches_a_planted_import(tmp_path: Path) -> None:

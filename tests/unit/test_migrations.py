@@ -71,6 +71,36 @@ async def test_a_database_made_before_alembic_is_upgraded_in_place(tmp_path: Pat
     assert shape(old) == shape(fresh)
 
 
+def ddl(path: Path) -> list[tuple[str, str, str, str | None]]:
+    """SQLite's own text of every table and index of the app (Alembic's version table aside), by kind and name."""
+    with sqlite3.connect(path) as db:
+        query = "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE tbl_name != 'alembic_version'"
+        return db.execute(query + " ORDER BY type, name").fetchall()
+
+
+async def test_tables_in_code_the_baseline_and_an_adopted_old_database_have_the_same_create_statements(
+    tmp_path: Path,
+) -> None:
+    in_code, fresh, old = tmp_path / "in_code.sqlite3", tmp_path / "fresh.sqlite3", tmp_path / "old.sqlite3"
+    shutil.copy(FIXTURE, old)
+    engine = schema.create_engine(f"sqlite+aiosqlite:///{in_code}")
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(schema.metadata.create_all)
+    finally:
+        await engine.dispose()
+    for path in (fresh, old):
+        engine = schema.create_engine(f"sqlite+aiosqlite:///{path}")
+        try:
+            await migrate(engine)
+        finally:
+            await engine.dispose()
+    expected = ddl(in_code)
+    assert len(expected) > len(TABLES)  # tables and their indexes
+    assert ddl(fresh) == expected
+    assert ddl(old) == expected
+
+
 async def test_a_new_database_gets_every_revision_once_and_matches_the_tables_in_code(tmp_path: Path) -> None:
     engine = schema.create_engine(f"sqlite+aiosqlite:///{tmp_path / 'new.sqlite3'}")
     try:

@@ -201,3 +201,27 @@ def test_a_table_refuses_what_it_cannot_describe() -> None:
 
 async def _bare(request: web.Request) -> None:
     return None
+
+
+async def _typed(request: web.Request, *, body: Rating, query: Page, path_params: Thing) -> Saved:
+    """Typed."""
+    return Saved(rating=body.rating, limit=query.limit)
+
+
+async def _own_answer(request: web.Request, *, query: Page) -> Saved | web.Response:
+    """Its own answer."""
+    return web.Response()
+
+
+def test_inputs_and_answer_come_from_the_handlers_signature() -> None:
+    table = Routes(tag="Test")
+    table.post("/things/{thing_id}/rating", op="typed", auth=PUBLIC)(_typed)
+    table.get("/own", op="own", auth=PUBLIC)(_own_answer)  # a handler's own web.Response: no answer type
+    table.delete("/things", op="gone", auth=PUBLIC, status=204)(forget)
+    typed, own, gone = table.operations
+    assert (typed.body, typed.query, typed.path_params, typed.response) == (Rating, Page, Thing, Saved)
+    assert (own.query, own.response, gone.response) == (Page, None, None)
+    with pytest.raises(ValueError, match="signature"):
+        table.post("/things/{thing_id}/rating", op="other", auth=PUBLIC, body=Contact)(_typed)
+    with pytest.raises(ValueError, match="path_params"):
+        table.get("/things/{other_id}", op="wrong", auth=PUBLIC)(_typed)

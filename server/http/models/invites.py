@@ -9,6 +9,7 @@ import msgspec
 from msgspec import Meta
 
 from .common import Body, LanguageCode, ReasonCode, Reply, Time
+from .sessions import Device, EmotionConsent, RecordingConsent
 
 INVITE_TTL_DEFAULT_S = 24 * 3600
 INVITE_MAX_TTL_S = 7 * 24 * 3600
@@ -88,14 +89,10 @@ class CreateInvite(Body, kw_only=True):
 class RedeemInvite(Body, kw_only=True):
     """What the customer's page adds when it starts an invite's call; every field is optional."""
 
-    device: Annotated[Name | None, Meta(description="The customer's device, as the page describes it.")] = None
+    device: Device = None
     language: LanguageCode | None = None
-    emotion_consent: Annotated[
-        bool | None, Meta(description="The customer's answer to the emotion-cue notice; default: the server's.")
-    ] = None
-    recording_consent: Annotated[
-        bool | None, Meta(description="Counts under the ask recording policy only; default: no.")
-    ] = None
+    emotion_consent: EmotionConsent = None
+    recording_consent: RecordingConsent = None
     example: ClassVar[dict[str, Any]] = {"device": "iPhone · Safari", "emotion_consent": True}
 
 

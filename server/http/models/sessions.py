@@ -7,6 +7,7 @@ from typing import Annotated, Any, ClassVar, Literal
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
+from ...calls import payloads
 from ...calls.views import PROTOCOL_VERSION
 from ..security import CSRF_HEADER
 from .common import (
@@ -34,17 +35,21 @@ CallToken_ = Annotated[
     str, Meta(min_length=20, max_length=128, description="The call's token from POST /api/v1/calls.")
 ]
 Text200 = Annotated[str, Meta(max_length=200)]
+# What the customer's page tells about the caller, however the call starts (POST /api/v1/calls, an invite).
+Device = Annotated[Text200 | None, Meta(description="The customer's device, as the page describes it.")]
+EmotionConsent = Annotated[
+    bool | None, Meta(description="The customer's answer to the emotion-cue notice; default: the server's.")
+]
+RecordingConsent = Annotated[bool | None, Meta(description="Counts under the ask recording policy only; default: no.")]
 
 
 # staff login
 
 
-class User(Reply, kw_only=True):
+class User(payloads.StaffUser, Reply, kw_only=True):
     """A staff member."""
 
-    id: int
-    username: str
-    display_name: str
+    # The staff member a staff socket's welcome names (calls.payloads), as an answer: here the role is typed.
     role: Role
 
 
@@ -146,15 +151,11 @@ class StartCall(Body, kw_only=True):
 
     reason: ReasonCode | None = None
     name: Annotated[Text200 | None, Meta(description="The customer's name.")] = None
-    device: Annotated[Text200 | None, Meta(description="The customer's device, as the page describes it.")] = None
+    device: Device = None
     language: LanguageCode | None = None
     contact: Contact | None = None
-    emotion_consent: Annotated[
-        bool | None, Meta(description="The customer's answer to the emotion-cue notice; default: the server's.")
-    ] = None
-    recording_consent: Annotated[
-        bool | None, Meta(description="Counts under the ask recording policy only; default: no.")
-    ] = None
+    emotion_consent: EmotionConsent = None
+    recording_consent: RecordingConsent = None
     example: ClassVar[dict[str, Any]] = {"reason": "order", "name": "Ada", "language": "en", "emotion_consent": True}
 
 

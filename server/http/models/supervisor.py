@@ -8,7 +8,7 @@ import msgspec
 from msgspec import Meta
 
 from .common import Body, Count, FromDay, LanguageCode, Query, ReasonCode, Reply, RowId, Share, Time, ToDay, UserRef
-from .sessions import Role
+from .sessions import User
 
 MAX_RANGE_S = 366 * 86_400
 REPORT_DEFAULT_DAYS = 7
@@ -115,13 +115,9 @@ class Report(Reply, kw_only=True):
 # routing
 
 
-class StaffUser(Reply, kw_only=True):
+class StaffUser(User, kw_only=True):
     """A staff account with its routing."""
 
-    id: int
-    username: str
-    display_name: str
-    role: Role
     active: bool
     skills: Annotated[list[ReasonCode], Meta(description="Reason codes; empty: any.")]
     languages: Annotated[list[LanguageCode], Meta(description="Empty: any.")]

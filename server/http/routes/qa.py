@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import time
 from typing import Any
 
@@ -18,7 +16,7 @@ from ...storage.records import SessionRecord, iso
 from ...storage.reviews import REVIEWS, SessionFilter, score_answers, validate_answers
 from ...storage.sessions import OPEN_STATES
 from ...storage.store import STORE
-from ..api import Answer, Routes, respond, staff, staff_user
+from ..api import CSV_EXPORT, Answer, Routes, respond, respond_csv, staff, staff_user
 from ..models.common import SessionPath, UserRef
 from ..models.qa import (
     AddReview,
@@ -43,10 +41,9 @@ from ..models.qa import (
 from ..models.sessions import Session
 from ..security import ApiError
 from .intake import clean, day_start, validate_reason
-from .sessions import WEB_CLIENT, recording_json
+from .sessions import REVIEWERS, WEB_CLIENT, recording_json
 
 routes = Routes(tag="QA")
-REVIEW_ROLES = ("qa", "supervisor", "admin")
 EXPORT_ROWS = 10_000
 
 
@@ -59,8 +56,10 @@ async def _session(request: web.Request, session_id: str) -> SessionRecord:
 
 # wrap-up
 
+wrapup = routes.under("Wrap-up")
 
-@routes.get("/api/v1/dispositions", op="listDispositions", tag="Wrap-up", auth=staff(), response=DispositionList)
+
+@wrapup.get("/api/v1/dispositions", op="listDispositions", auth=staff())
 async def dispositions(request: web.Request) -> DispositionList:
     """The wrap-up outcome codes"""
     return DispositionList(
@@ -68,17 +67,7 @@ async def dispositions(request: web.Request) -> DispositionList:
     )
 
 
-@routes.post(
-    "/api/v1/sessions/{session_id}/wrapup",
-    op="wrapUp",
-    tag="Wrap-up",
-    auth=staff(),
-    path_params=SessionPath,
-    body=WrapUp,
-    response=Session,
-    answer="The session.",
-    errors=(409,),
-)
+@wrapup.post("/api/v1/sessions/{session_id}/wrapup", op="wrapUp", auth=staff(), answer="The session.", errors=(409,))
 async def wrap_up(request: web.Request, *, path_params: SessionPath, body: WrapUp) -> Session:
     """Save the outcome and notes of a call
 
@@ -122,13 +111,7 @@ def session_filter(request: web.Request, query: QaFilters, *, limit: int) -> Ses
     )
 
 
-@routes.get(
-    "/api/v1/qa/sessions",
-    op="listQaSessions",
-    auth=staff(*REVIEW_ROLES),
-    query=QaListQuery,
-    response=QaList,
-)
+@routes.get("/api/v1/qa/sessions", op="listQaSessions", auth=REVIEWERS)
 async def qa_sessions(request: web.Request, *, query: QaListQuery) -> QaList:
     """Closed sessions for QA, with filters
 
@@ -140,21 +123,30 @@ async def qa_sessions(request: web.Request, *, query: QaListQuery) -> QaList:
     return QaList(items=QaRow.all_of(r.to_json() for r in rows), reps=UserRef.all_of(r.to_json() for r in reps))
 
 
-def _cell(value: Any) -> Any:
-    # Spreadsheets run cells that start like a formula: neutralise them.
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return "" if value is None else value
-
-
-@routes.get(
-    "/api/v1/qa/export.csv",
-    op="exportQaSessions",
-    auth=staff(*REVIEW_ROLES),
-    query=QaFilters,
-    media="text/csv",
-    answer="A CSV attachment.",
+CSV_COLUMNS = (
+    "session_id",
+    "created_at",
+    "answered_at",
+    "ended_at",
+    "duration_s",
+    "reason",
+    "customer_name",
+    "rep",
+    "state",
+    "disposition",
+    "notes",
+    "customer_peak_frustration",
+    "customer_frustration_flags",
+    "recorded",
+    "qa_status",
+    "score",
+    "reviewer",
+    "reviewed_at",
+    "comments",
 )
+
+
+@routes.get("/api/v1/qa/export.csv", op="exportQaSessions", auth=REVIEWERS, **CSV_EXPORT)
 async def qa_export(request: web.Request, *, query: QaFilters) -> web.Response:
     """The QA list as CSV
 
@@ -165,69 +157,38 @@ async def qa_export(request: web.Request, *, query: QaFilters) -> web.Response:
     rows = await reviews.list_sessions(session_filter(request, query, limit=EXPORT_ROWS))
     scorecard = await reviews.current_scorecard()
     criteria = scorecard.criteria if scorecard else []
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(
-        [
-            "session_id",
-            "created_at",
-            "answered_at",
-            "ended_at",
-            "duration_s",
-            "reason",
-            "customer_name",
-            "rep",
-            "state",
-            "disposition",
-            "notes",
-            "customer_peak_frustration",
-            "customer_frustration_flags",
-            "recorded",
-            "qa_status",
-            "score",
-            "reviewer",
-            "reviewed_at",
-            "comments",
-            *[f"criterion:{c['id']}" for c in criteria],
-        ]
-    )
+    lines = []
     for r in rows:
         review = r.review
         answers = review.answers if review else {}
-        writer.writerow(
-            [
-                _cell(v)
-                for v in (
-                    r.session_id,
-                    iso(r.created_at),
-                    iso(r.answered_at),
-                    iso(r.ended_at),
-                    r.duration_s,
-                    r.reason,
-                    r.customer_name,
-                    r.rep_name if r.rep_id else None,
-                    r.state,
-                    r.disposition,
-                    r.notes,
-                    r.peak_frustration,
-                    r.flag_count,
-                    "yes" if r.recorded else "no",
-                    r.qa_status,
-                    r.score,
-                    review.reviewer_name if review else None,
-                    iso(review.created_at) if review else None,
-                    review.comments if review else None,
-                    *[answers.get(c["id"]) for c in criteria],
-                )
-            ]
+        lines.append(
+            (
+                r.session_id,
+                iso(r.created_at),
+                iso(r.answered_at),
+                iso(r.ended_at),
+                r.duration_s,
+                r.reason,
+                r.customer_name,
+                r.rep_name if r.rep_id else None,
+                r.state,
+                r.disposition,
+                r.notes,
+                r.peak_frustration,
+                r.flag_count,
+                "yes" if r.recorded else "no",
+                r.qa_status,
+                r.score,
+                review.reviewer_name if review else None,
+                iso(review.created_at) if review else None,
+                review.comments if review else None,
+                *[answers.get(c["id"]) for c in criteria],
+            )
         )
     await request.app[STORE].audit(staff_user(request).id, "qa.export", "sessions", {"rows": len(rows)})
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-    return web.Response(
-        text=out.getvalue(),
-        content_type="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="rapport-qa-{stamp}.csv"'},
-    )
+    header = [*CSV_COLUMNS, *[f"criterion:{c['id']}" for c in criteria]]
+    return respond_csv(f"rapport-qa-{stamp}.csv", header, lines)
 
 
 # one session
@@ -248,14 +209,7 @@ def _flags(timeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return flags
 
 
-@routes.get(
-    "/api/v1/qa/sessions/{session_id}",
-    op="getQaSession",
-    auth=staff(*REVIEW_ROLES),
-    path_params=SessionPath,
-    response=ReviewBundle,
-    answer="The bundle.",
-)
+@routes.get("/api/v1/qa/sessions/{session_id}", op="getQaSession", auth=REVIEWERS, answer="The bundle.")
 async def qa_session(request: web.Request, *, path_params: SessionPath) -> ReviewBundle:
     """The review bundle of one session
 
@@ -301,10 +255,7 @@ async def qa_session(request: web.Request, *, path_params: SessionPath) -> Revie
 @routes.post(
     "/api/v1/qa/sessions/{session_id}/reviews",
     op="addReview",
-    auth=staff(*REVIEW_ROLES),
-    path_params=SessionPath,
-    body=AddReview,
-    response=Review,
+    auth=REVIEWERS,
     status=201,
     answer="The review.",
     errors=(409,),
@@ -343,9 +294,7 @@ async def add_review(request: web.Request, *, path_params: SessionPath, body: Ad
 @routes.post(
     "/api/v1/qa/sessions/{session_id}/compose",
     op="composeSession",
-    auth=staff(*REVIEW_ROLES),
-    path_params=SessionPath,
-    response=ComposeJob,
+    auth=REVIEWERS,
     status=202,
     answer="Queued.",
     errors=(409,),
@@ -366,7 +315,7 @@ async def recompose(request: web.Request, *, path_params: SessionPath) -> Compos
 @routes.get(
     "/api/v1/qa/scorecard",
     op="getScorecard",
-    auth=staff(*REVIEW_ROLES),
+    auth=REVIEWERS,
     response=Scorecard | None,
     answer="The newest version of the rubric (null before the first).",
 )
@@ -378,15 +327,7 @@ async def get_scorecard(request: web.Request) -> Scorecard | web.Response:
     return Scorecard.of(scorecard.to_json())
 
 
-@routes.put(
-    "/api/v1/qa/scorecard",
-    op="putScorecard",
-    auth=staff("admin"),
-    body=PutScorecard,
-    response=Scorecard,
-    status=201,
-    answer="The new version.",
-)
+@routes.put("/api/v1/qa/scorecard", op="putScorecard", auth=staff("admin"), status=201, answer="The new version.")
 async def put_scorecard(request: web.Request, *, body: PutScorecard) -> Scorecard:
     """Publish a new scorecard version"""
     user = staff_user(request)
@@ -398,15 +339,13 @@ async def put_scorecard(request: web.Request, *, body: PutScorecard) -> Scorecar
 
 # legal hold and erasure
 
+retention = routes.under("Retention")
 
-@routes.put(
+
+@retention.put(
     "/api/v1/sessions/{session_id}/legal-hold",
     op="setLegalHold",
-    tag="Retention",
     auth=staff("supervisor", "admin"),
-    path_params=SessionPath,
-    body=LegalHold,
-    response=Session,
     answer="The session.",
 )
 async def legal_hold(request: web.Request, *, path_params: SessionPath, body: LegalHold) -> Session:
@@ -422,15 +361,8 @@ async def legal_hold(request: web.Request, *, path_params: SessionPath, body: Le
     return Session.of(updated.to_json())
 
 
-@routes.delete(
-    "/api/v1/sessions/{session_id}",
-    op="eraseSession",
-    tag="Retention",
-    auth=staff("admin"),
-    path_params=SessionPath,
-    response=ErasureReport,
-    answer="What was erased.",
-    errors=(409,),
+@retention.delete(
+    "/api/v1/sessions/{session_id}", op="eraseSession", auth=staff("admin"), answer="What was erased.", errors=(409,)
 )
 async def erase_one_session(request: web.Request, *, path_params: SessionPath) -> ErasureReport:
     """Erase a session's personal data
@@ -448,12 +380,10 @@ async def erase_one_session(request: web.Request, *, path_params: SessionPath) -
     return ErasureReport.of({"session_id": record.id, "erased": report.counts})
 
 
-@routes.delete(
+@retention.delete(
     "/api/v1/customers/{customer_ref}",
     op="eraseCustomer",
-    tag="Retention",
     auth=staff("admin"),
-    path_params=CustomerPath,
     response=CustomerErasure,
     answer="What was erased and what was kept.",
     also={409: Answer("Every session was refused.", model=CustomerErasure)},

@@ -4,6 +4,7 @@ and the page routes."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -92,16 +93,11 @@ async def healthz(request: web.Request) -> web.Response:
 
 # auth
 
+staff_login = routes.under("Auth")
 
-@routes.post(
-    "/api/v1/auth/login",
-    op="login",
-    tag="Auth",
-    auth=PUBLIC,
-    body=Login,
-    response=LoginResult,
-    answer="Logged in.",
-    errors=(401, 429),
+
+@staff_login.post(
+    "/api/v1/auth/login", op="login", auth=PUBLIC, response=LoginResult, answer="Logged in.", errors=(401, 429)
 )
 async def login(request: web.Request, *, body: Login) -> web.Response:
     """Log a staff member in
@@ -124,13 +120,8 @@ async def login(request: web.Request, *, body: Login) -> web.Response:
     return response
 
 
-@routes.post(
-    "/api/v1/auth/logout",
-    op="logout",
-    tag="Auth",
-    auth=staff(),
-    status=204,
-    answer="Logged out; the cookie is cleared.",
+@staff_login.post(
+    "/api/v1/auth/logout", op="logout", auth=staff(), status=204, answer="Logged out; the cookie is cleared."
 )
 async def logout(request: web.Request) -> web.Response:
     """Log out
@@ -145,7 +136,7 @@ async def logout(request: web.Request) -> web.Response:
     return response
 
 
-@routes.get("/api/v1/me", op="getMe", tag="Auth", auth=staff(), response=LoginResult)
+@staff_login.get("/api/v1/me", op="getMe", auth=staff())
 async def me(request: web.Request) -> LoginResult:
     """Who is logged in"""
     user, csrf, _login_id = await require_staff(request)
@@ -154,16 +145,10 @@ async def me(request: web.Request) -> LoginResult:
 
 # customers
 
+customers = routes.under("Customers")
 
-@routes.get(
-    "/api/v1/config",
-    op="getConfig",
-    tag="Customers",
-    auth=PUBLIC,
-    query=ConfigQuery,
-    response=Config,
-    headers={"Accept-Language": "The browser's languages."},
-)
+
+@customers.get("/api/v1/config", op="getConfig", auth=PUBLIC, headers={"Accept-Language": "The browser's languages."})
 async def config(request: web.Request, *, query: ConfigQuery) -> Config:
     """The customer page's configuration
 
@@ -204,16 +189,7 @@ async def invite_language(request: web.Request, token: str | None) -> str | None
     return invite.language if invite else None
 
 
-@routes.post(
-    "/api/v1/calls",
-    op="startCall",
-    tag="Customers",
-    auth=PUBLIC,
-    body=StartCall,
-    response=CallToken,
-    status=201,
-    errors=(429, 503),
-)
+@customers.post("/api/v1/calls", op="startCall", auth=PUBLIC, status=201, errors=(429, 503))
 async def start_call(request: web.Request, *, body: StartCall) -> CallToken:
     """Start a call (join the queue)
 
@@ -240,30 +216,35 @@ async def start_call(request: web.Request, *, body: StartCall) -> CallToken:
 RATING_WINDOW_S = 2 * 3600
 
 
-@routes.post(
-    "/api/v1/calls/rating",
-    op="rateCall",
-    tag="Customers",
-    auth=CUSTOMER,
-    body=Rating,
-    response=Ok,
-    answer="Saved.",
-    errors=(404, 409),
-)
+async def _ended_call(
+    request: web.Request, token: str, ready: Callable[[records.SessionRecord], bool], not_ready: str, late: str
+) -> records.SessionRecord:
+    """The ended call a customer's own token names, for what they may do after it (rate it, ask for a callback):
+    404 for no such call, 409 ``not_ready`` unless it ended and is ``ready``, 409 ``late`` after RATING_WINDOW_S."""
+    record = await request.app[STORE].session_for_token(token)
+    if record is None:
+        raise ApiError(404, "not_found", "no such call")
+    if record.ended_at is None or not ready(record):
+        raise ApiError(409, "conflict", not_ready)
+    if time.time() - record.ended_at > RATING_WINDOW_S:
+        raise ApiError(409, "conflict", late)
+    return record
+
+
+@customers.post("/api/v1/calls/rating", op="rateCall", auth=CUSTOMER, answer="Saved.", errors=(404, 409))
 async def rate_call(request: web.Request, *, body: Rating) -> Ok:
     """Rate a call afterwards
 
     Authorised by the call's own token; once, within 2 hours of the end of an answered call (else 409).
     """
-    store = request.app[STORE]
-    record = await store.session_for_token(body.token)
-    if record is None:
-        raise ApiError(404, "not_found", "no such call")
-    if record.ended_at is None or record.answered_at is None:
-        raise ApiError(409, "conflict", "a call can be rated once it has been answered and has ended")
-    if time.time() - record.ended_at > RATING_WINDOW_S:
-        raise ApiError(409, "conflict", "the time to rate this call is over")
-    if not await store.save_rating(record.id, body.rating, clean(body.comment)):
+    record = await _ended_call(
+        request,
+        body.token,
+        lambda call: call.answered_at is not None,
+        "a call can be rated once it has been answered and has ended",
+        "the time to rate this call is over",
+    )
+    if not await request.app[STORE].save_rating(record.id, body.rating, clean(body.comment)):
         raise ApiError(409, "conflict", "this call has been rated already")
     return OK
 
@@ -271,16 +252,7 @@ async def rate_call(request: web.Request, *, body: Rating) -> Ok:
 CALLBACK_EVENT = "callback_requested"
 
 
-@routes.post(
-    "/api/v1/calls/callback",
-    op="requestCallback",
-    tag="Customers",
-    auth=CUSTOMER,
-    body=Callback,
-    response=Ok,
-    answer="Saved.",
-    errors=(404, 409),
-)
+@customers.post("/api/v1/calls/callback", op="requestCallback", auth=CUSTOMER, answer="Saved.", errors=(404, 409))
 async def request_callback(request: web.Request, *, body: Callback) -> Ok:
     """Ask for a callback after a wait that ran out
 
@@ -291,15 +263,14 @@ async def request_callback(request: web.Request, *, body: Callback) -> Ok:
     contact = check_contact(body.contact)
     if contact is None:
         raise ApiError(400, "bad_request", "contact: a phone number or an e-mail address")
-    store = request.app[STORE]
-    record = await store.session_for_token(body.token)
-    if record is None:
-        raise ApiError(404, "not_found", "no such call")
-    if record.end_reason != MAX_WAIT or record.ended_at is None:
-        raise ApiError(409, "conflict", "a callback can be asked for when no one could take the call in time")
-    if time.time() - record.ended_at > RATING_WINDOW_S:
-        raise ApiError(409, "conflict", "the time to ask for a callback is over")
-    if not await store.add_event_once(record.id, CALLBACK_EVENT, {"contact": contact}):
+    record = await _ended_call(
+        request,
+        body.token,
+        lambda call: call.end_reason == MAX_WAIT,
+        "a callback can be asked for when no one could take the call in time",
+        "the time to ask for a callback is over",
+    )
+    if not await request.app[STORE].add_event_once(record.id, CALLBACK_EVENT, {"contact": contact}):
         raise ApiError(409, "conflict", "a callback has been asked for already")
     return OK
 
@@ -318,7 +289,7 @@ def own_sessions_only(principal: Principal) -> int | None:
     return None
 
 
-@routes.get("/api/v1/sessions", op="listSessions", auth=SESSIONS_READ, query=SessionsQuery, response=SessionList)
+@routes.get("/api/v1/sessions", op="listSessions", auth=SESSIONS_READ)
 async def list_sessions(request: web.Request, *, query: SessionsQuery) -> SessionList:
     """List sessions
 
@@ -336,14 +307,7 @@ async def list_sessions(request: web.Request, *, query: SessionsQuery) -> Sessio
     return SessionList(items=Session.all_of(s.to_json() for s in items))
 
 
-@routes.get(
-    "/api/v1/sessions/{session_id}",
-    op="getSession",
-    auth=SESSIONS_READ,
-    path_params=SessionPath,
-    response=SessionDetail,
-    answer="The session.",
-)
+@routes.get("/api/v1/sessions/{session_id}", op="getSession", auth=SESSIONS_READ, answer="The session.")
 async def get_session(request: web.Request, *, path_params: SessionPath) -> SessionDetail:
     """One session with its chat, events and emotion timeline
 
@@ -364,7 +328,8 @@ async def get_session(request: web.Request, *, path_params: SessionPath) -> Sess
 
 # recordings (QA)
 
-REVIEW_ROLES = ("qa", "supervisor", "admin")
+recordings = routes.under("Recordings")
+REVIEWERS = staff("qa", "supervisor", "admin")  # QA's routes too
 MEDIA_TYPES = {".mkv": "video/x-matroska", ".mka": "audio/x-matroska", ".webm": "video/webm"}
 MEDIA = tuple(sorted(set(MEDIA_TYPES.values())))
 SERVABLE_STATES = ("complete", "truncated", "recovered")
@@ -375,14 +340,7 @@ def recording_json(row: records.Recording) -> dict[str, Any]:
     return {**row.to_json(), "url": f"/api/v1/recordings/{row.id}/media"}
 
 
-@routes.get(
-    "/api/v1/sessions/{session_id}/recordings",
-    op="listSessionRecordings",
-    tag="Recordings",
-    auth=staff(*REVIEW_ROLES),
-    path_params=SessionPath,
-    response=RecordingList,
-)
+@recordings.get("/api/v1/sessions/{session_id}/recordings", op="listSessionRecordings", auth=REVIEWERS)
 async def list_session_recordings(request: web.Request, *, path_params: SessionPath) -> RecordingList:
     """A session's recordings
 
@@ -397,12 +355,10 @@ async def list_session_recordings(request: web.Request, *, path_params: SessionP
     return RecordingList(items=Recording.all_of(recording_json(r) for r in rows))
 
 
-@routes.get(
+@recordings.get(
     "/api/v1/recordings/{recording_id}/media",
     op="getRecordingMedia",
-    tag="Recordings",
-    auth=staff(*REVIEW_ROLES),
-    path_params=RecordingPath,
+    auth=REVIEWERS,
     media=MEDIA,
     answer="The file.",
     also={206: Answer("The requested range.", media=MEDIA), 416: Answer("The range is outside the file.")},
@@ -428,7 +384,7 @@ async def recording_media(request: web.Request, *, path_params: RecordingPath) -
     return web.FileResponse(path, headers={"Content-Type": MEDIA_TYPES.get(path.suffix, "application/octet-stream")})
 
 
-@routes.get("/api/v1/audit", op="getAuditLog", tag="Recordings", auth=staff("admin"), response=AuditLog)
+@recordings.get("/api/v1/audit", op="getAuditLog", auth=staff("admin"))
 async def audit_log(request: web.Request) -> AuditLog:
     """The audit log
 

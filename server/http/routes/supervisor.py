@@ -7,9 +7,7 @@ They never rank or score reps by their customers' emotions.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import statistics
 import time
 from collections import defaultdict
@@ -21,7 +19,7 @@ from aiohttp import web
 from ...calls.center import CALL_CENTER
 from ...config import SETTINGS
 from ...storage.store import STORE
-from ..api import Routes, staff, staff_user
+from ..api import CSV_EXPORT, Routes, respond_csv, staff, staff_user
 from ..models.supervisor import (
     MAX_RANGE_S,
     REPORT_DEFAULT_DAYS,
@@ -109,14 +107,7 @@ async def report_rows(request: web.Request, query: ReportQuery) -> tuple[list[di
     return out, summarize(rows)
 
 
-@routes.get(
-    "/api/v1/reports",
-    op="getReport",
-    auth=staff(*SUPERVISOR_ROLES),
-    query=ReportQuery,
-    response=Report,
-    answer="The rows and totals.",
-)
+@routes.get("/api/v1/reports", op="getReport", auth=staff(*SUPERVISOR_ROLES), answer="The rows and totals.")
 async def reports(request: web.Request, *, query: ReportQuery) -> Report:
     """Reports by day or reason
 
@@ -127,63 +118,38 @@ async def reports(request: web.Request, *, query: ReportQuery) -> Report:
     return Report(group=query.group, rows=ReportRow.all_of(rows), totals=ReportTotals.of(totals))
 
 
-@routes.get(
-    "/api/v1/reports.csv",
-    op="exportReport",
-    auth=staff(*SUPERVISOR_ROLES),
-    query=ReportQuery,
-    media="text/csv",
-    answer="A CSV attachment.",
-)
+@routes.get("/api/v1/reports.csv", op="exportReport", auth=staff(*SUPERVISOR_ROLES), **CSV_EXPORT)
 async def reports_csv(request: web.Request, *, query: ReportQuery) -> web.Response:
     """Reports as CSV
 
     The same rows as GET /api/v1/reports, the last row being the total. Audited.
     """
     rows, totals = await report_rows(request, query)
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow([query.group, *REPORT_FIELDS])
-    for row in [*rows, {"key": "total", **totals}]:
-        writer.writerow([row["key"], *("" if row[f] is None else row[f] for f in REPORT_FIELDS)])
+    lines = [[row["key"], *(row[f] for f in REPORT_FIELDS)] for row in [*rows, {"key": "total", **totals}]]
     await request.app[STORE].audit(staff_user(request).id, "reports.export", query.group)
-    return web.Response(
-        text=out.getvalue(),
-        content_type="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="rapport-report-{query.group}.csv"'},
-    )
+    return respond_csv(f"rapport-report-{query.group}.csv", [query.group, *REPORT_FIELDS], lines)
 
 
 @routes.get(
-    "/api/v1/floor",
-    op="getFloor",
-    auth=staff(*SUPERVISOR_ROLES),
-    response=Floor,
-    answer="Queue, reps, live calls and wait estimates.",
+    "/api/v1/floor", op="getFloor", auth=staff(*SUPERVISOR_ROLES), answer="Queue, reps, live calls and wait estimates."
 )
 async def floor(request: web.Request) -> Floor:
     """The live floor"""
     return Floor.of(request.app[CALL_CENTER].live_floor())
 
 
-@routes.get(
-    "/api/v1/users", op="listUsers", tag="Routing", auth=staff("admin"), response=StaffUserList, answer="The accounts."
-)
+# reps' routing
+
+routing = routes.under("Routing")
+
+
+@routing.get("/api/v1/users", op="listUsers", auth=staff("admin"), answer="The accounts.")
 async def list_users(request: web.Request) -> StaffUserList:
     """Staff accounts with their routing"""
     return StaffUserList(items=StaffUser.all_of(u.to_json() for u in await request.app[STORE].list_users()))
 
 
-@routes.put(
-    "/api/v1/users/{user_id}/routing",
-    op="setRouting",
-    tag="Routing",
-    auth=staff("admin"),
-    path_params=UserPath,
-    body=SetRouting,
-    response=StaffUser,
-    answer="The account.",
-)
+@routing.put("/api/v1/users/{user_id}/routing", op="setRouting", auth=staff("admin"), answer="The account.")
 async def set_routing(request: web.Request, *, path_params: UserPath, body: SetRouting) -> StaffUser:
     """Set a rep's skills and languages
 

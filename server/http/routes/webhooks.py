@@ -43,8 +43,6 @@ async def _endpoint(request: web.Request, webhook_id: int) -> Endpoint:
     "/api/v1/webhooks",
     op="createWebhook",
     auth=MANAGE,
-    body=CreateWebhook,
-    response=WebhookCreated,
     status=201,
     answer="The endpoint and its secret (shown once).",
     errors=(503,),
@@ -70,7 +68,7 @@ async def create_webhook(request: web.Request, *, body: CreateWebhook) -> Webhoo
     return WebhookCreated.of({**endpoint.to_json(), "secret": secret})
 
 
-@routes.get("/api/v1/webhooks", op="listWebhooks", auth=MANAGE, response=WebhookList, errors=(503,))
+@routes.get("/api/v1/webhooks", op="listWebhooks", auth=MANAGE, errors=(503,))
 async def list_webhooks(request: web.Request) -> WebhookList:
     """List webhook endpoints"""
     endpoints = await _dispatcher(request).list_endpoints()
@@ -78,13 +76,7 @@ async def list_webhooks(request: web.Request) -> WebhookList:
 
 
 @routes.delete(
-    "/api/v1/webhooks/{webhook_id}",
-    op="deleteWebhook",
-    auth=MANAGE,
-    path_params=WebhookPath,
-    status=204,
-    answer="Deleted.",
-    errors=(503,),
+    "/api/v1/webhooks/{webhook_id}", op="deleteWebhook", auth=MANAGE, status=204, answer="Deleted.", errors=(503,)
 )
 async def delete_webhook(request: web.Request, *, path_params: WebhookPath) -> None:
     """Delete a webhook endpoint
@@ -100,15 +92,7 @@ async def delete_webhook(request: web.Request, *, path_params: WebhookPath) -> N
     )
 
 
-@routes.get(
-    "/api/v1/webhooks/{webhook_id}/deliveries",
-    op="listDeliveries",
-    auth=MANAGE,
-    path_params=WebhookPath,
-    query=DeliveriesQuery,
-    response=DeliveryList,
-    errors=(503,),
-)
+@routes.get("/api/v1/webhooks/{webhook_id}/deliveries", op="listDeliveries", auth=MANAGE, errors=(503,))
 async def list_deliveries(request: web.Request, *, path_params: WebhookPath, query: DeliveriesQuery) -> DeliveryList:
     """An endpoint's deliveries
 
