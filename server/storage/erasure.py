@@ -10,9 +10,22 @@ from . import schema
 from .base import Repository
 from .records import Recording
 
-# What erasure blanks in the session's row, which stays for reports: the customer's name, device and reference,
-# the rep's notes and the emotion summary.
-ERASED_SESSION_COLUMNS = ("customer_name", "device", "customer_ref", "notes", "peak_frustration", "flag_count")
+# What erasure blanks in the session's row, which stays for reports (times, reason, outcome): who the customer
+# is and how to reach them (name, contact, reference, the calling system's context, device), what they said in
+# the rating, the rep's notes and the emotion summary.
+ERASED_SESSION_COLUMNS = (
+    "customer_name",
+    "contact",
+    "context",
+    "device",
+    "customer_ref",
+    "rating_comment",
+    "notes",
+    "peak_frustration",
+    "flag_count",
+)
+# The invite that opened the session carried the same identity.
+ERASED_INVITE_COLUMNS = ("customer_name", "customer_ref", "identity", "context")
 
 
 class ErasureRepository(Repository):
@@ -63,6 +76,9 @@ class ErasureRepository(Repository):
             await conn.execute(
                 update(schema.invites)
                 .where(schema.invites.c.session_id == session_id)
-                .values(customer_name=None, customer_ref=None)
+                .values(dict.fromkeys(ERASED_INVITE_COLUMNS))
             )
+            # Events stay as kind and time (reports count them); their details can hold a callback's contact.
+            events = schema.session_events
+            await conn.execute(update(events).where(events.c.session_id == session_id).values(detail=None))
         return counts

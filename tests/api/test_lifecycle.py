@@ -77,6 +77,16 @@ async def test_retention_deletes_old_files_but_not_recent_or_held_ones(rapport: 
 
 async def test_an_admin_erases_a_session_everything_personal_goes(rapport: Rapport) -> None:
     session_id, media = await ended_recorded_session(rapport)
+    personal = {"contact": '{"phone": "+31 6 1234 5678"}', "context": '{"crm": "vip"}', "customer_ref": "cust-7"}
+    async with rapport.store.engine.begin() as conn:
+        await conn.execute(
+            update(schema.support_sessions)
+            .where(schema.support_sessions.c.id == session_id)
+            .values(**personal, rating_comment="call me on 0612345678")
+        )
+    await rapport.store.add_event(session_id, "callback_requested", {"contact": {"phone": "+31 6 1234 5678"}})
+    before = await rapport.store.get_session(session_id)
+    assert before is not None and before.contact == {"phone": "+31 6 1234 5678"} and before.rating_comment
     await rapport.add_user("adm1", "admin")
     admin, csrf = await rapport.staff_session("adm1")
     async with admin.delete(f"{rapport.url}/api/v1/sessions/{session_id}", headers={"X-CSRF-Token": csrf}) as r:
@@ -95,7 +105,10 @@ async def test_an_admin_erases_a_session_everything_personal_goes(rapport: Rappo
     assert await rapport.store.list_timeline(session_id) == []
     record = await rapport.store.get_session(session_id)
     assert record is not None and record.erased_at is not None and record.customer_name is None
+    assert (record.contact, record.context, record.rating_comment, record.customer_ref) == (None, None, None, None)
     assert record.ended_at is not None, "times stay so reports still add up"
+    events = await rapport.store.list_events(session_id)
+    assert events and all(e.detail is None for e in events), "event details can hold a callback's contact"
     qa, _ = await rapport.staff_session("qa1")
     async with qa.get(f"{rapport.url}/api/v1/qa/sessions/{session_id}") as r:
         assert r.status == 404
