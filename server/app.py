@@ -19,6 +19,7 @@ from .config import SETTINGS, Settings
 from .http import auth, openapi
 from .http.accesslog import quiet_client_errors
 from .http.auth import LOGIN_GUARD, LoginGuard, LoginLimits
+from .http.pages import pages_ctx
 from .http.ratelimit import CALL_LIMITER, AddressLimiter
 from .http.routes import invites, qa, sessions, supervisor
 from .http.routes import webhooks as webhook_routes
@@ -277,6 +278,7 @@ def create_app(settings: Settings, *, emotion_service: EmotionService | None = N
     )
     app[CALL_LIMITER] = AddressLimiter(limit=30, window_s=60.0)
     app[WEBSOCKETS] = set()
+    app.cleanup_ctx.append(pages_ctx)  # first: a broken page stops the start before any service runs
     app.cleanup_ctx.append(_emotion_ctx(emotion_service))
     app.cleanup_ctx.extend(SERVICES)
     # Before the cleanups: every socket hears "going away", then the call centre's cleanup closes the calls.

@@ -17,6 +17,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
@@ -28,7 +29,7 @@ from ..media.call import CallMedia
 from ..media.pool import MediaWorkerPool, RemoteCallMedia
 from ..metrics import Metrics
 from ..recording.recorder import reconcile
-from ..storage.records import SessionRecord, User
+from ..storage.records import NewCall, SessionRecord, User
 from ..storage.store import Store
 from . import routing, views
 from .broadcast import QueueBroadcast
@@ -133,42 +134,20 @@ class CallCenter:
 
     # customers
 
-    async def create_call(
-        self,
-        *,
-        reason: str | None,
-        customer_name: str | None,
-        device: str | None,
-        priority: int = 0,
-        emotion_consent: bool | None = None,
-        recording_consent: bool | None = None,
-        customer_ref: str | None = None,
-        language: str | None = None,
-        contact: dict[str, Any] | None = None,
-        context: dict[str, Any] | None = None,
-        identified: bool = False,
-        address: str | None = None,
-    ) -> tuple[SessionRecord, str]:
+    async def create_call(self, call: NewCall, *, address: str | None = None) -> tuple[SessionRecord, str]:
         # Counted as joining until the call is in the queue, so a burst cannot slip past the caps.
         with self.admission.admit(address):
+            # The deployment settles what the customer left open, and a fixed recording policy overrides them.
+            emotion_consent = call.emotion_consent
             if emotion_consent is None:
                 emotion_consent = self.settings.emotion_default_consent
             policy = self.settings.recording_policy
-            recording_consent = {"always": True, "never": None}.get(policy, bool(recording_consent))
+            recording_consent = {"always": True, "never": None}.get(policy, bool(call.recording_consent))
             record, token = await self.store.create_session(
-                reason=reason,
-                customer_name=customer_name,
-                device=device,
+                replace(call, emotion_consent=emotion_consent, recording_consent=recording_consent),
                 token_ttl_s=self.settings.session_token_ttl_s,
-                priority=priority,
-                emotion_consent=emotion_consent,
-                recording_consent=recording_consent,
-                customer_ref=customer_ref,
-                language=language,
-                contact=contact,
-                context=context,
             )
-            live = LiveSession(record, identified=identified, address=address, chat_count=0)
+            live = LiveSession(record, identified=call.identified, address=address, chat_count=0)
             await self._emit("session.created", {"session": record.to_json()})
             self.sessions[record.id] = live
             # The customer has the grace period to open the socket, like a reconnect.

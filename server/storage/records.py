@@ -1,8 +1,9 @@
-"""The typed records the :class:`~server.storage.store.Store` returns: frozen, one per kind of row.
+"""The typed records the :class:`~server.storage.store.Store` returns (and :class:`NewCall`, the one it takes to
+start a session): frozen, one per kind of row.
 
 A record has ``to_json()`` only where an HTTP or WebSocket answer sends it, and then it returns exactly what that
-answer carries (times as ISO 8601 strings). The separate stores keep theirs beside them (``api_keys.ApiKey``,
-``webhooks.Endpoint``, ``reviews.Review`` ...).
+answer carries (times as ISO 8601 strings). The records of the separate stores (reviews, webhooks, API keys)
+are here too: every row the storage layer hands out is typed in this one module.
 """
 
 from __future__ import annotations
@@ -67,6 +68,26 @@ class StaffAccount(User):
 
 
 # support sessions
+
+
+@dataclass(frozen=True, slots=True)
+class NewCall:
+    """What a customer's call starts with, checked by the route that took it (the page's form or an invite):
+    built once there and handed on, through the call centre, to the stored session."""
+
+    reason: str | None = None
+    customer_name: str | None = None
+    device: str | None = None
+    language: str | None = None
+    contact: dict[str, Any] | None = None
+    context: dict[str, Any] | None = None
+    # None leaves it to the deployment: the call centre applies its default consent and recording policy.
+    emotion_consent: bool | None = None
+    recording_consent: bool | None = None
+    customer_ref: str | None = None
+    priority: int = 0
+    # Came through a signed invite; the live call shows it, the stored row does not keep it.
+    identified: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,3 +268,175 @@ class AuditEntry:
 
     def to_json(self) -> dict[str, Any]:
         return api_fields(self, "id at user_id action target detail")
+
+
+# QA reviews (the separate ReviewStore, server/storage/reviews.py)
+
+
+@dataclass(frozen=True, slots=True)
+class Scorecard:
+    """One version of the rubric; editing it adds a version, so a review keeps the rubric it was scored on."""
+
+    id: int
+    criteria: list[dict[str, str]]
+    created_at: float
+    created_by: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        return api_fields(self, "id criteria created_at created_by")
+
+
+@dataclass(frozen=True, slots=True)
+class Review:
+    id: int
+    session_id: str
+    reviewer_id: int
+    reviewer_name: str
+    scorecard_id: int
+    answers: dict[str, Any]
+    comments: str | None
+    score: float
+    created_at: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "reviewer": {"id": self.reviewer_id, "display_name": self.reviewer_name},
+            **api_fields(self, "scorecard_id answers comments score created_at"),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class QaSession:
+    """A closed session as the QA list shows it, with its latest review."""
+
+    session_id: str
+    created_at: float
+    answered_at: float | None
+    ended_at: float | None
+    reason: str | None
+    customer_name: str | None
+    state: str
+    rep_id: int | None
+    rep_name: str | None
+    disposition: str | None
+    notes: str | None
+    peak_frustration: float | None
+    flag_count: int
+    recorded: bool
+    reviewed: bool
+    review: Review | None
+
+    @property
+    def duration_s(self) -> int | None:
+        """Answered to ended, in whole seconds; None for a call that was never answered."""
+        if not self.ended_at or not self.answered_at:
+            return None
+        return round(self.ended_at - self.answered_at)
+
+    @property
+    def qa_status(self) -> str:
+        return "scored" if self.reviewed else "unscored"
+
+    @property
+    def score(self) -> float | None:
+        return self.review.score if self.review else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "session_id": self.session_id,
+            "created_at": iso(self.created_at),
+            "answered_at": iso(self.answered_at),
+            "ended_at": iso(self.ended_at),
+            "duration_s": self.duration_s,
+            "reason": self.reason,
+            "customer_name": self.customer_name,
+            "state": self.state,
+            "rep": {"id": self.rep_id, "display_name": self.rep_name} if self.rep_id else None,
+            "disposition": self.disposition,
+            "notes": self.notes,
+            "peak_frustration": self.peak_frustration,
+            "flag_count": self.flag_count,
+            "recorded": self.recorded,
+            "qa_status": self.qa_status,
+            "score": self.score,
+            "review": self.review.to_json() if self.review else None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class StaffName:
+    """A rep who has taken calls, for the QA list's filter."""
+
+    id: int
+    display_name: str
+
+    def to_json(self) -> dict[str, Any]:
+        return api_fields(self, "id display_name")
+
+
+# webhooks (the separate WebhookStore, server/storage/webhooks.py)
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    id: int
+    url: str
+    events: tuple[str, ...]
+    description: str | None
+    active: bool
+    created_at: float
+
+    def to_json(self) -> dict[str, Any]:
+        return api_fields(self, "id url events description created_at")
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One event for one endpoint, as its history shows it (no payload, no secret)."""
+
+    id: int
+    event: str
+    event_id: str
+    state: str
+    attempts: int
+    last_status: int | None
+    last_error: str | None
+    created_at: float
+    delivered_at: float | None
+    next_attempt_at: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        return api_fields(
+            self, "id event event_id state attempts last_status last_error created_at delivered_at next_attempt_at"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DueDelivery:
+    """A pending delivery that is due, with what sending it needs."""
+
+    id: int
+    endpoint_id: int
+    event: str
+    payload: str
+    attempts: int
+    url: str
+    secret: str
+
+
+# API keys (the separate ApiKeyStore, server/storage/api_keys.py)
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    id: int
+    name: str
+    prefix: str
+    scopes: tuple[str, ...]
+    created_at: float
+    revoked_at: float | None
+    last_used_at: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        return api_fields(self, "id name prefix scopes created_at revoked_at last_used_at")

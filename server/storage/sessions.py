@@ -11,7 +11,7 @@ from .. import tokens
 from . import schema
 from .base import Repository, dump_json, from_row, load_json
 from .events import event_insert
-from .records import CustomerVisit, ReportSession, SessionRecord
+from .records import CustomerVisit, NewCall, ReportSession, SessionRecord
 
 OPEN_STATES = ("waiting", "active")
 
@@ -21,32 +21,18 @@ def _session(row: RowMapping) -> SessionRecord:
 
 
 class SessionRepository(Repository):
-    async def create_session(
-        self,
-        *,
-        reason: str | None,
-        customer_name: str | None,
-        device: str | None,
-        token_ttl_s: float,
-        priority: int = 0,
-        emotion_consent: bool | None = None,
-        recording_consent: bool | None = None,
-        customer_ref: str | None = None,
-        language: str | None = None,
-        contact: dict[str, Any] | None = None,
-        context: dict[str, Any] | None = None,
-    ) -> tuple[SessionRecord, str]:
+    async def create_session(self, call: NewCall, *, token_ttl_s: float) -> tuple[SessionRecord, str]:
         """A waiting session and the customer's token for it (stored only as its SHA-256)."""
         token = tokens.new_secret()
         t = schema.now()
         values: dict[str, Any] = {
             "id": tokens.new_session_id(),
             "state": "waiting",
-            "reason": reason,
-            "customer_name": customer_name,
-            "device": device,
+            "reason": call.reason,
+            "customer_name": call.customer_name,
+            "device": call.device,
             "token_expires_at": t + token_ttl_s,
-            "priority": priority,
+            "priority": call.priority,
             "rep_id": None,
             "created_at": t,
             "queued_at": t,
@@ -54,12 +40,13 @@ class SessionRepository(Repository):
             "ended_at": None,
             "ended_by": None,
             "end_reason": None,
-            "emotion_consent": emotion_consent,
-            "recording_consent": recording_consent,
-            "customer_ref": customer_ref,
+            "emotion_consent": call.emotion_consent,
+            "recording_consent": call.recording_consent,
+            "customer_ref": call.customer_ref,
             "legal_hold": False,
-            "language": language,
+            "language": call.language,
         }
+        contact, context = call.contact, call.context
         async with self.engine.begin() as conn:
             await conn.execute(
                 insert(schema.support_sessions).values(

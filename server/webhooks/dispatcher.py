@@ -38,9 +38,9 @@ from aiohttp import web
 from aiohttp.abc import AbstractResolver
 
 from ..storage import schema
-from ..storage.records import iso
+from ..storage.records import DueDelivery, Endpoint, iso
 from ..storage.schema import Engine
-from ..storage.webhooks import DueDelivery, Endpoint, WebhookStore
+from ..storage.webhooks import WebhookStore
 from .guard import BlockedAddress, BlockedUrl, GuardedResolver, guarded_socket, host_blocked_reason
 from .signing import SIGNATURE_HEADER, new_event_id, new_secret, sign
 

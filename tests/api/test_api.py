@@ -8,6 +8,7 @@ import aiohttp
 import pytest
 
 from server.config import IceServer, load_settings, parse_ice_servers
+from server.http.pages import PAGES
 from server.storage.migrations import head, migrate
 from server.storage.schema import create_engine
 from tests.support.raw import raw_url
@@ -147,11 +148,15 @@ async def test_static_files_cannot_escape_the_web_client_folder(rapport: Rapport
 
 async def test_pages_are_served_with_a_strict_content_security_policy(rapport: Rapport) -> None:
     async with aiohttp.ClientSession() as http:
-        for page in ("/call", "/console"):
-            async with http.get(f"{rapport.url}{page}") as r:
-                assert r.status == 200
+        pages = {"/call": "customer", "/console": "console", "/qa": "qa", "/supervisor": "supervisor"}
+        for path, name in pages.items():
+            async with http.get(f"{rapport.url}{path}") as r:
+                assert r.status == 200 and r.content_type == "text/html"
                 assert "script-src 'self'" in r.headers["Content-Security-Policy"]
                 assert r.headers["X-Content-Type-Options"] == "nosniff"
+                assert r.headers["Cache-Control"] == "no-store"
+                # The page assembled at startup from its body and head partial (tests/unit/test_pages.py).
+                assert await r.text() == rapport.app[PAGES][name].render()
         async with http.get(f"{rapport.url}/api/v1/config") as r:
             config = await r.json()
         assert config["ice_servers"] == [] and config["protocol"] == 1

@@ -37,6 +37,7 @@ from server.http.docs_page import render_html
 from server.http.models.qa import PutScorecard
 from server.recording.composer import COMPOSER
 from server.storage.api_keys import ApiKeyStore
+from server.storage.records import NewCall
 from server.storage.reviews import REVIEWS
 from server.webhooks.dispatcher import WEBHOOKS
 from tests.support.media import record_a_file
@@ -358,10 +359,10 @@ def answer_errors(world: World, op_id: str, answer: Answer) -> list[str]:
     return check(world.doc, f"{where}/content/{pointer(answer.media)[2:]}/schema", answer.json())
 
 
-async def closed_session(rapport: Rapport, **fields: Any) -> str:
+async def closed_session(rapport: Rapport, *, customer_ref: str | None = None) -> str:
     """A session that waited and was abandoned, written straight to the store (no live call)."""
     record, _token = await rapport.store.create_session(
-        reason="other", customer_name="Cy", device=None, token_ttl_s=3600, **fields
+        NewCall(reason="other", customer_name="Cy", customer_ref=customer_ref), token_ttl_s=3600
     )
     await rapport.store.finish_session(record.id, state="abandoned", ended_by="customer", reason="customer_left")
     return record.id
@@ -442,7 +443,7 @@ async def world(rapport: Rapport) -> AsyncIterator[World]:
     await closed_session(rapport, customer_ref="crm-erase")
     # A call whose wait ran out (max_wait): its customer may ask for a callback.
     waited, waited_token = await rapport.store.create_session(
-        reason="other", customer_name="Ed", device=None, token_ttl_s=3600
+        NewCall(reason="other", customer_name="Ed"), token_ttl_s=3600
     )
     await rapport.store.finish_session(waited.id, state="abandoned", ended_by="system", reason="max_wait")
     ids["waited_token"] = waited_token

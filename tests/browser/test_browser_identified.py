@@ -6,6 +6,7 @@ import pytest
 from playwright.async_api import expect
 
 from server.storage.api_keys import ApiKeyStore
+from server.storage.records import NewCall
 from tests.support.browser import Chromium, console_and_phone, shot
 from tests.support.server import Rapport
 
@@ -18,7 +19,7 @@ async def test_an_identified_customer_reaches_a_rep_whose_card_shows_context_and
 ) -> None:
     # An earlier call of the same customer, wrapped up with notes.
     earlier, _token = await served.store.create_session(
-        reason="order", customer_name="Ada Lovelace", device=None, token_ttl_s=60, customer_ref="crm-77"
+        NewCall(reason="order", customer_name="Ada Lovelace", customer_ref="crm-77"), token_ttl_s=60
     )
     await served.store.finish_session(earlier.id, state="ended", ended_by="rep", reason="rep_hangup")
     await served.store.save_wrapup(earlier.id, disposition="follow_up", notes="Replacement charger promised", user_id=1)

@@ -40,7 +40,7 @@ from server.app import create_app
 from server.cli import migrated_engine
 from server.config import load_settings
 from server.http.openapi import document
-from server.http.routes.sessions import WEB_CLIENT
+from server.http.pages import WEB_CLIENT
 from server.storage.api_keys import ApiKeyStore
 from server.storage.store import Store
 from tests.fuzz.harness import (

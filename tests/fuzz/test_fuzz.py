@@ -19,7 +19,7 @@ from aiohttp import ClientConnectionResetError
 from server.config import SETTINGS, Settings
 from server.http.accesslog import quiet_client_errors
 from server.http.openapi import document
-from server.http.routes.sessions import WEB_CLIENT
+from server.http.pages import WEB_CLIENT
 from server.storage.api_keys import API_KEYS
 from tests.fuzz.harness import (
     QUIET_WARNINGS,

@@ -8,6 +8,7 @@ from pathlib import Path
 from server.storage import schema
 from server.storage.base import Repository
 from server.storage.migrations import migrate
+from server.storage.records import NewCall
 from server.storage.store import Store
 
 
@@ -46,7 +47,7 @@ async def test_records_come_back_typed_and_a_recording_answer_never_shows_its_pa
     try:
         await migrate(engine)
         store = Store(engine)
-        record, _token = await store.create_session(reason=None, customer_name="Ada", device=None, token_ttl_s=60)
+        record, _token = await store.create_session(NewCall(customer_name="Ada"), token_ttl_s=60)
         recording_id = await store.add_recording(record.id, "customer", "video", f"{record.id}/customer-video.mkv")
         [recording] = await store.list_recordings(record.id)
         assert (recording.id, recording.path, recording.state) == (

@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 
 from server.storage.api_keys import ApiKeyStore
+from server.storage.records import NewCall
 from tests.support.clients import MediaClient, SignalingClient, SignalingError
 from tests.support.server import Rapport, Serve
 
@@ -177,9 +178,7 @@ async def test_a_wait_that_runs_out_ends_the_call_and_offers_a_callback(serve: S
     assert [e["detail"] for e in events if e["kind"] == "callback_requested"] == [{"contact": contact}]
 
     # A customer who left the queue themselves, or whose call was answered, has no callback to ask for.
-    left, left_token = await rapport.store.create_session(
-        reason=None, customer_name="Bo", device=None, token_ttl_s=3600
-    )
+    left, left_token = await rapport.store.create_session(NewCall(customer_name="Bo"), token_ttl_s=3600)
     await rapport.store.finish_session(left.id, state="abandoned", ended_by="customer", reason="customer_left")
     async with rapport.http.post(url, json={"token": left_token, "contact": contact}) as r:
         assert r.status == 409

@@ -11,7 +11,7 @@ from aiohttp import web
 from ...calls.capacity import AtCapacity, QueueFull, TooManyWaiting
 from ...calls.center import CALL_CENTER
 from ...config import SETTINGS, Settings
-from ...storage.records import SessionRecord, iso
+from ...storage.records import NewCall, SessionRecord, iso
 from ..models.sessions import CallToken, Contact
 from ..ratelimit import CALL_LIMITER
 from ..security import ApiError, client_address
@@ -116,11 +116,11 @@ def help_for(settings: Settings, reason: str, language: str) -> list[dict[str, A
     ]
 
 
-async def queue_customer(request: web.Request, **fields: Any) -> tuple[SessionRecord, str]:
+async def queue_customer(request: web.Request, call: NewCall) -> tuple[SessionRecord, str]:
     """Queue a customer (from the page or an invite); 503 when every line is busy or the queue is full,
     429 when this address already has its share of waiting calls."""
     try:
-        return await request.app[CALL_CENTER].create_call(**fields, address=client_address(request))
+        return await request.app[CALL_CENTER].create_call(call, address=client_address(request))
     except QueueFull as exc:
         raise ApiError(503, "queue_full", str(exc), {"Retry-After": "120"}) from None
     except AtCapacity as exc:

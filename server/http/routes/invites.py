@@ -19,11 +19,9 @@ log shows a token as the first 12 hex digits of its SHA-256
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
-import html
 import io
 import json
 import os
@@ -41,6 +39,7 @@ from ...storage.store import STORE, Store
 from ..api import PUBLIC, Routes, caller, staff_or_key
 from ..models.invites import MAX_TOKEN_CHARS, CreateInvite, Invite, InvitePath, QrPath, RedeemInvite, RedeemPath
 from ..models.sessions import CallToken
+from ..pages import page_response
 from ..security import ApiError, is_loopback, original_scheme
 from .intake import call_token, clean, limit_calls, queue_customer, validate_language, validate_reason
 
@@ -52,7 +51,6 @@ USED = "This link has been used already. Ask for a new one, or start a new call.
 REVOKED = "This link has been withdrawn. Ask for a new one, or start a new call."
 IN_CALL = "this invite is already in a call; use the original tab"
 PRIORITIES = {"normal": 0, "high": 10}
-WEB_CLIENT = Path(__file__).resolve().parents[3] / "web_client"
 
 
 class LinkError(Exception):
@@ -237,18 +235,6 @@ async def invite_qr(request: web.Request, *, path_params: QrPath) -> web.Respons
     return web.Response(body=buffer.getvalue(), content_type="image/png")
 
 
-FALLBACK_ERROR_PAGE = (
-    '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{{title}}</title></head>'
-    '<body><main data-testid="link-error"><h1>{{title}}</h1><p data-testid="link-error-message">{{message}}</p>'
-    '<p><a href="/call">Start a new call</a></p></main></body></html>'
-)
-
-
-def _error_template() -> str:
-    path = WEB_CLIENT / "link-error.html"
-    return path.read_text(encoding="utf-8") if path.exists() else FALLBACK_ERROR_PAGE
-
-
 def _now() -> float:
     return schema.now()
 
@@ -289,20 +275,20 @@ async def redeem_invite(request: web.Request, *, path_params: RedeemPath, body: 
     identity = invite.identity or {}
     contact = {k: identity[k] for k in ("email", "phone") if identity.get(k)}
     try:
-        record, token = await queue_customer(
-            request,
+        call = records.NewCall(
             reason=invite.reason,
             customer_name=invite.customer_name,
             device=clean(body.device),
+            language=language,
+            contact=contact or None,
+            context=invite.context,
             emotion_consent=body.emotion_consent,
             recording_consent=body.recording_consent,
             customer_ref=invite.customer_ref,
             priority=invite.priority or 0,
-            language=language,
-            contact=contact or None,
-            context=invite.context,
             identified=True,
         )
+        record, token = await queue_customer(request, call)
     except BaseException:
         await store.release_invite(code)
         raise
@@ -342,11 +328,8 @@ async def join_page(request: web.Request) -> web.StreamResponse:
             raise LinkError(410, "link_used", USED)
     except LinkError as exc:
         title = LINK_TITLES.get(exc.code, "Link not valid")
-        page = (await asyncio.to_thread(_error_template)).replace("{{title}}", html.escape(title))
-        return web.Response(
-            text=page.replace("{{message}}", html.escape(exc.message)), status=exc.status, content_type="text/html"
-        )
-    return web.FileResponse(WEB_CLIENT / "customer.html")
+        return page_response(request, "link-error", status=exc.status, title=title, message=exc.message)
+    return page_response(request, "customer")
 
 
 def setup_routes(app: web.Application) -> None:

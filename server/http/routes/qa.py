@@ -39,9 +39,10 @@ from ..models.qa import (
     WrapUp,
 )
 from ..models.sessions import Session
+from ..pages import page_response
 from ..security import ApiError
 from .intake import clean, day_start, validate_reason
-from .sessions import REVIEWERS, WEB_CLIENT, recording_json
+from .sessions import REVIEWERS, recording_json
 
 routes = Routes(tag="QA")
 EXPORT_ROWS = 10_000
@@ -411,8 +412,8 @@ async def erase_customer(request: web.Request, *, path_params: CustomerPath) -> 
     return respond(answer, status=409 if refused and not erased else 200)
 
 
-async def qa_page(request: web.Request) -> web.FileResponse:
-    return web.FileResponse(WEB_CLIENT / "qa.html")
+async def qa_page(request: web.Request) -> web.Response:
+    return page_response(request, "qa")
 
 
 def setup_routes(app: web.Application) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -42,6 +41,7 @@ from ..models.sessions import (
     StartCall,
     User,
 )
+from ..pages import WEB_CLIENT, page_response
 from ..security import COOKIE, LOGIN_TTL_S, ApiError, client_address, require_staff, set_login_cookie
 from .intake import (
     call_token,
@@ -58,7 +58,6 @@ from .intake import (
 from .invites import INVITE_KEY, LinkError, open_link
 
 routes = Routes(tag="Sessions")
-WEB_CLIENT = Path(__file__).resolve().parents[3] / "web_client"
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -68,12 +67,12 @@ def _json(data: Any, status: int = 200) -> web.Response:
 # pages
 
 
-async def customer_page(request: web.Request) -> web.FileResponse:
-    return web.FileResponse(WEB_CLIENT / "customer.html")
+async def customer_page(request: web.Request) -> web.Response:
+    return page_response(request, "customer")
 
 
-async def console_page(request: web.Request) -> web.FileResponse:
-    return web.FileResponse(WEB_CLIENT / "console.html")
+async def console_page(request: web.Request) -> web.Response:
+    return page_response(request, "console")
 
 
 async def root(request: web.Request) -> web.Response:
@@ -200,16 +199,16 @@ async def start_call(request: web.Request, *, body: StartCall) -> CallToken:
     language = validate_language(request, body.language)
     contact = check_contact(body.contact)
     limit_calls(request)
-    record, token = await queue_customer(
-        request,
+    call = records.NewCall(
         reason=reason,
         customer_name=clean(body.name),
         device=clean(body.device),
-        emotion_consent=body.emotion_consent,
-        recording_consent=body.recording_consent,
         language=language,
         contact=contact,
+        emotion_consent=body.emotion_consent,
+        recording_consent=body.recording_consent,
     )
+    record, token = await queue_customer(request, call)
     return call_token(record, token)
 
 

@@ -33,9 +33,9 @@ from ..models.supervisor import (
     StaffUserList,
     UserPath,
 )
+from ..pages import page_response
 from ..security import ApiError
 from .intake import day_start
-from .sessions import WEB_CLIENT
 
 routes = Routes(tag="Supervisor")
 SUPERVISOR_ROLES = ("supervisor", "admin")
@@ -174,8 +174,8 @@ async def set_routing(request: web.Request, *, path_params: UserPath, body: SetR
     return StaffUser.of(updated.to_json())
 
 
-async def supervisor_page(request: web.Request) -> web.FileResponse:
-    return web.FileResponse(WEB_CLIENT / "supervisor.html")
+async def supervisor_page(request: web.Request) -> web.Response:
+    return page_response(request, "supervisor")
 
 
 def setup_routes(app: web.Application) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from ...storage.records import Endpoint
 from ...storage.store import STORE
-from ...storage.webhooks import Endpoint
 from ...webhooks.dispatcher import WEBHOOKS, WebhookDispatcher
 from ..api import Routes, caller, staff_or_key
 from ..models.webhooks import (
