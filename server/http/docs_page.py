@@ -227,6 +227,7 @@ def render_html(doc: dict[str, Any]) -> str:
         '<meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{html.escape(info['title'])} {html.escape(info['version'])}</title>",
+        '<link rel="icon" href="/static/img/icon.svg" type="image/svg+xml">',
         '<link rel="stylesheet" href="/static/css/app.css">',
         "</head>",
         '<body class="api-docs">',
