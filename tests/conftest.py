@@ -16,7 +16,7 @@ import pytest
 
 from emotion import fer_available
 
-pytest_plugins = ("tests.support.server", "tests.support.browser")
+pytest_plugins = ("tests.support.server", "tests.support.browser", "tests.support.postgres")
 
 # CI sets this (.ci/run): then a test skipped for a missing part (Chromium, fer, the netns) fails the run.
 STRICT_ENV = "RAPPORT_STRICT_TESTS"

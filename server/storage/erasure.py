@@ -67,12 +67,23 @@ class ErasureRepository(Repository):
                 .values({**dict.fromkeys(ERASED_SESSION_COLUMNS), "erased_at": schema.now()})
             )
             # Webhook deliveries carried the session's data to other systems; keep the log, not the data.
-            result = await conn.execute(
-                update(schema.webhook_deliveries)
-                .where(schema.webhook_deliveries.c.payload.contains(f'"{session_id}"'))
-                .values(payload=json.dumps({"erased": True, "session_id": session_id}))
+            deliveries = schema.webhook_deliveries
+            quoted = f'"{session_id}"'
+            # LIKE narrows the rows and Python makes the match exact: ids hold "_" (a LIKE wildcard unless escaped)
+            # and mixed case, which SQLite's LIKE ignores and PostgreSQL's does not.
+            candidates = await conn.execute(
+                select(deliveries.c.id, deliveries.c.payload).where(
+                    deliveries.c.payload.contains(quoted, autoescape=True)
+                )
             )
-            counts["webhook_payloads"] = result.rowcount
+            mentioning = [row.id for row in candidates if quoted in row.payload]
+            if mentioning:
+                await conn.execute(
+                    update(deliveries)
+                    .where(deliveries.c.id.in_(mentioning))
+                    .values(payload=json.dumps({"erased": True, "session_id": session_id}))
+                )
+            counts["webhook_payloads"] = len(mentioning)
             await conn.execute(
                 update(schema.invites)
                 .where(schema.invites.c.session_id == session_id)

@@ -15,7 +15,10 @@ from sqlalchemy import update
 from server.storage import schema
 from server.storage.reviews import REVIEWS
 from tests.support.clients import SignalingClient, SignalingError
-from tests.support.server import Rapport
+from tests.support.server import BOTH_DATABASES, Rapport
+
+# The QA queries (filters, joins, aggregates, CSV) are the storage's richest: they run on each database.
+pytestmark = pytest.mark.parametrize("database", BOTH_DATABASES)
 
 DAY = 86_400.0
 

@@ -1,4 +1,5 @@
-"""A real Rapport server on loopback with a real SQLite file, for every test that talks to one.
+"""A real Rapport server on loopback with a real SQLite file (or PostgreSQL: ``database``), for every test
+that talks to one.
 
 ``running`` starts one and always tears it down; the ``rapport`` and ``served`` fixtures (registered by
 tests/conftest.py) and every test's own variant (other settings, other users, a fake emotion service) use it.
@@ -193,10 +194,24 @@ def with_settings(settings: Settings, **changes: Any) -> Settings:
     return replace(settings, **changes)
 
 
+# ``pytestmark = pytest.mark.parametrize("database", BOTH_DATABASES)`` runs a module's servers on each.
+BOTH_DATABASES = ("sqlite", "postgresql")
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def database() -> str:
+    """Which database the test's server stores into: SQLite in its data folder, unless a module parametrises
+    this over ``BOTH_DATABASES`` (or sets "postgresql"), which gives each test a fresh PostgreSQL database."""
+    return "sqlite"
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database: str, request: pytest.FixtureRequest) -> Settings:
+    # None: the default URL, the SQLite file in data_dir.
+    database_url = request.getfixturevalue("postgres").create_database() if database == "postgresql" else None
     return Settings(
         data_dir=tmp_path / "data",
+        database_url=database_url,
         create_demo_accounts=False,
         # Tests that want cues inject a service; others should not pay for a TensorFlow worker.
         emotion_cues=False,

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import inspect, text
 
 from server.cli import main
 from server.storage import schema
@@ -101,8 +102,8 @@ async def test_tables_in_code_the_baseline_and_an_adopted_old_database_have_the_
     assert ddl(old) == expected
 
 
-async def test_a_new_database_gets_every_revision_once_and_matches_the_tables_in_code(tmp_path: Path) -> None:
-    engine = schema.create_engine(f"sqlite+aiosqlite:///{tmp_path / 'new.sqlite3'}")
+async def test_a_new_database_gets_every_revision_once_and_matches_the_tables_in_code(database_url: str) -> None:
+    engine = schema.create_engine(database_url)
     try:
         assert await current(engine) is None
         assert await migrate(engine) == [head()]
@@ -128,20 +129,19 @@ async def test_a_database_at_an_earlier_old_step_is_refused_untouched(tmp_path: 
     assert rows(old) == before and shape(old) == tables_before
 
 
-async def test_a_database_with_tables_but_no_version_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "foreign.sqlite3"
-    with sqlite3.connect(path) as db:
-        db.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")
-        db.execute("INSERT INTO users (name) VALUES ('someone else')")
-    engine = schema.create_engine(f"sqlite+aiosqlite:///{path}")
+async def test_a_database_with_tables_but_no_version_is_refused(database_url: str) -> None:
+    engine = schema.create_engine(database_url)
     try:
+        async with engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)"))
+            await conn.execute(text("INSERT INTO users (id, name) VALUES (1, 'someone else')"))
         with pytest.raises(SchemaError, match="no schema version"):
             await migrate(engine)
+        async with engine.connect() as conn:
+            assert (await conn.execute(text("SELECT name FROM users"))).all() == [("someone else",)]
+            assert await conn.run_sync(lambda sync: inspect(sync).get_table_names()) == ["users"]
     finally:
         await engine.dispose()
-    with sqlite3.connect(path) as db:
-        assert db.execute("SELECT name FROM users").fetchall() == [("someone else",)]
-        assert db.execute("SELECT name FROM sqlite_master WHERE name = 'alembic_version'").fetchall() == []
 
 
 def test_rapport_db_upgrade_and_current(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,0 +1,171 @@
+"""A real PostgreSQL for the test run: one throwaway cluster per session, one fresh database per test.
+
+The cluster is Debian's ``postgresql`` (.ci/system-deps installs it), made with ``initdb`` in a temporary folder,
+listening only on a Unix socket in that folder (``listen_addresses=''``, so no port and nothing on the network
+namespace's loopback) with ``fsync=off``: a crash loses nothing worth keeping. Missing binaries skip the tests
+that want PostgreSQL, which under ``RAPPORT_STRICT_TESTS=1`` is a failure (tests/conftest.py).
+
+Running it as root, which PostgreSQL refuses (``initdb: cannot be run as root``):
+
+* ``make test`` runs pytest inside ``unshare -rn``: a user namespace whose only mapping is our uid as 0. There
+  ``runuser -u postgres`` and ``su postgres`` both fail with "cannot set groups: Operation not permitted":
+  ``/proc/self/setgroups`` is ``deny`` in a namespace an unprivileged user made, and uid ``postgres`` (101) is
+  not mapped into it anyway, so no setuid to it can succeed; ``chown 101`` of the folder fails with EINVAL
+  ("Invalid argument") for the same reason.
+* What works, both there and for a real root outside any namespace: a nested user namespace,
+  ``unshare --user --map-user=<postgres uid> --map-group=<its gid>``. Inside it the one mapped id (our 0)
+  shows as ``postgres``, so ``geteuid()`` is not 0 and PostgreSQL starts; files we (0) own, such as the
+  temporary folder, show as owned by ``postgres``, which passes its data-directory ownership check. Nothing
+  is chowned, no privilege is gained, and the cluster stays inside ``unshare -rn``'s network namespace.
+  Clients (``createdb``, asyncpg) run as ourselves and connect over the socket with ``trust`` auth.
+* As a non-root user no wrapper is needed: the binaries run as that user.
+
+``postgres`` runs in the foreground as our child (not via ``pg_ctl start``, which detaches it) with a parent-
+death signal, so a killed pytest does not leave a server behind; the fixture's teardown stops it with SIGINT
+(PostgreSQL's "fast" shutdown) and deletes the folder.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import glob
+import itertools
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+
+DATABASE = "rapport"
+SUPERUSER = "postgres"
+START_TIMEOUT_S = 30.0
+PR_SET_PDEATHSIG = 1
+
+
+def postgres_bindir() -> Path | None:
+    """The newest Debian PostgreSQL's bin folder (``/usr/lib/postgresql/<major>/bin``), else ``initdb`` on PATH."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[-3]))
+    if found:
+        return Path(found[-1]).parent
+    initdb = shutil.which("initdb")
+    return Path(initdb).parent if initdb else None
+
+
+def as_server_user() -> list[str]:
+    """The command prefix that runs a PostgreSQL server binary as a non-root user (see the module docstring)."""
+    if os.geteuid() != 0:
+        return []
+    try:
+        user = pwd.getpwnam(SUPERUSER)
+    except KeyError:
+        user = pwd.getpwnam("nobody")
+    # Both ids need a passwd/group entry: initdb looks the effective user's name up.
+    return ["unshare", "--user", f"--map-user={user.pw_uid}", f"--map-group={user.pw_gid}"]
+
+
+def _die_with_parent() -> None:
+    # Kept across exec and unshare (our kernel uid does not change), so the server dies with pytest.
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+@dataclass
+class PostgresCluster:
+    """A running throwaway cluster: its socket folder and the binaries to talk to it."""
+
+    bindir: Path
+    socket_dir: Path
+    # Database names unique across the run (class-wide: one cluster per session).
+    _names: ClassVar[Iterator[int]] = itertools.count(1)
+
+    def url(self, database: str = DATABASE) -> str:
+        """The SQLAlchemy URL of one of its databases, over the Unix socket."""
+        return f"postgresql+asyncpg://{SUPERUSER}@/{database}?host={self.socket_dir}"
+
+    def create_database(self, name: str | None = None) -> str:
+        """Create an empty database (a new name each call unless given); its URL."""
+        name = name or f"test_{next(self._names)}"
+        subprocess.run(
+            [self.bindir / "createdb", "-h", str(self.socket_dir), "-U", SUPERUSER, name],
+            check=True,
+            capture_output=True,
+        )
+        return self.url(name)
+
+
+def _run(command: list[str], log: Path) -> None:
+    with log.open("ab") as out:
+        result = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed ({result.returncode}):\n{log.read_text()}")
+
+
+def _wait_until_ready(cluster: PostgresCluster, server: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while True:
+        ready = subprocess.run(
+            [cluster.bindir / "pg_isready", "-q", "-h", str(cluster.socket_dir), "-U", SUPERUSER],
+            check=False,
+        )
+        if ready.returncode == 0:
+            return
+        if server.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"PostgreSQL did not start:\n{log.read_text()}")
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    """A PostgreSQL cluster for the whole run with an empty ``rapport`` database; stopped and deleted after."""
+    bindir = postgres_bindir()
+    if bindir is None or (os.geteuid() == 0 and shutil.which("unshare") is None):
+        pytest.skip("PostgreSQL is not installed (make test installs Debian's postgresql)")
+    with tempfile.TemporaryDirectory(prefix="rapport-pg-") as folder:
+        root = Path(folder)
+        data, log = root / "data", root / "postgres.log"
+        cluster = PostgresCluster(bindir, root)
+        wrapper = as_server_user()
+        _run([*wrapper, str(bindir / "initdb"), "-D", str(data), "-U", SUPERUSER, "--auth=trust", "--no-sync",
+              "-E", "UTF8", "--locale=C"], log)  # fmt: skip
+        options = ["-c", "listen_addresses=", "-c", f"unix_socket_directories={root}", "-c", "fsync=off",
+                   "-c", "full_page_writes=off", "-c", "synchronous_commit=off"]  # fmt: skip
+        with log.open("ab") as out:
+            server = subprocess.Popen(
+                [*wrapper, str(bindir / "postgres"), "-D", str(data), *options],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
+            )
+        try:
+            _wait_until_ready(cluster, server, log)
+            cluster.create_database(DATABASE)
+            yield cluster
+        finally:
+            server.send_signal(signal.SIGINT)
+            try:
+                server.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres: PostgresCluster) -> str:
+    """The SQLAlchemy URL of the session's ``rapport`` database (shared by every test that uses it)."""
+    return postgres.url(DATABASE)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database's URL, once on SQLite (a file in ``tmp_path``) and once on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'rapport.sqlite3'}"
+    cluster: PostgresCluster = request.getfixturevalue("postgres")
+    return cluster.create_database()
