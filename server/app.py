@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import logging
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -15,22 +17,25 @@ from emotion import EmotionService, EmotionSettings, fer_available
 
 from .calls.center import CALL_CENTER, CallCenter
 from .calls.cues import EMOTION, EmotionSetup
+from .calls.desk import CALL_DESK, LocalDesk
+from .cluster.service import running_cluster
 from .config import SETTINGS, Settings
 from .http import auth, openapi
 from .http.accesslog import quiet_client_errors
 from .http.auth import LOGIN_GUARD, LoginGuard, LoginLimits
 from .http.pages import pages_ctx
 from .http.ratelimit import CALL_LIMITER, AddressLimiter
-from .http.routes import invites, qa, sessions, supervisor
+from .http.routes import health, invites, qa, sessions, supervisor
 from .http.routes import webhooks as webhook_routes
 from .http.routes.invites import INVITE_KEY
 from .http.security import MAX_BODY_BYTES, security_middleware
+from .media.nodes import MediaNodePool
 from .media.pool import MEDIA_POOL, MediaWorkerPool, default_workers
 from .metrics import METRICS, Metrics
 from .recording.composer import COMPOSER, Composer
 from .recording.retention import retention_loop
 from .signalling import endpoint
-from .signalling.endpoint import WEBSOCKETS
+from .signalling.endpoint import SOCKET_SINK, WEBSOCKETS, CenterSink
 from .storage.api_keys import API_KEYS, ApiKeyStore
 from .storage.files import private_dir, write_private
 from .storage.migrations import migrate
@@ -140,7 +145,12 @@ async def _api_keys_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _invite_key_ctx(app: web.Application) -> AsyncIterator[None]:
-    app[INVITE_KEY] = await asyncio.to_thread(invites.load_secret, app[SETTINGS].data_dir)
+    settings = app[SETTINGS]
+    if settings.clustered and settings.cluster_secret:
+        # Every front door must open the links any of them signed: one key, derived from the shared secret.
+        app[INVITE_KEY] = hmac.new(settings.cluster_secret.encode(), b"rapport invite links", hashlib.sha256).digest()
+    else:
+        app[INVITE_KEY] = await asyncio.to_thread(invites.load_secret, settings.data_dir)
     yield
 
 
@@ -174,7 +184,9 @@ async def _running(app: web.Application, key: web.AppKey[S], service: S) -> Asyn
 
 
 async def _webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
-    webhooks = WebhookDispatcher(app[STORE].engine, allowed_hosts=app[SETTINGS].webhook_allowed_hosts)
+    # The node's own name (not host:port, which two hosts may share): at start it takes back its own jobs.
+    settings = app[SETTINGS]
+    webhooks = WebhookDispatcher(app[STORE].engine, allowed_hosts=settings.webhook_allowed_hosts, node=settings.node_id)
     async with _running(app, WEBHOOKS, webhooks):
         yield
 
@@ -182,7 +194,11 @@ async def _webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
 async def _composer_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     composer = Composer(
-        app[STORE], settings.recordings_path, enabled=settings.compose_recordings, on_event=app[WEBHOOKS].emit
+        app[STORE],
+        settings.recordings_path,
+        enabled=settings.compose_recordings,
+        on_event=app[WEBHOOKS].emit,
+        node=settings.node_id,
     )
     async with _running(app, COMPOSER, composer):
         yield
@@ -195,6 +211,13 @@ async def _metrics_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _media_pool_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
+    if settings.media_nodes:
+        # A cluster's media runs on ``rapport media-node`` processes found through Redis (docs/scaling.md).
+        nodes = MediaNodePool(settings, app[METRICS].transit)
+        async with _running(app, MEDIA_POOL, nodes):
+            log.info("media: on media nodes (%d linked)", len(nodes.links))
+            yield
+        return
     workers = default_workers() if settings.media_workers < 0 else settings.media_workers
     if workers == 0:
         yield  # calls are carried in this process
@@ -205,7 +228,7 @@ async def _media_pool_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
-async def _call_center_ctx(app: web.Application) -> AsyncIterator[None]:
+def _new_call_center(app: web.Application) -> CallCenter:
     emotion = app[EMOTION]
     pool = app.get(MEDIA_POOL)
     center = CallCenter(
@@ -220,8 +243,20 @@ async def _call_center_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     if pool is not None:
         pool.on_lost = center.media_lost
+    return center
+
+
+async def _call_center_ctx(app: web.Application) -> AsyncIterator[None]:
+    if app[SETTINGS].clustered:
+        # A cluster's call centre runs on whichever front door leads (docs/scaling.md).
+        async with running_cluster(app, lambda: _new_call_center(app)):
+            yield
+        return
+    center = _new_call_center(app)
     # The one place calls and their peers close: after endpoint.close_sockets told every client "going away".
     async with _running(app, CALL_CENTER, center):
+        app[CALL_DESK] = LocalDesk(center)
+        app[SOCKET_SINK] = CenterSink(center)
         yield
 
 
@@ -233,6 +268,7 @@ async def _retention_ctx(app: web.Application) -> AsyncIterator[None]:
             settings.recordings_path,
             retention_days=settings.recording_retention_days,
             every_s=settings.retention_check_s,
+            node=settings.node_id,
         ),
         name="retention",
     )
@@ -246,6 +282,7 @@ async def _retention_ctx(app: web.Application) -> AsyncIterator[None]:
 # part-way cleans up the ones already started.
 SERVICES: tuple[Callable[[web.Application], AsyncIterator[None]], ...] = (
     _storage_ctx,
+    health.readiness_ctx,
     _api_keys_ctx,
     _invite_key_ctx,
     _reviews_ctx,
@@ -283,6 +320,7 @@ def create_app(settings: Settings, *, emotion_service: EmotionService | None = N
     app.cleanup_ctx.extend(SERVICES)
     # Before the cleanups: every socket hears "going away", then the call centre's cleanup closes the calls.
     app.on_shutdown.append(endpoint.close_sockets)
+    health.setup_routes(app)
     sessions.setup_routes(app)
     invites.setup_routes(app)
     qa.setup_routes(app)

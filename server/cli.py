@@ -1,4 +1,5 @@
-"""The ``rapport`` command: ``serve``, ``users add|disable|enable``, ``api-keys`` and ``db upgrade|current``."""
+"""The ``rapport`` command: ``serve``, ``media-node``, ``users add|disable|enable``, ``api-keys`` and
+``db upgrade|current``."""
 
 from __future__ import annotations
 
@@ -79,6 +80,55 @@ def serve(args: argparse.Namespace) -> int:
         print=None,
         access_log_class=AccessLogger,  # invite tokens show as a hash prefix
     )
+    return 0
+
+
+def _listen_address(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"give HOST:PORT, not {text!r}")
+    return host.strip("[]"), int(port)
+
+
+def media_node(args: argparse.Namespace) -> int:
+    """``rapport media-node``: carry calls' media for the cluster's front doors (docs/scaling.md)."""
+    import signal
+
+    from .media.node import NodeConfigError, run_node
+    from .media.pool import default_capacity
+
+    overrides = {
+        "database_url": args.database_url,
+        "redis_url": args.redis_url,
+        "cluster_secret": args.cluster_secret,
+        "node_id": args.node_id,
+        "data_dir": args.data_dir,
+    }
+    settings = load_settings(overrides, config_file=args.config)
+    host, port = args.listen
+    capacity = args.capacity if args.capacity is not None else default_capacity(settings)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await run_node(
+            settings,
+            host=host,
+            port=port,
+            capacity=capacity,
+            advertise=args.advertise,
+            detector=args.emotion_detector,
+            detector_mode=args.emotion_mode,
+            stop=stop,
+        )
+
+    try:
+        asyncio.run(run())
+    except NodeConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -238,6 +288,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--demo", action="store_true", help="on an empty database, make demo staff accounts and print them once"
     )
     serve_p.set_defaults(func=serve)
+
+    node_p = sub.add_parser("media-node", help="run a media node for a cluster's front doors (docs/scaling.md)")
+    node_p.add_argument("--listen", type=_listen_address, required=True, help="HOST:PORT the front doors dial")
+    node_p.add_argument("--advertise", help="the address front doors dial and peers reach, if not the listen one")
+    node_p.add_argument("--database-url", help="the cluster's database (recordings' and cue timelines' rows)")
+    node_p.add_argument("--redis-url", help="the cluster's Redis, where the node announces itself")
+    node_p.add_argument("--cluster-secret", help="the shared secret front doors authenticate with (required)")
+    node_p.add_argument("--capacity", type=int, help="calls this node carries (default: the per-core model)")
+    node_p.add_argument("--node-id", help="this node's name in the cluster (default HOST:PORT)")
+    node_p.add_argument("--data-dir", type=Path, help="data folder (default ./data)")
+    node_p.add_argument("--emotion-detector", help="MODULE:FACTORY of the emotion detector (default: fer)")
+    node_p.add_argument("--emotion-mode", choices=("process", "thread"), default="process", help=argparse.SUPPRESS)
+    node_p.set_defaults(func=media_node)
 
     users_p = sub.add_parser("users", help="manage staff accounts")
     users_sub = users_p.add_subparsers(dest="users_command", required=True)

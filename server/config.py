@@ -183,12 +183,31 @@ class Settings:
     body_timeout_s: float = 15.0
     reasons: tuple[tuple[str, str], ...] = DEFAULT_REASONS
     languages: tuple[tuple[str, str, str], ...] = LANGUAGES
+    # More than one box (docs/scaling.md). With a Redis URL this process is one front door of a cluster that
+    # shares PostgreSQL (``database_url``) and Redis; without it, one box keeps everything in its own memory.
+    redis_url: str | None = None
+    # This process's name in the cluster (heartbeats, the session -> node map, logs); default: host:port.
+    node_id: str | None = None
+    # Authenticates the front doors to the media nodes (HMAC challenge on every link); required with media nodes.
+    cluster_secret: str | None = None
+    # Calls' media on ``rapport media-node`` processes found through Redis, instead of local workers.
+    media_nodes: bool = False
+    # A media node or a cluster leader that missed heartbeats this long is gone.
+    node_timeout_s: float = 3.0
 
     @property
     def db_url(self) -> str:
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{self.data_dir / 'rapport.sqlite3'}"
+
+    @property
+    def clustered(self) -> bool:
+        return self.redis_url is not None
+
+    @property
+    def node_name(self) -> str:
+        return self.node_id or f"{self.host}:{self.port}"
 
     @property
     def recordings_path(self) -> Path:

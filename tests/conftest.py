@@ -16,7 +16,14 @@ import pytest
 
 from emotion import fer_available
 
-pytest_plugins = ("tests.support.server", "tests.support.browser", "tests.support.postgres")
+pytest_plugins = (
+    "tests.support.server",
+    "tests.support.browser",
+    "tests.support.postgres",
+    "tests.support.redis",
+    "tests.support.haproxy",
+    "tests.support.cluster",
+)
 
 # CI sets this (.ci/run): then a test skipped for a missing part (Chromium, fer, the netns) fails the run.
 STRICT_ENV = "RAPPORT_STRICT_TESTS"

@@ -7,11 +7,12 @@ bounded queue and a bounded share of it per client address.
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ..media.call import other
+from ..media.link import MediaPool
+from ..media.pool import default_capacity
 from . import routing
 from .errors import ProtocolError
 from .state import LiveSession, Shared
@@ -19,8 +20,6 @@ from .state import LiveSession, Shared
 FULL_MESSAGE = "All lines are busy right now. Please try again in a few minutes."
 QUEUE_FULL_MESSAGE = "Too many people are waiting right now. Please try again in a few minutes."
 TOO_MANY_WAITING_MESSAGE = "Calls from this address are already waiting. Use the page where you started one."
-# Calls one core carries at 30 fps, measured with bench/calls/ (README): the default capacity model.
-CALLS_PER_CORE = {"forward": 3, "transcode": 1}
 
 
 class AtCapacity(Exception):
@@ -38,17 +37,18 @@ class TooManyWaiting(Exception):
 class Admission:
     """The server's call capacity and the caps on waiting, over the centre's live sessions."""
 
-    def __init__(self, shared: Shared) -> None:
+    def __init__(self, shared: Shared, pool: MediaPool | None = None) -> None:
         self.shared = shared
+        # Media nodes: the cluster's capacity is what its live nodes announce.
+        self.pool = pool
         # Calls being created (between the cap check and the queue), in all and per address.
         self.joining: dict[str, int] = {}
         self.joining_total = 0
 
     @property
     def capacity(self) -> int:
-        if self.shared.settings.max_calls > 0:
-            return self.shared.settings.max_calls
-        return max(1, int(CALLS_PER_CORE[self.shared.settings.media_path] * (os.cpu_count() or 1)))
+        cluster = self.pool.capacity() if self.pool is not None else None
+        return default_capacity(self.shared.settings) if cluster is None else cluster
 
     def active_calls(self) -> int:
         return sum(1 for s in self.shared.sessions.values() if s.state == "active")

@@ -26,7 +26,8 @@ from emotion import EmotionService
 
 from ..config import Settings
 from ..media.call import CallMedia
-from ..media.pool import MediaWorkerPool, RemoteCallMedia
+from ..media.link import MediaPool
+from ..media.pool import RemoteCallMedia
 from ..metrics import Metrics
 from ..recording.recorder import reconcile
 from ..storage.records import NewCall, SessionRecord, User
@@ -43,7 +44,7 @@ from .media_life import MediaLife
 from .participant import Participant
 from .payloads import CustomerWelcome
 from .ringing import Ringing
-from .state import LiveSession, RepState, Shared
+from .state import LiveSession, LiveView, RepState, Shared
 from .teardown import Teardown
 from .waits import WaitEstimates, WaitLimits, cancel_wait_limit
 
@@ -61,7 +62,7 @@ class CallCenter:
         on_recorded: Callable[[str], Awaitable[object]] | None = None,
         on_event: EventSink | None = None,
         metrics: Metrics | None = None,
-        pool: MediaWorkerPool | None = None,
+        pool: MediaPool | None = None,
     ) -> None:
         self.pool = pool
         self.store = store
@@ -83,7 +84,7 @@ class CallCenter:
             emit=self._emit,
             finish=self._finish,
         )
-        self.admission = Admission(shared)
+        self.admission = Admission(shared, pool)
         self.waits = WaitEstimates()
         self.wait_limits = WaitLimits(shared)
         self.grace = ReconnectGrace(shared)
@@ -100,35 +101,68 @@ class CallCenter:
 
     # lifecycle
 
-    async def start(self) -> list[str]:
-        interrupted = await self.store.interrupt_active_sessions()
-        await reconcile(self.store, self.settings.recordings_path)
+    async def start(self, takeover: LiveView | None = None) -> list[str]:
+        """Rebuild the live view from the database. One box: calls that ran when it stopped are interrupted.
+        A cluster's new leader (``takeover``) keeps them: both sides come back and re-offer to new media."""
+        interrupted = [] if takeover is not None else await self.store.interrupt_active_sessions()
+        if takeover is None:
+            await reconcile(self.store, self.settings.recordings_path)
         if interrupted:
             log.warning("marked %d call(s) interrupted by the last shutdown", len(interrupted))
         waits = await self.store.recent_waits()
         for reason, wait in reversed(waits):
             self.waits.observe(wait, reason)
+        view = takeover or LiveView()
         for record in await self.store.waiting_sessions():
             live = LiveSession(record)
             self.sessions[record.id] = live
             # Waiting customers keep their place if they come back in time.
-            self.grace.start(live, "customer")
+            self.grace.start(live, "customer", view.grace_left(record.id, "customer"))
             self.wait_limits.start(live, record.queued_at + self.settings.max_wait_s - time.time())
+        if takeover is not None:
+            await self._adopt_active_calls(view)
         self.queue.start()
         return interrupted
+
+    async def _adopt_active_calls(self, view: LiveView) -> None:
+        for record in await self.store.active_sessions():
+            rep = await self.store.get_user(record.rep_id) if record.rep_id is not None else None
+            if rep is None:
+                continue
+            live = LiveSession(record, rep=rep)
+            self.sessions[record.id] = live
+            self.reps[rep.id] = RepState(rep, status="busy", session_id=record.id)
+            for role in ("customer", "rep"):
+                self.grace.start(live, role, view.grace_left(record.id, role))
+            if record.customer_ref:
+                live.history = await self.store.customer_history(record.customer_ref, exclude=live.id)
+            # New media here; the old leader's went with it. Both sides re-offer when they say hello again.
+            await self.media.start(live)
+        for rep_id, status in view.rep_status.items():
+            known = self.reps.get(rep_id)
+            if known is None:
+                user = await self.store.get_user(rep_id)
+                if user is None or user.role != "rep":
+                    continue
+                known = self.reps[rep_id] = RepState(user)
+                known.skills, known.languages = await self.store.get_routing(rep_id)
+            if known.session_id is None and status in ("available", "away"):
+                known.status = status
 
     async def _finish(self, live: LiveSession, *, state: str, ended_by: str, reason: str) -> None:
         # Late-bound, so the timers built before ``teardown`` can end calls.
         await self.teardown.finish(live, state=state, ended_by=ended_by, reason=reason)
 
-    async def aclose(self) -> None:
+    async def aclose(self, *, handover: bool = False) -> None:
+        """Close every call. ``handover``: a cluster's next leader takes them over, so none is marked ended."""
         self.media.cancel_watchers()
         await self.teardown.drain(timeout=10)
         self._closing = True
         await self.queue.aclose()
         # All calls at once: a vanished client's pc.close() can take its full 5 s timeout.
         await asyncio.gather(
-            *(self.teardown.shut(live) for live in list(self.sessions.values())), return_exceptions=True
+            *(self.teardown.shut(live, handover=handover) for live in list(self.sessions.values())),
+            return_exceptions=True,
         )
         self.sessions.clear()
 
@@ -306,9 +340,12 @@ class CallCenter:
         return live, "rep"
 
     async def media_lost(self, session_ids: list[str]) -> None:
-        """A media worker died: end exactly its calls, cleanly, and say why."""
+        """A media worker died: end exactly its calls, cleanly, and say why. A media node's calls get new
+        media on another node instead, and both sides re-offer."""
         for session_id in session_ids:
             live = self.sessions.get(session_id)
+            if live is not None and live.state == "active" and await self.media.replace(live):
+                continue
             if live is not None and live.state == "active":
                 log.warning("ending %s: its media worker stopped", session_id)
                 await self._finish(live, state="ended", ended_by="system", reason="media_failed")

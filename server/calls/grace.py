@@ -7,6 +7,7 @@ other side hears that its peer is reconnecting.
 from __future__ import annotations
 
 import asyncio
+import time
 
 from ..media.call import other
 from . import views
@@ -29,13 +30,18 @@ class ReconnectGrace:
         live.conns[role] = conn
         self.cancel(live, role)
 
-    def start(self, live: LiveSession, role: str) -> None:
+    def start(self, live: LiveSession, role: str, within_s: float | None = None) -> None:
+        """``role`` has ``within_s`` (default: the reconnect grace) to come back before the call ends."""
         if role in live.grace:
             return
+        delay = self.shared.settings.reconnect_grace_s if within_s is None else max(0.0, within_s)
+        # Wall clock: a cluster's next leader resumes the timer from it (``server.cluster.live``).
+        live.grace_until[role] = time.time() + delay
 
         async def expire() -> None:
-            await asyncio.sleep(self.shared.settings.reconnect_grace_s)
+            await asyncio.sleep(delay)
             live.grace.pop(role, None)
+            live.grace_until.pop(role, None)
             if live.state == "waiting":
                 await self.shared.finish(live, state="abandoned", ended_by="system", reason="customer_lost")
             elif live.state == "active":
@@ -45,6 +51,7 @@ class ReconnectGrace:
 
     def cancel(self, live: LiveSession, role: str) -> None:
         task = live.grace.pop(role, None)
+        live.grace_until.pop(role, None)
         if task is not None:
             task.cancel()
 

@@ -1,4 +1,5 @@
-"""A call's media and what runs on it: the peer connections (in a worker or here), offers, recording, cues."""
+"""A call's media and what runs on it: the peer connections (in a worker, on a media node or here), offers,
+recording, cues; and a call's media moved to another node when its node is lost."""
 
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import replace
 from typing import Any
 
-from ..media.call import CallMedia, MediaClosed, other
+from ..media.call import ROLES, CallMedia, MediaClosed, other
+from ..media.link import MediaPool, WorkerGone
 from ..media.peers import BadOffer
-from ..media.pool import MediaWorkerPool, RemoteCallMedia, RemoteRecording, WorkerGone
-from ..recording.recorder import CallRecording, free_mb
+from ..media.pool import RemoteCallMedia, RemoteRecording
+from ..recording.recorder import CallRecording, free_mb, reconcile
 from . import views
-from .cues import OFF_BY_CUSTOMER, CallCues, EmotionSetup
+from .cues import OFF_BY_CUSTOMER, CallCues, EmotionSetup, NodeCues
 from .errors import ProtocolError
 from .payloads import ServerMessage
 from .state import LiveSession, Shared
@@ -29,7 +31,7 @@ class MediaLife:
     def __init__(
         self,
         shared: Shared,
-        pool: MediaWorkerPool | None,
+        pool: MediaPool | None,
         *,
         emotion: EmotionSetup,
         on_media_state: Callable[[LiveSession, str, str], Awaitable[None]],
@@ -61,7 +63,7 @@ class MediaLife:
                     forward=forward,
                 )
             except (MediaClosed, WorkerGone, TimeoutError):
-                log.error("no media worker could take %s; carrying it in the front door", live.id)
+                log.error("no media worker or node could take %s; carrying it in the front door", live.id)
         return CallMedia(
             live.id,
             self.shared.settings.ice_servers,
@@ -163,8 +165,49 @@ class MediaLife:
         self._watchers.add(watcher)
         watcher.add_done_callback(self._watchers.discard)
 
+    async def replace(self, live: LiveSession) -> bool:
+        """The node carrying the call's media is gone: new media on another one, and both sides re-offer.
+
+        False when the pool cannot do that (local workers): the call ends as before. The recording stops at
+        the loss (what the node wrote plays up to it); the cues start again on the new node.
+        """
+        if self.pool is None or not self.pool.replaces_lost_calls:
+            return False
+        lost = live.media
+        if isinstance(lost, RemoteCallMedia):
+            lost.abandon()
+        if live.cues is not None:
+            cues, live.cues = live.cues, None
+            await cues.aclose()
+        had_recording = live.recording is not None
+        live.recording = None
+        # Before anything new is written: the lost node's files become what they hold.
+        await reconcile(self.shared.store, self.shared.settings.recordings_path, live.id)
+        live.media = await self.open(live)
+        log.warning("media of %s lost with its node; re-placed, both sides re-offer", live.id)
+        self.start_cues(live)
+        if had_recording:
+            live.recording_note = "truncated"
+            await self.shared.store.add_event(live.id, "recording_truncated", {"error": "media node lost"})
+            live.send_to_customer(views.recording_state(live))
+            live.send_to_rep([views.recording_state(live)])
+        restart = views.media_restart(live.id)
+        live.send_to_customer(restart)
+        live.send_to_rep([restart])
+        if isinstance(live.media, RemoteCallMedia):
+            # Each side sees the other "reconnecting" (and the grace runs) until media flows again.
+            for role in ROLES:
+                live.media.report_lost(role)
+        return True
+
     def start_cues(self, live: LiveSession) -> None:
         if live.cues is not None or live.media is None or not live.record.emotion_consent:
+            return
+        if isinstance(live.media, RemoteCallMedia) and live.media.cues_on_link:
+            # The node analyses the customer's video itself: the frames never cross the link.
+            live.cues = NodeCues(
+                live.media, self.shared.settings, lambda message: live.send_to_rep([message]), on_event=self.shared.emit
+            )
             return
         if self.emotion.service is None:
             return

@@ -90,6 +90,16 @@ class PeerState(ServerMessage, tag="peer.state", kw_only=True):
     state: Annotated[str, Meta(description="`connected` or `reconnecting`.")]
 
 
+class MediaRestart(ServerMessage, tag="media.restart", kw_only=True):
+    """The server moved the call's media (the media node carrying it was lost): send a new `offer` now.
+
+    Chat and the call go on; until the new offer is answered, each side sees the other `reconnecting`.
+    """
+
+    session_id: SessionId
+    reason: Annotated[str, Meta(description="`media_node_lost`.")]
+
+
 class PeerMedia(ServerMessage, tag="peer.media", kw_only=True):
     """The other side muted, turned its camera off, or switched cameras (what it said in `media.state`)."""
 
@@ -419,6 +429,7 @@ SERVER_MESSAGES: tuple[type[ServerMessage], ...] = (
     RepCallAccepted,
     PeerState,
     PeerMedia,
+    MediaRestart,
     CustomerChatMessage,
     RepChatMessage,
     RecordingState,

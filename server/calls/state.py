@@ -19,7 +19,7 @@ from ..metrics import Metrics
 from ..recording.recorder import CallRecording
 from ..storage.records import CustomerVisit, SessionRecord, User
 from ..storage.store import Store
-from .cues import CallCues
+from .cues import CueRelay
 from .participant import Participant, TokenBucket
 from .payloads import ServerMessage
 
@@ -40,8 +40,10 @@ class LiveSession:
     rep: User | None = None
     media: CallMedia | RemoteCallMedia | None = None
     grace: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    # When each running grace ends (epoch seconds).
+    grace_until: dict[str, float] = field(default_factory=dict)
     media_flags: dict[str, dict[str, Any]] = field(default_factory=dict)
-    cues: CallCues | None = None
+    cues: CueRelay | None = None
     recording: CallRecording | RemoteRecording | None = None
     recording_note: str | None = None
     # Came through a signed invite: the identity is the calling system's, not typed by the customer.
@@ -96,6 +98,19 @@ class RepState:
     skills: frozenset[str] = frozenset()
     languages: frozenset[str] = frozenset()
     offer: str | None = None
+
+
+@dataclass
+class LiveView:
+    """What a cluster's new leader reads back from Redis to go on where the last one stopped."""
+
+    # "<session id>:<role>" -> when that participant's reconnect grace ends (epoch seconds).
+    grace_until: dict[str, float] = field(default_factory=dict)
+    rep_status: dict[int, str] = field(default_factory=dict)
+
+    def grace_left(self, session_id: str, role: str) -> float | None:
+        until = self.grace_until.get(f"{session_id}:{role}")
+        return None if until is None else until - time.time()
 
 
 class Finish(Protocol):

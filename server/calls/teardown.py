@@ -39,12 +39,13 @@ class Teardown:
         if self._jobs:
             await asyncio.wait(list(self._jobs), timeout=timeout)
 
-    async def shut(self, live: LiveSession) -> None:
-        """The server stops: a live call is marked interrupted and its media closed, nobody is told."""
+    async def shut(self, live: LiveSession, *, handover: bool = False) -> None:
+        """The server stops: a live call is marked interrupted (unless another leader takes it over) and its
+        media closed; nobody is told."""
         for task in live.grace.values():
             task.cancel()
         cancel_wait_limit(live)
-        if live.state == "active":
+        if live.state == "active" and not handover:
             await self.shared.store.finish_session(
                 live.id, state="interrupted", ended_by="system", reason="server_shutdown"
             )

@@ -34,6 +34,7 @@ from .payloads import (
     HistoryEntry,
     IceServer,
     MediaFlags,
+    MediaRestart,
     PeerMedia,
     PeerState,
     QueueItem,
@@ -102,6 +103,10 @@ def recording_state(live: LiveSession) -> RecordingState:
 
 def peer_state(session_id: str, who: str, state: str) -> PeerState:
     return PeerState(session_id=session_id, who=who, state=state)
+
+
+def media_restart(session_id: str, reason: str = "media_node_lost") -> MediaRestart:
+    return MediaRestart(session_id=session_id, reason=reason)
 
 
 def peer_media(who: str, flags: Mapping[str, Any]) -> PeerMedia:

@@ -2,19 +2,19 @@
 
 :class:`RemoteCallMedia` stands in for :class:`server.media.call.CallMedia` in the
 call centre, so the rest of the server does not care where a call's media
-runs. A worker that dies fails its calls' pending requests at once and tells
-the call centre, which ends exactly those calls; a new worker takes its place.
+runs (a worker here, or a media node: ``server.media.nodes``). A worker that dies fails its calls'
+pending requests at once and tells the call centre, which ends exactly those calls; a new worker takes
+its place.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -23,39 +23,31 @@ import av
 import numpy as np
 from aiohttp import web
 
-from ..config import IceServer
+from emotion import EmotionEvent, EmotionStatus, EmotionUpdate
+
+from ..config import IceServer, Settings
 from ..metrics import BucketCounts
 from . import wire
 from .call import BaseCallMedia, MediaClosed, MediaStateCallback
 from .feeds import FrameSink
+from .link import MediaLink, MediaLost, MediaPool, WorkerGone
 from .peers import BadOffer
 
 log = logging.getLogger(__name__)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-REQUEST_TIMEOUT_S = 20.0
 CUE_FPS = 5.0
 
-WorkerLost = Callable[[list[str]], Awaitable[None]]
 
-
-class WorkerGone(Exception):
-    """The worker process died with the request in flight."""
-
-
-class MediaWorker:
+class MediaWorker(MediaLink):
     """One worker process and its message pipe."""
 
     def __init__(self, index: int, db_url: str, transit: BucketCounts) -> None:
+        super().__init__(f"worker {index}", transit)
         self.index = index
         self.db_url = db_url
-        self.transit = transit
         self.process: asyncio.subprocess.Process | None = None
-        self.calls: dict[str, RemoteCallMedia] = {}
-        self._replies: dict[int, asyncio.Future[dict[str, Any]]] = {}
-        self._ids = itertools.count(1)
         self._reader: asyncio.Task[None] | None = None
-        self.alive = False
         self.on_exit: Callable[[MediaWorker], Awaitable[None]] | None = None
 
     @property
@@ -78,66 +70,24 @@ class MediaWorker:
         self._reader = asyncio.create_task(self._read(), name=f"media-worker-{self.index}")
         log.info("media worker %d started (pid %d)", self.index, self.process.pid)
 
-    def send(self, op: str, **fields: Any) -> None:
-        if not self.alive or self.process is None or self.process.stdin is None:
-            return
-        self.process.stdin.write(wire.encode({"op": op, **fields}))
-
-    async def request(self, op: str, **fields: Any) -> dict[str, Any]:
-        if not self.alive:
-            raise WorkerGone
-        request_id = next(self._ids)
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._replies[request_id] = future
-        self.send(op, id=request_id, **fields)
-        try:
-            return await asyncio.wait_for(future, REQUEST_TIMEOUT_S)
-        finally:
-            self._replies.pop(request_id, None)
+    def _write(self, data: bytes) -> None:
+        if self.process is not None and self.process.stdin is not None:
+            self.process.stdin.write(data)
 
     async def _read(self) -> None:
         assert self.process is not None and self.process.stdout is not None
         try:
-            while True:
-                header, body = await wire.read(self.process.stdout)
-                try:
-                    self._dispatch(header, body)
-                except Exception:  # one bad event must not cut the line to the worker
-                    log.exception("media worker %d: event %s failed", self.index, header.get("event"))
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
+            await self._read_events(self.process.stdout)
         except ValueError:
             log.error("media worker %d sent garbage: stopping it", self.index)
             with contextlib.suppress(ProcessLookupError):
                 self.process.kill()
         finally:
-            self.alive = False
-            for future in self._replies.values():
-                if not future.done():
-                    future.set_exception(WorkerGone())
+            self._fail_pending()
             code = await self.process.wait()
             log.warning("media worker %d (pid %s) exited with %s", self.index, self.pid, code)
             if self.on_exit is not None:
                 await self.on_exit(self)
-
-    def _dispatch(self, header: dict[str, Any], body: bytes) -> None:
-        event = header.get("event")
-        if event == "reply":
-            future = self._replies.get(header.get("id", -1))
-            if future is not None and not future.done():
-                future.set_result(header)
-            return
-        if event == "stats":
-            if "transit" in header:  # this worker's frame transit since its last report, into the one histogram
-                self.transit.add(header["transit"])
-            for session, stats in header.get("calls", {}).items():
-                call = self.calls.get(session)
-                if call is not None:
-                    call.last_stats = stats
-            return
-        call = self.calls.get(str(header.get("session")))
-        if call is not None:
-            call.on_event(header, body)
 
     async def stop(self) -> None:
         self.on_exit = None
@@ -213,22 +163,72 @@ class RemoteRecording:
         return []
 
 
+STATUSES = ("starting", "ok", "degraded", "unavailable")
+
+
+def reading_from(fields: dict[str, Any]) -> EmotionUpdate:
+    """An ``EmotionUpdate`` back from its ``to_dict()`` (as a media node sends it); ValueError if malformed."""
+    flag = fields.get("flag")
+    if flag not in (None, "raised", "cleared"):
+        raise ValueError(f"bad flag {flag!r}")
+    frustration = fields.get("frustration")
+    dominant = fields.get("dominant")
+    return EmotionUpdate(
+        media_time=float(fields["media_time"]),
+        face_present=bool(fields["face_present"]),
+        frustration=None if frustration is None else float(frustration),
+        smoothed=float(fields["smoothed"]),
+        dominant=None if dominant is None else str(dominant),
+        scores={str(k): float(v) for k, v in dict(fields.get("scores") or {}).items()},
+        flag=flag,
+        flag_active=bool(fields.get("flag_active")),
+        flag_seconds=float(fields.get("flag_seconds") or 0.0),
+    )
+
+
+class CueReadings:
+    """The emotion events a media node made of a call's customer video, as an async iterator (ends on ``end``)."""
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[EmotionEvent | None] = asyncio.Queue()
+
+    def put(self, event: EmotionEvent) -> None:
+        self._queue.put_nowait(event)
+
+    def end(self) -> None:
+        self._queue.put_nowait(None)
+
+    def __aiter__(self) -> AsyncIterator[EmotionEvent]:
+        return self._events()
+
+    async def _events(self) -> AsyncIterator[EmotionEvent]:
+        while (event := await self._queue.get()) is not None:
+            yield event
+
+
 class RemoteCallMedia(BaseCallMedia):
-    """A call's media in a worker process; the interface the call centre uses of CallMedia."""
+    """A call's media in a worker process or on a media node; the interface the call centre uses of CallMedia.
+
+    ``cues_on_link``: the other end runs the emotion analysis itself and sends readings (a media node);
+    otherwise it sends the customer's decoded frames for the analysis here (a local worker).
+    """
 
     def __init__(
         self,
-        worker: MediaWorker,
+        worker: MediaLink,
         session_id: str,
         *,
         on_media_state: MediaStateCallback,
         forward: bool,
+        cues_on_link: bool = False,
     ) -> None:
         super().__init__(session_id, on_media_state=on_media_state, forward=forward)
         self.worker = worker
+        self.cues_on_link = cues_on_link
         self.feeds: dict[str, dict[str, Any]] = {"customer": {"video": RemoteFeed(self, "video")}}
         self.recording: RemoteRecording | None = None
         self.last_stats: dict[str, dict[str, int]] = {}
+        self._readings: CueReadings | None = None
 
     async def answer(self, role: str, offer_sdp: str) -> str:
         self._negotiating.add(role)
@@ -240,7 +240,7 @@ class RemoteCallMedia(BaseCallMedia):
             self._negotiating.discard(role)
         if reply.get("error") == "bad_sdp":
             raise BadOffer(str(reply.get("message")))
-        if reply.get("error"):
+        if reply.get("error") or not isinstance(reply.get("sdp"), str):
             raise MediaClosed
         return str(reply["sdp"])
 
@@ -249,6 +249,10 @@ class RemoteCallMedia(BaseCallMedia):
             await self.worker.request("drop", session=self.session_id, role=role)
         self._media_state[role] = "new"
 
+    def report_lost(self, role: str) -> None:
+        """``role``'s media is gone until they offer again (their media moved to another node)."""
+        self._report_media_state(role, "lost")
+
     async def start_recording(self, root: Path) -> RemoteRecording:
         reply = await self.worker.request("record", session=self.session_id, root=str(root))
         if reply.get("error"):
@@ -256,23 +260,52 @@ class RemoteCallMedia(BaseCallMedia):
         self.recording = RemoteRecording(self)
         return self.recording
 
+    def start_cues(self, settings: dict[str, float]) -> CueReadings:
+        """The other end analyses the customer's video (never the rep's) and sends readings, never frames."""
+        self.stop_cues()
+        self._readings = CueReadings()
+        self.worker.send("cues_on", session=self.session_id, **settings)
+        return self._readings
+
+    def stop_cues(self) -> None:
+        if self._readings is not None:
+            self.worker.send("cues_off", session=self.session_id)
+            self._readings.end()
+            self._readings = None
+
     def on_event(self, header: dict[str, Any], body: bytes) -> None:
         event = header.get("event")
         if event == "media_state":
             self._report_media_state(str(header["role"]), str(header["state"]))
         elif event == "frame":
             self.feeds["customer"]["video"].deliver(header, body)
+        elif event == "emotion" and self._readings is not None:
+            self._readings.put(reading_from(dict(header["reading"])))
+        elif event == "emotion_status" and self._readings is not None:
+            status = header.get("status")
+            if status not in STATUSES:
+                raise ValueError(f"bad emotion status {status!r}")
+            self._readings.put(EmotionStatus(status, str(header.get("message", ""))))
         elif event == "recording_truncated" and self.recording is not None:
             self.recording.truncated, self.recording.error = True, header.get("error")
 
     def stats(self) -> dict[str, dict[str, int]]:
         return self.last_stats or {"customer": {}, "rep": {}}
 
+    def abandon(self) -> None:
+        """Its link is gone: nothing to close at the other end, and nothing more will arrive."""
+        self._closed = True
+        self.worker.calls.pop(self.session_id, None)
+        if self._readings is not None:
+            self._readings.end()
+            self._readings = None
+
     async def aclose(self) -> None:
         if self._closed:
             return
         self._closed = True
-        self.worker.calls.pop(self.session_id, None)
+        self.worker.forget(self.session_id)
+        self.stop_cues()
         with contextlib.suppress(WorkerGone, TimeoutError):
             await self.worker.request("close", session=self.session_id)
 
@@ -285,7 +318,9 @@ class MediaWorkerPool:
         self.db_url = db_url
         self.transit = transit
         self.workers: list[MediaWorker] = []
-        self.on_lost: WorkerLost | None = None
+        self.on_lost: MediaLost | None = None
+        # A dead worker's calls end (the front door restarts the worker; re-offering would race it).
+        self.replaces_lost_calls = False
         self._closing = False
 
     async def start(self) -> None:
@@ -335,14 +370,29 @@ class MediaWorkerPool:
     def worker_of(self, session_id: str) -> MediaWorker | None:
         return next((w for w in self.workers if session_id in w.calls), None)
 
+    def capacity(self) -> int | None:
+        return None  # the box's own capacity model (server.calls.capacity)
+
     async def aclose(self) -> None:
         self._closing = True
         await asyncio.gather(*(w.stop() for w in self.workers), return_exceptions=True)
 
 
-# Set only when the server runs media workers (media_workers > 0); calls stay in the front door otherwise.
-MEDIA_POOL = web.AppKey("media_pool", MediaWorkerPool)
+# Set only when the server runs media workers (media_workers > 0) or uses media nodes (media_nodes);
+# calls stay in the front door otherwise.
+MEDIA_POOL = web.AppKey("media_pool", MediaPool)
 
 
 def default_workers() -> int:
     return os.cpu_count() or 1
+
+
+# Calls one core carries at 30 fps, measured with bench/calls/ (README): the default capacity model.
+CALLS_PER_CORE = {"forward": 3, "transcode": 1}
+
+
+def default_capacity(settings: Settings) -> int:
+    """Calls this box carries: ``max_calls`` when set, else the model (calls per core x cores)."""
+    if settings.max_calls > 0:
+        return settings.max_calls
+    return max(1, int(CALLS_PER_CORE[settings.media_path] * (os.cpu_count() or 1)))

@@ -8,11 +8,16 @@ each worker over the worker's stdin/stdout with :mod:`server.media.wire` message
 * ``record`` / ``record_stop``: the worker writes the call's recordings itself
   (it opens the same database for the rows);
 * ``frames_on`` / ``frames_off``: send the customer's decoded video, newest
-  frame only and at most ``fps`` a second, for the emotion cues in the front door.
+  frame only and at most ``fps`` a second, for the emotion cues in the front door;
+* ``cues_on`` / ``cues_off`` (a host with its own emotion service, i.e. a media node): analyse the
+  customer's video here and send readings only (``server.media.analysis``).
 
 Events go back the same way: ``media_state``, ``recording_truncated``,
-``frame`` (raw yuv420p in the body) and ``stats`` once a second. A worker that
-dies takes only its own calls down; the front door ends them cleanly.
+``frame`` (raw yuv420p in the body), ``emotion`` / ``emotion_status`` and ``stats`` once a second. A worker
+that dies takes only its own calls down; the front door ends them cleanly.
+
+:class:`WorkerHost` and :func:`serve_link` work over any asyncio stream pair: a worker's stdin/stdout here,
+a media node's TCP links in ``server.media.node``.
 """
 
 from __future__ import annotations
@@ -24,9 +29,11 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import av
+
+from emotion import EmotionService
 
 from ..config import parse_ice_servers
 from ..metrics import BucketCounts
@@ -35,6 +42,7 @@ from ..storage.files import restrict_new_files
 from ..storage.schema import create_engine
 from ..storage.store import Store
 from . import wire
+from .analysis import CueAnalysis, emotion_settings
 from .call import CallMedia, MediaClosed
 from .feeds import DecodingSink, Media
 from .peers import BadOffer
@@ -74,14 +82,54 @@ class FrameSampler:
         )
 
 
-class WorkerHost:
-    def __init__(self, writer: asyncio.WriteTransport, db_url: str) -> None:
-        self._writer = writer
-        self._db_url = db_url
+class Writer(Protocol):
+    """Where a host's messages go: an ``asyncio.StreamWriter`` or a pipe's write transport."""
+
+    def write(self, data: bytes) -> None: ...
+
+
+class LazyStore:
+    """The database, opened on first use (a host that never records never connects)."""
+
+    def __init__(self, db_url: str) -> None:
+        self.db_url = db_url
         self._store: Store | None = None
+
+    def __call__(self) -> Store:
+        if self._store is None:
+            self._store = Store(create_engine(self.db_url))
+        return self._store
+
+    async def aclose(self) -> None:
+        if self._store is not None:
+            await self._store.engine.dispose()
+            self._store = None
+
+
+class WorkerHost:
+    """The calls given over one link, and the ops on them.
+
+    ``emotion``: this host analyses cues itself (a media node); ``emotion_message`` says why it cannot when None.
+    """
+
+    def __init__(
+        self,
+        writer: Writer,
+        db_url: str | LazyStore,
+        *,
+        emotion: EmotionService | None = None,
+        emotion_message: str = "emotion cues are turned off on this media node",
+    ) -> None:
+        self._writer = writer
+        # A shared store (a node's links) is closed by its owner; our own one by us.
+        self._owns_store = isinstance(db_url, str)
+        self._store = LazyStore(db_url) if isinstance(db_url, str) else db_url
+        self.emotion = emotion
+        self.emotion_message = emotion_message
         self.calls: dict[str, CallMedia] = {}
         self.recordings: dict[str, CallRecording] = {}
         self.samplers: dict[str, tuple[DecodingSink, FrameSampler]] = {}
+        self.analyses: dict[str, CueAnalysis] = {}
         self.transit = BucketCounts()
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -90,9 +138,7 @@ class WorkerHost:
 
     @property
     def store(self) -> Store:
-        if self._store is None:
-            self._store = Store(create_engine(self._db_url))
-        return self._store
+        return self._store()
 
     async def handle(self, header: dict[str, Any]) -> None:
         op, session = header.get("op"), str(header.get("session", ""))
@@ -124,6 +170,10 @@ class WorkerHost:
                 self._frames_on(session, float(header.get("fps", 5.0)))
             elif op == "frames_off":
                 self._frames_off(session)
+            elif op == "cues_on":
+                await self._cues_on(session, header)
+            elif op == "cues_off":
+                await self._cues_off(session)
             elif op == "close":
                 await self._close(session)
             else:
@@ -158,6 +208,28 @@ class WorkerHost:
                 media.feeds["customer"]["video"].unsubscribe(pair[0])
             pair[0].close()
 
+    async def _cues_on(self, session: str, header: dict[str, Any]) -> None:
+        await self._cues_off(session)
+        media = self.calls[session]
+        if self.emotion is None:
+            unavailable = {"status": "unavailable", "message": self.emotion_message}
+            self.send({"event": "emotion_status", "session": session, **unavailable})
+            return
+        self.analyses[session] = CueAnalysis(
+            self.emotion,
+            session,
+            # The customer's video only: never the rep's.
+            media.feeds["customer"]["video"],
+            self.send,
+            self._store,
+            emotion_settings(header),
+        )
+
+    async def _cues_off(self, session: str) -> None:
+        analysis = self.analyses.pop(session, None)
+        if analysis is not None:
+            await analysis.aclose()
+
     async def _watch_recording(self, session: str, recording: CallRecording) -> None:
         while self.recordings.get(session) is recording:
             await asyncio.sleep(1.0)
@@ -168,6 +240,7 @@ class WorkerHost:
 
     async def _close(self, session: str) -> None:
         self._frames_off(session)
+        await self._cues_off(session)
         recording = self.recordings.pop(session, None)
         if recording is not None:
             await recording.stop()
@@ -190,8 +263,32 @@ class WorkerHost:
         for session in list(self.calls):
             with contextlib.suppress(Exception):
                 await self._close(session)
-        if self._store is not None:
-            await self._store.engine.dispose()
+        if self._owns_store:
+            await self._store.aclose()
+
+
+async def serve_link(reader: asyncio.StreamReader, host: WorkerHost) -> None:
+    """Handle the front door's requests from ``reader`` until it goes away; then close every call of ``host``.
+
+    ``ValueError`` when the front door's end sends garbage (the calls are closed all the same).
+    """
+    reporter = asyncio.create_task(host.report())
+    handlers: set[asyncio.Task[None]] = set()
+    try:
+        while True:
+            try:
+                header, _body = await wire.read(reader)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                return  # the front door went away: so do its calls
+            # Offers take a while: answer them concurrently, other calls must not wait.
+            task = asyncio.create_task(host.handle(header))
+            handlers.add(task)
+            task.add_done_callback(handlers.discard)
+    finally:
+        reporter.cancel()
+        for task in list(handlers):
+            task.cancel()
+        await host.aclose()
 
 
 async def serve(db_url: str) -> None:
@@ -199,22 +296,7 @@ async def serve(db_url: str) -> None:
     reader = asyncio.StreamReader(limit=wire.MAX_BODY)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin.buffer)
     transport, _ = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, sys.stdout.buffer)
-    host = WorkerHost(transport, db_url)
-    reporter = asyncio.create_task(host.report())
-    handlers: set[asyncio.Task[None]] = set()
-    try:
-        while True:
-            try:
-                header, _body = await wire.read(reader)
-            except asyncio.IncompleteReadError:
-                return  # the front door went away: so do we
-            # Offers take a while: answer them concurrently, other calls must not wait.
-            task = asyncio.create_task(host.handle(header))
-            handlers.add(task)
-            task.add_done_callback(handlers.discard)
-    finally:
-        reporter.cancel()
-        await host.aclose()
+    await serve_link(reader, WorkerHost(transport, db_url))
 
 
 def main() -> None:

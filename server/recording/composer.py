@@ -3,8 +3,11 @@
 Composition decodes and re-encodes a whole call, so it runs in a separate,
 niced process (``python -m server.recording.compose``): it never competes with live
 media on the event loop, and a crash in a decoder costs one file, not the
-server. Jobs are rows in ``recordings`` (participant ``both``, kind
-``composed``), so a restart picks up where the last process stopped.
+server. The file is a row in ``recordings`` (participant ``both``, kind
+``composed``, its state and progress shown to QA), and the work to make it is a
+``compose`` job keyed by the session (server/storage/jobs.py): whichever node
+claims the job composes, exactly one at a time, and a job whose node died is
+claimed again by another once its lease runs out.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from typing import Any
 
 from aiohttp import web
 
+from ..jobs import JobWorker, default_node_name
+from ..storage.jobs import Job, JobStore
 from ..storage.records import Recording
 from ..storage.store import Store
 from .recorder import file_digest
@@ -31,6 +36,9 @@ log = logging.getLogger(__name__)
 COMPOSED_PARTICIPANT = "both"
 COMPOSED_KIND = "composed"
 PLAYABLE_STATES = ("complete", "truncated", "recovered")
+# The QA file still to be made: queued, or being made by a node that may have died since.
+TO_COMPOSE = ("pending", "composing")
+COMPOSE_JOB = "compose"
 PROGRESS_WRITE_S = 1.0
 NICE = 10
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -50,7 +58,12 @@ def track_offsets(rows: list[Recording]) -> tuple[float | None, dict[int, float]
 
 
 class Composer:
-    """Queue of composition jobs, worked one at a time by a subprocess."""
+    """Enqueues composition jobs, and claims and works them one at a time (each in a subprocess) on this node.
+
+    ``node``: this node's name in the cluster, as the claimer of its jobs. Given, the jobs a previous run under
+    that name left claimed are queued again at start (it restarted: those runs are gone); otherwise they come
+    back when their lease runs out.
+    """
 
     def __init__(
         self,
@@ -59,32 +72,39 @@ class Composer:
         *,
         enabled: bool = True,
         on_event: Callable[[str, dict[str, Any]], Awaitable[object]] | None = None,
+        node: str | None = None,
     ) -> None:
         self.store = store
         self.on_event = on_event
         self.root = root
         self.enabled = enabled
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self.node = node
+        self.jobs = JobStore(store.engine)
+        self.worker = JobWorker(
+            self.jobs, COMPOSE_JOB, self._run_job, node=node or default_node_name(), name="composer"
+        )
         self._process: asyncio.subprocess.Process | None = None
 
     async def start(self) -> None:
         if not self.enabled:
             return
-        # A job the last process was working on starts again from scratch.
-        for row in await self.store.recordings_in_state("composing"):
-            await self.store.update_recording(row.id, state="pending", progress=0.0)
-        self._task = asyncio.create_task(self._run(), name="composer")
-        self._wake.set()
+        if self.node is not None:
+            await self.jobs.release_claims_of(self.node, COMPOSE_JOB)
+        # A file still to make needs its job: queued before jobs existed, or its job was lost.
+        for state in TO_COMPOSE:
+            for row in await self.store.recordings_in_state(state):
+                if row.participant == COMPOSED_PARTICIPANT:
+                    await self.jobs.enqueue(COMPOSE_JOB, row.session_id, rerun=False)
+        self.worker.start()
 
     async def aclose(self) -> None:
+        self._kill()
+        await self.worker.aclose()
+
+    def _kill(self) -> None:
         if self._process is not None and self._process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 self._process.kill()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
 
     async def enqueue(self, session_id: str) -> int | None:
         """Queue (or re-queue) the session's QA file; None when nothing was recorded."""
@@ -96,7 +116,7 @@ class Composer:
             return None
         existing = next((r for r in rows if r.participant == COMPOSED_PARTICIPANT), None)
         if existing is not None:
-            if existing.state in ("pending", "composing"):
+            if existing.state in TO_COMPOSE:
                 return existing.id
             await self.store.update_recording(existing.id, state="pending", progress=0.0, error=None)
             recording_id = existing.id
@@ -104,21 +124,26 @@ class Composer:
             recording_id = await self.store.add_recording(
                 session_id, COMPOSED_PARTICIPANT, COMPOSED_KIND, composed_path(session_id), state="pending"
             )
-        self._wake.set()
+        await self.jobs.enqueue(COMPOSE_JOB, session_id)
+        self.worker.wake()
         return recording_id
 
-    async def _run(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            for row in await self.store.recordings_in_state("pending"):
-                try:
-                    await self._compose(row)
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
-                    log.exception("composing the QA file of %s failed", row.session_id)
-                    await self.store.update_recording(row.id, state="failed", error=str(exc)[:200])
+    async def _run_job(self, job: Job) -> None:
+        """Compose the session's QA file if it is still to be made (else it was made, failed, or was erased)."""
+        rows = await self.store.list_recordings(job.key)
+        row = next((r for r in rows if r.participant == COMPOSED_PARTICIPANT and r.state in TO_COMPOSE), None)
+        if row is None:
+            return None
+        try:
+            await self._compose(row)
+        except asyncio.CancelledError:
+            self._kill()  # this node stops, or lost the claim: the next claimer starts from scratch
+            raise
+        except Exception as exc:
+            # A broken recording fails the same way on every node: the file is marked failed, not retried.
+            log.exception("composing the QA file of %s failed", row.session_id)
+            await self.store.update_recording(row.id, state="failed", error=str(exc)[:200])
+        return None
 
     async def _compose(self, row: Recording) -> None:
         session_id = row.session_id
@@ -165,8 +190,9 @@ class Composer:
             log.warning("QA file of %s failed: %s", session_id, message)
             return
         size, sha = await asyncio.to_thread(file_digest, self.root / row.path)
-        await self.store.finish_recording(row.id, state="complete", size=size, sha256=sha)
+        # Progress first: whoever sees the file complete sees it at 1.0.
         await self.store.update_recording(row.id, progress=1.0)
+        await self.store.finish_recording(row.id, state="complete", size=size, sha256=sha)
         if self.on_event is not None:
             ready = await self.store.get_recording(row.id)
             await self.on_event(

@@ -4,18 +4,25 @@ Retention deletes recording files past their time; erasure removes everything
 personal about a session (media, chat, emotion timeline, notes, reviews) on
 request. Legal hold stops both. The session row itself stays, stripped, so
 volumes and waits in reports still add up. Every deletion goes to the audit log.
+
+The retention sweep is one recurring job (``retention``/``sweep``, server/storage/jobs.py): every node runs
+:func:`retention_loop`, and the node that claims the job sweeps and queues it for the next turn, so two nodes
+never delete at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..jobs import LEASE_S, JobWorker, default_node_name
 from ..storage import schema
+from ..storage.jobs import Job, JobStore
 from ..storage.sessions import OPEN_STATES
 from ..storage.store import Store
 
@@ -23,6 +30,8 @@ log = logging.getLogger(__name__)
 
 DAY_S = 86_400.0
 KEEP_STATES = ("recording", "pending", "composing", "deleted")
+RETENTION_JOB = "retention"
+SWEEP_KEY = "sweep"
 
 
 class ErasureRefused(Exception):
@@ -89,10 +98,36 @@ async def sessions_of_customer(store: Store, customer_ref: str) -> list[str]:
     return await store.session_ids_of_customer(customer_ref)
 
 
-async def retention_loop(store: Store, root: Path, *, retention_days: int, every_s: float) -> None:
-    while True:
+async def retention_loop(
+    store: Store, root: Path, *, retention_days: int, every_s: float, node: str | None = None, poll_s: float = 60.0
+) -> None:
+    """Sweep every ``every_s`` (and when a node starts), on whichever node claims the sweep; runs until cancelled.
+
+    ``node``: this node's name as the claimer (see :class:`server.recording.composer.Composer`).
+    """
+    jobs = JobStore(store.engine)
+
+    async def sweep(_job: Job) -> float:
         try:
             await apply_retention(store, root, retention_days=retention_days)
         except Exception:
             log.exception("retention pass failed; trying again later")
-        await asyncio.sleep(every_s)
+        return schema.now() + every_s
+
+    worker = JobWorker(jobs, RETENTION_JOB, sweep, node=node or default_node_name(), poll_s=min(poll_s, LEASE_S))
+    try:
+        if node is not None:
+            with contextlib.suppress(Exception):  # its lease runs out anyway
+                await jobs.release_claims_of(node, RETENTION_JOB)
+        # A node that starts sweeps now, as one box always did; the job then comes back every ``every_s``.
+        while True:
+            try:
+                await jobs.enqueue(RETENTION_JOB, SWEEP_KEY, rerun=False)
+                break
+            except Exception:
+                log.exception("could not queue the retention sweep; trying again later")
+                await asyncio.sleep(poll_s)
+        worker.start()
+        await asyncio.Event().wait()
+    finally:
+        await worker.aclose()

@@ -7,7 +7,7 @@ import contextlib
 import itertools
 import logging
 from collections.abc import Coroutine
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 from aiohttp import WSMsgType, web
@@ -25,6 +25,38 @@ _encode = msgspec.json.Encoder().encode
 class ConnectionLog(logging.LoggerAdapter[logging.Logger]):
     def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
         return f"[ws {self.extra['conn'] if self.extra else '?'}] {msg}", kwargs
+
+
+class ClientSocket(Protocol):
+    """What the protocol's handlers need of a client's socket: a ``Connection`` here, or a socket relayed from
+    another front door (``server.cluster.relayed``)."""
+
+    role: str | None
+    user: User | None
+    session_id: str | None
+    login_id: str | None
+
+    @property
+    def log(self) -> logging.LoggerAdapter[logging.Logger]: ...
+
+    @property
+    def authenticated(self) -> bool: ...
+
+    def send(self, message: ServerMessage) -> None: ...
+
+    def close(self, code: int, reason: str = "") -> None: ...
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None: ...
+
+
+def withheld_from_customer(role: str | None, message: ServerMessage, logger: logging.LoggerAdapter[Any]) -> bool:
+    """Defence in depth: a customer's types have no staff fields; a rep's type bound for a customer is a bug."""
+    if role != "customer" or message.audience != "rep":
+        return False
+    stray = stray_keys(msgspec.to_builtins(message))
+    tag = type(message).__struct_config__.tag
+    logger.error("not sent to a customer: %s with keys %s", tag, sorted(stray))
+    return True
 
 
 class Connection:
@@ -59,16 +91,16 @@ class Connection:
         self._writer = asyncio.create_task(self._write(), name=f"ws-writer-{self.id}")
 
     def send(self, message: ServerMessage) -> None:
+        if self.close_code is not None or withheld_from_customer(self.role, message, self.log):
+            return
+        self.send_frame(_encode(message))
+
+    def send_frame(self, frame: bytes) -> None:
+        """An encoded message (from the cluster's leader, which built and checked it)."""
         if self.close_code is not None:
             return
-        if self.role == "customer" and message.audience == "rep":
-            # Defence in depth: a customer's types have no staff fields; a rep's type here is a bug, not sent.
-            stray = stray_keys(msgspec.to_builtins(message))
-            tag = type(message).__struct_config__.tag
-            self.log.error("not sent to a customer: %s with keys %s", tag, sorted(stray))
-            return
         try:
-            self._queue.put_nowait(_encode(message))
+            self._queue.put_nowait(frame)
         except asyncio.QueueFull:
             # A client that cannot keep up would make us buffer without bound.
             self.log.warning("send queue full, disconnecting slow client")

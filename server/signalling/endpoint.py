@@ -8,20 +8,20 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import WSCloseCode, WSMsgType, web
 from msgspec import UNSET
 
 from ..calls import views
-from ..calls.center import CALL_CENTER, CallCenter
+from ..calls.center import CallCenter
 from ..calls.errors import ProtocolError
 from ..calls.participant import TokenBucket
 from ..calls.payloads import Ack, Answer, Error, Pong
 from ..config import SETTINGS
 from ..http.security import client_address, current_login, origin_allowed
 from ..storage.store import STORE, Store
-from .connection import Connection
+from .connection import ClientSocket, Connection
 from .messages import (
     AnyClientMessage,
     CallAccept,
@@ -52,14 +52,14 @@ WEBSOCKETS = web.AppKey("websockets", set[web.WebSocketResponse])
 
 Reply = Pong | Ack | Answer
 # Each handler takes its own message type (HANDLERS pairs them).
-Handler = Callable[[CallCenter, Connection, Any], Awaitable[Reply | None]]
+Handler = Callable[[CallCenter, ClientSocket, Any], Awaitable[Reply | None]]
 
 
 def error(code: str, message: str, reply_to: str | None = None) -> Error:
     return Error(code=code, message=message, reply_to=UNSET if reply_to is None else reply_to)
 
 
-async def _hello(center: CallCenter, conn: Connection, msg: Hello) -> None:
+async def _hello(center: CallCenter, conn: ClientSocket, msg: Hello) -> None:
     if conn.authenticated:
         raise ProtocolError("bad_message", "already said hello")
     if msg.token:
@@ -77,11 +77,11 @@ async def _hello(center: CallCenter, conn: Connection, msg: Hello) -> None:
     return None
 
 
-async def _ping(center: CallCenter, conn: Connection, msg: Ping) -> Pong:
+async def _ping(center: CallCenter, conn: ClientSocket, msg: Ping) -> Pong:
     return Pong()
 
 
-async def _offer(center: CallCenter, conn: Connection, msg: Offer) -> None:
+async def _offer(center: CallCenter, conn: ClientSocket, msg: Offer) -> None:
     # Claimed before any await, so a second offer on this socket sees it at once.
     media, role = center.claim_negotiation(conn, msg.session_id, msg.sdp)
 
@@ -93,38 +93,38 @@ async def _offer(center: CallCenter, conn: Connection, msg: Offer) -> None:
     conn.spawn(_run(center, conn, lambda _c, _n, _m: negotiate(), msg))
 
 
-async def _media_state(center: CallCenter, conn: Connection, msg: MediaState) -> None:
+async def _media_state(center: CallCenter, conn: ClientSocket, msg: MediaState) -> None:
     flags: dict[str, Any] = {"audio": msg.audio, "video": msg.video}
     if msg.facing is not None:
         flags["facing"] = msg.facing
     center.media_flags(conn, flags, msg.session_id)
 
 
-async def _chat(center: CallCenter, conn: Connection, msg: ChatSend) -> None:
+async def _chat(center: CallCenter, conn: ClientSocket, msg: ChatSend) -> None:
     await center.chat(conn, msg.text, msg.session_id)
 
 
-async def _end(center: CallCenter, conn: Connection, msg: CallEnd) -> None:
+async def _end(center: CallCenter, conn: ClientSocket, msg: CallEnd) -> None:
     await center.end(conn, msg.reason, msg.session_id)
 
 
-async def _rep_status(center: CallCenter, conn: Connection, msg: RepStatus) -> None:
+async def _rep_status(center: CallCenter, conn: ClientSocket, msg: RepStatus) -> None:
     center.set_rep_status(conn, msg.status)
 
 
-async def _accept(center: CallCenter, conn: Connection, msg: CallAccept) -> None:
+async def _accept(center: CallCenter, conn: ClientSocket, msg: CallAccept) -> None:
     await center.accept(conn, msg.session_id)
 
 
-async def _consent(center: CallCenter, conn: Connection, msg: ConsentEmotion) -> None:
+async def _consent(center: CallCenter, conn: ClientSocket, msg: ConsentEmotion) -> None:
     await center.set_emotion_consent(conn, msg.enabled)
 
 
-async def _decline(center: CallCenter, conn: Connection, msg: CallDecline) -> None:
+async def _decline(center: CallCenter, conn: ClientSocket, msg: CallDecline) -> None:
     center.decline(conn, msg.session_id)
 
 
-async def _transfer(center: CallCenter, conn: Connection, msg: CallTransfer) -> None:
+async def _transfer(center: CallCenter, conn: ClientSocket, msg: CallTransfer) -> None:
     await center.transfer(conn, msg.session_id, to_rep=msg.rep_id, to_reason=msg.reason, note=msg.note)
 
 
@@ -144,13 +144,14 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
-async def _dispatch(center: CallCenter, conn: Connection, text: str) -> None:
+async def dispatch(center: CallCenter, conn: ClientSocket, text: str) -> None:
+    """One client frame, start to end: parsed, checked, handled, answered, counted."""
     started = time.perf_counter()
     message_type = await _handle(center, conn, text)
     center.metrics.handled(message_type, time.perf_counter() - started)
 
 
-async def _handle(center: CallCenter, conn: Connection, text: str) -> str:
+async def _handle(center: CallCenter, conn: ClientSocket, text: str) -> str:
     """Handles one message; returns its type for the metrics ("other" unless it is one of the protocol's)."""
     msg_id: str | None = None
     message_type = "other"
@@ -173,7 +174,7 @@ async def _handle(center: CallCenter, conn: Connection, text: str) -> str:
 
 
 async def _run(
-    center: CallCenter, conn: Connection, handler: Handler, msg: AnyClientMessage, *, ack: bool = True
+    center: CallCenter, conn: ClientSocket, handler: Handler, msg: AnyClientMessage, *, ack: bool = True
 ) -> None:
     """The one place where handler outcomes become replies and errors."""
     try:
@@ -192,6 +193,36 @@ async def _run(
         conn.log.exception("internal error %s", ref)
         center.metrics.error_sent("internal")
         conn.send(error("internal", f"internal error, reference {ref}", msg.id))
+
+
+class SocketSink(Protocol):
+    """Where a socket's frames go: the call centre in this process, or a cluster's leader (``cluster.door``)."""
+
+    async def opened(self, conn: Connection) -> None: ...
+
+    async def received(self, conn: Connection, text: str) -> None: ...
+
+    async def closed(self, conn: Connection) -> None:
+        """The client left (not at shutdown): reconnect grace starts."""
+
+
+class CenterSink:
+    """One box: every frame is handled here, one at a time per socket."""
+
+    def __init__(self, center: CallCenter) -> None:
+        self.center = center
+
+    async def opened(self, conn: Connection) -> None:
+        return None
+
+    async def received(self, conn: Connection, text: str) -> None:
+        await dispatch(self.center, conn, text)
+
+    async def closed(self, conn: Connection) -> None:
+        await self.center.disconnected(conn)
+
+
+SOCKET_SINK = web.AppKey("socket_sink", SocketSink)
 
 
 async def _watch_login(store: Store, conn: Connection, every_s: float) -> None:
@@ -220,7 +251,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     conn = Connection(ws, max_pending=settings.ws_max_pending, remote=client_address(request))
     if login is not None:
         conn.user, _csrf, conn.login_id = login
-    center = request.app[CALL_CENTER]
+    sink = request.app[SOCKET_SINK]
     sockets = request.app[WEBSOCKETS]
     sockets.add(ws)
     conn.start()
@@ -232,6 +263,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
         HELLO_TIMEOUT_S, lambda: None if conn.authenticated else conn.close(1008, "no hello")
     )
     try:
+        await sink.opened(conn)
         async for frame in ws:
             if frame.type == WSMsgType.TEXT:
                 if not bucket.take():
@@ -241,7 +273,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
                         break
                     conn.send(error("rate_limited", "too many messages; this one was dropped"))
                     continue
-                await _dispatch(center, conn, frame.data)
+                await sink.received(conn, frame.data)
             elif frame.type == WSMsgType.BINARY:
                 conn.send(error("bad_message", "binary frames are not part of the protocol"))
                 conn.close(1003, "binary not supported")
@@ -258,7 +290,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
         if not ws.closed:
             await ws.close()
         if left:
-            await center.disconnected(conn)
+            await sink.closed(conn)
     return ws
 
 

@@ -48,6 +48,12 @@ def head() -> str:
     return revision
 
 
+def revisions() -> list[str]:
+    """Every revision, oldest first: what an empty database gets."""
+    script = ScriptDirectory.from_config(alembic_config())
+    return [r.revision for r in reversed(list(script.walk_revisions()))]
+
+
 def _current(conn: Connection) -> str | None:
     return MigrationContext.configure(conn).get_current_revision()
 
@@ -96,9 +102,16 @@ def _upgrade(conn: Connection) -> list[str]:
     return [r for r in reversed(applied) if r != before]
 
 
+# Any fixed number: PostgreSQL's advisory locks are named by integers.
+MIGRATION_LOCK_KEY = 7_261_853_001
+
+
 async def migrate(engine: AsyncEngine) -> list[str]:
     """Bring the schema up to date; returns the revisions applied now, oldest first."""
     async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Front doors of a cluster start together: one migrates, the others wait and find nothing to do.
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
         applied = await conn.run_sync(_upgrade)
     if applied:
         log.info("database migrated to revision %s", applied[-1])

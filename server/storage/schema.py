@@ -289,6 +289,28 @@ qa_reviews = _session_rows_table(
     _created_at(),
 )
 
+jobs = Table(
+    "jobs",
+    metadata,
+    # Background work any node may run (server/storage/jobs.py): one row per kind and key, claimed by one node.
+    _id_column(),
+    Column("kind", String(32), nullable=False),
+    Column("key", String(120), nullable=False),
+    # queued → running (claimed, under a lease) → done, or failed after its last attempt.
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    _time_column("run_at", nullable=False),
+    Column("claimed_by", String(120), nullable=True),
+    _time_column("lease_until"),
+    # Enqueued again while running: queued once more when this run ends.
+    Column("again", Boolean, nullable=False),
+    Column("last_error", String(300), nullable=True),
+    _created_at(),
+    _time_column("finished_at"),
+    Index("ix_jobs_kind_key", "kind", "key", unique=True),
+    Index("ix_jobs_due", "kind", "state", "run_at"),
+)
+
 
 def now() -> float:
     return time.time()

@@ -98,6 +98,11 @@ class SessionRepository(Repository):
         query = select(s).where(s.c.state == "waiting").order_by(s.c.priority.desc(), s.c.queued_at)
         return [_session(r) for r in await self._all(query)]
 
+    async def active_sessions(self) -> list[SessionRecord]:
+        """Calls in progress: a cluster's new leader takes them over (their media is re-offered)."""
+        s = schema.support_sessions
+        return [_session(r) for r in await self._all(select(s).where(s.c.state == "active").order_by(s.c.answered_at))]
+
     # the call's steps
 
     async def claim_session(self, session_id: str, rep_id: int) -> SessionRecord | None:

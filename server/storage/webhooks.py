@@ -1,20 +1,23 @@
 """Webhook endpoints and their delivery queue, as stored (the sender is :mod:`server.webhooks.dispatcher`).
 
-Every event is a ``webhook_deliveries`` row first, one per subscribed endpoint, so a crash loses nothing.
+Every event is a ``webhook_deliveries`` row first, one per subscribed endpoint, so a crash loses nothing; each
+delivery is sent by a ``webhook`` job keyed by its id (server/storage/jobs.py), so one node at a time sends it.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.engine import RowMapping
 
 from . import schema
 from .base import Repository, from_row
+from .jobs import add_jobs
 from .records import Delivery, DueDelivery, Endpoint
+
+WEBHOOK_JOB = "webhook"
 
 
 def _events_of(text: str) -> tuple[str, ...]:
@@ -85,57 +88,40 @@ class WebhookStore(Repository):
         return await self._records(Delivery, query)
 
     async def queue_event(self, event: str, event_id: str, payload: str, at: float) -> int:
-        """One pending delivery per live endpoint subscribed to ``event``, due at ``at``; returns how many."""
-        table = schema.webhook_endpoints
+        """One pending delivery per live endpoint subscribed to ``event``, due at ``at``, each with its job (in one
+        transaction); returns how many."""
+        table, deliveries = schema.webhook_endpoints, schema.webhook_deliveries
         async with self.engine.begin() as conn:
             rows = (await conn.execute(select(table.c.id, table.c.events).where(table.c.active.is_(True)))).all()
             targets = [row.id for row in rows if event in _events_of(row.events)]
-            if targets:
-                await conn.execute(
-                    insert(schema.webhook_deliveries),
-                    [
-                        {
-                            "endpoint_id": endpoint_id,
-                            "event_id": event_id,
-                            "event": event,
-                            "payload": payload,
-                            "state": "pending",
-                            "attempts": 0,
-                            "next_attempt_at": at,
-                            "created_at": at,
-                        }
-                        for endpoint_id in targets
-                    ],
+            ids = []
+            for endpoint_id in targets:
+                statement = insert(deliveries).values(
+                    endpoint_id=endpoint_id,
+                    event_id=event_id,
+                    event=event,
+                    payload=payload,
+                    state="pending",
+                    attempts=0,
+                    next_attempt_at=at,
+                    created_at=at,
                 )
+                ids.append((await conn.execute(statement.returning(deliveries.c.id))).scalar_one())
+            await add_jobs(conn, WEBHOOK_JOB, [str(i) for i in ids], run_at=at)
         return len(targets)
 
-    async def due(self, limit: int, *, skip: Collection[int]) -> list[DueDelivery]:
-        """Pending deliveries to live endpoints that are due now, oldest due first; ``skip``: those in flight."""
+    async def pending_delivery(self, delivery_id: int) -> tuple[DueDelivery, float] | None:
+        """The delivery with what sending it needs, and when it is due; None unless pending to a live endpoint."""
         d, e = schema.webhook_deliveries, schema.webhook_endpoints
         query = (
-            select(d.c.id, d.c.endpoint_id, d.c.event, d.c.payload, d.c.attempts, e.c.url, e.c.secret)
+            select(d, e.c.url, e.c.secret)
             .select_from(d.join(e, d.c.endpoint_id == e.c.id))
-            .where(
-                d.c.state == "pending",
-                d.c.next_attempt_at <= schema.now(),
-                e.c.active.is_(True),
-                d.c.id.notin_(list(skip)),
-            )
-            .order_by(d.c.next_attempt_at, d.c.id)
-            .limit(limit)
+            .where(d.c.id == delivery_id, d.c.state == "pending", e.c.active.is_(True))
         )
-        return await self._records(DueDelivery, query)
-
-    async def next_due_at(self, *, skip: Collection[int]) -> float | None:
-        """When the next pending delivery to a live endpoint is due (None: nothing pending)."""
-        d, e = schema.webhook_deliveries, schema.webhook_endpoints
-        query = (
-            select(func.min(d.c.next_attempt_at))
-            .select_from(d.join(e, d.c.endpoint_id == e.c.id))
-            .where(d.c.state == "pending", e.c.active.is_(True), d.c.id.notin_(list(skip)))
-        )
-        value = await self._scalar(query)
-        return float(value) if value is not None else None
+        row = await self._first(query)
+        if row is None:
+            return None
+        return from_row(DueDelivery, row), float(row["next_attempt_at"] or 0.0)
 
     async def mark_delivered(self, delivery_id: int, *, attempts: int, status: int | None, at: float) -> None:
         """Delivered: last_error keeps the latest failure, if any, for the record."""

@@ -2,10 +2,11 @@
 
 Everything goes through the database first: :meth:`WebhookDispatcher.emit`
 stores one ``webhook_deliveries`` row per subscribed endpoint
-(:class:`server.storage.webhooks.WebhookStore`), and a worker sends the rows
-that are due. A crash or restart loses nothing; at worst a delivery that was
-in flight is sent again (receivers dedupe on the event id or the
-``Rapport-Delivery`` header).
+(:class:`server.storage.webhooks.WebhookStore`), each with a ``webhook`` job,
+and every node's worker claims the jobs that are due (server/storage/jobs.py),
+so each attempt is made by one node. A crash or restart loses nothing; at worst
+a delivery that was in flight is sent again (receivers dedupe on the event id
+or the ``Rapport-Delivery`` header).
 
 Each POST carries ``Rapport-Signature: t=<unix seconds>,v1=<hex>``, where the
 hex is HMAC-SHA256 of ``f"{t}.{body}"`` keyed with the endpoint's secret.
@@ -22,9 +23,6 @@ what the remote said.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import functools
 import json
 import logging
 import time
@@ -37,10 +35,12 @@ import aiohttp
 from aiohttp import web
 from aiohttp.abc import AbstractResolver
 
+from ..jobs import JobWorker, default_node_name
 from ..storage import schema
+from ..storage.jobs import Job, JobStore
 from ..storage.records import DueDelivery, Endpoint, iso
 from ..storage.schema import Engine
-from ..storage.webhooks import WebhookStore
+from ..storage.webhooks import WEBHOOK_JOB, WebhookStore
 from .guard import BlockedAddress, BlockedUrl, GuardedResolver, guarded_socket, host_blocked_reason
 from .signing import SIGNATURE_HEADER, new_event_id, new_secret, sign
 
@@ -152,6 +152,7 @@ class WebhookDispatcher:
     ``allowed_hosts``: host names (as in the URL) that may be internal addresses; every other host is
     refused when it is, or resolves to, an internal address. ``resolver``: how names are looked up
     (aiohttp's default resolver when None); the address policy applies to whatever it answers.
+    ``node``: this node's name as the claimer of delivery jobs (see :class:`server.recording.composer.Composer`).
     """
 
     def __init__(
@@ -164,30 +165,45 @@ class WebhookDispatcher:
         resolver: AbstractResolver | None = None,
         concurrency: int = 4,
         poll_s: float = 5.0,
+        node: str | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency: at least 1")
         self.store = WebhookStore(engine)
+        self.jobs = JobStore(engine)
+        self.node = node
         self.timeout_s = timeout_s
         self.backoff_s = tuple(backoff_s)
         self.allowed_hosts = frozenset(h.lower().rstrip(".") for h in allowed_hosts)
         self.resolver = resolver
         self.concurrency = concurrency
         self.poll_s = poll_s
-        self._wake = asyncio.Event()
-        self._worker: asyncio.Task[None] | None = None
+        self.worker = JobWorker(
+            self.jobs,
+            WEBHOOK_JOB,
+            self._run_job,
+            node=node or default_node_name(),
+            concurrency=concurrency,
+            poll_s=poll_s,
+            name="webhooks",
+        )
+        self._started = False
         self._http: aiohttp.ClientSession | None = None
         # For allowed_hosts only: the same client without the address policy.
         self._http_allowed: aiohttp.ClientSession | None = None
         self._own_resolver: AbstractResolver | None = None
-        self._inflight: dict[int, asyncio.Task[None]] = {}
+        # Delivery id -> endpoint id of the deliveries being sent here, to abandon them when their endpoint goes.
+        self._sending: dict[int, int] = {}
 
     # lifecycle
 
     async def start(self) -> None:
         """Start sending; deliveries left pending by an earlier run are picked up."""
-        if self._worker is not None:
+        if self._started:
             return
+        self._started = True
+        if self.node is not None:
+            await self.jobs.release_claims_of(self.node, WEBHOOK_JOB)
         resolver = self.resolver
         if resolver is None:
             resolver = self._own_resolver = aiohttp.DefaultResolver()
@@ -197,8 +213,7 @@ class WebhookDispatcher:
             )
         )
         self._http_allowed = self._client(aiohttp.TCPConnector(limit=self.concurrency, resolver=resolver))
-        self._wake.set()
-        self._worker = asyncio.create_task(self._run(), name="webhooks")
+        self.worker.start()
 
     def _client(self, connector: aiohttp.TCPConnector) -> aiohttp.ClientSession:
         # trust_env stays off: an HTTP(S)_PROXY in the environment would bypass the address policy.
@@ -211,15 +226,9 @@ class WebhookDispatcher:
         )
 
     async def aclose(self) -> None:
-        """Stop sending. Deliveries in flight stay ``pending`` and go out after the next start."""
-        worker, self._worker = self._worker, None
-        tasks = [t for t in (worker, *self._inflight.values()) if t is not None]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._inflight.clear()
+        """Stop sending. Deliveries in flight stay ``pending``: sent after the next start, or by another node."""
+        await self.worker.aclose()
+        self._started = False
         for http in (self._http, self._http_allowed):
             if http is not None:
                 await http.close()
@@ -255,10 +264,9 @@ class WebhookDispatcher:
         """Stop sending to this endpoint: its pending deliveries fail, its secret is forgotten."""
         if not await self.store.deactivate_endpoint(endpoint_id):
             return False
-        # A POST in flight to it is abandoned (its row already says "endpoint deleted").
-        for task in list(self._inflight.values()):
-            if task.get_name().startswith(f"webhook-{endpoint_id}-"):
-                task.cancel()
+        # A POST in flight to it here is abandoned (its row already says "endpoint deleted"); one in flight on
+        # another node finishes, and its outcome is not recorded over that.
+        self.worker.cancel_where(lambda job: self._sending.get(int(job.key)) != endpoint_id)
         return True
 
     async def list_deliveries(self, endpoint_id: int, limit: int = 100) -> list[dict[str, Any]]:
@@ -293,53 +301,28 @@ class WebhookDispatcher:
             log.exception("could not queue webhook event %s", event)
             return 0
         if queued:
-            self._wake.set()
+            self.worker.wake()
         return queued
 
     # the worker
 
-    async def _run(self) -> None:
-        while True:
-            self._wake.clear()
-            next_due: float | None = None
-            try:
-                await self._dispatch_due()
-                next_due = await self._next_due()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("webhook worker: could not read due deliveries")
-            delay = self.poll_s if next_due is None else min(max(next_due - schema.now(), 0.0), self.poll_s)
-            # Woken early by emit() or a finished delivery; never spins faster than every 50 ms.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=max(delay, 0.05))
+    async def _run_job(self, job: Job) -> float | None:
+        """One attempt of the job's delivery, if it is still pending and due; when to try again, if ever.
 
-    async def _dispatch_due(self) -> None:
-        free = self.concurrency - len(self._inflight)
-        if free <= 0:
-            return
-        for due in await self.store.due(free, skip=self._inflight):
-            task = asyncio.create_task(self._deliver(due), name=f"webhook-{due.endpoint_id}-{due.id}")
-            self._inflight[due.id] = task
-            task.add_done_callback(functools.partial(self._done, due.id))
-
-    def _done(self, delivery_id: int, _task: asyncio.Task[None]) -> None:
-        self._inflight.pop(delivery_id, None)
-        self._wake.set()
-
-    async def _next_due(self) -> float | None:
-        return await self.store.next_due_at(skip=self._inflight)
-
-    async def _deliver(self, due: DueDelivery) -> None:
+        Should recording the outcome fail, the job fails and is retried after the worker's backoff: the row
+        is still pending with its attempt count, and the attempt is made again (at least once, as before).
+        """
+        found = await self.store.pending_delivery(int(job.key))
+        if found is None:
+            return None  # delivered, failed for good, or its endpoint was deleted
+        due, due_at = found
+        if due_at > schema.now():
+            return due_at  # an earlier claim recorded a failed attempt, then lost its job before rescheduling it
+        self._sending[due.id] = due.endpoint_id
         try:
-            await self._record(due, await self._post(due))
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            # The row stays pending with its attempt count. Hold its slot for a poll interval
-            # so a database that keeps failing does not turn into a resend loop.
-            log.exception("webhook delivery %d: could not record the outcome", due.id)
-            await asyncio.sleep(self.poll_s)
+            return await self._record(due, await self._post(due))
+        finally:
+            self._sending.pop(due.id, None)
 
     async def _post(self, due: DueDelivery) -> _Outcome:
         """One attempt."""
@@ -374,14 +357,15 @@ class WebhookDispatcher:
             return _Outcome(status, f"http {status} (redirects are not followed)")
         return _Outcome(status, f"http {status}")
 
-    async def _record(self, due: DueDelivery, outcome: _Outcome) -> None:
+    async def _record(self, due: DueDelivery, outcome: _Outcome) -> float | None:
+        """Write the attempt's outcome; when the next attempt is due (None: delivered, or given up)."""
         t = schema.now()
         attempts = due.attempts + 1
         status, error = outcome.status, outcome.error
         if error is None:
             await self.store.mark_delivered(due.id, attempts=attempts, status=status, at=t)
             log.info("webhook delivery %d (%s) delivered after %d attempt(s)", due.id, due.event, attempts)
-            return
+            return None
         last = outcome.permanent or attempts > len(self.backoff_s)
         log.warning(
             "webhook delivery %d (%s) to endpoint %d, attempt %d: %s%s",
@@ -396,6 +380,7 @@ class WebhookDispatcher:
         await self.store.mark_attempt_failed(
             due.id, attempts=attempts, status=status, error=error[:ERROR_MAX], retry_at=retry_at
         )
+        return retry_at
 
 
 WEBHOOKS = web.AppKey("webhooks", WebhookDispatcher)

@@ -339,7 +339,6 @@ class MediaClient:
         identity: Identity | None = None,
         heal_lost_video: bool = False,
     ) -> None:
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         # With an identity: its colour and its tone, unless a track is given.
         self.identity = identity
         if video is None and identity is not None:
@@ -348,20 +347,38 @@ class MediaClient:
             audio = ToneAudioTrack(identity.tone_hz)
         self.video = video or PatternVideoTrack()
         self.audio = audio or ToneAudioTrack()
-        self.video_sender = self.pc.addTrack(self.video)
-        self.audio_sender = self.pc.addTrack(self.audio)
-        if heal_lost_video:
-            # Like a browser, unlike aiortc (which waits for 512 more packets): skip a lost packet, ask for a keyframe.
-            for transceiver in self.pc.getTransceivers():
-                if transceiver.kind == "video":
-                    give_up_on_lost_packets(transceiver.receiver)
+        self.heal_lost_video = heal_lost_video
         self.received: dict[str, FrameCounter] = {}
         self._got_track = asyncio.Event()
+        # media.restart: the server moved the call's media, so this client offers again on a new connection.
+        self.restarts = 0
+        self.restart_errors: list[str] = []
+        self._negotiation = asyncio.Lock()
+        self._signaling: SignalingClient | None = None
+        self._follower: asyncio.Task[None] | None = None
+        self.pc = self._new_pc()
 
-        @self.pc.on("track")
+    def _new_pc(self) -> RTCPeerConnection:
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.video_sender = pc.addTrack(self.video)
+        self.audio_sender = pc.addTrack(self.audio)
+        if self.heal_lost_video:
+            # Like a browser, unlike aiortc (which waits for 512 more packets): skip a lost packet, ask for a keyframe.
+            for transceiver in pc.getTransceivers():
+                if transceiver.kind == "video":
+                    give_up_on_lost_packets(transceiver.receiver)
+
+        @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
+            if pc is not self.pc:
+                return
+            old = self.received.get(track.kind)
+            if old is not None:
+                old._task.cancel()
             self.received[track.kind] = FrameCounter(track)
             self._got_track.set()
+
+        return pc
 
     async def offer(self) -> str:
         await self.pc.setLocalDescription(await self.pc.createOffer())
@@ -372,8 +389,40 @@ class MediaClient:
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
 
     async def negotiate(self, signaling: SignalingClient) -> None:
+        """Offer over ``signaling``; from then on, offer again on a new connection whenever it says media.restart."""
+        if self._follower is None:
+            self._signaling = signaling
+            self._follower = asyncio.create_task(self._follow_restarts(signaling, len(signaling.inbox)))
+        async with self._negotiation:
+            await self._offer_over(signaling)
+
+    async def _offer_over(self, signaling: SignalingClient) -> None:
+        pc = self.pc
         reply = await signaling.request({"type": "offer", "sdp": await self.offer()})
-        await self.accept_answer(reply["sdp"])
+        if pc is self.pc:  # else a restart replaced this connection meanwhile: the answer is stale
+            await self.accept_answer(reply["sdp"])
+
+    async def _follow_restarts(self, signaling: SignalingClient, after: int) -> None:
+        with contextlib.suppress(ConnectionError, asyncio.CancelledError):
+            while True:
+                message = await signaling.wait_for("media.restart", timeout=None, after=after)
+                after = next(i for i, m in enumerate(signaling.inbox) if m is message) + 1
+                try:
+                    await self.restart()
+                except SignalingError as exc:  # like call.js: the error is shown, the next restart tries again
+                    self.restart_errors.append(str(exc))
+
+    async def restart(self) -> None:
+        """A new peer connection with the same tracks, offered over the signalling it negotiated on (as call.js).
+
+        After the offer under way, if any: a restart asked meanwhile makes that one stale.
+        """
+        assert self._signaling is not None, "negotiate first"
+        async with self._negotiation:
+            old, self.pc = self.pc, self._new_pc()
+            self.restarts += 1
+            await old.close()
+            await self._offer_over(self._signaling)
 
     def frames(self, kind: str) -> int:
         counter = self.received.get(kind)
@@ -430,6 +479,10 @@ class MediaClient:
         await self.wait_to_hear(expected, timeout)
 
     async def close(self) -> None:
+        if self._follower is not None:
+            self._follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._follower
         for counter in self.received.values():
             await counter.stop()
         await self.pc.close()

@@ -22,7 +22,8 @@ Running it as root, which PostgreSQL refuses (``initdb: cannot be run as root``)
 
 ``postgres`` runs in the foreground as our child (not via ``pg_ctl start``, which detaches it) with a parent-
 death signal, so a killed pytest does not leave a server behind; the fixture's teardown stops it with SIGINT
-(PostgreSQL's "fast" shutdown) and deletes the folder.
+(PostgreSQL's "fast" shutdown) and deletes the folder. An outage test takes ``own_postgres`` instead: a cluster
+of its own that it can stop and start again on the same socket folder (tests/cluster/test_postgres_restart.py).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -107,6 +109,45 @@ def _run(command: list[str], log: Path) -> None:
         raise RuntimeError(f"{' '.join(command)} failed ({result.returncode}):\n{log.read_text()}")
 
 
+class PostgresServer(PostgresCluster):
+    """A cluster in ``root`` (``root/data``, its socket in ``root``) that can be stopped and started again on the
+    same socket folder, so every URL it gave out works again after ``start()``."""
+
+    def __init__(self, bindir: Path, root: Path) -> None:
+        super().__init__(bindir, root)
+        self.data, self.log = root / "data", root / "postgres.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def init(self) -> None:
+        _run([*as_server_user(), str(self.bindir / "initdb"), "-D", str(self.data), "-U", SUPERUSER,
+              "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C"], self.log)  # fmt: skip
+
+    def start(self) -> None:
+        options = ["-c", "listen_addresses=", "-c", f"unix_socket_directories={self.socket_dir}", "-c", "fsync=off",
+                   "-c", "full_page_writes=off", "-c", "synchronous_commit=off"]  # fmt: skip
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [*as_server_user(), str(self.bindir / "postgres"), "-D", str(self.data), *options],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
+            )
+        _wait_until_ready(self, self.process, self.log)
+
+    def stop(self, *, immediate: bool = False) -> None:
+        """Shut down: "fast" (SIGINT: open transactions roll back, clients are disconnected), or "immediate"
+        (SIGQUIT: as a crash, recovery from the WAL at the next start)."""
+        if self.process is None:
+            return
+        self.process.send_signal(signal.SIGQUIT if immediate else signal.SIGINT)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+
 def _wait_until_ready(cluster: PostgresCluster, server: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     while True:
@@ -121,39 +162,41 @@ def _wait_until_ready(cluster: PostgresCluster, server: subprocess.Popen[bytes],
         time.sleep(0.1)
 
 
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresCluster]:
-    """A PostgreSQL cluster for the whole run with an empty ``rapport`` database; stopped and deleted after."""
+def _bindir_or_skip() -> Path:
     bindir = postgres_bindir()
     if bindir is None or (os.geteuid() == 0 and shutil.which("unshare") is None):
         pytest.skip("PostgreSQL is not installed (make test installs Debian's postgresql)")
-    with tempfile.TemporaryDirectory(prefix="rapport-pg-") as folder:
-        root = Path(folder)
-        data, log = root / "data", root / "postgres.log"
-        cluster = PostgresCluster(bindir, root)
-        wrapper = as_server_user()
-        _run([*wrapper, str(bindir / "initdb"), "-D", str(data), "-U", SUPERUSER, "--auth=trust", "--no-sync",
-              "-E", "UTF8", "--locale=C"], log)  # fmt: skip
-        options = ["-c", "listen_addresses=", "-c", f"unix_socket_directories={root}", "-c", "fsync=off",
-                   "-c", "full_page_writes=off", "-c", "synchronous_commit=off"]  # fmt: skip
-        with log.open("ab") as out:
-            server = subprocess.Popen(
-                [*wrapper, str(bindir / "postgres"), "-D", str(data), *options],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent,
-            )
+    return bindir
+
+
+@contextmanager
+def postgres_server(prefix: str = "rapport-pg-") -> Iterator[PostgresServer]:
+    """A new cluster, running, with an empty ``rapport`` database; stopped and deleted on the way out."""
+    bindir = _bindir_or_skip()
+    with tempfile.TemporaryDirectory(prefix=prefix) as folder:
+        server = PostgresServer(bindir, Path(folder))
+        server.init()
         try:
-            _wait_until_ready(cluster, server, log)
-            cluster.create_database(DATABASE)
-            yield cluster
+            server.start()
+            server.create_database(DATABASE)
+            yield server
         finally:
-            server.send_signal(signal.SIGINT)
-            try:
-                server.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+            server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    """A PostgreSQL cluster for the whole run with an empty ``rapport`` database; stopped and deleted after."""
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[PostgresServer]:
+    """A cluster of this test's own, which it may ``stop()`` and ``start()`` again (its URLs stay valid): for
+    outage tests, which must not take the session's cluster down under other tests. About a second to make."""
+    with postgres_server(prefix="rapport-own-pg-") as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -17,9 +17,9 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 QUIET_ENV = {"RAPPORT_EMOTION_CUES": "false", "RAPPORT_MEDIA_WORKERS": "0", "RAPPORT_COMPOSE_RECORDINGS": "false"}
 
 
-def free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((host, 0))
         return int(s.getsockname()[1])
 
 
@@ -42,12 +42,20 @@ def _loose_umask() -> None:
 class ServeProcess:
     """One run of ``python -m server.cli serve``; ``log`` is what it wrote to stderr."""
 
-    def __init__(self, data_dir: Path, *flags: str, env: dict[str, str] | None = None, https: bool = False) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *flags: str,
+        env: dict[str, str] | None = None,
+        https: bool = False,
+        host: str = "127.0.0.1",
+    ) -> None:
         self.data_dir = data_dir
-        self.port = free_port()
+        self.host = host
+        self.port = free_port(host)
         self.https = https
-        self.url = f"{'https' if https else 'http'}://127.0.0.1:{self.port}"
-        self.flags = list(flags) + (["--https"] if https else [])
+        self.url = f"{'https' if https else 'http'}://{host}:{self.port}"
+        self.flags = list(flags) + (["--https"] if https else []) + ([] if host == "127.0.0.1" else ["--host", host])
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("RAPPORT_")}
         self.env.update(QUIET_ENV if env is None else env)
         self.log_path = data_dir.parent / f"serve-{self.port}.log"

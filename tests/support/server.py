@@ -23,6 +23,7 @@ from emotion import EmotionService
 from server.app import create_app
 from server.calls.center import CALL_CENTER
 from server.cli import migrated_engine
+from server.cluster.service import LEADERSHIP
 from server.config import Settings
 from server.http.auth import hash_password
 from server.http.security import AccessLogger
@@ -70,6 +71,9 @@ class Rapport:
 
     @property
     def center(self) -> Any:
+        """The call centre; in a cluster (``redis_url`` set), the one this front door runs while it leads."""
+        if LEADERSHIP in self.app:
+            return self.app[LEADERSHIP].center
         return self.app[CALL_CENTER]
 
     async def add_user(self, username: str, role: str = "rep", password: str = PASSWORD) -> None:

@@ -19,6 +19,7 @@ MAX_LINES = 500
 LONG_REASON = "Over 500 lines because"
 
 # package prefix -> the prefixes it must not import (web_client → http/signalling → calls → media/storage).
+# server.cluster is a transport beside http/signalling: it carries their frames and calls between front doors.
 FORBIDDEN: dict[str, tuple[str, ...]] = {
     "emotion": ("server",),
     "server.storage": (
@@ -29,8 +30,10 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         "server.recording",
         "server.webhooks",
     ),
-    "server.media": ("server.calls", "server.http", "server.signalling"),
-    "server.calls": ("server.http", "server.signalling"),
+    "server.media": ("server.calls", "server.http", "server.signalling", "server.cluster"),
+    "server.calls": ("server.http", "server.signalling", "server.cluster"),
+    "server.signalling": ("server.cluster",),
+    "server.http": ("server.cluster",),
 }
 
 

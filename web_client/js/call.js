@@ -33,6 +33,7 @@ export class CallMedia extends EventTarget {
     this.videoEnabled = true;
     this.restartTimer = null;
     this.negotiating = false;
+    this.restartPending = false;
   }
 
   /** Ask for camera and microphone; falls back to audio only, then to nothing. */
@@ -80,6 +81,11 @@ export class CallMedia extends EventTarget {
       await pc.setRemoteDescription({ type: "answer", sdp: reply.sdp });
     } finally {
       this.negotiating = false;
+      // The server asked for a new offer (media.restart) while this one was under way: that one is stale.
+      if (this.restartPending) {
+        this.restartPending = false;
+        this.restart();
+      }
     }
   }
 
@@ -92,8 +98,13 @@ export class CallMedia extends EventTarget {
     }
   }
 
+  /** Negotiate anew: after a failed connection, or when the server moved the call's media (media.restart). */
   async restart() {
     if (!this.signaling.connected) return; // the socket's reconnect will call restart()
+    if (this.negotiating) {
+      this.restartPending = true;
+      return;
+    }
     try {
       await this.start();
     } catch (err) {

@@ -72,6 +72,7 @@ function start() {
   on("chat.message", (msg) => chat.add(msg));
   on("peer.state", (msg) => ($("peer-reconnecting").hidden = msg.state !== "reconnecting"));
   on("peer.media", showPeerMedia);
+  on("media.restart", () => media.pc && media.restart()); // the call's media moved to another node: offer again
   on("call.ended", onEnded);
   on("call.offer", showOffer);
   on("call.offer.cancelled", (msg) => offer?.session_id === msg.session_id && hideOffer());

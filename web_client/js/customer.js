@@ -127,6 +127,8 @@ function connect(token) {
   signaling.addEventListener("chat.message", (ev) => chat.add(ev.detail));
   signaling.addEventListener("peer.state", (ev) => showPeerState(ev.detail));
   signaling.addEventListener("peer.media", (ev) => showPeerMedia(ev.detail));
+  // The call's media moved to another media node: offer again (the rep shows "reconnecting" meanwhile).
+  signaling.addEventListener("media.restart", () => answered && media?.restart());
   signaling.addEventListener("call.ended", (ev) => onEnded(ev.detail));
   signaling.addEventListener("call.transferred", () => onTransferred());
   signaling.addEventListener("recording.state", (ev) => showRecording(ev.detail));

@@ -9,9 +9,9 @@ from typing import Any
 from aiohttp import web
 
 from ...calls.capacity import AtCapacity, QueueFull, TooManyWaiting
-from ...calls.center import CALL_CENTER
+from ...calls.desk import CALL_DESK, QueuedCall
 from ...config import SETTINGS, Settings
-from ...storage.records import NewCall, SessionRecord, iso
+from ...storage.records import NewCall, iso
 from ..models.sessions import CallToken, Contact
 from ..ratelimit import CALL_LIMITER
 from ..security import ApiError, client_address
@@ -116,11 +116,11 @@ def help_for(settings: Settings, reason: str, language: str) -> list[dict[str, A
     ]
 
 
-async def queue_customer(request: web.Request, call: NewCall) -> tuple[SessionRecord, str]:
+async def queue_customer(request: web.Request, call: NewCall) -> QueuedCall:
     """Queue a customer (from the page or an invite); 503 when every line is busy or the queue is full,
     429 when this address already has its share of waiting calls."""
     try:
-        return await request.app[CALL_CENTER].create_call(call, address=client_address(request))
+        return await request.app[CALL_DESK].create_call(call, address=client_address(request))
     except QueueFull as exc:
         raise ApiError(503, "queue_full", str(exc), {"Retry-After": "120"}) from None
     except AtCapacity as exc:
@@ -129,6 +129,6 @@ async def queue_customer(request: web.Request, call: NewCall) -> tuple[SessionRe
         raise ApiError(429, "too_many_waiting", str(exc), {"Retry-After": "60"}) from None
 
 
-def call_token(record: SessionRecord, token: str) -> CallToken:
+def call_token(queued: QueuedCall) -> CallToken:
     """What the customer's page needs to join (answered with 201)."""
-    return CallToken(session_id=record.id, token=token, expires_at=iso(record.token_expires_at))
+    return CallToken(session_id=queued.session_id, token=queued.token, expires_at=iso(queued.token_expires_at))

@@ -288,12 +288,12 @@ async def redeem_invite(request: web.Request, *, path_params: RedeemPath, body: 
             priority=invite.priority or 0,
             identified=True,
         )
-        record, token = await queue_customer(request, call)
+        queued = await queue_customer(request, call)
     except BaseException:
         await store.release_invite(code)
         raise
-    await store.link_invite(code, record.id)
-    return call_token(record, token)
+    await store.link_invite(code, queued.session_id)
+    return call_token(queued)
 
 
 @routes.delete(

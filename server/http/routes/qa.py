@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from ...calls.center import CALL_CENTER
+from ...calls.desk import CALL_DESK
 from ...config import SETTINGS
 from ...recording.composer import COMPOSED_PARTICIPANT, COMPOSER, track_offsets
 from ...recording.retention import ErasureRefused, erase_session, sessions_of_customer, set_legal_hold
@@ -87,7 +87,7 @@ async def wrap_up(request: web.Request, *, path_params: SessionPath, body: WrapU
     store = request.app[STORE]
     await store.save_wrapup(record.id, disposition=body.disposition, notes=body.notes.strip(), user_id=user.id)
     if record.rep_id == user.id:
-        request.app[CALL_CENTER].wrapped_up(user.id, record.id)
+        await request.app[CALL_DESK].wrapped_up(user.id, record.id)
     updated = await store.get_session(record.id)
     assert updated is not None
     return Session.of(updated.to_json())

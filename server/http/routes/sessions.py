@@ -10,8 +10,8 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from ...calls.center import CALL_CENTER
 from ...calls.cues import EMOTION
+from ...calls.desk import CALL_DESK
 from ...calls.views import MAX_WAIT, PROTOCOL_VERSION
 from ...config import SETTINGS
 from ...metrics import METRICS, require_metrics_access
@@ -86,10 +86,6 @@ async def metrics_page(request: web.Request) -> web.Response:
     return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-async def healthz(request: web.Request) -> web.Response:
-    return _json({"ok": True, **request.app[CALL_CENTER].floor()})
-
-
 # auth
 
 staff_login = routes.under("Auth")
@@ -129,7 +125,7 @@ async def logout(request: web.Request) -> web.Response:
     """
     _user, _csrf, login_id = await require_staff(request)
     await request.app[STORE].revoke_login(login_id)
-    await request.app[CALL_CENTER].close_login(login_id)
+    await request.app[CALL_DESK].close_login(login_id)
     response = web.Response(status=204)
     response.del_cookie(COOKIE, path="/")
     return response
@@ -208,8 +204,7 @@ async def start_call(request: web.Request, *, body: StartCall) -> CallToken:
         emotion_consent=body.emotion_consent,
         recording_consent=body.recording_consent,
     )
-    record, token = await queue_customer(request, call)
-    return call_token(record, token)
+    return call_token(await queue_customer(request, call))
 
 
 RATING_WINDOW_S = 2 * 3600
@@ -396,7 +391,6 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/", root)
     app.router.add_get("/call", customer_page)
     app.router.add_get("/console", console_page)
-    app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_page)
     app.router.add_static("/static/", WEB_CLIENT, follow_symlinks=False, append_version=False)
     routes.setup(app)

@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ...calls.center import CALL_CENTER
+from ...calls.desk import CALL_DESK
 from ...config import SETTINGS
 from ...storage.store import STORE
 from ..api import CSV_EXPORT, Routes, respond_csv, staff, staff_user
@@ -135,7 +135,7 @@ async def reports_csv(request: web.Request, *, query: ReportQuery) -> web.Respon
 )
 async def floor(request: web.Request) -> Floor:
     """The live floor"""
-    return Floor.of(request.app[CALL_CENTER].live_floor())
+    return Floor.of(await request.app[CALL_DESK].live_floor())
 
 
 # reps' routing
@@ -168,7 +168,7 @@ async def set_routing(request: web.Request, *, path_params: UserPath, body: SetR
         if set(values[name]) - allowed:
             raise ApiError(400, "bad_request", f"{name}: a list from {', '.join(sorted(allowed))}")
     await store.set_routing(user_id, body.skills, body.languages)
-    request.app[CALL_CENTER].update_routing(user_id, frozenset(body.skills), frozenset(body.languages))
+    await request.app[CALL_DESK].update_routing(user_id, frozenset(body.skills), frozenset(body.languages))
     await store.audit(staff_user(request).id, "user.routing", str(user_id), values)
     updated = next(u for u in await store.list_users() if u.id == user_id)
     return StaffUser.of(updated.to_json())

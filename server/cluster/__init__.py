@@ -1,0 +1,1 @@
+"""More than one box: front doors sharing a leader over Redis (docs/scaling.md)."""
