@@ -137,7 +137,11 @@ class CallCenter:
             if record.customer_ref:
                 live.history = await self.store.customer_history(record.customer_ref, exclude=live.id)
             # New media here; the old leader's went with it. Both sides re-offer when they say hello again.
-            await self.media.start(live)
+            try:
+                await self.media.start(live)
+            except ProtocolError:
+                log.warning("ending %s: no media node can carry it after the takeover", live.id)
+                await self._finish(live, state="ended", ended_by="system", reason="media_failed")
         for rep_id, status in view.rep_status.items():
             known = self.reps.get(rep_id)
             if known is None:
@@ -283,7 +287,12 @@ class CallCenter:
         if live.state != "waiting":
             raise ProtocolError("already_taken", "another rep took this call")
         self.admission.check_answer(live)
-        claimed = await self.store.claim_session(session_id, rep.user.id)
+        placed = await self.media.place(live)
+        claimed: SessionRecord | None = None
+        try:
+            claimed = await self.store.claim_session(session_id, rep.user.id)
+        finally:
+            await self.media.settle(live, placed, answered=claimed is not None)
         if claimed is None:
             raise ProtocolError("already_taken", "another rep took this call")
         if live.offer is not None:

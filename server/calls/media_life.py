@@ -63,7 +63,11 @@ class MediaLife:
                     forward=forward,
                 )
             except (MediaClosed, WorkerGone, TimeoutError):
-                log.error("no media worker or node could take %s; carrying it in the front door", live.id)
+                if self.shared.settings.media_nodes:
+                    # A cluster's front door is no place for media (browsers may not reach it): refuse.
+                    log.error("no media node could take %s", live.id)
+                    raise ProtocolError("at_capacity", "no media node can take this call now; try again") from None
+                log.error("no media worker could take %s; carrying it in the front door", live.id)
         return CallMedia(
             live.id,
             self.shared.settings.ice_servers,
@@ -72,6 +76,23 @@ class MediaLife:
             forward=forward,
             transit=self.shared.metrics.transit,
         )
+
+    async def place(self, live: LiveSession) -> CallMedia | RemoteCallMedia | None:
+        """With media nodes, a call's media is placed before a rep's answer is stored: when no node can take it
+        the answer is refused and the call keeps waiting. None otherwise (``start`` opens it)."""
+        if live.media is not None or not self.shared.settings.media_nodes:
+            return None
+        return await self.open(live)
+
+    async def settle(self, live: LiveSession, placed: CallMedia | RemoteCallMedia | None, *, answered: bool) -> None:
+        """``placed`` becomes the call's media if the answer stood; else (or if another's came first) it closes."""
+        if placed is None:
+            return
+        if answered and live.media is None:
+            live.media = placed
+            self.shared.metrics.calls_answered.inc()
+        else:
+            await placed.aclose()
 
     async def start(self, live: LiveSession) -> None:
         """The answered call's media (unless a transfer kept it), its cues and its recording."""
@@ -173,6 +194,10 @@ class MediaLife:
         """
         if self.pool is None or not self.pool.replaces_lost_calls:
             return False
+        try:
+            replacement = await self.open(live)
+        except ProtocolError:
+            return False  # no node left to take it: the call ends as on one box
         lost = live.media
         if isinstance(lost, RemoteCallMedia):
             lost.abandon()
@@ -183,7 +208,7 @@ class MediaLife:
         live.recording = None
         # Before anything new is written: the lost node's files become what they hold.
         await reconcile(self.shared.store, self.shared.settings.recordings_path, live.id)
-        live.media = await self.open(live)
+        live.media = replacement
         log.warning("media of %s lost with its node; re-placed, both sides re-offer", live.id)
         self.start_cues(live)
         if had_recording:

@@ -19,6 +19,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from .. import tokens
 from ..config import SETTINGS, Settings
+from ..storage.health import database_unreachable
 from ..storage.records import User
 from ..storage.store import STORE
 
@@ -292,9 +293,15 @@ def security_middleware(settings: Settings) -> Any:
                 raise
             code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(exc.status, "http_error")
             raise ApiError(exc.status, code, exc.reason) from None
-        except Exception:
+        except Exception as exc:
             if not is_api:
                 raise
+            if database_unreachable(exc):
+                # An outage, not a bug: one line, and an answer the client can act on (haproxy sees /healthz).
+                log.warning("database unreachable on %s %s: %s", request.method, request.path, exc.__class__.__name__)
+                raise ApiError(
+                    503, "unavailable", "the database is unavailable; try again shortly", {"Retry-After": "5"}
+                ) from None
             ref = uuid.uuid4().hex[:12]
             log.exception("internal error %s on %s %s", ref, request.method, request.path)
             raise ApiError(500, "internal", f"internal error, reference {ref}") from None

@@ -167,6 +167,10 @@ class MediaNodePool:
                     pipe.exists(heartbeat_key(name))
                 beats = await pipe.execute()
             beating = [name for name, beat in zip(names, beats, strict=True) if beat]
+            silent = [name for name in names if name not in beating]
+            if silent:
+                # Their heartbeat key expired: the registry forgets them (a node re-registers on its next beat).
+                await self.redis.hdel(NODES_KEY, *silent)
         except (RedisError, OSError) as exc:
             if not self._redis_down:
                 log.error("cannot read the media node registry (%s): keeping the links we have", exc)

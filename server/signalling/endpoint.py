@@ -20,6 +20,7 @@ from ..calls.participant import TokenBucket
 from ..calls.payloads import Ack, Answer, Error, Pong
 from ..config import SETTINGS
 from ..http.security import client_address, current_login, origin_allowed
+from ..storage.health import database_unreachable
 from ..storage.store import STORE, Store
 from .connection import ClientSocket, Connection
 from .messages import (
@@ -245,7 +246,13 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     settings = request.app[SETTINGS]
     if not origin_allowed(request, settings):
         raise web.HTTPForbidden(text="origin not allowed")
-    login = await current_login(request)
+    try:
+        login = await current_login(request)
+    except Exception as exc:
+        if not database_unreachable(exc):
+            raise
+        # An outage: the client's reconnect backoff tries again; no traceback for every attempt.
+        raise web.HTTPServiceUnavailable(text="the database is unavailable; try again shortly") from None
     ws = web.WebSocketResponse(heartbeat=settings.heartbeat_s, max_msg_size=HARD_FRAME_LIMIT)
     await ws.prepare(request)
     conn = Connection(ws, max_pending=settings.ws_max_pending, remote=client_address(request))

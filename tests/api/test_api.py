@@ -12,7 +12,10 @@ from server.http.pages import PAGES
 from server.storage.migrations import migrate, revisions
 from server.storage.schema import create_engine
 from tests.support.raw import raw_url
-from tests.support.server import PASSWORD, Rapport
+from tests.support.server import BOTH_DATABASES, PASSWORD, Rapport
+
+# Every test here that runs a server runs it on SQLite and on PostgreSQL (tests/support/server.py).
+ON_DATABASES = BOTH_DATABASES
 
 
 async def test_login_sets_a_hardened_cookie_and_me_answers(rapport: Rapport) -> None:

@@ -25,7 +25,10 @@ from server.http.security import token_fingerprint
 from server.storage import schema
 from server.storage.api_keys import ApiKeyStore
 from tests.support.clients import welcomed
-from tests.support.server import Rapport, running_full, start_rapport, with_settings
+from tests.support.server import BOTH_DATABASES, Rapport, running_full, start_rapport, with_settings
+
+# Every test here that runs a server runs it on SQLite and on PostgreSQL (tests/support/server.py).
+ON_DATABASES = BOTH_DATABASES
 
 ROOT = Path(__file__).resolve().parents[2]
 

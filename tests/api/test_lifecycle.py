@@ -13,7 +13,10 @@ from server.storage import schema
 from server.storage.reviews import REVIEWS
 from tests.support.media import record_a_file
 from tests.support.raw import raw_url
-from tests.support.server import Rapport
+from tests.support.server import BOTH_DATABASES, Rapport
+
+# Every test here that runs a server runs it on SQLite and on PostgreSQL (tests/support/server.py).
+ON_DATABASES = BOTH_DATABASES
 
 # The erase route's own answer for an id it cannot find (the router's 404 says "Not Found").
 NO_SUCH_SESSION = {"error": {"code": "not_found", "message": "no such session"}}

@@ -9,7 +9,10 @@ from sqlalchemy import update
 
 from server.http.routes.supervisor import percentile, summarize
 from server.storage import schema
-from tests.support.server import Rapport
+from tests.support.server import BOTH_DATABASES, Rapport
+
+# Every test here that runs a server runs it on SQLite and on PostgreSQL (tests/support/server.py).
+ON_DATABASES = BOTH_DATABASES
 
 
 def test_percentiles_are_nearest_rank() -> None:

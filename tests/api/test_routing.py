@@ -16,7 +16,10 @@ from server.calls.state import LiveSession, RepState
 from server.config import Settings
 from server.storage.records import SessionRecord, User
 from tests.support.clients import SignalingClient, SignalingError, welcomed
-from tests.support.server import Rapport, start_rapport
+from tests.support.server import BOTH_DATABASES, Rapport, start_rapport
+
+# Every test here that runs a server runs it on SQLite and on PostgreSQL (tests/support/server.py).
+ON_DATABASES = BOTH_DATABASES
 
 REASONS = ["order", "complaint", "not_working", "wrong_info", "other"]
 LANGS = ["en", "nl", "cs", "fa", "nb"]

@@ -237,6 +237,12 @@ async def test_a_killed_node_s_call_comes_back_on_the_other_node_and_the_other_c
         assert survivor.customer_media.restarts == 0 and survivor.rep_media.restarts == 0
         async with aioredis.from_url(node_settings.redis_url or "", decode_responses=True) as r:
             assert await r.hget(SESSION_NODE_KEY, doomed_id) == other_node
+            # Once its heartbeat key expired, the registry forgot the dead node.
+            for _ in range(100):
+                if lost_node not in await r.hkeys(NODES_KEY):
+                    break
+                await asyncio.sleep(0.1)
+            assert await r.hkeys(NODES_KEY) == [other_node]
 
 
 async def test_cues_run_on_the_node_and_no_frame_crosses_the_link(
@@ -371,3 +377,37 @@ async def test_a_node_that_breaks_its_link_fails_only_its_own_calls_requests(
             assert center_of(rapport).sessions[steady.call["session_id"]].state == "active"
         finally:
             await fake.stop()
+
+
+async def test_with_no_node_able_to_take_a_call_the_answer_is_refused_and_the_call_keeps_waiting(
+    node_settings: Settings,
+    media_nodes: StartNode,  # noqa: F811
+) -> None:
+    # The only node linked breaks on its first call: the front door must not carry the media itself.
+    fake = FakeNode("node-fake", "127.0.0.13", node_settings.redis_url or "", "garbage")
+    await fake.start()
+    try:
+        async with front_door(node_settings, linked=1, users=REPS) as rapport:
+            rep = await rapport.rep("rep1")
+            customer, call = await rapport.customer()
+            with pytest.raises(SignalingError) as refused:
+                await rep.request({"type": "call.accept", "session_id": call["session_id"]})
+            assert refused.value.code == "at_capacity"
+            assert fake.ops == ["open"], "the node was not tried"
+            record = await rapport.store.get_session(call["session_id"])
+            assert record is not None and record.state == "waiting" and record.rep_id is None
+            assert center_of(rapport).sessions[call["session_id"]].media is None
+
+            # A real node joins: the same call is answered and carries media both ways.
+            start_node(media_nodes, node_settings, "node-1", "127.0.0.11")
+            await until(lambda: "node-1" in pool_of(rapport).links, what="the pool to link node-1")
+            await rep.request({"type": "call.accept", "session_id": call["session_id"]})
+            customer_media, rep_media = MediaClient(identity=CUSTOMER), MediaClient(identity=REP)
+            rapport.media += [customer_media, rep_media]
+            await customer_media.negotiate(customer)
+            await rep_media.negotiate(rep)
+            await rep_media.wait_to_see_and_hear(CUSTOMER, timeout=20)
+            await customer_media.wait_to_see_and_hear(REP, timeout=20)
+            assert node_of(rapport, call["session_id"]) == "node-1"
+    finally:
+        await fake.stop()

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import aiohttp
 
+from .postgres import _die_with_parent
+
 ROOT = Path(__file__).resolve().parent.parent.parent
 # Light by default: no TensorFlow worker. A test that wants more passes its own settings.
 QUIET_ENV = {"RAPPORT_EMOTION_CUES": "false", "RAPPORT_MEDIA_WORKERS": "0", "RAPPORT_COMPOSE_RECORDINGS": "false"}
@@ -37,6 +39,8 @@ def add_user(data_dir: Path, username: str, role: str, password: str) -> None:
 def _loose_umask() -> None:
     # What a shell usually has: files 0644 unless the server restricts them itself.
     os.umask(0o022)
+    # A test that fails before it stops the server (or a killed pytest) leaves nothing running.
+    _die_with_parent()
 
 
 class ServeProcess:

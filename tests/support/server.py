@@ -202,6 +202,13 @@ def with_settings(settings: Settings, **changes: Any) -> Settings:
 BOTH_DATABASES = ("sqlite", "postgresql")
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test module's ``ON_DATABASES``: each of its tests that runs a server runs once per database."""
+    databases = getattr(metafunc.module, "ON_DATABASES", None)
+    if databases and "database" in metafunc.fixturenames:
+        metafunc.parametrize("database", databases)
+
+
 @pytest.fixture
 def database() -> str:
     """Which database the test's server stores into: SQLite in its data folder, unless a module parametrises

@@ -60,10 +60,6 @@ from .invites import INVITE_KEY, LinkError, open_link
 routes = Routes(tag="Sessions")
 
 
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.json_response(data, status=status)
-
-
 # pages
 
 
