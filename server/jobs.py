@@ -130,9 +130,12 @@ class JobWorker:
             except Exception:
                 log.exception("%s jobs: could not claim; trying again later", self.kind)
             delay = self.poll_s if next_at is None else min(max(next_at - schema.now(), 0.0), self.poll_s)
-            # Woken early by an enqueue here or a finished run; never spins faster than every 50 ms.
+            # Woken early by an enqueue here or a finished run; never spins faster than every 50 ms. Not
+            # wait_for: on 3.11 it can swallow the cancel that aclose sends if the wake-up lands at the same time
+            # (a run that aclose cancelled sets it), and aclose would then wait on this loop for ever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=max(delay, 0.05))
+                async with asyncio.timeout(max(delay, 0.05)):
+                    await self._wake.wait()
 
     def _begin(self, job: Job) -> None:
         task = asyncio.create_task(self._run(job), name=f"job-{self.kind}-{job.key}")
