@@ -45,6 +45,7 @@ from .participant import Participant
 from .payloads import CustomerWelcome
 from .ringing import Ringing
 from .state import LiveSession, LiveView, RepState, Shared
+from .takeover import adopt_active_calls
 from .teardown import Teardown
 from .waits import WaitEstimates, WaitLimits, cancel_wait_limit
 
@@ -74,7 +75,7 @@ class CallCenter:
         self.reps: dict[int, RepState] = {}
         self._closing = False
         # The parts, each over the same services, sessions and reps; callbacks point back at the façade.
-        shared = Shared(
+        self.shared = shared = Shared(
             store,
             settings,
             self.metrics,
@@ -120,38 +121,9 @@ class CallCenter:
             self.grace.start(live, "customer", view.grace_left(record.id, "customer"))
             self.wait_limits.start(live, record.queued_at + self.settings.max_wait_s - time.time())
         if takeover is not None:
-            await self._adopt_active_calls(view)
+            await adopt_active_calls(self.shared, self.grace, self.media, view)
         self.queue.start()
         return interrupted
-
-    async def _adopt_active_calls(self, view: LiveView) -> None:
-        for record in await self.store.active_sessions():
-            rep = await self.store.get_user(record.rep_id) if record.rep_id is not None else None
-            if rep is None:
-                continue
-            live = LiveSession(record, rep=rep)
-            self.sessions[record.id] = live
-            self.reps[rep.id] = RepState(rep, status="busy", session_id=record.id)
-            for role in ("customer", "rep"):
-                self.grace.start(live, role, view.grace_left(record.id, role))
-            if record.customer_ref:
-                live.history = await self.store.customer_history(record.customer_ref, exclude=live.id)
-            # New media here; the old leader's went with it. Both sides re-offer when they say hello again.
-            try:
-                await self.media.start(live)
-            except ProtocolError:
-                log.warning("ending %s: no media node can carry it after the takeover", live.id)
-                await self._finish(live, state="ended", ended_by="system", reason="media_failed")
-        for rep_id, status in view.rep_status.items():
-            known = self.reps.get(rep_id)
-            if known is None:
-                user = await self.store.get_user(rep_id)
-                if user is None or user.role != "rep":
-                    continue
-                known = self.reps[rep_id] = RepState(user)
-                known.skills, known.languages = await self.store.get_routing(rep_id)
-            if known.session_id is None and status in ("available", "away"):
-                known.status = status
 
     async def _finish(self, live: LiveSession, *, state: str, ended_by: str, reason: str) -> None:
         # Late-bound, so the timers built before ``teardown`` can end calls.
