@@ -1,7 +1,7 @@
 """Strict mode (RAPPORT_STRICT_TESTS=1, which .ci/run sets): a skipped test fails the run.
 
 Each case runs pytest in a subprocess on a small test file that skips the ways the suite does
-(pytest.skip in a test, a skipif marker, a whole module at import), with tests/conftest.py loaded
+(pytest.skip in a test or in a fixture, a skipif marker, a whole module at import), with tests/conftest.py loaded
 as a plugin: the hooks under test are the ones the real suite runs with.
 """
 
@@ -36,6 +36,14 @@ def test_xfails():
     assert False
 
 def test_passes():
+    pass
+
+@pytest.fixture
+def fake_server():
+    # As tests/support/{postgres,redis,haproxy}.py skip when Debian's binary is missing.
+    pytest.skip("fixture: fake-server is not installed")
+
+def test_needs_a_server_from_a_fixture(fake_server):
     pass
 """
 
@@ -81,9 +89,9 @@ def test_without_strict_mode_missing_parts_skip_and_the_run_passes(tmp_path: Pat
     code, output = run_pytest(tmp_path, strict=None)
     assert code == 0, output
     counts = summary(output)
-    skipped = 3 if webrtc_available_here() else 4
+    skipped = 4 if webrtc_available_here() else 5
     assert counts.get("skipped") == skipped, output
-    assert counts.get("passed") == (2 if skipped == 3 else 1), output
+    assert counts.get("passed") == (2 if skipped == 4 else 1), output
     assert counts.get("xfailed") == 1, output
     assert "failed" not in counts and "error" not in counts and "errors" not in counts, output
 
@@ -100,7 +108,7 @@ def test_strict_mode_turns_every_skip_into_a_failure_that_says_why(tmp_path: Pat
     counts = summary(output)
     # A skip in the test body fails the test; one at setup (a marker) or collection is reported as an error.
     broken = counts.get("failed", 0) + counts.get("error", 0) + counts.get("errors", 0)
-    assert broken == (3 if webrtc_available_here() else 4), output
+    assert broken == (4 if webrtc_available_here() else 5), output
     assert counts.get("xfailed") == 1, output
     assert "skipped" not in counts, output
     # Each names strict mode and the part that was missing.
@@ -108,10 +116,12 @@ def test_strict_mode_turns_every_skip_into_a_failure_that_says_why(tmp_path: Pat
     for why in (
         "fake-part is not installed",
         "marker: fake-part is not installed",
+        "fixture: fake-server is not installed",
         "fake-module-part is not installed",
     ):
         assert why in output, (why, output)
     assert re.search(r"^FAILED .*test_skips_in_its_body", output, re.M), output
     assert re.search(r"^ERROR .*test_skips_by_marker", output, re.M), output
+    assert re.search(r"^ERROR .*test_needs_a_server_from_a_fixture", output, re.M), output
     assert re.search(r"^ERROR .*test_module_skip\.py", output, re.M), output
     assert re.search(r"^PASSED .*test_passes", output, re.M), output
