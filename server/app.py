@@ -13,7 +13,7 @@ from typing import Protocol, TypeVar
 
 from aiohttp import web
 
-from emotion import EmotionService, EmotionSettings, fer_available
+from emotion import EmotionService, fer_available
 
 from .calls.center import CALL_CENTER, CallCenter
 from .calls.cues import EMOTION, EmotionSetup
@@ -29,6 +29,7 @@ from .http.routes import health, invites, qa, sessions, supervisor
 from .http.routes import webhooks as webhook_routes
 from .http.routes.invites import INVITE_KEY
 from .http.security import MAX_BODY_BYTES, security_middleware
+from .media.analysis import settings_of as emotion_settings_of
 from .media.nodes import MediaNodePool
 from .media.pool import MEDIA_POOL, MediaWorkerPool, default_workers
 from .metrics import METRICS, Metrics
@@ -84,15 +85,6 @@ async def _announce_demo_accounts(store: Store, settings: Settings) -> None:
     log.warning(_demo_banner(created, path))
 
 
-def _emotion_settings(settings: Settings) -> EmotionSettings:
-    return EmotionSettings(
-        analysis_fps=settings.emotion_analysis_fps,
-        raise_threshold=settings.emotion_raise_threshold,
-        clear_threshold=settings.emotion_clear_threshold,
-        hold_seconds=settings.emotion_hold_s,
-    )
-
-
 def _emotion_ctx(injected: EmotionService | None) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS]
@@ -104,7 +96,7 @@ def _emotion_ctx(injected: EmotionService | None) -> Callable[[web.Application],
             available, message = fer_available()
             if available:
                 # A worker process: TensorFlow never loads into the server, and a model crash cannot hurt calls.
-                service = EmotionService(settings=_emotion_settings(settings))
+                service = EmotionService(settings=emotion_settings_of(settings))
                 message = "emotion cues are starting (loading the model)"
         if service is not None:
             await service.start()

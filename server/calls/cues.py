@@ -18,10 +18,11 @@ from typing import Any
 
 from aiohttp import web
 
-from emotion import EmotionEvent, EmotionService, EmotionStatus, EmotionStream, EmotionUpdate
+from emotion import EmotionEvent, EmotionService, EmotionStatus, EmotionUpdate
 
 from ..config import Settings
-from ..media.feeds import DecodingSink, ParticipantFeed
+from ..media.analysis import FeedAnalysis
+from ..media.feeds import ParticipantFeed
 from ..media.pool import RemoteCallMedia
 from ..storage.store import Store
 from . import views
@@ -29,7 +30,6 @@ from .payloads import EmotionStatusMessage, EmotionUpdateMessage, ServerMessage
 
 log = logging.getLogger(__name__)
 
-TIMELINE_FLUSH_S = 5.0
 OFF_BY_CUSTOMER = "emotion cues off (customer's choice)"
 
 SendToRep = Callable[[ServerMessage], None]
@@ -115,38 +115,14 @@ class CallCues(CueRelay):
         send_to_rep: SendToRep,
         on_event: EventSink | None = None,
     ) -> None:
-        self._feed = customer_video
-        self._store = store
-        self._stream: EmotionStream = service.open_stream(session_id)
-        # A forwarded call carries packets: decode them (in a thread) for the analysis only.
-        self._decoder = DecodingSink(self._stream, asyncio.get_running_loop())
+        self._analysis = FeedAnalysis(service, session_id, customer_video, lambda: store)
         status = views.emotion_status(service.status, service.status_message, session_id)
-        super().__init__(session_id, self._stream, status, send_to_rep, on_event)
-        self._feed.subscribe(self._decoder)
-        self._flusher = asyncio.create_task(self._flush_periodically(), name=f"cues-flush-{session_id}")
-
-    async def _flush_periodically(self) -> None:
-        while True:
-            await asyncio.sleep(TIMELINE_FLUSH_S)
-            await self._flush()
-
-    async def _flush(self) -> None:
-        rows = [row.to_dict() for row in self._stream.take_timeline()]
-        if rows:
-            try:
-                await self._store.add_timeline(self.session_id, rows)
-            except Exception:
-                log.exception("could not store the emotion timeline of %s", self.session_id)
+        super().__init__(session_id, self._analysis.stream, status, send_to_rep, on_event)
 
     async def aclose(self) -> None:
-        self._feed.unsubscribe(self._decoder)
-        self._decoder.close()
-        self._flusher.cancel()
-        await self._stream.aclose()
+        await self._analysis.stop()
         await self._stop_reader()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._flusher
-        await self._flush()
+        await self._analysis.finish()
 
 
 class NodeCues(CueRelay):

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from emotion import EmotionService, EmotionSettings, EmotionStatus, EmotionUpdate
+from emotion import EmotionService, EmotionSettings, EmotionStatus, EmotionStream, EmotionUpdate
 
 from ..config import Settings
 from ..storage.store import Store
@@ -31,7 +31,7 @@ Send = Callable[[dict[str, Any]], None]
 
 
 def settings_of(settings: Settings) -> EmotionSettings:
-    """The deployment's emotion settings (the front door builds its own the same way)."""
+    """The deployment's emotion settings, for the front door's emotion service and a media node's alike."""
     return EmotionSettings(
         analysis_fps=settings.emotion_analysis_fps,
         raise_threshold=settings.emotion_raise_threshold,
@@ -54,8 +54,59 @@ def emotion_settings(fields: dict[str, Any]) -> EmotionSettings | None:
     )
 
 
+class FeedAnalysis:
+    """The customer's video feed → an emotion stream, whose timeline rows are stored every few seconds.
+
+    The analysis in the front door (``calls.cues.CallCues``) and on a media node (:class:`CueAnalysis`) both run
+    on this; who hears the stream's events is theirs. ``stop()`` ends the events, ``finish()`` then stores the rest.
+    """
+
+    def __init__(
+        self,
+        service: EmotionService,
+        session_id: str,
+        customer_video: ParticipantFeed,
+        store: Callable[[], Store],
+        settings: EmotionSettings | None = None,
+    ) -> None:
+        self.session_id = session_id
+        self._feed = customer_video
+        self._store = store
+        self.stream: EmotionStream = service.open_stream(session_id, settings=settings)
+        # A forwarded call carries packets: decode them (in a thread) for the analysis only.
+        self._decoder = DecodingSink(self.stream, asyncio.get_running_loop())
+        self._feed.subscribe(self._decoder)
+        self._flusher = asyncio.create_task(self._flush_periodically(), name=f"cues-flush-{session_id}")
+
+    async def _flush_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(TIMELINE_FLUSH_S)
+            await self._flush()
+
+    async def _flush(self) -> None:
+        rows = [row.to_dict() for row in self.stream.take_timeline()]
+        if rows:
+            try:
+                await self._store().add_timeline(self.session_id, rows)
+            except Exception:
+                log.exception("could not store the emotion timeline of %s", self.session_id)
+
+    async def stop(self) -> None:
+        """No more frames in; the stream's events end."""
+        self._feed.unsubscribe(self._decoder)
+        self._decoder.close()
+        self._flusher.cancel()
+        await self.stream.aclose()
+
+    async def finish(self) -> None:
+        """After ``stop`` and the last event read: the rest of the timeline is stored."""
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await self._flusher
+        await self._flush()
+
+
 class CueAnalysis:
-    """One call's analysis; ``aclose()`` stops it and stores the rest of the timeline."""
+    """One call's analysis on this node; ``aclose()`` stops it and stores the rest of the timeline."""
 
     def __init__(
         self,
@@ -67,18 +118,12 @@ class CueAnalysis:
         settings: EmotionSettings | None = None,
     ) -> None:
         self.session_id = session_id
-        self._feed = customer_video
         self._send = send
-        self._store = store
-        self._stream = service.open_stream(session_id, settings=settings)
-        # A forwarded call carries packets: decode them (in a thread) for the analysis only.
-        self._decoder = DecodingSink(self._stream, asyncio.get_running_loop())
-        self._feed.subscribe(self._decoder)
+        self._analysis = FeedAnalysis(service, session_id, customer_video, store, settings)
         self._reader = asyncio.create_task(self._relay(), name=f"node-cues-{session_id}")
-        self._flusher = asyncio.create_task(self._flush_periodically(), name=f"node-cues-flush-{session_id}")
 
     async def _relay(self) -> None:
-        async for event in self._stream:
+        async for event in self._analysis.stream:
             if isinstance(event, EmotionUpdate):
                 self._send({"event": "emotion", "session": self.session_id, "reading": event.to_dict()})
             elif isinstance(event, EmotionStatus):
@@ -91,25 +136,8 @@ class CueAnalysis:
                     }
                 )
 
-    async def _flush_periodically(self) -> None:
-        while True:
-            await asyncio.sleep(TIMELINE_FLUSH_S)
-            await self._flush()
-
-    async def _flush(self) -> None:
-        rows = [row.to_dict() for row in self._stream.take_timeline()]
-        if rows:
-            try:
-                await self._store().add_timeline(self.session_id, rows)
-            except Exception:
-                log.exception("could not store the emotion timeline of %s", self.session_id)
-
     async def aclose(self) -> None:
-        self._feed.unsubscribe(self._decoder)
-        self._decoder.close()
-        self._flusher.cancel()
-        await self._stream.aclose()
-        for task in (self._reader, self._flusher):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        await self._flush()
+        await self._analysis.stop()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await self._reader
+        await self._analysis.finish()
