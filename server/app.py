@@ -29,6 +29,7 @@ from .http.routes import health, invites, qa, sessions, supervisor
 from .http.routes import webhooks as webhook_routes
 from .http.routes.invites import INVITE_KEY
 from .http.security import MAX_BODY_BYTES, security_middleware
+from .media import ice
 from .media.analysis import settings_of as emotion_settings_of
 from .media.nodes import MediaNodePool
 from .media.pool import MEDIA_POOL, MediaWorkerPool, default_workers
@@ -211,13 +212,19 @@ async def _media_pool_ctx(app: web.Application) -> AsyncIterator[None]:
             yield
         return
     workers = default_workers() if settings.media_workers < 0 else settings.media_workers
-    if workers == 0:
-        yield  # calls are carried in this process
-        return
-    pool = MediaWorkerPool(workers, absolute_db_url(settings.db_url), app[METRICS].transit)
-    async with _running(app, MEDIA_POOL, pool):
-        log.info("media: %d worker process(es), %s path", workers, settings.media_path)
-        yield
+    policy = ice.IcePolicy.of(settings)
+    # This process carries calls too when it has no workers (or they all fail): the same ports and address.
+    previous = ice.install(policy)
+    try:
+        if workers == 0:
+            yield  # calls are carried in this process
+            return
+        pool = MediaWorkerPool(workers, absolute_db_url(settings.db_url), app[METRICS].transit, policy)
+        async with _running(app, MEDIA_POOL, pool):
+            log.info("media: %d worker process(es), %s path", workers, settings.media_path)
+            yield
+    finally:
+        ice.install(previous)
 
 
 def _new_call_center(app: web.Application) -> CallCenter:

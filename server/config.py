@@ -105,6 +105,15 @@ class Settings:
     key_file: Path | None = None
     # Empty by default: aiortc would otherwise fall back to Google's public STUN server.
     ice_servers: tuple[IceServer, ...] = ()
+    # Real networks (docs/networking.md). A TURN relay (coturn with use-auth-secret): every session gets its own
+    # credentials, valid turn_ttl_s, for these turn:/turns: URLs; the secret is coturn's static-auth-secret.
+    turn_secret: str | None = None
+    turn_urls: tuple[str, ...] = ()
+    turn_ttl_s: int = 3600
+    # The UDP ports the server's media sockets bind ("50000-50100"), so a firewall rule can name them; unset: any.
+    rtc_ports: tuple[int, int] | None = None
+    # The address peers reach this server on (a cloud VM behind 1:1 NAT), announced as an extra host candidate.
+    public_ip: str | None = None
     public_url: str | None = None
     allowed_origins: tuple[str, ...] = ()
     session_token_ttl_s: int = 4 * 3600
@@ -248,6 +257,44 @@ def parse_ice_servers(value: Any) -> tuple[IceServer, ...]:
     return tuple(servers)
 
 
+def parse_turn_urls(value: Any) -> tuple[str, ...]:
+    """``"turn:host:3478?transport=udp,turns:host:5349?transport=tcp"`` or a list of such URLs."""
+    items = value.split(",") if isinstance(value, str) else list(value or ())
+    urls = tuple(str(u).strip() for u in items if str(u).strip())
+    for url in urls:
+        if not url.startswith(("turn:", "turns:")):
+            raise ValueError(f"turn_urls: {url!r} is not a turn: or turns: URL")
+    return urls
+
+
+def parse_port_range(value: Any) -> tuple[int, int] | None:
+    """``"50000-50100"`` (inclusive) or a two-item list; empty: any port. A call needs two ports (one a side)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        parts = [p.strip() for p in value.split("-")]
+    else:
+        parts = [str(p) for p in value]
+    try:
+        low, high = (int(parts[0]), int(parts[1])) if len(parts) == 2 else (0, -1)
+    except ValueError:
+        low, high = 0, -1
+    if not 1024 <= low < high <= 65535:
+        raise ValueError(
+            f"rtc_ports: {value!r} is not a port range such as 50000-50100 (1024-65535, low-high, two ports or more)"
+        )
+    return low, high
+
+
+def parse_public_ip(value: Any) -> str | None:
+    if value is None or str(value).strip() == "":
+        return None
+    try:
+        return str(ipaddress.ip_address(str(value).strip()))
+    except ValueError:
+        raise ValueError(f"public_ip: {value!r} is not an IP address") from None
+
+
 def _coerce(name: str, value: Any) -> Any:
     if name == "ice_servers":
         return parse_ice_servers(value)
@@ -278,6 +325,14 @@ def _coerce(name: str, value: Any) -> Any:
         return items
     if name == "metrics_token":
         return (str(value).strip() or None) if value is not None else None
+    if name == "turn_secret":
+        return (str(value).strip() or None) if value is not None else None
+    if name == "turn_urls":
+        return parse_turn_urls(value)
+    if name == "rtc_ports":
+        return parse_port_range(value)
+    if name == "public_ip":
+        return parse_public_ip(value)
     if isinstance(current, bool):
         if isinstance(value, str):
             return value.strip().lower() in ("1", "true", "yes", "on")

@@ -28,6 +28,7 @@ from ..config import Settings
 from ..media.call import CallMedia
 from ..media.link import MediaPool
 from ..media.pool import RemoteCallMedia
+from ..media.turn import ice_servers_for
 from ..metrics import Metrics
 from ..recording.recorder import reconcile
 from ..storage.records import NewCall, SessionRecord, User
@@ -179,7 +180,9 @@ class CallCenter:
         conn.session_id = live.id
         self.grace.seat(live, "customer", conn)
         records = await self.store.list_chat(live.id)
-        welcome = views.customer_welcome(live, chat=views.customer_chat(records), ice_servers=self._ice_servers())
+        welcome = views.customer_welcome(
+            live, chat=views.customer_chat(records), ice_servers=self._ice_servers(live.id)
+        )
         conn.send(welcome)
         if live.state == "waiting":
             # Their own place at once; everyone else's picture may wait for the next coalesced send.
@@ -191,8 +194,9 @@ class CallCenter:
             self.grace.presence_changed(live, "customer")
         return welcome
 
-    def _ice_servers(self) -> list[dict[str, Any]]:
-        return [s.to_browser() for s in self.settings.ice_servers]
+    def _ice_servers(self, label: str) -> list[dict[str, Any]]:
+        # Fresh TURN credentials on every welcome: a reconnect renews them.
+        return [s.to_browser() for s in ice_servers_for(self.settings, label)]
 
     # reps
 
@@ -212,7 +216,9 @@ class CallCenter:
             call = views.rep_accepted(live)
             call.chat = views.rep_chat(await self.store.list_chat(live.id))
         conn.send(
-            views.rep_welcome(user, status=rep.status, call=call, wrap_up=rep.wrap_up, ice_servers=self._ice_servers())
+            views.rep_welcome(
+                user, status=rep.status, call=call, wrap_up=rep.wrap_up, ice_servers=self._ice_servers(f"rep-{user.id}")
+            )
         )
         conn.send(self.queue.snapshot())
         if call is not None:

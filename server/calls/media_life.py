@@ -12,9 +12,11 @@ from dataclasses import replace
 from typing import Any
 
 from ..media.call import ROLES, CallMedia, MediaClosed, other
+from ..media.ice import PortsExhausted
 from ..media.link import MediaPool, WorkerGone
 from ..media.peers import BadOffer
 from ..media.pool import RemoteCallMedia, RemoteRecording
+from ..media.turn import ice_servers_for
 from ..recording.recorder import CallRecording, free_mb, reconcile
 from . import views
 from .cues import OFF_BY_CUSTOMER, CallCues, EmotionSetup, NodeCues
@@ -57,7 +59,7 @@ class MediaLife:
             try:
                 return await self.pool.open(
                     live.id,
-                    self.shared.settings.ice_servers,
+                    ice_servers_for(self.shared.settings, f"{live.id}-server"),
                     on_media_state=changed,
                     stall_after_s=self.shared.settings.media_stall_s,
                     forward=forward,
@@ -70,7 +72,7 @@ class MediaLife:
                 log.error("no media worker could take %s; carrying it in the front door", live.id)
         return CallMedia(
             live.id,
-            self.shared.settings.ice_servers,
+            ice_servers_for(self.shared.settings, f"{live.id}-server"),
             on_media_state=changed,
             stall_after_s=self.shared.settings.media_stall_s,
             forward=forward,
@@ -125,6 +127,9 @@ class MediaLife:
             raise ProtocolError("bad_sdp", str(exc)) from None
         except MediaClosed:
             raise ProtocolError("not_in_call", "the call ended during negotiation") from None
+        except PortsExhausted:
+            log.error("no media port free for %s (rtc_ports): refusing the offer", media.session_id)
+            raise ProtocolError("at_capacity", "no media port is free on the server; try again shortly") from None
 
     def _limit_offers(self, live: LiveSession, role: str) -> None:
         """At most ``offers_per_minute`` offers per participant: each one builds a peer connection."""

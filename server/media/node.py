@@ -17,14 +17,13 @@ import os
 import time
 from typing import Any
 
-import aioice.ice
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from emotion import EmotionService, fer_available
 
 from ..config import Settings
-from . import handshake, wire
+from . import handshake, ice, wire
 from .analysis import settings_of
 from .handshake import LinkRefused
 from .registry import NODES_KEY, NodeInfo, heartbeat_key
@@ -37,21 +36,6 @@ WILDCARDS = ("", "0.0.0.0", "::")
 
 class NodeConfigError(Exception):
     """The node cannot run with these settings; the message says what to set."""
-
-
-def announce_ice_on(address: str) -> None:
-    """Gather ICE host candidates on ``address`` only.
-
-    aioice offers every interface address (and never 127.0.0.1); a node on a host with several addresses
-    should offer peers the one it was given, and on loopback tests each node has its own 127.0.0.x.
-    """
-    if address in WILDCARDS:
-        return
-
-    def host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
-        return [address] if (":" in address and use_ipv6) or (":" not in address and use_ipv4) else []
-
-    aioice.ice.get_host_addresses = host_addresses
 
 
 class NodeHost(WorkerHost):
@@ -98,7 +82,8 @@ class MediaNode:
         self.address = advertise or host
         if self.address in WILDCARDS:
             raise NodeConfigError("listening on every address: give --advertise HOST, the address front doors dial")
-        self.capacity = capacity
+        # Never more calls than the media port range has room for.
+        self.capacity = min(capacity, ice.ports_capacity(settings.rtc_ports))
         self.name = settings.node_id or f"{self.address}:{port}"
         self.emotion, self.emotion_message = emotion, emotion_message
         self.store = LazyStore(settings.db_url)
@@ -112,7 +97,7 @@ class MediaNode:
         return sum(len(h.calls) for h in self.hosts)
 
     async def start(self) -> None:
-        announce_ice_on(self.address)
+        ice.install(ice.IcePolicy.of(self.settings, address=self.address))
         self._server = await asyncio.start_server(self._accept, self.host, self.port, limit=wire.MAX_BODY)
         if self.port == 0:
             self.port = int(self._server.sockets[0].getsockname()[1])

@@ -11,6 +11,7 @@ from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCRtpSend
 from aiortc.mediastreams import MediaStreamTrack
 
 from ..config import IceServer
+from .ice import PortsExhausted
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ class ServerPeer:
         _check_offer_text(offer_sdp)
         try:
             await asyncio.wait_for(self._negotiate(offer_sdp, outgoing, video_codec), NEGOTIATION_TIMEOUT_S)
-        except BadOffer:
+        except (BadOffer, PortsExhausted):
             raise
         except TimeoutError:
             raise BadOffer("negotiation timed out") from None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import sys
@@ -30,6 +31,7 @@ from ..metrics import BucketCounts
 from . import wire
 from .call import BaseCallMedia, MediaClosed, MediaStateCallback
 from .feeds import FrameSink
+from .ice import ANY_PORT, IcePolicy, PortsExhausted, ports_capacity
 from .link import MediaLink, MediaLost, MediaPool, WorkerGone
 from .peers import BadOffer
 
@@ -42,10 +44,11 @@ CUE_FPS = 5.0
 class MediaWorker(MediaLink):
     """One worker process and its message pipe."""
 
-    def __init__(self, index: int, db_url: str, transit: BucketCounts) -> None:
+    def __init__(self, index: int, db_url: str, transit: BucketCounts, ice_policy: IcePolicy = ANY_PORT) -> None:
         super().__init__(f"worker {index}", transit)
         self.index = index
         self.db_url = db_url
+        self.ice_policy = ice_policy
         self.process: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
         self.on_exit: Callable[[MediaWorker], Awaitable[None]] | None = None
@@ -61,6 +64,7 @@ class MediaWorker(MediaLink):
             "server.media.worker",
             "--db-url",
             self.db_url,
+            *self.ice_policy.args(),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             cwd=PROJECT_ROOT,
@@ -240,6 +244,8 @@ class RemoteCallMedia(BaseCallMedia):
             self._negotiating.discard(role)
         if reply.get("error") == "bad_sdp":
             raise BadOffer(str(reply.get("message")))
+        if reply.get("error") == "no_ports":
+            raise PortsExhausted(errno.EADDRINUSE, str(reply.get("message")))
         if reply.get("error") or not isinstance(reply.get("sdp"), str):
             raise MediaClosed
         return str(reply["sdp"])
@@ -313,10 +319,11 @@ class RemoteCallMedia(BaseCallMedia):
 class MediaWorkerPool:
     """``count`` workers; each new call goes to the one carrying the fewest."""
 
-    def __init__(self, count: int, db_url: str, transit: BucketCounts) -> None:
+    def __init__(self, count: int, db_url: str, transit: BucketCounts, ice_policy: IcePolicy = ANY_PORT) -> None:
         self.count = count
         self.db_url = db_url
         self.transit = transit
+        self.ice_policy = ice_policy
         self.workers: list[MediaWorker] = []
         self.on_lost: MediaLost | None = None
         # A dead worker's calls end (the front door restarts the worker; re-offering would race it).
@@ -328,7 +335,7 @@ class MediaWorkerPool:
             await self._spawn(index)
 
     async def _spawn(self, index: int) -> MediaWorker:
-        worker = MediaWorker(index, self.db_url, self.transit)
+        worker = MediaWorker(index, self.db_url, self.transit, self.ice_policy)
         worker.on_exit = self._worker_exited
         await worker.start()
         if index < len(self.workers):
@@ -392,7 +399,11 @@ CALLS_PER_CORE = {"forward": 3, "transcode": 1}
 
 
 def default_capacity(settings: Settings) -> int:
-    """Calls this box carries: ``max_calls`` when set, else the model (calls per core x cores)."""
-    if settings.max_calls > 0:
-        return settings.max_calls
-    return max(1, int(CALLS_PER_CORE[settings.media_path] * (os.cpu_count() or 1)))
+    """Calls this box carries: ``max_calls`` when set, else the model (calls per core x cores); never more than
+    ``rtc_ports`` has room for."""
+    calls = (
+        settings.max_calls
+        if settings.max_calls > 0
+        else int(CALLS_PER_CORE[settings.media_path] * (os.cpu_count() or 1))
+    )
+    return max(1, min(calls, ports_capacity(settings.rtc_ports)))

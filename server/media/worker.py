@@ -35,13 +35,13 @@ import av
 
 from emotion import EmotionService
 
-from ..config import parse_ice_servers
+from ..config import parse_ice_servers, parse_port_range, parse_public_ip
 from ..metrics import BucketCounts
 from ..recording.recorder import CallRecording
 from ..storage.files import restrict_new_files
 from ..storage.schema import create_engine
 from ..storage.store import Store
-from . import wire
+from . import ice, wire
 from .analysis import CueAnalysis, emotion_settings
 from .call import CallMedia, MediaClosed
 from .feeds import DecodingSink, Media
@@ -180,6 +180,8 @@ class WorkerHost:
                 raise ValueError(f"unknown op {op!r}")
         except BadOffer as exc:
             reply["error"], reply["message"] = "bad_sdp", str(exc)
+        except ice.PortsExhausted as exc:
+            reply["error"], reply["message"] = "no_ports", str(exc)
         except (MediaClosed, KeyError):
             reply["error"], reply["message"] = "closed", "the call's media is closed"
         except Exception as exc:
@@ -302,7 +304,10 @@ async def serve(db_url: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description="Rapport media worker (started by the server)")
     parser.add_argument("--db-url", required=True)
+    parser.add_argument("--rtc-ports", type=parse_port_range, default=None)
+    parser.add_argument("--public-ip", type=parse_public_ip, default=None)
     args = parser.parse_args()
+    ice.install(ice.IcePolicy(ports=args.rtc_ports, public_ip=args.public_ip))
     # Recordings written here are the owner's only (files 0600, folders 0700), whoever started the worker.
     restrict_new_files()
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s worker: %(message)s")
