@@ -33,6 +33,8 @@ def _serve_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "key_file": args.key,
         "ice_servers": args.ice_servers,
         "public_url": args.public_url,
+        "rtc_ports": args.rtc_ports,
+        "public_ip": args.public_ip,
         "create_demo_accounts": True if args.demo else None,
     }
 
@@ -103,6 +105,8 @@ def media_node(args: argparse.Namespace) -> int:
         "cluster_secret": args.cluster_secret,
         "node_id": args.node_id,
         "data_dir": args.data_dir,
+        "rtc_ports": args.rtc_ports,
+        "public_ip": args.public_ip,
     }
     settings = load_settings(overrides, config_file=args.config)
     host, port = args.listen
@@ -284,6 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--ice-servers", help='STUN/TURN for browsers and server: "stun:host:3478,turn:..." or a JSON list'
     )
     serve_p.add_argument("--public-url", help="the URL customers use, for invite links and the QR code")
+    serve_p.add_argument("--rtc-ports", help='UDP ports for media, e.g. "50000-50100" (docs/networking.md)')
+    serve_p.add_argument("--public-ip", help="the address peers reach this server on (cloud 1:1 NAT)")
     serve_p.add_argument(
         "--demo", action="store_true", help="on an empty database, make demo staff accounts and print them once"
     )
@@ -297,6 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
     node_p.add_argument("--cluster-secret", help="the shared secret front doors authenticate with (required)")
     node_p.add_argument("--capacity", type=int, help="calls this node carries (default: the per-core model)")
     node_p.add_argument("--node-id", help="this node's name in the cluster (default HOST:PORT)")
+    node_p.add_argument("--rtc-ports", help='UDP ports for media, e.g. "50000-50100" (docs/networking.md)')
+    node_p.add_argument("--public-ip", help="the address peers reach this node on (cloud 1:1 NAT)")
     node_p.add_argument("--data-dir", type=Path, help="data folder (default ./data)")
     node_p.add_argument("--emotion-detector", help="MODULE:FACTORY of the emotion detector (default: fer)")
     node_p.add_argument("--emotion-mode", choices=("process", "thread"), default="process", help=argparse.SUPPRESS)
