@@ -2,6 +2,10 @@
 // request ids, automatic reconnect with backoff, and a hello on every (re)connect.
 
 const BACKOFF_MS = [300, 1000, 2000, 4000, 8000];
+// A phone that changes network keeps a socket that neither delivers nor closes (its address is gone): a ping
+// unanswered this long gives it up and connects anew, so the call's hello, fresh ICE servers and offer follow.
+const KEEPALIVE_MS = 5000;
+const KEEPALIVE_TIMEOUT_MS = 4000;
 
 export class SignalingClient extends EventTarget {
   /** @param {() => object} helloFactory builds the hello message for each connect */
@@ -14,6 +18,7 @@ export class SignalingClient extends EventTarget {
     this.attempt = 0;
     this.closedByUs = false;
     this.connected = false;
+    this.keepAlive = null;
   }
 
   get url() {
@@ -29,8 +34,29 @@ export class SignalingClient extends EventTarget {
       this.attempt = 0;
       ws.send(JSON.stringify(this.helloFactory()));
     });
-    ws.addEventListener("message", (ev) => this.#onMessage(ev));
-    ws.addEventListener("close", (ev) => this.#onClose(ev));
+    ws.addEventListener("message", (ev) => ws === this.ws && this.#onMessage(ev));
+    ws.addEventListener("close", (ev) => ws === this.ws && this.#onClose(ev));
+  }
+
+  #watch(ws) {
+    clearInterval(this.keepAlive);
+    this.keepAlive = setInterval(async () => {
+      try {
+        await this.request({ type: "ping" }, KEEPALIVE_TIMEOUT_MS);
+      } catch (err) {
+        if (ws === this.ws && err.code === "timeout") this.#abandon(ws);
+      }
+    }, KEEPALIVE_MS);
+  }
+
+  #abandon(ws) {
+    this.ws = null;
+    try {
+      ws.close();
+    } catch {
+      // already closing
+    }
+    this.#onClose({ code: 1006 });
   }
 
   #onMessage(ev) {
@@ -42,6 +68,7 @@ export class SignalingClient extends EventTarget {
     }
     if (msg.type === "welcome") {
       this.connected = true;
+      this.#watch(this.ws);
       this.dispatchEvent(new CustomEvent("connected"));
     }
     if (msg.reply_to && this.pending.has(msg.reply_to)) {
@@ -55,6 +82,7 @@ export class SignalingClient extends EventTarget {
   }
 
   #onClose(ev) {
+    clearInterval(this.keepAlive);
     const wasConnected = this.connected;
     this.connected = false;
     for (const { reject } of this.pending.values()) reject(new Error("connection closed"));
@@ -92,6 +120,7 @@ export class SignalingClient extends EventTarget {
 
   close() {
     this.closedByUs = true;
+    clearInterval(this.keepAlive);
     if (this.ws) this.ws.close(1000);
   }
 }
