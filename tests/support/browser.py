@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import wave
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,17 +124,25 @@ class Chromium(NamedTuple):
     browser: Browser
 
 
-async def launch(video: Path, audio: Path | None = None) -> Chromium:
-    """A headless Chromium whose camera plays ``video`` (y4m) and microphone ``audio`` (wav, else a beep)."""
+async def launch(
+    video: Path, audio: Path | None = None, *, executable: str | Path = CHROMIUM, extra_args: Sequence[str] = ()
+) -> Chromium:
+    """A headless Chromium whose camera plays ``video`` (y4m) and microphone ``audio`` (wav, else a beep).
+
+    ``executable``: another way to start it, e.g. a test network host's wrapper (tests/support/netlab.py);
+    ``extra_args``: more flags after the usual ones."""
     pw = await async_playwright().start()
-    browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=chromium_args(video, audio))
+    args = [*chromium_args(video, audio), *extra_args]
+    browser = await pw.chromium.launch(executable_path=str(executable), headless=True, args=args)
     return Chromium(pw, browser)
 
 
 @asynccontextmanager
-async def chromium(video: Path, audio: Path | None = None) -> AsyncIterator[Chromium]:
+async def chromium(
+    video: Path, audio: Path | None = None, *, executable: str | Path = CHROMIUM, extra_args: Sequence[str] = ()
+) -> AsyncIterator[Chromium]:
     """``launch``, closed on the way out whatever happened inside."""
-    launched = await launch(video, audio)
+    launched = await launch(video, audio, executable=executable, extra_args=extra_args)
     try:
         yield launched
     finally:
@@ -174,8 +182,12 @@ def pixel_7(pw: Playwright) -> dict[str, Any]:
     return device
 
 
-async def phone_page(pw: Playwright, browser: Browser, url: str) -> Page:
+async def phone_page(pw: Playwright, browser: Browser, url: str, *, init_script: str | None = None) -> Page:
+    """The customer's phone at ``url``; ``init_script`` runs in the page before its own scripts (e.g. to wrap
+    RTCPeerConnection)."""
     context = await browser.new_context(**pixel_7(pw), permissions=["camera", "microphone"])
+    if init_script is not None:
+        await context.add_init_script(init_script)
     page = await context.new_page()
     await page.goto(url)
     return page

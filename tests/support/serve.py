@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import aiohttp
@@ -53,10 +54,14 @@ class ServeProcess:
         env: dict[str, str] | None = None,
         https: bool = False,
         host: str = "127.0.0.1",
+        prefix: Sequence[str] = (),
     ) -> None:
         self.data_dir = data_dir
         self.host = host
-        self.port = free_port(host)
+        # ``prefix`` runs the server inside something, e.g. a test network's host (``Host.cmd([])``: nsenter).
+        # There every port is free, and ``host`` is not one of ours: any free port here will do.
+        self.prefix = list(prefix)
+        self.port = free_port("127.0.0.1" if prefix else host)
         self.https = https
         self.url = f"{'https' if https else 'http'}://{host}:{self.port}"
         self.flags = list(flags) + (["--https"] if https else []) + ([] if host == "127.0.0.1" else ["--host", host])
@@ -74,6 +79,7 @@ class ServeProcess:
         with self.log_path.open("wb" if self.proc is None else "ab") as log:
             self.proc = subprocess.Popen(
                 [
+                    *self.prefix,
                     sys.executable,
                     "-m",
                     "server.cli",
