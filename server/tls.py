@@ -42,15 +42,20 @@ def lan_address() -> str | None:
     return None
 
 
-def make_self_signed(cert_file: Path, key_file: Path, hosts: list[str]) -> None:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Rapport (self-signed)")])
+def subject_alt_names(hosts: list[str]) -> x509.SubjectAlternativeName:
+    """Addresses as IP entries, anything else as a DNS name."""
     alt: list[x509.GeneralName] = []
     for host in hosts:
         try:
             alt.append(x509.IPAddress(ipaddress.ip_address(host)))
         except ValueError:
             alt.append(x509.DNSName(host))
+    return x509.SubjectAlternativeName(alt)
+
+
+def make_self_signed(cert_file: Path, key_file: Path, hosts: list[str]) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Rapport (self-signed)")])
     now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
@@ -60,7 +65,7 @@ def make_self_signed(cert_file: Path, key_file: Path, hosts: list[str]) -> None:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=365))
-        .add_extension(x509.SubjectAlternativeName(alt), critical=False)
+        .add_extension(subject_alt_names(hosts), critical=False)
         .sign(key, hashes.SHA256())
     )
     key_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -43,6 +43,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from server.tls import subject_alt_names
+
 from .netlab import PUBLIC_RANGES, Host
 
 TURNSERVER = "/usr/bin/turnserver"
@@ -91,12 +93,6 @@ class TestCA:
     def issue(self, folder: Path, name: str, hosts: list[str]) -> tuple[Path, Path]:
         """(cert.pem, key.pem) for ``hosts`` (addresses or names), signed by this CA."""
         key = ec.generate_private_key(ec.SECP256R1())
-        alt: list[x509.GeneralName] = []
-        for host in hosts:
-            try:
-                alt.append(x509.IPAddress(ipaddress.ip_address(host)))
-            except ValueError:
-                alt.append(x509.DNSName(host))
         now = datetime.datetime.now(datetime.UTC)
         cert = (
             x509.CertificateBuilder()
@@ -106,7 +102,7 @@ class TestCA:
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(minutes=5))
             .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName(alt), critical=False)
+            .add_extension(subject_alt_names(hosts), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()), critical=False)

@@ -4,17 +4,30 @@
 import { $ } from "./dom.js";
 
 const GATHER_TIMEOUT_MS = 2000;
+// The server takes no trickled candidates, so the offer waits for gathering. With a TURN server, gathering lasts
+// until every allocation (TCP and TLS too) answers or fails: offer shortly after the first relay candidate
+// instead. Whichever path works first (UDP, or TCP/TLS behind a firewall that blocks UDP) yields it first.
+const AFTER_FIRST_RELAY_MS = 250;
 const RESTART_AFTER_MS = 3000;
 
 function waitForGathering(pc) {
   if (pc.iceGatheringState === "complete") return Promise.resolve();
   return new Promise((resolve) => {
+    let relayTimer = null;
     const done = () => {
       pc.removeEventListener("icegatheringstatechange", check);
+      pc.removeEventListener("icecandidate", onCandidate);
+      clearTimeout(relayTimer);
       resolve();
     };
     const check = () => pc.iceGatheringState === "complete" && done();
+    const onCandidate = (ev) => {
+      if (relayTimer === null && ev.candidate && / typ relay /.test(ev.candidate.candidate)) {
+        relayTimer = setTimeout(done, AFTER_FIRST_RELAY_MS);
+      }
+    };
     pc.addEventListener("icegatheringstatechange", check);
+    pc.addEventListener("icecandidate", onCandidate);
     setTimeout(done, GATHER_TIMEOUT_MS);
   });
 }
