@@ -45,6 +45,7 @@ bench: setup
 	$(NETNS) .venv/bin/python -m bench.calls
 	.venv/bin/python bench/emotion.py
 	$(NETNS) .venv/bin/python bench/cue_latency.py
+	$(NETNS) .venv/bin/python bench/networks.py
 	$(UV) sync --frozen --all-extras --group bench
 	.venv/bin/python bench/validation.py
 
