@@ -128,7 +128,9 @@ class CallMedia(BaseCallMedia):
         outgoing = [FeedTrack(feed) for feed in self.feeds[other(role)].values()]
         try:
             answer = await peer.answer(
-                offer_sdp, list(outgoing), video_codec=self.video_codec if self.forward else None
+                offer_sdp,
+                list(outgoing),  # VP8 unless a side already chose: every browser has it (Firefox ESR ships no H.264).
+                video_codec=(self.video_codec or "VP8") if self.forward else None,
             )
             if self._closed:
                 raise MediaClosed

@@ -12,6 +12,7 @@ from aiortc.mediastreams import MediaStreamTrack
 
 from ..config import IceServer
 from .ice import PortsExhausted
+from .remote_candidates import reachable_offer
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +147,7 @@ class ServerPeer:
             transceiver.setCodecPreferences(
                 [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType.lower() in wanted]
             )
-        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=reachable_offer(offer_sdp), type="offer"))
         kinds = {t.receiver.track.kind for t in self.pc.getTransceivers() if t.receiver.track is not None}
         kinds |= {t.kind for t in self.pc.getTransceivers()}
         for track in outgoing:
