@@ -20,6 +20,8 @@ be on one codec that both have: VP8, even when the side that negotiates first pr
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,7 @@ from playwright.async_api import Page, expect
 from tests.support.browser import (
     CUSTOMER,
     REP,
+    Chromium,
     Side,
     assert_sees_and_hears,
     colour_distance,
@@ -40,7 +43,7 @@ from tests.support.browser import (
 )
 from tests.support.coturn import TestCA
 from tests.support.firefox import FirefoxPage, as_page, firefox_in, wait_painted_frames, wait_remote_audio_level
-from tests.support.lab_calls import chromium_in, rapport_in_lab
+from tests.support.lab_calls import LabRapport, chromium_in, rapport_in_lab
 from tests.support.netlab import NetLab
 from tests.support.server import PASSWORD
 
@@ -146,6 +149,35 @@ async def firefox_rep_login(page: FirefoxPage, username: str = "rep1", password:
     raise AssertionError("the Firefox rep could not become available")
 
 
+async def firefox_rep_at(rep: FirefoxPage, rapport_url: str) -> None:
+    """The Firefox rep's console, logged in and available, its camera showing the rep's colour."""
+    await rep.goto(f"{rapport_url}/console")
+    await firefox_rep_login(rep)
+    await rep.use_test_camera([REP], REP)
+
+
+@asynccontextmanager
+async def chromium_customer_and_firefox_rep(
+    lab: NetLab, test_ca: TestCA, tmp_path: Path
+) -> AsyncIterator[tuple[LabRapport, Chromium, FirefoxPage]]:
+    """The server, a Chromium in the phone, and a Firefox rep in the office at the console, available."""
+    async with (
+        rapport_in_lab(lab, tmp_path / "rapport", test_ca, None) as rapport,
+        chromium_in("phone", lab, tmp_path / "phone", CUSTOMER, [rapport.cert_file]) as customer_side,
+        firefox_in(lab.office, tmp_path / "office") as firefox,
+    ):
+        await firefox_rep_at(firefox.page, rapport.public_url)
+        yield rapport, customer_side, firefox.page
+
+
+async def firefox_rep_accepts(rep: FirefoxPage, customer: Page) -> None:
+    """The customer calls; the call reaches the Firefox rep's queue and the rep accepts it."""
+    await customer.get_by_test_id("start-call").click()
+    queued = "() => document.querySelectorAll('[data-testid=queue-item]').length === 1"
+    assert await rep.wait_for(queued), "the call never reached the Firefox rep's queue"
+    await rep.click("accept")
+
+
 async def test_a_firefox_customer_and_a_chromium_rep_see_and_hear_each_other_and_the_camera_switches(
     lab: NetLab, test_ca: TestCA, tmp_path: Path
 ) -> None:
@@ -190,20 +222,9 @@ async def test_a_firefox_customer_and_a_chromium_rep_see_and_hear_each_other_and
 async def test_a_chromium_customer_and_a_firefox_rep_see_and_hear_each_other(
     lab: NetLab, test_ca: TestCA, tmp_path: Path
 ) -> None:
-    async with (
-        rapport_in_lab(lab, tmp_path / "rapport", test_ca, None) as rapport,
-        chromium_in("phone", lab, tmp_path / "phone", CUSTOMER, [rapport.cert_file]) as customer_side,
-        firefox_in(lab.office, tmp_path / "office") as firefox,
-    ):
-        rep = firefox.page
-        await rep.goto(f"{rapport.public_url}/console")
-        await firefox_rep_login(rep)
-        await rep.use_test_camera([REP], REP)
+    async with chromium_customer_and_firefox_rep(lab, test_ca, tmp_path) as (rapport, customer_side, rep):
         customer = await phone_page(*customer_side, f"{rapport.public_url}/call")
-        await customer.get_by_test_id("start-call").click()
-        queued = "() => document.querySelectorAll('[data-testid=queue-item]').length === 1"
-        assert await rep.wait_for(queued), "the call never reached the Firefox rep's queue"
-        await rep.click("accept")
+        await firefox_rep_accepts(rep, customer)
         await expect(customer.locator("body")).to_have_attribute("data-state", "in-call")
 
         assert_hides_its_addresses(await rep.evaluate(LOCAL_SDP_JS))
@@ -221,21 +242,10 @@ async def test_a_customer_preferring_h264_and_a_firefox_rep_without_it_meet_on_v
 ) -> None:
     # Firefox from Debian offers no H.264 (no OpenH264 plugin): a call whose video codec followed the customer's
     # first choice, H.264, would forward what the rep cannot decode. VP8, which every browser has, must win.
-    async with (
-        rapport_in_lab(lab, tmp_path / "rapport", test_ca, None) as rapport,
-        chromium_in("phone", lab, tmp_path / "phone", CUSTOMER, [rapport.cert_file]) as customer_side,
-        firefox_in(lab.office, tmp_path / "office") as firefox,
-    ):
-        rep = firefox.page
-        await rep.goto(f"{rapport.public_url}/console")
-        await firefox_rep_login(rep)
-        await rep.use_test_camera([REP], REP)
+    async with chromium_customer_and_firefox_rep(lab, test_ca, tmp_path) as (rapport, customer_side, rep):
         await rep.evaluate(HOLD_OFFER_JS)
         customer = await phone_page(*customer_side, f"{rapport.public_url}/call", init_script=PREFER_H264_JS)
-        await customer.get_by_test_id("start-call").click()
-        queued = "() => document.querySelectorAll('[data-testid=queue-item]').length === 1"
-        assert await rep.wait_for(queued), "the call never reached the Firefox rep's queue"
-        await rep.click("accept")
+        await firefox_rep_accepts(rep, customer)
         await customer.wait_for_function("() => window.rapport.pc && window.rapport.pc.connectionState === 'connected'")
         offer = await customer.evaluate(LOCAL_SDP_JS)
         first_video_payload = re.search(r"^m=video \S+ \S+ (\d+)", offer, flags=re.MULTILINE)

@@ -46,6 +46,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from server.tls import subject_alt_names
 
 from .netlab import PUBLIC_RANGES, Host
+from .processes import stop_process
 
 TURNSERVER = "/usr/bin/turnserver"
 TURN_PORT = 3478
@@ -279,15 +280,7 @@ class Coturn:
         return True
 
     def stop(self) -> None:
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        stop_process(self.process)
         self.process = None
 
 

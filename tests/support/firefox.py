@@ -45,6 +45,7 @@ from playwright.async_api import Page
 
 from .browser import Side
 from .netlab import Host
+from .processes import stop_process
 
 FIREFOX = "/usr/bin/firefox-esr"
 MARIONETTE_PORT = 2828  # inside the host, where nothing else listens
@@ -414,13 +415,7 @@ async def firefox_in(
         if marionette is not None:
             with contextlib.suppress(Exception):
                 await asyncio.get_running_loop().run_in_executor(thread, marionette.delete_session)
-        if process.poll() is None:
-            process.terminate()
-            try:
-                await asyncio.to_thread(process.wait, 15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                await asyncio.to_thread(process.wait, 10)
+        await asyncio.to_thread(stop_process, process, 15)
         await relay.stop()
         thread.shutdown(wait=False)
         socket_path.unlink(missing_ok=True)

@@ -27,7 +27,6 @@ import contextlib
 import csv
 import io
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -38,7 +37,7 @@ from typing import Any, Literal
 
 import pytest
 
-from .postgres import _die_with_parent
+from .processes import die_with_parent, stop_process
 from .redis import free_port
 
 START_TIMEOUT_S = 10.0
@@ -145,7 +144,7 @@ backend {BACKEND}
                 [binary, "-f", str(self.config_path), "-db"],
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
         deadline = time.monotonic() + START_TIMEOUT_S
         while not (self._accepts() and self.admin_socket.exists()):
@@ -156,15 +155,9 @@ backend {BACKEND}
         return self
 
     def stop(self) -> None:
-        if self.process is not None:
-            # SIGUSR1 would wait for open connections (a soft stop); the test is over: SIGTERM, at once.
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-            self.process = None
+        # SIGUSR1 would wait for open connections (a soft stop); the test is over: SIGTERM, at once.
+        stop_process(self.process)
+        self.process = None
         if self._own_folder:
             shutil.rmtree(self.folder, ignore_errors=True)
 

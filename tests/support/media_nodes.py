@@ -9,7 +9,6 @@ They die with pytest (parent-death signal), so a SIGKILL test is real and a kill
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ import pytest
 import redis
 
 from server.media.registry import heartbeat_key
-from tests.support.postgres import _die_with_parent
+from tests.support.processes import die_with_parent, stop_process
 from tests.support.redis import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -81,7 +80,7 @@ class MediaNodeProcess:
                 stderr=subprocess.STDOUT,
                 cwd=ROOT,
                 env=self.env(),
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
 
     def registered(self) -> bool:
@@ -110,14 +109,7 @@ class MediaNodeProcess:
             self.process.wait()
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process)
 
 
 StartNode = Callable[..., MediaNodeProcess]

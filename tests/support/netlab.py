@@ -55,7 +55,7 @@ from typing import Any, Literal
 
 import pytest
 
-from .postgres import _die_with_parent
+from .processes import die_with_parent, stop_process
 
 TABLE = "rapport_lab"
 IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
@@ -153,7 +153,7 @@ class Host:
 
     def popen(self, argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[bytes]:
         """Start ``argv`` in this host; the lab stops it (SIGTERM, then SIGKILL) when it tears down."""
-        kwargs.setdefault("preexec_fn", _die_with_parent)
+        kwargs.setdefault("preexec_fn", die_with_parent)
         kwargs.setdefault("stdin", subprocess.DEVNULL)
         process: subprocess.Popen[bytes] = subprocess.Popen(self.cmd(argv), **kwargs)
         self._processes.append(process)
@@ -192,11 +192,7 @@ class Host:
             if process.poll() is None:
                 process.terminate()
         for process in self._processes:
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
+            stop_process(process)
         self._processes.clear()
 
 
@@ -301,7 +297,7 @@ class NetLab:
             raise ValueError(f"host name {name!r} is too long for an interface name")
         index = len(self.hosts) + 1
         process = subprocess.Popen(
-            ["unshare", "-n", "sleep", "infinity"], stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent
+            ["unshare", "-n", "sleep", "infinity"], stdin=subprocess.DEVNULL, preexec_fn=die_with_parent
         )
         link = f"lab-{name}"
         gateway = f"10.13.{index}.1"

@@ -28,7 +28,6 @@ of its own that it can stop and start again on the same socket folder (tests/clu
 
 from __future__ import annotations
 
-import ctypes
 import glob
 import itertools
 import os
@@ -46,10 +45,11 @@ from typing import ClassVar
 
 import pytest
 
+from .processes import die_with_parent
+
 DATABASE = "rapport"
 SUPERUSER = "postgres"
 START_TIMEOUT_S = 30.0
-PR_SET_PDEATHSIG = 1
 
 
 def postgres_bindir() -> Path | None:
@@ -71,11 +71,6 @@ def as_server_user() -> list[str]:
         user = pwd.getpwnam("nobody")
     # Both ids need a passwd/group entry: initdb looks the effective user's name up.
     return ["unshare", "--user", f"--map-user={user.pw_uid}", f"--map-group={user.pw_gid}"]
-
-
-def _die_with_parent() -> None:
-    # Kept across exec and unshare (our kernel uid does not change), so the server dies with pytest.
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 @dataclass
@@ -130,7 +125,7 @@ class PostgresServer(PostgresCluster):
                 [*as_server_user(), str(self.bindir / "postgres"), "-D", str(self.data), *options],
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
         _wait_until_ready(self, self.process, self.log)
 

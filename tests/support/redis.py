@@ -10,7 +10,6 @@ is a failure (tests/conftest.py).
 from __future__ import annotations
 
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from .postgres import _die_with_parent
+from .processes import die_with_parent, stop_process
 
 START_TIMEOUT_S = 15.0
 
@@ -49,7 +48,7 @@ class RedisServer:
                    "--dir", str(self.folder), "--protected-mode", "no", "--loglevel", "warning"]  # fmt: skip
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
-                [self.binary, *options], stdout=out, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
+                [self.binary, *options], stdout=out, stderr=subprocess.STDOUT, preexec_fn=die_with_parent
             )
         deadline = time.monotonic() + START_TIMEOUT_S
         while not self.ping():
@@ -66,14 +65,7 @@ class RedisServer:
             return False
 
     def stop(self) -> None:
-        if self.process is None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process)
         self.process = None
 
     def kill(self) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import aiohttp
 
-from .postgres import _die_with_parent
+from .processes import die_with_parent, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 # Light by default: no TensorFlow worker. A test that wants more passes its own settings.
@@ -41,7 +41,7 @@ def _loose_umask() -> None:
     # What a shell usually has: files 0644 unless the server restricts them itself.
     os.umask(0o022)
     # A test that fails before it stops the server (or a killed pytest) leaves nothing running.
-    _die_with_parent()
+    die_with_parent()
 
 
 class ServeProcess:
@@ -118,13 +118,7 @@ class ServeProcess:
         self.proc.wait(10)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_process(self.proc, grace_s=20)
 
     @property
     def log(self) -> str:
