@@ -160,6 +160,12 @@ class Firefox:
         return await loop.run_in_executor(self._thread, lambda: fn(*args, **kwargs))
 
 
+SHOWN_JS = """(id) => {
+  const element = document.querySelector(`[data-testid="${id}"]`);
+  return !!element && element.getClientRects().length > 0;
+}"""
+
+
 @dataclass
 class FirefoxPage:
     """The tab, with the part of Playwright's ``Page`` that the tests' readers use."""
@@ -182,8 +188,15 @@ class FirefoxPage:
     async def wait_for_timeout(self, ms: float) -> None:
         await asyncio.sleep(ms / 1000)
 
+    async def wait_shown(self, test_id: str, timeout_s: float = 15.0) -> None:
+        """Wait until the element with this ``data-testid`` is in the page and shown, as Playwright's actions do
+        before they act (Marionette's do not: a field the page has yet to show is "no such element")."""
+        if not await self.wait_for(SHOWN_JS, test_id, timeout_s=timeout_s):
+            raise AssertionError(f"Firefox: [data-testid={test_id}] is not shown (state {await self.state()})")
+
     async def click(self, test_id: str) -> None:
-        """A real click (Marionette's element click) on the element with this ``data-testid``."""
+        """A real click (Marionette's element click) on the element with this ``data-testid``, once it is shown."""
+        await self.wait_shown(test_id)
         marionette = self.firefox.marionette
 
         def click() -> None:
@@ -192,7 +205,8 @@ class FirefoxPage:
         await self.firefox.call(click)
 
     async def fill(self, test_id: str, text: str) -> None:
-        """Type ``text`` into the field with this ``data-testid`` (after clearing it)."""
+        """Type ``text`` into the field with this ``data-testid`` (after clearing it), once it is shown."""
+        await self.wait_shown(test_id)
         marionette = self.firefox.marionette
 
         def fill() -> None:
