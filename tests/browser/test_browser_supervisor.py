@@ -197,6 +197,8 @@ async def test_the_customers_frustration_meter_flag_and_an_empty_report(served: 
         "estimated_wait_s": {},
     }
     page = await desktop_page(browser.browser, "about:blank")
+    # The floor comes from the stub: the page's socket (which would push the real floor) stays down, so it polls.
+    await page.route_web_socket("**/ws/v1", lambda ws: ws.close())
     await page.route("**/api/v1/floor", lambda route: route.fulfill(json=floor))
     empty = {"group": "day", "rows": [], "totals": {}}
     await page.route("**/api/v1/reports?*", lambda route: route.fulfill(json=empty))

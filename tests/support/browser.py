@@ -250,8 +250,8 @@ async def close(*launched: Chromium) -> None:
 
 # ---------------------------------------------------------------- what the page receives
 
-REMOTE_COLOUR_JS = """([top, bottom]) => {
-  const video = document.querySelector('[data-testid="remote-video"]');
+REMOTE_COLOUR_JS = """([top, bottom, testid]) => {
+  const video = document.querySelector(`[data-testid="${testid}"]`);
   if (!video || video.readyState < 2 || !video.videoWidth) return null;
   const canvas = document.createElement("canvas");
   canvas.width = 32;
@@ -269,8 +269,8 @@ REMOTE_COLOUR_JS = """([top, bottom]) => {
 }"""
 
 # The loudest bin of the remote stream's spectrum, and the level at each frequency asked about.
-REMOTE_TONE_JS = """async (probeHz) => {
-  const video = document.querySelector('[data-testid="remote-video"]');
+REMOTE_TONE_JS = """async ([probeHz, testid]) => {
+  const video = document.querySelector(`[data-testid="${testid}"]`);
   const stream = video && video.srcObject;
   if (!stream || stream.getAudioTracks().length === 0) return null;
   const ctx = new AudioContext();
@@ -301,18 +301,22 @@ def colour_distance(a: Iterable[float], b: Iterable[float]) -> float:
     return math.dist(tuple(a), tuple(b))
 
 
-async def remote_colour(page: Page, band: tuple[float, float] = (0.0, 1.0)) -> RGB | None:
-    """The mean RGB of ``band`` of the frame the page's remote <video> shows now (None before the first frame)."""
-    value: Any = await page.evaluate(REMOTE_COLOUR_JS, list(band))
+async def remote_colour(page: Page, band: tuple[float, float] = (0.0, 1.0), video: str = "remote-video") -> RGB | None:
+    """The mean RGB of ``band`` of the frame the page's remote <video> (or the one with test id ``video``) shows now
+    (None before the first frame)."""
+    value: Any = await page.evaluate(REMOTE_COLOUR_JS, [*band, video])
     return None if value is None else (float(value[0]), float(value[1]), float(value[2]))
 
 
-async def wait_remote_colour(page: Page, expected: Side, timeout_s: float = 15.0) -> RGB | None:
-    """Poll until the remote picture is ``expected``'s colour; returns the last colour seen (for the assertion)."""
+async def wait_remote_colour(
+    page: Page, expected: Side, timeout_s: float = 15.0, video: str = "remote-video"
+) -> RGB | None:
+    """Poll until the remote picture (in ``video``) is ``expected``'s colour; returns the last colour seen (for the
+    assertion)."""
     deadline = (await page.evaluate("performance.now()")) + timeout_s * 1000
     colour: RGB | None = None
     while True:
-        colour = await remote_colour(page, expected.band)
+        colour = await remote_colour(page, expected.band, video)
         if colour is not None and colour_distance(colour, expected.rgb) < 40:
             return colour
         if await page.evaluate("performance.now()") > deadline:
@@ -320,18 +324,22 @@ async def wait_remote_colour(page: Page, expected: Side, timeout_s: float = 15.0
         await page.wait_for_timeout(200)
 
 
-async def remote_tone(page: Page, probes: Iterable[float]) -> dict[str, Any] | None:
-    """The loudest frequency the page's remote stream plays, and its level (dB) at each of ``probes`` (Hz)."""
-    value: Any = await page.evaluate(REMOTE_TONE_JS, list(probes))
+async def remote_tone(page: Page, probes: Iterable[float], video: str = "remote-video") -> dict[str, Any] | None:
+    """The loudest frequency the page's remote stream (in ``video``) plays, and its level (dB) at each of ``probes``
+    (Hz)."""
+    value: Any = await page.evaluate(REMOTE_TONE_JS, [list(probes), video])
     return value
 
 
-async def wait_remote_tone(page: Page, expected: Side, other: Side, timeout_s: float = 15.0) -> dict[str, Any] | None:
-    """Listen until ``expected``'s tone is the loudest; returns the last measurement (for the assertion)."""
+async def wait_remote_tone(
+    page: Page, expected: Side, other: Side, timeout_s: float = 15.0, video: str = "remote-video"
+) -> dict[str, Any] | None:
+    """Listen until ``expected``'s tone is the loudest (in ``video``'s stream); returns the last measurement (for the
+    assertion)."""
     deadline = (await page.evaluate("performance.now()")) + timeout_s * 1000
     heard: dict[str, Any] | None = None
     while True:
-        heard = await remote_tone(page, [expected.tone_hz, other.tone_hz])
+        heard = await remote_tone(page, [expected.tone_hz, other.tone_hz], video)
         if heard is not None and abs(heard["peak_hz"] - expected.tone_hz) <= 2 * heard["bin_hz"]:
             return heard
         if await page.evaluate("performance.now()") > deadline:

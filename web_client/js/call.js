@@ -1,5 +1,10 @@
 // CallMedia: the browser's end of one WebRTC call with the server. The page always
 // offers; the server answers without trickle, so we wait for ICE gathering first.
+//
+// Every offer has the same four m-lines, in this order (docs/protocol.md, issue 14): audio#0 and
+// video#0 carry our own mic and camera and bring the main other party (slot 0); audio#1 and
+// video#1 only receive the "third party" (slot 1: a supervisor who joined, or the rep for a
+// supervisor). A supervisor listening, whispering or joining never needs a new offer.
 
 import { $ } from "./dom.js";
 
@@ -32,13 +37,24 @@ function waitForGathering(pc) {
   });
 }
 
+const SLOTS = 2; // slot 0: the main other party; slot 1: the third party
+
 export class CallMedia extends EventTarget {
-  constructor(signaling, { iceServers = [], remoteVideo, localVideo, facing = "user" } = {}) {
+  /**
+   * remoteVideo plays slot 0, thirdPartyVideo (optional) slot 1; sessionId goes with each offer
+   * (a supervisor offers for the call it assists).
+   */
+  constructor(signaling, { iceServers = [], remoteVideo, localVideo, thirdPartyVideo = null, sessionId = null, facing = "user" } = {}) {
     super();
     this.signaling = signaling;
     this.iceServers = iceServers;
     this.remoteVideo = remoteVideo;
     this.localVideo = localVideo;
+    this.thirdPartyVideo = thirdPartyVideo;
+    this.thirdPartyWanted = false; // the page says when slot 1 should show (barge-in, the rep's view…)
+    this.thirdParty = null; // slot 1's stream on the current connection
+    this.sessionId = sessionId;
+    this.slots = []; // per slot {audio, video}: this connection's transceivers
     this.facing = facing;
     this.stream = null;
     this.pc = null;
@@ -72,24 +88,20 @@ export class CallMedia extends EventTarget {
       if (this.pc) this.pc.close();
       const pc = new RTCPeerConnection({ iceServers: this.iceServers });
       this.pc = pc;
-      const stream = this.stream || new MediaStream();
-      for (const kind of ["audio", "video"]) {
-        const track = stream.getTracks().find((t) => t.kind === kind);
-        if (track) pc.addTransceiver(track, { direction: "sendrecv", streams: [stream] });
-        else pc.addTransceiver(kind, { direction: "recvonly" });
-      }
+      this.slots = this.#addTransceivers(pc);
       const remote = new MediaStream();
+      const third = new MediaStream();
+      this.thirdParty = third;
       pc.addEventListener("track", (ev) => {
-        remote.addTrack(ev.track);
-        if (this.remoteVideo && this.remoteVideo.srcObject !== remote) {
-          this.remoteVideo.srcObject = remote;
-          this.dispatchEvent(new CustomEvent("remote", { detail: remote }));
-        }
+        if (this.#slotOf(pc, ev.transceiver) === 1) this.#addThirdParty(third, ev.track);
+        else this.#addRemote(remote, ev.track);
       });
       pc.addEventListener("connectionstatechange", () => this.#onState(pc));
       await pc.setLocalDescription(await pc.createOffer());
       await waitForGathering(pc);
-      const reply = await this.signaling.request({ type: "offer", sdp: pc.localDescription.sdp });
+      const offer = { type: "offer", sdp: pc.localDescription.sdp };
+      if (this.sessionId) offer.session_id = this.sessionId;
+      const reply = await this.signaling.request(offer);
       if (pc !== this.pc) return;
       await pc.setRemoteDescription({ type: "answer", sdp: reply.sdp });
     } finally {
@@ -99,6 +111,75 @@ export class CallMedia extends EventTarget {
         this.restartPending = false;
         this.restart();
       }
+    }
+  }
+
+  /** audio#0, video#0 (our own, sendrecv), then audio#1, video#1 (recvonly): the order is the contract. */
+  #addTransceivers(pc) {
+    const stream = this.stream || new MediaStream();
+    const own = (kind) => {
+      const track = stream.getTracks().find((t) => t.kind === kind);
+      // Without a camera (or mic) the m-line still comes first, receiving only.
+      if (track) return pc.addTransceiver(track, { direction: "sendrecv", streams: [stream] });
+      return pc.addTransceiver(kind, { direction: "recvonly" });
+    };
+    const slots = [{ audio: own("audio"), video: own("video") }];
+    for (let i = 1; i < SLOTS; i++) {
+      slots.push({ audio: pc.addTransceiver("audio", { direction: "recvonly" }), video: pc.addTransceiver("video", { direction: "recvonly" }) });
+    }
+    return slots;
+  }
+
+  /** Which slot a transceiver is: by identity, else by its place among the connection's transceivers. */
+  #slotOf(pc, transceiver) {
+    const index = this.slots.findIndex((slot) => slot.audio === transceiver || slot.video === transceiver);
+    if (index >= 0) return index;
+    return Math.floor(Math.max(0, pc.getTransceivers().indexOf(transceiver)) / 2);
+  }
+
+  #addRemote(remote, track) {
+    remote.addTrack(track);
+    if (this.remoteVideo && this.remoteVideo.srcObject !== remote) {
+      this.remoteVideo.srcObject = remote;
+      this.dispatchEvent(new CustomEvent("remote", { detail: remote }));
+    }
+  }
+
+  #addThirdParty(third, track) {
+    third.addTrack(track);
+    // The server sends slot 1 only while there is someone to send: a track muted (no packets yet) shows nothing.
+    track.addEventListener("mute", () => this.#syncThirdParty());
+    track.addEventListener("unmute", () => this.#syncThirdParty());
+    track.addEventListener("ended", () => this.#syncThirdParty());
+    const element = this.thirdPartyVideo;
+    if (element && element.srcObject !== third) {
+      element.srcObject = third;
+      // Its audio plays even while the picture is hidden (a whisper is audio only).
+      tryPlay(element);
+    }
+    this.dispatchEvent(new CustomEvent("third-party", { detail: third }));
+    this.#syncThirdParty();
+  }
+
+  /** The page's say on slot 1 (e.g. a supervisor joined); the tile also needs a picture arriving. */
+  showThirdParty(wanted) {
+    this.thirdPartyWanted = wanted;
+    this.#syncThirdParty();
+  }
+
+  /** Whether slot 1 has a live, unmuted video track now. */
+  get thirdPartyVideoLive() {
+    const track = this.thirdParty?.getVideoTracks()[0];
+    return Boolean(track && track.readyState === "live" && !track.muted);
+  }
+
+  #syncThirdParty() {
+    const element = this.thirdPartyVideo;
+    if (!element) return;
+    const shown = this.thirdPartyWanted && this.thirdPartyVideoLive;
+    if (element.hidden === shown) {
+      element.hidden = !shown;
+      if (shown) tryPlay(element);
     }
   }
 
@@ -158,7 +239,9 @@ export class CallMedia extends EventTarget {
       newTrack = s.getVideoTracks()[0];
     }
     const old = this.stream?.getVideoTracks()[0];
-    const sender = this.pc?.getSenders().find((snd) => snd.track && snd.track.kind === "video");
+    // Our camera goes out on slot 0's video m-line only (slot 1 receives).
+    const own = this.slots[0]?.video?.sender;
+    const sender = own?.track ? own : this.pc?.getSenders().find((snd) => snd.track && snd.track.kind === "video");
     if (sender) await sender.replaceTrack(newTrack);
     if (old) {
       this.stream.removeTrack(old);
@@ -175,6 +258,13 @@ export class CallMedia extends EventTarget {
     clearTimeout(this.restartTimer);
     if (this.pc) this.pc.close();
     this.pc = null;
+    this.slots = [];
+    this.thirdParty = null;
+    this.thirdPartyWanted = false;
+    if (this.thirdPartyVideo) {
+      this.thirdPartyVideo.hidden = true;
+      this.thirdPartyVideo.srcObject = null;
+    }
     this.stream?.getTracks().forEach((t) => t.stop());
     this.stream = null;
   }

@@ -2,10 +2,12 @@
 // customer card, chat and the customer's emotion cues.
 //
 // This file holds the desk (queue, offers, the call, transfer, wrap-up); the customer card
-// is console/card.js, the emotion panel console/emotion.js, the ringing console/alert.js.
+// is console/card.js, the emotion panel console/emotion.js, the ringing console/alert.js,
+// asking for help and a supervisor's listen, whisper and barge-in console/assist.js.
 import { CallMedia, tryPlay, wireMediaToggles } from "./call.js";
 import { ChatPanel } from "./chat.js";
 import { alertNewCustomer } from "./console/alert.js";
+import { wireAssist } from "./console/assist.js";
 import { languageName, showCard } from "./console/card.js";
 import { resetEmotion, showEmotion, showEmotionStatus } from "./console/emotion.js";
 import { codeLabel, reasonLabel } from "./console/labels.js";
@@ -25,6 +27,8 @@ let queue = [];
 let wrapUpSession = null;
 let offer = null;
 let transferReps = [];
+let assist = null;
+let takenOver = null; // the session a supervisor took from us: its call.ended owes no wrap-up
 
 exposePage({ pc: () => media?.pc ?? null });
 
@@ -57,7 +61,8 @@ function start() {
   loadDeployment();
   loadDispositions().catch(() => toast(t("console.dispositions_failed")));
   signaling = new SignalingClient(() => ({ type: "hello" }));
-  media = new CallMedia(signaling, { remoteVideo: $("remote-video"), localVideo: $("local-video") });
+  media = new CallMedia(signaling, { remoteVideo: $("remote-video"), localVideo: $("local-video"), thirdPartyVideo: $("third-party-video") });
+  assist = wireAssist({ send: (message) => signaling.request(message), media: () => media, toast });
   chat = new ChatPanel($("chat"), {
     youAre: "rep",
     t: (key, vars, fallback) => t(`chat.${key}`, vars, fallback),
@@ -80,10 +85,17 @@ function start() {
   on("emotion.update", showEmotion);
   on("recording.state", showRecording);
   on("emotion.status", showEmotionStatus);
+  on("help.state", (msg) => isOurCall(msg) && assist.onHelpState(msg));
+  on("assist.state", (msg) => isOurCall(msg) && assist.onAssistState(msg));
+  on("whisper.message", (msg) => isOurCall(msg) && assist.onWhisper(msg));
+  on("call.taken_over", onTakenOver);
   on("bye", (msg) => msg.reason === "logged_out" && location.reload());
   on("error", (msg) => !msg.reply_to && toast(msg.message));
   signaling.connect();
 }
+
+/** A message about the call on screen (or naming none). */
+const isOurCall = (msg) => !msg.session_id || call?.session_id === msg.session_id;
 
 function onWelcome(msg) {
   media.iceServers = msg.ice_servers || [];
@@ -171,6 +183,7 @@ async function onAccepted(msg) {
   showCard(msg.customer);
   hideOffer();
   $("transfer-form").hidden = true;
+  assist.reset();
   resetEmotion();
   chat.replay(msg.chat || []);
   try {
@@ -194,6 +207,7 @@ function showPeerMedia(msg) {
 /** The call is over (or passed on): the summary line, back to the queue. */
 function leaveCall(summary) {
   media.stop();
+  assist.reset();
   call = null;
   $("call-ended").textContent = summary;
   $("call-ended").hidden = false;
@@ -201,11 +215,21 @@ function leaveCall(summary) {
 }
 
 function onEnded(msg) {
+  if (msg.session_id && msg.session_id === takenOver) return; // already left, and nothing to wrap up
   const minutes = call ? formatWait((Date.now() - call.startedAt) / 1000) : "";
   const next = t(msg.wrap_up ? "console.call.next_wrap_up" : "console.call.next_away");
   const reason = msg.reason ? codeLabel("console.call.end_reasons", msg.reason) : none();
   leaveCall(t("console.call.ended", { reason, duration: minutes, next }));
   if (msg.wrap_up) showWrapUp(msg.session_id);
+}
+
+/** A supervisor took the call: leave it, say who, and owe no wrap-up. */
+function onTakenOver(msg) {
+  if (call && msg.session_id && call.session_id !== msg.session_id) return;
+  takenOver = msg.session_id || call?.session_id || null;
+  const summary = t("console.assist.taken_over", { name: msg.by?.display_name || t("console.assist.someone") });
+  leaveCall(summary);
+  toast(summary);
 }
 
 function onTransferred(msg) {

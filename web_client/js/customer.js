@@ -3,9 +3,11 @@
 //
 // This file holds start-up and the call; the start screen is customer/intake.js (its contact
 // checks customer/contact.js, self-help customer/help.js), the language picker
-// customer/language.js, the end screen with the rating and callback request customer/ended.js.
+// customer/language.js, the end screen with the rating and callback request customer/ended.js,
+// what the customer is told about a supervisor (joined, left, may listen) customer/assist.js.
 import { CallMedia, tryPlay, wireMediaToggles } from "./call.js";
 import { ChatPanel } from "./chat.js";
+import { resetAssist, showHandler, showMonitored, showParty } from "./customer/assist.js";
 import { showEndScreen, wireEndScreen } from "./customer/ended.js";
 import { renderHelp } from "./customer/help.js";
 import { chosenReason, setupIntake, wireIntake } from "./customer/intake.js";
@@ -102,7 +104,7 @@ function connect(token) {
   setState("waiting");
   bindText($("end-call"), () => t(answered ? "end" : "leave_queue"));
   bindText($("queue-position"), () => t("connecting"));
-  media = new CallMedia(null, { remoteVideo: $("remote-video"), localVideo: $("local-video") });
+  media = new CallMedia(null, { remoteVideo: $("remote-video"), localVideo: $("local-video"), thirdPartyVideo: $("third-party-video") });
   media
     .openCamera()
     .then(mirrorSelfView)
@@ -132,6 +134,9 @@ function connect(token) {
   signaling.addEventListener("call.ended", (ev) => onEnded(ev.detail));
   signaling.addEventListener("call.transferred", () => onTransferred());
   signaling.addEventListener("recording.state", (ev) => showRecording(ev.detail));
+  signaling.addEventListener("call.party", (ev) => showParty(ev.detail, media));
+  signaling.addEventListener("call.monitored", (ev) => showMonitored(ev.detail));
+  signaling.addEventListener("call.handler", (ev) => showHandler(ev.detail));
   signaling.addEventListener("error", (ev) => onError(ev.detail));
   signaling.addEventListener("disconnected", (ev) => {
     if (ev.detail.code !== 4003 && document.body.dataset.state !== "ended") setBanner("reconnecting", "reconnecting");
@@ -263,6 +268,7 @@ function onEnded({ state, reason, callback } = {}) {
   signaling?.close();
   setBanner("reconnecting", null);
   setBanner("peer-media", null);
+  resetAssist();
   // Nobody could take the call in time: say so, and offer a callback beside "call again".
   const timedOut = reason === "max_wait";
   showEndScreen({

@@ -1,11 +1,14 @@
-// The live floor: GET /api/v1/floor every 2 s, one request at a time, only while the tab is
-// visible. Summary tiles, the queue, estimated waits, active calls and reps. Rows are kept by
-// key, so a poll never rebuilds a table. Frustration shows only per live call, as the
+// The live floor: pushed over the page's WebSocket (supervisor/live.js: welcome and
+// floor.update); while that socket is down, GET /api/v1/floor every 2 s, one request at a
+// time, only while the tab is visible. Summary tiles, the needs-attention list
+// (supervisor/attention.js), the queue, estimated waits, active calls and reps. Rows are kept
+// by key, so an update never rebuilds a table. Frustration shows only per live call, as the
 // CUSTOMER's expression; reps are never ranked, sorted or scored by it.
 import { $, el, setText } from "../dom.js";
 import { currentLanguage, t } from "../i18n.js";
 import { api } from "../staff/api.js";
 import { formatClock, isNumber, none } from "../staff/format.js";
+import { renderAttention } from "./attention.js";
 import { markAnswered, startTicker, stopTicker, stopTicking, ticking } from "./clocks.js";
 import { integer, languageLabel, priorityLabel, reasonLabel, statusLabel, tileValue } from "./format.js";
 
@@ -16,14 +19,39 @@ const WRAP_WARN_S = 120; // a long wrap-up turns amber
 const STATUS_ORDER = ["busy", "wrap_up", "offered", "available", "away", "offline"];
 const COUNTED_STATUSES = ["available", "busy", "wrap_up", "away"];
 
-let floor = null; // the last /api/v1/floor answer
-let polling = false;
+let floor = null; // the last floor (pushed, or the /api/v1/floor answer)
+let polling = false; // signed in: the page wants the floor
+let live = false; // the socket pushes it: no polling
+let listen = null; // (session_id, button) => void: the Listen buttons' action (supervisor/assist.js)
 let pollTimer = null;
 let pollSeq = 0;
 let lastWaiting = null;
 
 export const lastFloor = () => floor;
-export const isPolling = () => polling && !document.hidden;
+export const isPolling = () => polling && !live && !document.hidden;
+
+/** What a Listen button does (set once by the page). */
+export function onListen(handler) {
+  listen = handler;
+}
+
+/** The socket pushes the floor (true), or it is down and polling takes over (false). */
+export function setLive(on) {
+  live = on;
+  if (on) {
+    pollSeq++;
+    clearTimeout(pollTimer);
+    pollTimer = null;
+    if (polling && !document.hidden) startTicker();
+  } else if (polling) pollFloor();
+}
+
+/** A floor pushed by the server (welcome, floor.update). */
+export function showFloor(data) {
+  if (!polling || !data) return;
+  renderFloor(data, true);
+  $("sup-floor-stale").hidden = true;
+}
 
 export function startPolling() {
   polling = true;
@@ -48,7 +76,7 @@ export function onVisibility() {
   if (!polling) return;
   if (document.hidden) pause();
   else {
-    pollFloor();
+    if (!live) pollFloor();
     startTicker();
   }
 }
@@ -56,7 +84,7 @@ export function onVisibility() {
 async function pollFloor() {
   clearTimeout(pollTimer);
   pollTimer = null;
-  if (!polling || document.hidden) return;
+  if (!polling || live || document.hidden) return;
   const seq = ++pollSeq;
   try {
     const data = await api("GET", "/api/v1/floor");
@@ -69,7 +97,7 @@ async function pollFloor() {
     stale.textContent = t("supervisor.floor.stale");
     stale.hidden = false;
   } finally {
-    if (polling && seq === pollSeq && !document.hidden) pollTimer = setTimeout(pollFloor, POLL_MS);
+    if (polling && !live && seq === pollSeq && !document.hidden) pollTimer = setTimeout(pollFloor, POLL_MS);
   }
 }
 
@@ -85,6 +113,7 @@ function renderFloor(data, fresh) {
   const reps = Array.isArray(data.reps) ? data.reps : [];
   const calls = Array.isArray(data.calls) ? data.calls : [];
   renderTiles(queue, reps, calls);
+  renderAttention(Array.isArray(data.attention) ? data.attention : [], listen, fresh);
   renderQueue(queue);
   renderEstimates(data.estimated_wait_s || {});
   renderCalls(calls);
@@ -195,11 +224,12 @@ function renderCalls(calls) {
     $("sup-calls-list"),
     sorted,
     (c) => c.session_id,
-    () => row("sup-call-row", ["rep", null, "num talk", "frustration"]),
+    callRow,
     (tr, c) => {
       tr.dataset.sessionId = c.session_id;
       const [rep, reason, talk, frustration] = tr.cells;
-      setText(rep, c.rep?.display_name || none());
+      setText(rep.querySelector(".name"), c.rep?.display_name || none());
+      renderCallBadges(rep, c);
       setText(reason, reasonLabel(c.reason));
       ticking(talk, c.talk_s);
       renderFrustration(frustration, c.customer_frustration, Boolean(c.customer_flag));
@@ -207,6 +237,34 @@ function renderCalls(calls) {
     },
   );
   showCount("calls", calls.length);
+}
+
+/** A call's row: rep (with help and assist badges), reason, talk time, frustration, and Listen. */
+function callRow() {
+  const tr = row("sup-call-row", ["rep", null, "num talk", "frustration", "actions"]);
+  tr.cells[0].append(el("span", { className: "name" }));
+  const button = el("button", { className: "listen", text: t("supervisor.assist.listen"), testid: "assist-listen" });
+  button.type = "button";
+  button.addEventListener("click", () => listen?.(tr.dataset.sessionId, button));
+  tr.cells[4].append(button);
+  return tr;
+}
+
+/** "Asked for help" while the rep asks; who assists the call and how. */
+function renderCallBadges(cell, call) {
+  const badge = (testid, text) => {
+    let node = cell.querySelector(`[data-testid="${testid}"]`);
+    if (text && !node) cell.append((node = el("span", { className: `badge ${testid}`, testid })));
+    if (!text) node?.remove();
+    else setText(node, text);
+  };
+  badge("sup-call-help", call.help ? t("supervisor.attention.why.help") : null);
+  const assist = call.assist;
+  const who = assist?.supervisor?.display_name;
+  const mode = assist?.mode ? t(`supervisor.assist.${assist.mode}`) : null;
+  badge("sup-call-assist", mode && (who ? `${who}${t("common.separator")}${mode}` : mode));
+  const button = cell.parentElement?.querySelector('[data-testid="assist-listen"]');
+  if (button) button.setAttribute("aria-label", t("supervisor.assist.listen_label", { rep: call.rep?.display_name || t("supervisor.attention.no_rep") }));
 }
 
 /** The customer's live frustration: a small meter (role=meter, 0–100) and a flag badge. */
