@@ -9,11 +9,12 @@ wrap-up owed. With real fer, an angry customer's call appears on the supervisor'
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, Page, WebSocketRoute, expect
 
 from emotion import EmotionService
 from server.config import Settings
@@ -40,9 +41,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.webrtc]
 # Green, far from the customer's orange and the rep's blue; a fifth above the customer's tone, a fifth below the rep's.
 SUPERVISOR = Side("supervisor", (40, 200, 70), 660.0)
 
-# Frames a page's <video> with this test id has decoded.
-FRAMES_JS = """testid => document.querySelector(`[data-testid="${testid}"]`)
-    .getVideoPlaybackQuality().totalVideoFrames"""
+# Whether a page's <video> with this test id has decoded at least n frames.
+FRAMES_AT_LEAST_JS = """([testid, n]) => document.querySelector(`[data-testid="${testid}"]`)
+    .getVideoPlaybackQuality().totalVideoFrames >= n"""
 
 
 @pytest.fixture
@@ -59,7 +60,7 @@ async def supervisor_page(url: str, browser: Browser) -> Page:
     await page.get_by_test_id("login-password").fill(PASSWORD)
     await page.get_by_test_id("login-submit").click()
     await expect(page.locator("body")).to_have_attribute("data-state", "dashboard")
-    await page.wait_for_function("window.rapport.live === true")
+    await page.wait_for_function("() => window.rapport.live === true")
     return page
 
 
@@ -239,7 +240,141 @@ async def test_an_angry_customers_call_appears_on_the_attention_list(settings: S
 
             await item.get_by_test_id("assist-listen").click()
             await expect(sup.get_by_test_id("assist-panel")).to_be_visible()
-            await sup.wait_for_function(f"({FRAMES_JS})('assist-video-customer') >= 30", timeout=15000)
-            await sup.wait_for_function(f"({FRAMES_JS})('assist-video-rep') >= 30", timeout=15000)
+            for video in ("assist-video-customer", "assist-video-rep"):
+                await sup.wait_for_function(FRAMES_AT_LEAST_JS, arg=[video, 30], timeout=15000)
     finally:
         await service.aclose()
+
+
+# Records what the page asks of the browser's alerts: notifications shown, oscillators started (the beep).
+ALERT_SPY_JS = """(() => {
+  window.__alerts = { notifications: [], beeps: 0 };
+  const Real = window.Notification;
+  class Spy extends Real {
+    constructor(title, options) {
+      super(title, options);
+      window.__alerts.notifications.push({ title, body: options && options.body });
+    }
+  }
+  Object.defineProperty(Spy, "permission", { get: () => Real.permission });
+  Spy.requestPermission = (...args) => Real.requestPermission(...args);
+  window.Notification = Spy;
+  const start = OscillatorNode.prototype.start;
+  OscillatorNode.prototype.start = function (...args) {
+    window.__alerts.beeps += 1;
+    return start.apply(this, args);
+  };
+})();"""
+
+
+def floor_with(attention: list[dict[str, object]]) -> dict[str, object]:
+    calls = [
+        {
+            "session_id": item["session_id"],
+            "rep": item["rep"],
+            "reason": item["reason"],
+            "talk_s": item["talk_s"],
+            "customer_frustration": None,
+            "customer_flag": False,
+            "assist": None,
+            "help": "help" in item["why"],  # type: ignore[operator]
+        }
+        for item in attention
+    ]
+    return {"queue": [], "reps": [], "calls": calls, "estimated_wait_s": {}, "attention": attention}
+
+
+def attention_item(session_id: str, rep: str, why: list[str], urgency: int) -> dict[str, object]:
+    return {
+        "session_id": session_id,
+        "rep": {"id": hash(rep) % 1000, "display_name": rep},
+        "reason": "complaint",
+        "talk_s": 120,
+        "why": why,
+        "urgency": urgency,
+        "since": "2026-01-01T10:00:00Z",
+    }
+
+
+async def test_the_attention_list_follows_the_pushed_floor_and_alerts_only_when_asked(
+    served: Rapport, tmp_path: Path
+) -> None:
+    """The page's side of the contract, with the socket stubbed: the list in the server's order, why badges,
+    updates pushed (no polling while the socket is up), and the sound and notification only once turned on."""
+    pushes: list[WebSocketRoute] = []
+
+    def socket(route: WebSocketRoute) -> None:
+        def on_message(message: str | bytes) -> None:
+            msg = json.loads(message)
+            if msg["type"] == "hello":
+                user = {"id": 2, "username": "sup1", "display_name": "Sup1", "role": "supervisor"}
+                floor = floor_with([attention_item("s_help", "Rep Two", ["help"], 50)])
+                welcome = {"type": "welcome", "protocol": 1, "role": "supervisor", "user": user, "ice_servers": []}
+                route.send(json.dumps({**welcome, "floor": floor}))
+            elif msg["type"] == "ping":
+                route.send(json.dumps({"type": "pong", "reply_to": msg.get("id")}))
+
+        route.on_message(on_message)
+        pushes.append(route)
+
+    polls: list[str] = []
+    async with chromium(*fake_capture(tmp_path, SUPERVISOR)) as side:
+        context = await side.browser.new_context(viewport={"width": 1400, "height": 900})
+        await context.add_init_script(ALERT_SPY_JS)
+        page = await context.new_page()
+        await page.route_web_socket("**/ws/v1", socket)
+        page.on("request", lambda r: polls.append(r.url) if r.url.endswith("/api/v1/floor") else None)
+        await page.goto(f"{served.url}/supervisor")
+        await expect(page.locator("body")).to_have_attribute("data-state", "login")
+        await page.get_by_test_id("login-username").fill("sup1")
+        await page.get_by_test_id("login-password").fill(PASSWORD)
+        await page.get_by_test_id("login-submit").click()
+        await page.wait_for_function("() => window.rapport.live === true")
+
+        items = page.get_by_test_id("attention-item")
+        await expect(items).to_have_count(1)
+        await expect(items.first).to_have_attribute("data-session-id", "s_help")
+        await expect(items.first.get_by_test_id("attention-why")).to_have_text("Rep asked for help")
+        await expect(page.get_by_test_id("attention-count")).to_have_text("1")
+        row = page.locator('[data-testid="sup-call-row"][data-session-id="s_help"]')
+        await expect(row.get_by_test_id("sup-call-help")).to_be_visible()
+        await expect(row.get_by_test_id("assist-listen")).to_be_visible()
+
+        # A more urgent call arrives: first, as the server sorts it; alerts are off, so nothing rings.
+        route = pushes[-1]
+        frustrated = attention_item("s_angry", "Rep One", ["frustration", "long_call"], 90)
+        update = floor_with([frustrated, attention_item("s_help", "Rep Two", ["help"], 50)])
+        route.send(json.dumps({"type": "floor.update", "floor": update}))
+        await expect(items).to_have_count(2)
+        await expect(items.first).to_have_attribute("data-session-id", "s_angry")
+        whys = items.first.get_by_test_id("attention-why")
+        await expect(whys).to_have_count(2)
+        await expect(whys.nth(0)).to_have_attribute("data-why", "frustration")
+        await expect(whys.nth(1)).to_have_attribute("data-why", "long_call")
+        await expect(page.get_by_test_id("attention-announce")).to_contain_text("Rep One")
+        assert await page.evaluate("window.__alerts") == {"notifications": [], "beeps": 0}
+
+        # Sound and notifications on (the permission is asked for only now); the next new call rings and notifies.
+        await context.grant_permissions(["notifications"])
+        await page.get_by_test_id("attention-sound").check()
+        await page.get_by_test_id("attention-notify").check()
+        await expect(page.get_by_test_id("attention-notify")).to_be_checked()
+        await expect(page.get_by_test_id("attention-notify-denied")).to_be_hidden()
+        long_call = attention_item("s_long", "Rep Three", ["long_call"], 20)
+        update = floor_with([frustrated, attention_item("s_help", "Rep Two", ["help"], 50), long_call])
+        route.send(json.dumps({"type": "floor.update", "floor": update}))
+        await expect(items).to_have_count(3)
+        await expect(items.nth(2)).to_have_attribute("data-session-id", "s_long")
+        await page.wait_for_function("() => window.__alerts.notifications.length === 1")
+        alerts = await page.evaluate("window.__alerts")
+        assert alerts["beeps"] >= 1, alerts
+        assert alerts["notifications"][0]["title"] == "A call needs attention"
+        assert "Rep Three" in alerts["notifications"][0]["body"], alerts
+
+        # Cleared on the server: gone from the list.
+        route.send(json.dumps({"type": "floor.update", "floor": floor_with([])}))
+        await expect(items).to_have_count(0)
+        await expect(page.get_by_test_id("attention-empty")).to_be_visible()
+        # The floor came over the socket: at most the one poll made before its welcome.
+        assert len(polls) <= 1, polls
+        await context.close()
