@@ -176,13 +176,16 @@ async function sendWhisper() {
   }
 }
 
-/** assist.state (supervisor audience): the mode now, or null (we left, or the call ended). */
+/** assist.state (supervisor audience): the mode now and whether the call is ours (`handler`), or mode null:
+ * out of it (`reason` left, or ended). */
 export function onAssistState(msg) {
   if (!current || (msg.session_id && msg.session_id !== current.sessionId)) return;
   if (msg.mode == null) {
     closePanel();
+    if (msg.reason === "ended") toast(t("supervisor.assist.ended"));
     return;
   }
+  if (msg.handler) current.takenOver = true;
   showMode(msg.mode);
 }
 
