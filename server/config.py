@@ -178,6 +178,14 @@ class Settings:
     max_waiting_calls: int = 200
     # Longest wait in the queue; then the call ends (end reason max_wait) and the customer may ask for a callback.
     max_wait_s: float = 1800.0
+    # Supervisor assist. A listening (or whispering) supervisor is shown to the customer only with this on; by
+    # default the customer page's notice ("calls may be monitored for quality") covers it, as on most phone
+    # lines. A barge-in is always shown: the customer sees and hears whoever joins.
+    disclose_listening: bool = False
+    # A live call needs attention once it runs this many times the usual handle time of its reason (the median
+    # of the last calls' handle times here; long_call_default_s until there are five).
+    long_call_factor: float = 2.0
+    long_call_default_s: float = 900.0
     # Chat lines per participant of a call: a sustained rate with a burst, and lines stored per session.
     chat_per_minute: int = 30
     chat_burst: int = 10

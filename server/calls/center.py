@@ -8,7 +8,10 @@ timers) and tells everyone what changed. It is a façade: each request goes to t
 - ``media_life``: media, offers, recording and cues; ``chat``: chat lines; ``teardown``: the end of a call;
 - ``capacity``: how many calls the server carries and who may still join; ``floor``: the supervisor's view;
 - ``state``: the live state they share, and ``Shared``, what each part is built on; ``views``: every message
-  they send.
+  they send; ``assist``: supervisors listening, whispering, joining and taking over, and the floor they watch.
+
+Over 500 lines because it is the one façade every route and message goes through: each method is a few lines
+that hand the work to the part that decides, and splitting the façade would only split its callers.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from aiohttp import web
 from emotion import EmotionService
 
 from ..config import Settings
+from ..media.assist import SUPERVISOR
 from ..media.call import CallMedia
 from ..media.link import MediaPool
 from ..media.pool import RemoteCallMedia
@@ -34,6 +38,7 @@ from ..recording.recorder import reconcile
 from ..storage.records import NewCall, SessionRecord, User
 from ..storage.store import Store
 from . import routing, views
+from .assist import Assists
 from .broadcast import QueueBroadcast
 from .capacity import Admission, media_stats
 from .chat import ChatLines
@@ -98,8 +103,10 @@ class CallCenter:
             shared,
             pool,
             emotion=EmotionSetup(emotion, emotion_unavailable),
-            on_media_state=self.grace.media_state_changed,
+            on_media_state=self._media_state_changed,
         )
+        self.assists = Assists(shared, self.live_floor, set_status=self._set_status, ice_servers=self._ice_servers)
+        self.teardown.on_ended.append(self.assists.ended)
 
     # lifecycle
 
@@ -130,12 +137,17 @@ class CallCenter:
         # Late-bound, so the timers built before ``teardown`` can end calls.
         await self.teardown.finish(live, state=state, ended_by=ended_by, reason=reason)
 
+    async def _media_state_changed(self, live: LiveSession, role: str, state: str) -> None:
+        if role != SUPERVISOR:  # a supervisor's media coming and going is no reason to end or pause a call
+            await self.grace.media_state_changed(live, role, state)
+
     async def aclose(self, *, handover: bool = False) -> None:
         """Close every call. ``handover``: a cluster's next leader takes them over, so none is marked ended."""
         self.media.cancel_watchers()
         await self.teardown.drain(timeout=10)
         self._closing = True
         await self.queue.aclose()
+        await self.assists.aclose()
         # All calls at once: a vanished client's pc.close() can take its full 5 s timeout.
         await asyncio.gather(
             *(self.teardown.shut(live, handover=handover) for live in list(self.sessions.values())),
@@ -197,6 +209,14 @@ class CallCenter:
     def _ice_servers(self, label: str) -> list[dict[str, Any]]:
         # Fresh TURN credentials on every welcome: a reconnect renews them.
         return [s.to_browser() for s in ice_servers_for(self.settings, label)]
+
+    # supervisors (the rest is ``assists``)
+
+    async def ask_help(self, conn: Participant, on: bool) -> None:
+        live, role = self._session_of(conn, None)
+        if role != "rep":
+            raise ProtocolError("forbidden", "only the rep in the call asks for help")
+        await self.assists.set_help(live, on)
 
     # reps
 
@@ -309,6 +329,11 @@ class CallCenter:
     # both sides
 
     def _session_of(self, conn: Participant, session_id: str | None) -> tuple[LiveSession, str]:
+        if conn.role == SUPERVISOR:
+            assisted = self.assists.assisted_by(conn)
+            if session_id is not None and session_id != assisted.id:
+                raise ProtocolError("session_not_found", "no such session")
+            return assisted, SUPERVISOR
         if conn.role == "customer":
             live = self.sessions.get(conn.session_id or "")
             if live is None or (session_id is not None and session_id != live.id):
@@ -365,11 +390,15 @@ class CallCenter:
         await self.media.set_emotion_consent(live, enabled)
 
     async def _emit(self, event: str, data: dict[str, Any]) -> None:
+        if event == "emotion.flag":
+            self.assists.floor_changed()  # a frustration flag goes to the supervisors' floor at once
         if self.on_event is not None:
             await self.on_event(event, data)
 
     async def end(self, conn: Participant, reason: str | None, session_id: str | None) -> None:
         live, role = self._session_of(conn, session_id)
+        if role == SUPERVISOR and not (live.assist is not None and live.assist.handler):
+            raise ProtocolError("forbidden", "leave the call with assist.leave; the rep ends it")
         if live.state == "waiting":
             await self._finish(live, state="abandoned", ended_by=role, reason="customer_left")
         else:
@@ -378,7 +407,9 @@ class CallCenter:
     async def disconnected(self, conn: Participant) -> None:
         if self._closing:
             return
-        if conn.role == "customer":
+        if conn.role == SUPERVISOR:
+            await self.assists.disconnected(conn)
+        elif conn.role == "customer":
             live = self.sessions.get(conn.session_id or "")
             if live is not None and live.conns.get("customer") is conn:
                 live.conns["customer"] = None
@@ -442,6 +473,7 @@ class CallCenter:
     def broadcast_queue(self) -> None:
         """Ring at once; tell reps and waiting customers soon (coalesced: see ``QueueBroadcast.changed``)."""
         self.queue.changed()
+        self.assists.floor_changed()
 
     def available_reps(self) -> int:
         return routing.available_reps(self.reps.values())
@@ -456,7 +488,12 @@ class CallCenter:
     def live_floor(self) -> dict[str, Any]:
         """The supervisor's view: the queue, every rep, and live calls with the customer's frustration."""
         return live_floor(
-            self.sessions.values(), self.reps.values(), waiting=self._waiting(), estimated_wait_s=self.estimated_waits()
+            self.sessions.values(),
+            self.reps.values(),
+            waiting=self._waiting(),
+            estimated_wait_s=self.estimated_waits(),
+            handle_times=self.assists.handle_times,
+            long_call_factor=self.settings.long_call_factor,
         )
 
     # capacity

@@ -5,6 +5,9 @@ A type a customer socket may carry (``audience`` "customer" or "both") has no fi
 its builder does; ``CUSTOMER_KEYS`` is derived from these types, and a customer socket refuses any type
 meant for reps. ``views`` fills them in from a call's live state, ``Connection`` encodes them, and the
 reference in docs/protocol.md is generated from them (``python -m server.signalling.protocol_doc``).
+
+Over 500 lines because it is the one description of every message and audience: split up, the customer's
+allow-list (``CUSTOMER_KEYS``) would be derived from more than one place.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Annotated, Any, ClassVar, Literal
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType, field
 
-Audience = Literal["customer", "rep", "both"]
+Audience = Literal["customer", "rep", "supervisor", "both"]
 
 SessionId = Annotated[str, Meta(description="The session (call) id.")]
 Time = Annotated[str, Meta(description="UTC, ISO 8601 (`2024-05-01T12:00:00Z`).")]
@@ -34,6 +37,10 @@ class ToCustomer(ServerMessage, kw_only=True):
 
 class ToRep(ServerMessage, kw_only=True):
     audience = "rep"
+
+
+class ToSupervisor(ServerMessage, kw_only=True):
+    audience = "supervisor"
 
 
 # both audiences: replies, and nothing that is about the customer or the staff
@@ -291,6 +298,22 @@ class CustomerCallEnded(ToCustomer, tag="call.ended", kw_only=True):
     callback: Annotated[bool, Meta(description="The wait ran out: the page offers a callback.")] | UnsetType = UNSET
 
 
+class CallParty(ToCustomer, tag="call.party", kw_only=True):
+    """A supervisor joined the call openly (barge-in) or left it: the page names them and shows their video."""
+
+    session_id: SessionId
+    present: Annotated[bool, Meta(description="They are in the call now.")]
+    name: Annotated[str | None, Meta(description="Their display name.")]
+    role: Annotated[Literal["supervisor"], Meta(description="Who they are to the customer.")] = "supervisor"
+
+
+class CallMonitored(ToCustomer, tag="call.monitored", kw_only=True):
+    """A supervisor listens to the call (sent only where the deployment discloses it: `disclose_listening`)."""
+
+    session_id: SessionId
+    on: Annotated[bool, Meta(description="Someone listens now.")]
+
+
 # the rep
 
 
@@ -410,10 +433,92 @@ class EmotionStatusMessage(ToRep, tag="emotion.status", kw_only=True):
     session_id: SessionId
 
 
+class SupervisorName(Struct, kw_only=True):
+    """A supervisor, as the rep sees them."""
+
+    id: int
+    display_name: str
+
+
+class RepAssistState(ToRep, tag="assist.state", kw_only=True):
+    """A supervisor listens, whispers (the rep alone hears them), joined openly, or left (`mode` null)."""
+
+    session_id: SessionId
+    supervisor: Annotated[SupervisorName | None, Meta(description="Who; null once they left.")]
+    mode: Annotated[str | None, Meta(description="`listen`, `whisper` or `barge`; null: nobody assists.")]
+
+
+class WhisperMessage(ToRep, tag="whisper.message", kw_only=True):
+    """A text whisper from the supervisor: shown to the rep only, never to the customer."""
+
+    session_id: SessionId
+    name: Annotated[str, Meta(description="The supervisor's display name.")]
+    text: str
+    at: Time
+
+
+class HelpState(ToRep, tag="help.state", kw_only=True):
+    """The rep's "ask for help" is up or down (also when a supervisor answers it)."""
+
+    session_id: SessionId
+    on: bool
+
+
+class CallTakenOver(ToRep, tag="call.taken_over", kw_only=True):
+    """A supervisor took the call over: it is theirs now, and no outcome is owed for it."""
+
+    session_id: SessionId
+    by: Annotated[SupervisorName, Meta(description="The supervisor who handles it now.")]
+
+
+# the supervisor
+
+
+class AttentionEntry(Struct, kw_only=True):
+    """A live call that needs a supervisor, most urgent first. It names the call and its rep; it never scores
+    the rep."""
+
+    session_id: SessionId
+    rep: Annotated[SupervisorName | None, Meta(description="The rep in the call.")]
+    reason: str | None
+    talk_s: int
+    why: Annotated[
+        list[str], Meta(description="`help` (the rep asked), `frustration` (the customer's flag is up), `long_call`.")
+    ]
+    urgency: Annotated[int, Meta(description="Higher first: help 4, frustration 2, a long call 1, summed.")]
+    since: Annotated[Time, Meta(description="When the oldest of these reasons started.")]
+
+
+class SupervisorWelcome(ToSupervisor, tag="welcome", kw_only=True):
+    """The answer to a supervisor's (or admin's) `hello`."""
+
+    protocol: Annotated[int, Meta(description="The protocol version (1).")]
+    role: Literal["supervisor"] = "supervisor"
+    ice_servers: Annotated[list[IceServer], Meta(description="For `RTCPeerConnection`; empty by default.")]
+    user: Annotated[StaffUser, Meta(description="Who is logged in.")]
+    floor: Annotated[dict[str, Any], Meta(description="The live floor, as `GET /api/v1/floor` answers it.")]
+
+
+class FloorUpdate(ToSupervisor, tag="floor.update", kw_only=True):
+    """The live floor changed (a flag, a request for help, a call starting or ending): at most 4 a second."""
+
+    floor: Annotated[dict[str, Any], Meta(description="As `GET /api/v1/floor` answers it, with `attention`.")]
+
+
+class SupervisorAssistState(ToSupervisor, tag="assist.state", kw_only=True):
+    """How you take part in a call now; `mode` null: you left it (or it ended: `reason`)."""
+
+    session_id: SessionId
+    mode: Annotated[str | None, Meta(description="`listen`, `whisper` or `barge`; null: not in it.")]
+    handler: Annotated[bool, Meta(description="You took the call over: it is yours to end.")] = False
+    reason: Annotated[str, Meta(description="Why you are out of it: `left`, `ended`.")] | UnsetType = UNSET
+
+
 # Documentation order: the order of docs/protocol.md's reference.
 SERVER_MESSAGES: tuple[type[ServerMessage], ...] = (
     CustomerWelcome,
     RepWelcome,
+    SupervisorWelcome,
     Error,
     Ack,
     Pong,
@@ -439,6 +544,14 @@ SERVER_MESSAGES: tuple[type[ServerMessage], ...] = (
     RepCallTransferred,
     CustomerCallEnded,
     RepCallEnded,
+    FloorUpdate,
+    SupervisorAssistState,
+    RepAssistState,
+    WhisperMessage,
+    HelpState,
+    CallTakenOver,
+    CallParty,
+    CallMonitored,
 )
 
 
@@ -466,6 +579,8 @@ def field_names(types: tuple[type[Struct], ...]) -> frozenset[str]:
     return frozenset(names)
 
 
-CUSTOMER_MESSAGES: tuple[type[ServerMessage], ...] = tuple(m for m in SERVER_MESSAGES if m.audience != "rep")
+CUSTOMER_MESSAGES: tuple[type[ServerMessage], ...] = tuple(
+    m for m in SERVER_MESSAGES if m.audience in ("customer", "both")
+)
 # Every key a message to a customer may hold, at any depth: the fields of the types above.
 CUSTOMER_KEYS: frozenset[str] = field_names(CUSTOMER_MESSAGES)

@@ -34,6 +34,18 @@ class Offer:
 
 
 @dataclass
+class Assist:
+    """A supervisor in a call: how they take part, and since when."""
+
+    supervisor: User
+    conn: Participant | None
+    mode: str
+    since: float = field(default_factory=time.time)
+    # They took the call over: the rep left, and the call is theirs to end.
+    handler: bool = False
+
+
+@dataclass
 class LiveSession:
     record: SessionRecord
     conns: dict[str, Participant | None] = field(default_factory=lambda: {"customer": None, "rep": None})
@@ -63,6 +75,9 @@ class LiveSession:
     chat_buckets: dict[str, TokenBucket] = field(default_factory=dict)
     # When each participant's recent offers came (monotonic), for ``offers_per_minute``.
     offer_times: dict[str, deque[float]] = field(default_factory=dict)
+    # A supervisor listening, whispering or in the call; when the rep asked for help (epoch seconds).
+    assist: Assist | None = None
+    help_since: float | None = None
 
     @property
     def id(self) -> str:

@@ -24,6 +24,8 @@ class Teardown:
         self.shared = shared
         self.ringing = ringing
         self.on_recorded = on_recorded
+        # Run for every call that ends, inside the ending job (the socket whose message ended it may be gone).
+        self.on_ended: list[Callable[[LiveSession], Awaitable[None]]] = []
         self._jobs: set[asyncio.Task[None]] = set()
 
     async def finish(self, live: LiveSession, *, state: str, ended_by: str, reason: str) -> None:
@@ -87,6 +89,11 @@ class Teardown:
             customer.close(4003, "session over")
         if live.rep is not None:
             self._release_rep(live, live.rep.id)
+        for hook in self.on_ended:
+            try:
+                await hook(live)
+            except Exception:
+                log.exception("after the end of %s", live.id)
         final = await self.shared.store.get_session(live.id)
         await self.shared.emit("session.ended", {"session": (final or live.record).to_json()})
         recorded = live.recording is not None

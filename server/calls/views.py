@@ -18,9 +18,13 @@ from msgspec import UNSET
 from ..storage.records import ChatRecord, SessionRecord, User, iso
 from .payloads import (
     CUSTOMER_KEYS,
+    AttentionEntry,
     Bye,
+    CallMonitored,
     CallOffer,
     CallOfferCancelled,
+    CallParty,
+    CallTakenOver,
     CallTransferred,
     CustomerCallAccepted,
     CustomerCallEnded,
@@ -31,6 +35,8 @@ from .payloads import (
     CustomerWelcome,
     EmotionStatusMessage,
     EmotionUpdateMessage,
+    FloorUpdate,
+    HelpState,
     HistoryEntry,
     IceServer,
     MediaFlags,
@@ -42,6 +48,7 @@ from .payloads import (
     QueuePosition,
     QueueSnapshot,
     RecordingState,
+    RepAssistState,
     RepCallAccepted,
     RepCallEnded,
     RepCallTransferred,
@@ -52,6 +59,10 @@ from .payloads import (
     RepStatusChanged,
     RepWelcome,
     StaffUser,
+    SupervisorAssistState,
+    SupervisorName,
+    SupervisorWelcome,
+    WhisperMessage,
     WrapUp,
 )
 
@@ -341,3 +352,72 @@ def emotion_update(event: EmotionUpdate, session_id: str) -> EmotionUpdateMessag
 
 def emotion_status(status: str, message: str, session_id: str) -> EmotionStatusMessage:
     return EmotionStatusMessage(status=status, message=message, session_id=session_id)
+
+
+# supervisor assist: the customer learns a name and whether someone is there, nothing else
+
+
+def customer_party(session_id: str, *, present: bool, name: str | None) -> CallParty:
+    return CallParty(session_id=session_id, present=present, name=name)
+
+
+def customer_monitored(session_id: str, on: bool) -> CallMonitored:
+    return CallMonitored(session_id=session_id, on=on)
+
+
+def supervisor_name(user: User) -> SupervisorName:
+    return SupervisorName(id=user.id, display_name=user.display_name)
+
+
+def rep_assist_state(session_id: str, supervisor: User | None, mode: str | None) -> RepAssistState:
+    return RepAssistState(
+        session_id=session_id, supervisor=supervisor_name(supervisor) if supervisor else None, mode=mode
+    )
+
+
+def rep_whisper(session_id: str, supervisor: User, text: str) -> WhisperMessage:
+    return WhisperMessage(session_id=session_id, name=supervisor.display_name, text=text, at=iso(time.time()))
+
+
+def help_state(session_id: str, on: bool) -> HelpState:
+    return HelpState(session_id=session_id, on=on)
+
+
+def rep_taken_over(session_id: str, supervisor: User) -> CallTakenOver:
+    return CallTakenOver(session_id=session_id, by=supervisor_name(supervisor))
+
+
+def supervisor_welcome(
+    user: User, *, ice_servers: Iterable[Mapping[str, Any]], floor: dict[str, Any]
+) -> SupervisorWelcome:
+    return SupervisorWelcome(
+        protocol=PROTOCOL_VERSION,
+        ice_servers=[IceServer(**server) for server in ice_servers],
+        user=StaffUser(id=user.id, username=user.username, display_name=user.display_name, role=user.role),
+        floor=floor,
+    )
+
+
+def floor_update(floor: dict[str, Any]) -> FloorUpdate:
+    return FloorUpdate(floor=floor)
+
+
+def supervisor_assist_state(
+    session_id: str, mode: str | None, *, handler: bool = False, reason: str | None = None
+) -> SupervisorAssistState:
+    return SupervisorAssistState(
+        session_id=session_id, mode=mode, handler=handler, reason=UNSET if reason is None else reason
+    )
+
+
+def attention_entry(live: LiveSession, *, why: list[str], urgency: int, since: float, talk_s: int) -> AttentionEntry:
+    rep = live.rep
+    return AttentionEntry(
+        session_id=live.id,
+        rep=supervisor_name(rep) if rep is not None else None,
+        reason=live.record.reason,
+        talk_s=talk_s,
+        why=why,
+        urgency=urgency,
+        since=iso(since),
+    )

@@ -1,9 +1,13 @@
 """CallMedia: all media wiring of one support session, in one place.
 
-Each participant (customer, rep) has one ServerPeer at a time and one feed per
-kind. A participant's incoming tracks attach to their feeds; the other
-participant's peer sends FeedTracks that play those feeds. Recorders, the
-emotion pipeline and the forwarding path attach here too.
+Each participant (customer, rep, and a supervisor who assists) has one ServerPeer at a time and one feed
+per kind. A participant's incoming tracks attach to their feeds; the others' peers send FeedTracks that
+play those feeds. Recorders, the emotion pipeline and the forwarding path attach here too.
+
+Every peer has two slots (docs/protocol.md, "Supervisor assist"): slot 0 carries the other side, slot 1
+the third party. The supervisor's slot 0 and 1 carry the customer and the rep; the customer's and the
+rep's slot 1 carries the supervisor through a gate (``server.media.assist``), so a change of mode is a
+gate opening or closing, never a new negotiation.
 """
 
 from __future__ import annotations
@@ -19,13 +23,15 @@ from aiortc.mediastreams import MediaStreamTrack
 
 from ..config import IceServer
 from ..metrics import BucketCounts, measure_transit
-from .feeds import FeedTrack, ParticipantFeed
+from .assist import ASSIST_MODES, SUPERVISOR, supervisor_reaches
+from .feeds import FeedTrack, GatedFeedTrack, ParticipantFeed
 from .forwarding import forward_track, give_up_on_lost_packets, relay_keyframe_requests, request_keyframe_from
 from .peers import ServerPeer
 
 log = logging.getLogger(__name__)
 
-ROLES = ("customer", "rep")
+ROLES = ("customer", "rep")  # the call's two sides; a supervisor joins as a third party
+PARTIES = (*ROLES, SUPERVISOR)
 KINDS = ("audio", "video")
 
 
@@ -51,7 +57,9 @@ class BaseCallMedia:
         # Forwarding: encoded packets go from one peer to the other, nothing is decoded or encoded.
         self.forward = forward
         self._on_media_state = on_media_state
-        self._media_state: dict[str, str] = {role: "new" for role in ROLES}
+        self._media_state: dict[str, str] = {role: "new" for role in PARTIES}
+        # How a supervisor takes part (None: no one assists); the gates read it for every packet.
+        self.assist_mode: str | None = None
         self._negotiating: set[str] = set()
         self._closed = False
         self._tasks: set[asyncio.Task[None]] = set()
@@ -96,10 +104,10 @@ class CallMedia(BaseCallMedia):
         self.video_codec: str | None = None
         self.ice_servers = ice_servers
         self.feeds: dict[str, dict[str, ParticipantFeed]] = {
-            role: {kind: ParticipantFeed(kind, f"{session_id}/{role}") for kind in KINDS} for role in ROLES
+            role: {kind: ParticipantFeed(kind, f"{session_id}/{role}") for kind in KINDS} for role in PARTIES
         }
-        self.peers: dict[str, ServerPeer | None] = {role: None for role in ROLES}
-        self._outgoing: dict[str, list[FeedTrack]] = {role: [] for role in ROLES}
+        self.peers: dict[str, ServerPeer | None] = {role: None for role in PARTIES}
+        self._outgoing: dict[str, list[FeedTrack]] = {role: [] for role in PARTIES}
         self._stall_after_s = stall_after_s
         self._peer_started: dict[str, float] = {}
         self._watchdog = asyncio.create_task(self._watch(), name=f"media-watchdog-{session_id}")
@@ -112,6 +120,8 @@ class CallMedia(BaseCallMedia):
         incoming: list[MediaStreamTrack] = []
 
         def on_track(track: MediaStreamTrack) -> None:
+            if any(t.kind == track.kind for t in incoming):
+                return  # a participant sends one track of each kind (slot 0); another one is not played
             if self.forward:
                 forward_track(track)  # before its receiver starts: it will hand out packets
             receiver = peer.receiver_of(track)
@@ -125,7 +135,7 @@ class CallMedia(BaseCallMedia):
             on_track=on_track,
             on_state=lambda state: self._peer_state(role, peer, state),
         )
-        outgoing = [FeedTrack(feed) for feed in self.feeds[other(role)].values()]
+        outgoing = self._outgoing_tracks(role)
         try:
             answer = await peer.answer(
                 offer_sdp,
@@ -145,7 +155,11 @@ class CallMedia(BaseCallMedia):
         # so the old peer goes only now.
         await self._drop_peer(role)
         self.peers[role] = peer
-        self._outgoing[role] = outgoing
+        sent = {id(sender.track) for sender in peer.senders}
+        for track in outgoing:
+            if id(track) not in sent:
+                track.stop()  # no section for it in this offer (an older page): not fed either
+        self._outgoing[role] = [track for track in outgoing if id(track) in sent]
         if self.forward and self.video_codec is None:
             self.video_codec = peer.video_codec()
         self._peer_started[role] = time.monotonic()
@@ -164,6 +178,31 @@ class CallMedia(BaseCallMedia):
             if self.transit is not None and sender.track.kind == "video":
                 measure_transit(sender, sender.track, self.transit)
         return answer
+
+    def _outgoing_tracks(self, role: str) -> list[FeedTrack]:
+        """What ``role``'s peer sends, in slot order: slot 0's audio and video, then slot 1's."""
+        if role == SUPERVISOR:
+            return [FeedTrack(self.feeds[side][kind]) for side in ROLES for kind in KINDS]
+        main = [FeedTrack(self.feeds[other(role)][kind]) for kind in KINDS]
+        third: list[FeedTrack] = [
+            GatedFeedTrack(self.feeds[SUPERVISOR][kind], self._gate(role, kind)) for kind in KINDS
+        ]
+        return main + third
+
+    def _gate(self, role: str, kind: str) -> Callable[[], bool]:
+        return lambda: supervisor_reaches(role, kind, self.assist_mode)
+
+    async def set_assist(self, mode: str | None) -> None:
+        """A supervisor listens, whispers, barges in, or (None) left: the gates follow at once."""
+        if mode is not None and mode not in ASSIST_MODES:
+            raise ValueError(f"no such way to assist: {mode!r}")
+        self.assist_mode = mode
+        for role in ROLES:
+            for track in self._outgoing[role]:
+                if isinstance(track, GatedFeedTrack) and not track.is_open():
+                    track.flush()
+                elif isinstance(track, GatedFeedTrack) and track.kind == "video":
+                    track.feed.request_keyframe()  # the picture starts at once, not at the next periodic keyframe
 
     async def _ask_keyframe(self, receiver: Any) -> None:
         try:
@@ -226,13 +265,15 @@ class CallMedia(BaseCallMedia):
                     self._set_media_state(role, "lost")
 
     def stats(self) -> dict[str, dict[str, int]]:
-        return {
-            role: {
-                **{f"{kind}_in": self.feeds[role][kind].frames_in for kind in KINDS},
-                **{f"{t.kind}_out": t.frames_out for t in self._outgoing[role]},
-            }
-            for role in ROLES
-        }
+        """Frames in from each participant and out to them (all slots), the supervisor's only while present."""
+        present = [*ROLES, SUPERVISOR] if self.peers[SUPERVISOR] is not None else list(ROLES)
+        out: dict[str, dict[str, int]] = {}
+        for role in present:
+            counts = {f"{kind}_in": self.feeds[role][kind].frames_in for kind in KINDS}
+            for track in self._outgoing[role]:
+                counts[f"{track.kind}_out"] = counts.get(f"{track.kind}_out", 0) + track.frames_out
+            out[role] = counts
+        return out
 
     async def aclose(self) -> None:
         if self._closed:
@@ -241,7 +282,7 @@ class CallMedia(BaseCallMedia):
         self._watchdog.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._watchdog
-        await asyncio.gather(*(self._drop_peer(role) for role in ROLES))
+        await asyncio.gather(*(self._drop_peer(role) for role in PARTIES))
         for feeds in self.feeds.values():
             for feed in feeds.values():
                 feed.keyframe_source = None

@@ -224,6 +224,31 @@ class FeedTrack(MediaStreamTrack):
         self._ready.set()
 
 
+class GatedFeedTrack(FeedTrack):
+    """A feed track that passes media only while ``is_open()``: the supervisor's voice reaches the rep only
+    in a whisper or a barge-in, and the customer only in a barge-in. Closed, nothing of the feed is queued,
+    so nothing of it can be sent; opened, video resumes at the next keyframe (asked for at once)."""
+
+    def __init__(self, feed: ParticipantFeed, is_open: Callable[[], bool]) -> None:
+        super().__init__(feed)
+        self.is_open = is_open
+        self.withheld = 0
+
+    def push(self, frame: Media) -> None:
+        if not self.is_open():
+            self.withheld += 1
+            self._need_keyframe = True
+            return
+        super().push(frame)
+
+    def flush(self) -> None:
+        """The gate closed: what waits to be sent is not sent either."""
+        self.withheld += len(self._frames) + len(self._packets)
+        self._frames.clear()
+        self._packets.clear()
+        self._need_keyframe = True
+
+
 class DecodingSink:
     """Decodes forwarded packets in a thread and hands the newest picture to a frame sink.
 

@@ -7,7 +7,14 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc import (
+    RTCBundlePolicy,
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCSessionDescription,
+)
 from aiortc.mediastreams import MediaStreamTrack
 
 from ..config import IceServer
@@ -26,8 +33,11 @@ class BadOffer(Exception):
 
 def rtc_configuration(servers: tuple[IceServer, ...]) -> RTCConfiguration:
     # Always explicit: RTCConfiguration() without iceServers means Google's STUN server.
+    # Max-bundle: with aiortc's default ("balanced"), a second section of a kind (the third-party slot) keeps a
+    # transport of its own that the offer's BUNDLE never connects, and its sender never starts.
     return RTCConfiguration(
-        iceServers=[RTCIceServer(urls=list(s.urls), username=s.username, credential=s.credential) for s in servers]
+        iceServers=[RTCIceServer(urls=list(s.urls), username=s.username, credential=s.credential) for s in servers],
+        bundlePolicy=RTCBundlePolicy.MAX_BUNDLE,
     )
 
 
@@ -49,6 +59,10 @@ def _attribute(lines: list[str], name: str) -> str | None:
     """The last ``a=name:value`` of these lines (aiortc keeps the last one too)."""
     values = [line[len(name) + 3 :] for line in lines if line.startswith(f"a={name}:")]
     return values[-1] if values else None
+
+
+def _count_sections(sdp: str, kind: str) -> int:
+    return sum(1 for line in sdp.splitlines() if line.startswith(f"m={kind} "))
 
 
 def _check_offer_text(sdp: str) -> None:
@@ -141,17 +155,19 @@ class ServerPeer:
 
     async def _negotiate(self, offer_sdp: str, outgoing: list[MediaStreamTrack], video_codec: str | None) -> None:
         if video_codec and f" {video_codec.lower()}/90000" in offer_sdp.lower():
-            # A transceiver made before the offer is the one the offer's video lands on.
-            transceiver = self.pc.addTransceiver("video", direction="recvonly")
+            # Transceivers made before the offer are the ones its video sections land on, in order: every
+            # video section (the third-party slot too) carries the call's one codec.
             wanted = (f"video/{video_codec.lower()}", "video/rtx")
-            transceiver.setCodecPreferences(
-                [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType.lower() in wanted]
-            )
+            codecs = [c for c in RTCRtpSender.getCapabilities("video").codecs if c.mimeType.lower() in wanted]
+            for _section in range(_count_sections(offer_sdp, "video")):
+                self.pc.addTransceiver("video", direction="recvonly").setCodecPreferences(codecs)
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=reachable_offer(offer_sdp), type="offer"))
-        kinds = {t.receiver.track.kind for t in self.pc.getTransceivers() if t.receiver.track is not None}
-        kinds |= {t.kind for t in self.pc.getTransceivers()}
+        # Slot order: the n-th outgoing track of a kind goes on the offer's n-th section of that kind. A track
+        # without a section (an older page offers one pair) is not sent; aiortc would add a section of its own.
+        room = {kind: sum(1 for t in self.pc.getTransceivers() if t.kind == kind) for kind in ("audio", "video")}
         for track in outgoing:
-            if track.kind in kinds:
+            if room.get(track.kind, 0) > 0:
+                room[track.kind] -= 1
                 self.senders.append(self.pc.addTrack(track))
         answer = await self.pc.createAnswer()
         if answer is None:

@@ -250,6 +250,15 @@ class RemoteCallMedia(BaseCallMedia):
             raise MediaClosed
         return str(reply["sdp"])
 
+    async def set_assist(self, mode: str | None) -> None:
+        """A supervisor listens, whispers, barges in or left: the gates on the other end follow."""
+        try:
+            reply = await self.worker.request("assist", session=self.session_id, mode=mode)
+        except (WorkerGone, TimeoutError):
+            raise MediaClosed from None
+        if reply.get("error"):
+            raise MediaClosed
+
     async def drop(self, role: str) -> None:
         with contextlib.suppress(WorkerGone, TimeoutError):
             await self.worker.request("drop", session=self.session_id, role=role)

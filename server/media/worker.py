@@ -155,6 +155,9 @@ class WorkerHost:
                 )
             elif op == "answer":
                 reply["sdp"] = await self.calls[session].answer(str(header["role"]), str(header["sdp"]))
+            elif op == "assist":
+                mode = header.get("mode")
+                await self.calls[session].set_assist(None if mode is None else str(mode))
             elif op == "drop":
                 await self.calls[session].drop(str(header["role"]))
             elif op == "record":

@@ -50,8 +50,8 @@ class ClientSocket(Protocol):
 
 
 def withheld_from_customer(role: str | None, message: ServerMessage, logger: logging.LoggerAdapter[Any]) -> bool:
-    """Defence in depth: a customer's types have no staff fields; a rep's type bound for a customer is a bug."""
-    if role != "customer" or message.audience != "rep":
+    """Defence in depth: a customer's types have no staff fields; a staff type bound for a customer is a bug."""
+    if role != "customer" or message.audience in ("customer", "both"):
         return False
     stray = stray_keys(msgspec.to_builtins(message))
     tag = type(message).__struct_config__.tag

@@ -25,6 +25,10 @@ from ..storage.store import STORE, Store
 from .connection import ClientSocket, Connection
 from .messages import (
     AnyClientMessage,
+    AssistLeave,
+    AssistMode,
+    AssistStart,
+    AssistTakeOver,
     CallAccept,
     CallDecline,
     CallEnd,
@@ -32,10 +36,12 @@ from .messages import (
     ChatSend,
     ConsentEmotion,
     Hello,
+    HelpAsk,
     MediaState,
     Offer,
     Ping,
     RepStatus,
+    WhisperSend,
     parse,
     wire_type,
 )
@@ -46,8 +52,9 @@ HELLO_TIMEOUT_S = 10.0
 # aiohttp closes with 1009 above this; smaller oversize frames get a polite error instead.
 HARD_FRAME_LIMIT = 1024 * 1024
 FLOOD_CLOSE_AFTER = 200
-# A staff login that is not a rep said hello: clients do not reconnect after this code.
+# A staff login that takes no part in calls (QA) said hello: clients do not reconnect after this code.
 NOT_A_REP_CLOSE = 4004
+SUPERVISOR_ROLES = ("supervisor", "admin")
 # Every open socket, so shutdown can tell each client "going away" before the calls close.
 WEBSOCKETS = web.AppKey("websockets", set[web.WebSocketResponse])
 
@@ -67,8 +74,12 @@ async def _hello(center: CallCenter, conn: ClientSocket, msg: Hello) -> None:
         # A call token wins over a staff cookie: a customer page opened beside the console is a customer.
         await center.customer_hello(conn, msg.token)
     elif conn.user is not None:
+        if conn.user.role in SUPERVISOR_ROLES:
+            center.assists.hello(conn, conn.user)
+            return None
         if conn.user.role != "rep":
-            # Only reps answer calls; a retry would fail the same way, so the socket closes (no reconnect).
+            # Only reps and supervisors take part in calls; a retry would fail the same way, so the socket
+            # closes (no reconnect).
             conn.send(error("forbidden", f"only reps take calls; this is a {conn.user.role} login", msg.id))
             conn.close(NOT_A_REP_CLOSE, "only reps take calls")
             return None
@@ -129,6 +140,30 @@ async def _transfer(center: CallCenter, conn: ClientSocket, msg: CallTransfer) -
     await center.transfer(conn, msg.session_id, to_rep=msg.rep_id, to_reason=msg.reason, note=msg.note)
 
 
+async def _help(center: CallCenter, conn: ClientSocket, msg: HelpAsk) -> None:
+    await center.ask_help(conn, msg.on)
+
+
+async def _assist_start(center: CallCenter, conn: ClientSocket, msg: AssistStart) -> None:
+    await center.assists.start(conn, msg.session_id, msg.mode)
+
+
+async def _assist_mode(center: CallCenter, conn: ClientSocket, msg: AssistMode) -> None:
+    await center.assists.change(conn, msg.mode)
+
+
+async def _assist_leave(center: CallCenter, conn: ClientSocket, msg: AssistLeave) -> None:
+    await center.assists.leave(conn)
+
+
+async def _take_over(center: CallCenter, conn: ClientSocket, msg: AssistTakeOver) -> None:
+    await center.assists.take_over(conn)
+
+
+async def _whisper(center: CallCenter, conn: ClientSocket, msg: WhisperSend) -> None:
+    await center.assists.whisper(conn, msg.text)
+
+
 # By wire type (the metrics' labels too); who may send each type is the message's own ``senders``.
 HANDLERS: dict[str, Handler] = {
     "hello": _hello,
@@ -142,6 +177,12 @@ HANDLERS: dict[str, Handler] = {
     "consent.emotion": _consent,
     "call.decline": _decline,
     "call.transfer": _transfer,
+    "help.ask": _help,
+    "assist.start": _assist_start,
+    "assist.mode": _assist_mode,
+    "assist.leave": _assist_leave,
+    "assist.take_over": _take_over,
+    "whisper.send": _whisper,
 }
 
 

@@ -65,11 +65,12 @@ class Hello(ClientMessage, tag="hello", kw_only=True, frozen=True, gc=False):
 class Ping(ClientMessage, tag="ping", kw_only=True, frozen=True, gc=False):
     """Answered with `pong`."""
 
-    senders = frozenset({"none", "customer", "rep"})
+    senders = frozenset({"none", "customer", "rep", "supervisor"})
 
 
 class Offer(ClientMessage, tag="offer", kw_only=True, frozen=True, gc=False):
-    """Start or replace this participant's media; only while the call is active. Answered by `answer`."""
+    """Start or replace this participant's media; only while the call is active (a supervisor: the call they
+    assist). Answered by `answer`."""
 
     sdp: Annotated[
         str,
@@ -80,7 +81,7 @@ class Offer(ClientMessage, tag="offer", kw_only=True, frozen=True, gc=False):
         ),
     ]
     session_id: SessionId | None = None
-    senders = frozenset({"customer", "rep"})
+    senders = frozenset({"customer", "rep", "supervisor"})
 
 
 class MediaState(ClientMessage, tag="media.state", kw_only=True, frozen=True, gc=False):
@@ -104,11 +105,12 @@ class ChatSend(ClientMessage, tag="chat.send", kw_only=True, frozen=True, gc=Fal
 
 
 class CallEnd(ClientMessage, tag="call.end", kw_only=True, frozen=True, gc=False):
-    """Leave or end the call: `abandoned` while waiting, `ended` in a call; answered by `call.ended`."""
+    """Leave or end the call: `abandoned` while waiting, `ended` in a call; answered by `call.ended`.
+    A supervisor ends only a call they took over."""
 
     reason: Reason | None = None
     session_id: SessionId | None = None
-    senders = frozenset({"customer", "rep"})
+    senders = frozenset({"customer", "rep", "supervisor"})
 
 
 class RepStatus(ClientMessage, tag="rep.status", kw_only=True, frozen=True, gc=False):
@@ -156,6 +158,56 @@ class CallTransfer(ClientMessage, tag="call.transfer", kw_only=True, frozen=True
     senders = frozenset({"rep"})
 
 
+AssistModeName = Annotated[
+    Literal["listen", "whisper", "barge"],
+    Meta(description="`listen` (hear and see both sides), `whisper` (the rep alone hears you), `barge` (join openly)."),
+]
+
+
+class AssistStart(ClientMessage, tag="assist.start", kw_only=True, frozen=True, gc=False):
+    """Open a live call from the floor; then send an `offer` for it. Errors: `session_not_found`,
+    `already_assisted` (another supervisor is in it), `forbidden`."""
+
+    session_id: Annotated[str, Meta(max_length=64, pattern=NOT_BLANK, description="The live call.")]
+    mode: AssistModeName
+    senders = frozenset({"supervisor"})
+
+
+class AssistMode(ClientMessage, tag="assist.mode", kw_only=True, frozen=True, gc=False):
+    """Listen, whisper or join openly, in the call you assist (no new offer). Error: `not_assisting`."""
+
+    mode: AssistModeName
+    senders = frozenset({"supervisor"})
+
+
+class AssistLeave(ClientMessage, tag="assist.leave", kw_only=True, frozen=True, gc=False):
+    """Leave the call you assist; it goes on without you."""
+
+    senders = frozenset({"supervisor"})
+
+
+class AssistTakeOver(ClientMessage, tag="assist.take_over", kw_only=True, frozen=True, gc=False):
+    """Take the call over: you join openly, the rep drops out, and the call is yours to end (`call.end`)."""
+
+    senders = frozenset({"supervisor"})
+
+
+class WhisperSend(ClientMessage, tag="whisper.send", kw_only=True, frozen=True, gc=False):
+    """A text whisper to the rep of the call you assist; the customer never sees it."""
+
+    text: Annotated[
+        str, Meta(max_length=MAX_CHAT_CHARS, pattern=NOT_BLANK, description="The line; not only whitespace.")
+    ]
+    senders = frozenset({"supervisor"})
+
+
+class HelpAsk(ClientMessage, tag="help.ask", kw_only=True, frozen=True, gc=False):
+    """Ask a supervisor for help with the call (or withdraw it); answered with `help.state`."""
+
+    on: Annotated[bool, Meta(description="Help wanted.")]
+    senders = frozenset({"rep"})
+
+
 # Documentation order: the order of docs/protocol.md's reference.
 CLIENT_MESSAGES: tuple[type[ClientMessage], ...] = (
     Hello,
@@ -169,6 +221,12 @@ CLIENT_MESSAGES: tuple[type[ClientMessage], ...] = (
     CallAccept,
     CallDecline,
     CallTransfer,
+    HelpAsk,
+    AssistStart,
+    AssistMode,
+    AssistLeave,
+    AssistTakeOver,
+    WhisperSend,
 )
 AnyClientMessage = (
     Hello
@@ -182,6 +240,12 @@ AnyClientMessage = (
     | CallAccept
     | CallDecline
     | CallTransfer
+    | HelpAsk
+    | AssistStart
+    | AssistMode
+    | AssistLeave
+    | AssistTakeOver
+    | WhisperSend
 )
 
 

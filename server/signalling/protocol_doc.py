@@ -24,7 +24,7 @@ END = "<!-- end generated -->"
 PROTOCOL_MD = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
 
 SENDERS = {"none": "a new socket (before `hello`)", "customer": "customer", "rep": "rep"}
-AUDIENCES = {"customer": "customer", "rep": "rep", "both": "customer and rep"}
+AUDIENCES = {"customer": "customer", "rep": "rep", "supervisor": "supervisor", "both": "every role"}
 
 
 def _cell(text: str) -> str:

@@ -121,6 +121,12 @@ class SessionRepository(Repository):
             await conn.execute(event_insert(session_id, "answered", {"rep_id": rep_id}, at=t))
         return await self.get_session(session_id)
 
+    async def assign_handler(self, session_id: str, user_id: int) -> None:
+        """A supervisor took the live call over: the session is theirs from now on (who handled it)."""
+        s = schema.support_sessions
+        async with self.engine.begin() as conn:
+            await conn.execute(update(s).where(s.c.id == session_id, s.c.state == "active").values(rep_id=user_id))
+
     async def requeue_session(self, session_id: str, *, reason: str | None, detail: dict[str, Any]) -> SessionRecord:
         """A transfer: active → waiting, with the same context, possibly for another reason."""
         s = schema.support_sessions

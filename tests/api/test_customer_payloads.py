@@ -47,6 +47,9 @@ CUSTOMER_KEYS = frozenset(
         "display_name",
         "recording",
         "peer_media",
+        # call.party (a supervisor joined openly: their display name) and call.monitored
+        "present",
+        "on",
         "audio",
         "video",
         "facing",

@@ -19,7 +19,7 @@ from typing import Any
 
 import aiohttp
 import numpy as np
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, MediaStreamTrack, VideoStreamTrack
 from aiortc.rtp import RtpPacket, is_rtcp
 from aiortc.sdp import SessionDescription
@@ -45,6 +45,7 @@ class Identity:
 
 CUSTOMER = Identity("customer", (40, 40, 200), 440.0)  # red-ish, A4
 REP = Identity("rep", (200, 90, 30), 880.0)  # blue-ish, A5
+SUPERVISOR = Identity("supervisor", (40, 190, 40), 660.0)  # green, E5
 COLOUR_TOLERANCE = 35.0  # per BGR channel, after a lossy codec round trip
 
 
@@ -65,7 +66,7 @@ def colour_matches(seen: Sequence[float], expected: Sequence[float], tolerance: 
 
 def whose_colour(seen: Sequence[float]) -> str:
     """``customer``, ``rep`` or ``nobody``: for messages that say what a receiver got instead."""
-    for identity in (CUSTOMER, REP):
+    for identity in (CUSTOMER, REP, SUPERVISOR):
         if colour_matches(seen, identity.bgr):
             return identity.name
     return "nobody"
@@ -338,6 +339,7 @@ class MediaClient:
         *,
         identity: Identity | None = None,
         heal_lost_video: bool = False,
+        third_party: bool = False,
     ) -> None:
         # With an identity: its colour and its tone, unless a track is given.
         self.identity = identity
@@ -348,7 +350,11 @@ class MediaClient:
         self.video = video or PatternVideoTrack()
         self.audio = audio or ToneAudioTrack()
         self.heal_lost_video = heal_lost_video
+        # As the pages do (docs/protocol.md, "Supervisor assist"): a second audio and video section, receive
+        # only, for the third party; what arrives there is counted in ``third``.
+        self.third_party = third_party
         self.received: dict[str, FrameCounter] = {}
+        self.third: dict[str, FrameCounter] = {}
         self._got_track = asyncio.Event()
         # media.restart: the server moved the call's media, so this client offers again on a new connection.
         self.restarts = 0
@@ -359,9 +365,15 @@ class MediaClient:
         self.pc = self._new_pc()
 
     def _new_pc(self) -> RTCPeerConnection:
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        # Max-bundle with a third-party slot, as browsers bundle (aiortc's "balanced" leaves a second section of
+        # a kind on a transport that is never connected).
+        policy = RTCBundlePolicy.MAX_BUNDLE if self.third_party else RTCBundlePolicy.BALANCED
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=policy))
         self.video_sender = pc.addTrack(self.video)
         self.audio_sender = pc.addTrack(self.audio)
+        if self.third_party:
+            pc.addTransceiver("audio", direction="recvonly")
+            pc.addTransceiver("video", direction="recvonly")
         if self.heal_lost_video:
             # Like a browser, unlike aiortc (which waits for 512 more packets): skip a lost packet, ask for a keyframe.
             for transceiver in pc.getTransceivers():
@@ -372,10 +384,13 @@ class MediaClient:
         def on_track(track: MediaStreamTrack) -> None:
             if pc is not self.pc:
                 return
-            old = self.received.get(track.kind)
+            same_kind = [t for t in pc.getTransceivers() if t.kind == track.kind]
+            slot = next(i for i, t in enumerate(same_kind) if t.receiver.track is track)
+            counters = self.received if slot == 0 else self.third
+            old = counters.get(track.kind)
             if old is not None:
                 old._task.cancel()
-            self.received[track.kind] = FrameCounter(track)
+            counters[track.kind] = FrameCounter(track)
             self._got_track.set()
 
         return pc
@@ -424,66 +439,75 @@ class MediaClient:
             await old.close()
             await self._offer_over(self._signaling)
 
-    def frames(self, kind: str) -> int:
-        counter = self.received.get(kind)
+    def _counter(self, kind: str, slot: int) -> FrameCounter | None:
+        return (self.received if slot == 0 else self.third).get(kind)
+
+    def frames(self, kind: str, slot: int = 0) -> int:
+        counter = self._counter(kind, slot)
         return counter.count if counter else 0
 
-    async def wait_frames(self, kind: str, at_least: int, timeout: float = 15.0) -> int:
+    async def wait_frames(self, kind: str, at_least: int, timeout: float = 15.0, *, slot: int = 0) -> int:
         deadline = time.monotonic() + timeout
-        while self.frames(kind) < at_least:
+        while self.frames(kind, slot) < at_least:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"only {self.frames(kind)} {kind} frames after {timeout}s")
+                raise TimeoutError(f"only {self.frames(kind, slot)} {kind} frames (slot {slot}) after {timeout}s")
             await asyncio.sleep(0.05)
-        return self.frames(kind)
+        return self.frames(kind, slot)
 
-    def seen_bgr(self) -> tuple[float, float, float] | None:
-        """Mean colour of the last decoded video frame."""
-        counter = self.received.get("video")
+    def seen_bgr(self, slot: int = 0) -> tuple[float, float, float] | None:
+        """Mean colour of the last decoded video frame (of slot 1: the third party's)."""
+        counter = self._counter("video", slot)
         if counter is None or counter.last is None:
             return None
         return mean_bgr(counter.last.to_ndarray(format="bgr24"))
 
-    def heard_hz(self, seconds: float = 0.5) -> float:
+    def heard_hz(self, seconds: float = 0.5, slot: int = 0) -> float:
         """Dominant frequency of the last ``seconds`` of decoded audio."""
-        counter = self.received.get("audio")
+        counter = self._counter("audio", slot)
         if counter is None or not counter.audio:
             return 0.0
         samples = np.concatenate(list(counter.audio))[-int(seconds * counter.sample_rate) :]
         return dominant_frequency(samples, counter.sample_rate)
 
-    async def wait_to_see(self, expected: Identity, timeout: float = 10.0) -> tuple[float, float, float]:
+    async def wait_to_see(
+        self, expected: Identity, timeout: float = 10.0, *, slot: int = 0
+    ) -> tuple[float, float, float]:
         """Until the decoded picture has ``expected``'s colour; AssertionError says whose it has instead."""
         deadline = time.monotonic() + timeout
         while True:
-            seen = self.seen_bgr()
+            seen = self.seen_bgr(slot)
             if seen is not None and colour_matches(seen, expected.bgr):
                 return seen
             if time.monotonic() > deadline:
                 who = "no picture" if seen is None else f"{whose_colour(seen)}'s colour {tuple(round(v) for v in seen)}"
-                raise AssertionError(f"expected to see the {expected.name}'s colour {expected.bgr}, decoded {who}")
+                raise AssertionError(
+                    f"expected to see the {expected.name}'s colour {expected.bgr} (slot {slot}), decoded {who}"
+                )
             await asyncio.sleep(0.05)
 
-    async def wait_to_hear(self, expected: Identity, timeout: float = 10.0) -> float:
+    async def wait_to_hear(self, expected: Identity, timeout: float = 10.0, *, slot: int = 0) -> float:
         """Until the decoded audio's dominant tone is ``expected``'s; AssertionError says what it heard."""
         deadline = time.monotonic() + timeout
         while True:
-            hz = self.heard_hz()
+            hz = self.heard_hz(slot=slot)
             if tone_matches(hz, expected.tone_hz):
                 return hz
             if time.monotonic() > deadline:
-                raise AssertionError(f"expected to hear the {expected.name}'s {expected.tone_hz} Hz, heard {hz:.0f} Hz")
+                raise AssertionError(
+                    f"expected to hear the {expected.name}'s {expected.tone_hz} Hz (slot {slot}), heard {hz:.0f} Hz"
+                )
             await asyncio.sleep(0.05)
 
-    async def wait_to_see_and_hear(self, expected: Identity, timeout: float = 10.0) -> None:
-        await self.wait_to_see(expected, timeout)
-        await self.wait_to_hear(expected, timeout)
+    async def wait_to_see_and_hear(self, expected: Identity, timeout: float = 10.0, *, slot: int = 0) -> None:
+        await self.wait_to_see(expected, timeout, slot=slot)
+        await self.wait_to_hear(expected, timeout, slot=slot)
 
     async def close(self) -> None:
         if self._follower is not None:
             self._follower.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._follower
-        for counter in self.received.values():
+        for counter in [*self.received.values(), *self.third.values()]:
             await counter.stop()
         await self.pc.close()
 

@@ -112,4 +112,6 @@ def test_every_message_type_has_a_handler_and_senders() -> None:
     from server.signalling.endpoint import HANDLERS
 
     assert set(HANDLERS) == set(MESSAGE_TYPES)
-    assert all(cls.senders and cls.senders <= {"none", "customer", "rep"} for cls in MESSAGE_TYPES.values())
+    assert all(
+        cls.senders and cls.senders <= {"none", "customer", "rep", "supervisor"} for cls in MESSAGE_TYPES.values()
+    )

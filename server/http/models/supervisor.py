@@ -57,14 +57,39 @@ class LiveCall(Reply, kw_only=True):
     talk_s: Count
     customer_frustration: Share | None
     customer_flag: bool
+    help: Annotated[bool, Meta(description="The rep asked for help.")]
+    assist: Annotated[CallAssist | None, Meta(description="A supervisor in the call, and how.")]
+
+
+class CallAssist(Reply, kw_only=True):
+    """A supervisor listening, whispering or in the call."""
+
+    supervisor: UserRef
+    mode: Literal["listen", "whisper", "barge"]
+
+
+class AttentionItem(Reply, kw_only=True):
+    """A live call that needs a supervisor. It names the call and its rep; it never scores the rep."""
+
+    session_id: str
+    rep: UserRef | None
+    reason: str | None
+    talk_s: Count
+    why: Annotated[
+        list[Literal["help", "frustration", "long_call"]],
+        Meta(description="The rep asked for help; the customer's frustration flag is up; the call runs long."),
+    ]
+    urgency: Annotated[int, Meta(ge=1, description="help 4, frustration 2, a long call 1, summed; highest first.")]
+    since: Time
 
 
 class Floor(Reply, kw_only=True):
-    """The live floor: queue, reps and calls."""
+    """The live floor: queue, reps, calls, and the calls that need attention (most urgent first)."""
 
     queue: list[QueueItem]
     reps: list[FloorRep]
     calls: list[LiveCall]
+    attention: list[AttentionItem]
     estimated_wait_s: Annotated[
         dict[str, Count], Meta(description="The estimated wait of the next caller, per reason code.")
     ]
