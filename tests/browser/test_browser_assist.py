@@ -41,6 +41,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.webrtc]
 # Green, far from the customer's orange and the rep's blue; a fifth above the customer's tone, a fifth below the rep's.
 SUPERVISOR = Side("supervisor", (40, 200, 70), 660.0)
 
+# The customer page wraps a name inside a sentence in Unicode isolates (FSI … PDI), for right-to-left languages.
+SUP1 = "\u2068Sup1\u2069"
+
 # Whether a page's <video> with this test id has decoded at least n frames.
 FRAMES_AT_LEAST_JS = """([testid, n]) => document.querySelector(`[data-testid="${testid}"]`)
     .getVideoPlaybackQuality().totalVideoFrames >= n"""
@@ -150,7 +153,7 @@ async def test_a_supervisor_answers_a_call_for_help_listens_whispers_barges_in_a
         await sup.get_by_test_id("assist-barge").click()
         await expect(sup.get_by_test_id("assist-barge")).to_have_attribute("aria-pressed", "true")
         await expect(sup.get_by_test_id("assist-whisper")).to_have_attribute("aria-pressed", "false")
-        await expect(customer.get_by_test_id("party-notice")).to_have_text("Sup1 joined the call")
+        await expect(customer.get_by_test_id("party-notice")).to_have_text(f"{SUP1} joined the call")
         await expect(customer.get_by_test_id("third-party-video")).to_be_visible()
         await assert_shows(customer, "customer", "third-party-video", SUPERVISOR, CUSTOMER)
         await assert_plays(customer, "customer", "third-party-video", SUPERVISOR, REP)
@@ -163,7 +166,7 @@ async def test_a_supervisor_answers_a_call_for_help_listens_whispers_barges_in_a
         # Leave: the call goes on between the customer and the rep.
         await sup.get_by_test_id("assist-leave").click()
         await expect(sup.get_by_test_id("assist-panel")).to_be_hidden()
-        await expect(customer.get_by_test_id("party-notice")).to_have_text("Sup1 left the call")
+        await expect(customer.get_by_test_id("party-notice")).to_have_text(f"{SUP1} left the call")
         await expect(customer.get_by_test_id("third-party-video")).to_be_hidden()
         await expect(rep.get_by_test_id("assist-indicator")).to_be_hidden()
         await expect(rep.get_by_test_id("third-party-video")).to_be_hidden()
@@ -200,7 +203,7 @@ async def test_a_supervisor_takes_the_call_over_and_the_rep_owes_no_wrap_up(serv
         await expect(rep.get_by_test_id("wrapup-form")).to_be_hidden()
         # The customer goes on with the supervisor, seen in the third party's tile.
         await expect(customer.locator("body")).to_have_attribute("data-state", "in-call")
-        await expect(customer.get_by_test_id("party-notice")).to_have_text("Sup1 joined the call")
+        await expect(customer.get_by_test_id("party-notice")).to_have_text(f"{SUP1} joined the call")
         await assert_shows(customer, "customer", "third-party-video", SUPERVISOR, CUSTOMER)
 
         # The call is the supervisor's to end.
