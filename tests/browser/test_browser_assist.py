@@ -34,7 +34,7 @@ from tests.support.browser import (
     wait_remote_tone,
 )
 from tests.support.faces import make_clip, person, write_clip_y4m
-from tests.support.server import PASSWORD, REP_AND_SUPERVISOR, Rapport, running
+from tests.support.server import PASSWORD, REP_AND_SUPERVISOR, Rapport, Serve, running
 
 pytestmark = [pytest.mark.browser, pytest.mark.webrtc]
 
@@ -211,6 +211,26 @@ async def test_a_supervisor_takes_the_call_over_and_the_rep_owes_no_wrap_up(serv
         await sup.get_by_test_id("assist-leave").click()
         await expect(customer.locator("body")).to_have_attribute("data-state", "ended")
         await expect(sup.get_by_test_id("assist-panel")).to_be_hidden()
+
+
+async def test_where_the_deployment_discloses_listening_the_customer_is_told(serve: Serve, tmp_path: Path) -> None:
+    rapport = await serve(disclose_listening=True)
+    async with chromium_per_side(tmp_path) as (customer_side, rep_side):
+        rep, customer = await console_and_phone(rapport.url, rep_side, customer_side)
+        await customer.get_by_test_id("start-call").click()
+        await rep.get_by_test_id("accept").click()
+        await expect(customer.locator("body")).to_have_attribute("data-state", "in-call")
+        sup = await supervisor_page(rapport.url, rep_side.browser)
+        await expect(customer.get_by_test_id("monitored-notice")).to_be_hidden()
+
+        await sup.get_by_test_id("sup-call-row").get_by_test_id("assist-listen").click()
+        await expect(sup.get_by_test_id("assist-panel")).to_be_visible()
+        await expect(customer.get_by_test_id("monitored-notice")).to_have_text(
+            "A supervisor may listen to this call to help the agent."
+        )
+        await expect(customer.get_by_test_id("party-notice")).to_be_hidden()  # listening is not joining
+        await sup.get_by_test_id("assist-leave").click()
+        await expect(customer.get_by_test_id("monitored-notice")).to_be_hidden()
 
 
 @pytest.mark.fer
