@@ -213,6 +213,35 @@ async def test_a_supervisor_takes_the_call_over_and_the_rep_owes_no_wrap_up(serv
         await expect(sup.get_by_test_id("assist-panel")).to_be_hidden()
 
 
+async def test_a_supervisor_reloading_mid_barge_in_leaves_the_call_undisturbed(served: Rapport, tmp_path: Path) -> None:
+    async with (
+        chromium_per_side(tmp_path) as (customer_side, rep_side),
+        chromium(*fake_capture(tmp_path, SUPERVISOR)) as supervisor_side,
+    ):
+        rep, customer = await console_and_phone(served.url, rep_side, customer_side)
+        await customer.get_by_test_id("start-call").click()
+        await rep.get_by_test_id("accept").click()
+        await expect(customer.locator("body")).to_have_attribute("data-state", "in-call")
+        sup = await supervisor_page(served.url, supervisor_side.browser)
+        await sup.get_by_test_id("sup-call-row").get_by_test_id("assist-listen").click()
+        await expect(sup.get_by_test_id("assist-panel")).to_be_visible()
+        await sup.get_by_test_id("assist-barge").click()
+        await expect(customer.get_by_test_id("party-notice")).to_have_text(f"{SUP1} joined the call")
+
+        await sup.reload()
+        await expect(sup.locator("body")).to_have_attribute("data-state", "dashboard")
+        await expect(sup.get_by_test_id("assist-panel")).to_be_hidden()
+        await expect(customer.get_by_test_id("party-notice")).to_have_text(f"{SUP1} left the call")
+        await expect(customer.get_by_test_id("third-party-video")).to_be_hidden()
+        await expect(rep.get_by_test_id("assist-indicator")).to_be_hidden()
+        await expect(customer.locator("body")).to_have_attribute("data-state", "in-call")
+        await assert_shows(customer, "customer", "remote-video", REP, CUSTOMER)
+        await assert_shows(rep, "rep", "remote-video", CUSTOMER, REP)
+        # Back on the floor, the supervisor can listen again.
+        await sup.get_by_test_id("sup-call-row").get_by_test_id("assist-listen").click()
+        await assert_shows(sup, "supervisor", "assist-video-rep", REP, SUPERVISOR)
+
+
 async def test_where_the_deployment_discloses_listening_the_customer_is_told(serve: Serve, tmp_path: Path) -> None:
     rapport = await serve(disclose_listening=True)
     async with chromium_per_side(tmp_path) as (customer_side, rep_side):

@@ -113,7 +113,8 @@ async function endCall() {
 
 /** Whisper and Barge in are toggles: pressing the one that is on goes back to listening. */
 async function toggleMode(mode) {
-  if (!current || busy) return;
+  // Allowed while our media is still being set up: the mode is the server's to apply once it flows.
+  if (!current) return;
   const next = current.mode === mode ? "listen" : mode;
   const before = current.mode;
   showMode(next);
