@@ -8,7 +8,6 @@ from collections.abc import Callable
 from typing import Any
 
 from aiortc import (
-    RTCBundlePolicy,
     RTCConfiguration,
     RTCIceServer,
     RTCPeerConnection,
@@ -33,12 +32,33 @@ class BadOffer(Exception):
 
 def rtc_configuration(servers: tuple[IceServer, ...]) -> RTCConfiguration:
     # Always explicit: RTCConfiguration() without iceServers means Google's STUN server.
-    # Max-bundle: with aiortc's default ("balanced"), a second section of a kind (the third-party slot) keeps a
-    # transport of its own that the offer's BUNDLE never connects, and its sender never starts.
     return RTCConfiguration(
-        iceServers=[RTCIceServer(urls=list(s.urls), username=s.username, credential=s.credential) for s in servers],
-        bundlePolicy=RTCBundlePolicy.MAX_BUNDLE,
+        iceServers=[RTCIceServer(urls=list(s.urls), username=s.username, credential=s.credential) for s in servers]
     )
+
+
+def bundle_every_section(pc: RTCPeerConnection, offer_sdp: str) -> None:
+    """Put every section the offer bundles on the bundle's one transport (after setRemoteDescription).
+
+    aiortc 1.16 ("balanced" bundling) gives a second section of a kind, such as the third-party slot, the
+    transport of the first section of that kind, then moves only that first section onto the bundle's transport
+    and stops the one they shared: the second section's sender never starts. The bundle policy "max-bundle"
+    avoids that but broke relayed calls, so this mends what aiortc left behind instead.
+    """
+    session, _sections_ = _sections(offer_sdp)
+    group = next((line.split()[1:] for line in session if line.startswith("a=group:BUNDLE")), [])
+    if not group:
+        return
+    by_mid = {t.mid: t for t in pc.getTransceivers() if t.mid is not None}
+    primary = by_mid.get(group[0])
+    if primary is None:
+        return
+    transport = primary.receiver.transport
+    for mid in group[1:]:
+        transceiver = by_mid.get(mid)
+        if transceiver is not None and transceiver.receiver.transport is not transport:
+            transceiver.receiver.setTransport(transport)
+            transceiver.sender.setTransport(transport)
 
 
 def _sections(sdp: str) -> tuple[list[str], list[list[str]]]:
@@ -162,6 +182,7 @@ class ServerPeer:
             for _section in range(_count_sections(offer_sdp, "video")):
                 self.pc.addTransceiver("video", direction="recvonly").setCodecPreferences(codecs)
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=reachable_offer(offer_sdp), type="offer"))
+        bundle_every_section(self.pc, offer_sdp)
         # Slot order: the n-th outgoing track of a kind goes on the offer's n-th section of that kind. A track
         # without a section (an older page offers one pair) is not sent; aiortc would add a section of its own.
         room = {kind: sum(1 for t in self.pc.getTransceivers() if t.kind == kind) for kind in ("audio", "video")}

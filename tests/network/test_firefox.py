@@ -96,18 +96,16 @@ HOLD_OFFER_JS = """() => {
 
 LOCAL_SDP_JS = "() => window.rapport.pc && window.rapport.pc.localDescription && window.rapport.pc.localDescription.sdp"
 
-# The local description once gathering is complete: the other side can be "in-call" before this side's
-# candidates are all in its description (a CI run read an offer with none yet).
+# The local description once gathering is complete: the other side can be "in-call" before this side has its
+# peer connection, or before its candidates are all in its description (CI runs read none, and no description).
 GATHERED_SDP_JS = """async () => {
-  const pc = window.rapport.pc;
-  if (!pc) return null;
-  if (pc.iceGatheringState !== "complete") {
-    await new Promise((resolve) => {
-      pc.addEventListener("icegatheringstatechange", () => pc.iceGatheringState === "complete" && resolve());
-      setTimeout(resolve, 15000);
-    });
-  }
-  return pc.localDescription && pc.localDescription.sdp;
+  const until = Date.now() + 15000;
+  const gathered = () => {
+    const pc = window.rapport.pc;
+    return pc && pc.localDescription && pc.iceGatheringState === "complete" ? pc.localDescription.sdp : null;
+  };
+  while (!gathered() && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 100));
+  return gathered() || "";
 }"""
 
 
