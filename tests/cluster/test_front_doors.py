@@ -10,6 +10,7 @@ import pytest
 from tests.support.clients import (
     CUSTOMER,
     REP,
+    SUPERVISOR,
     MediaClient,
     SignalingClient,
     SignalingError,
@@ -67,6 +68,7 @@ async def test_a_customer_on_one_front_door_and_a_rep_on_another_complete_a_call
             flag = await rep.wait_for(lambda m: m["type"] == "emotion.update" and m["flag"] == "raised", after=seen)
             assert flag["dominant"] == "angry"
             assert not any(m["type"].startswith("emotion.") for m in customer.inbox)
+            await a_supervisor_on_door_a_sees_the_flag_and_listens(door_a.url, call["session_id"])
 
             await customer.request({"type": "chat.send", "text": "Hello from door A"})
             line = await rep.wait_for(
@@ -103,6 +105,30 @@ async def test_a_customer_on_one_front_door_and_a_rep_on_another_complete_a_call
         assert (cluster.recordings / call["session_id"]).is_dir()
         await customer.close()
         await rep.close()
+
+
+async def a_supervisor_on_door_a_sees_the_flag_and_listens(door_url: str, session_id: str) -> None:
+    """The flagged call is on the floor a supervisor on door A watches; they listen through the media node and
+    see the customer's angry red and the rep's picture."""
+
+    def flagged(message: dict[str, object]) -> bool:
+        floor = message.get("floor")
+        attention = floor.get("attention", []) if isinstance(floor, dict) else []
+        return any(a["session_id"] == session_id and "frustration" in a["why"] for a in attention)
+
+    async with await staff_session(door_url, "sup1") as http:
+        supervisor = await welcomed(http, door_url)
+        listener = MediaClient(identity=SUPERVISOR, third_party=True)
+        try:
+            await supervisor.wait_for(flagged, timeout=15)
+            await supervisor.request({"type": "assist.start", "session_id": session_id, "mode": "listen"})
+            await listener.negotiate(supervisor)
+            await until_colour(listener, RED)
+            await listener.wait_to_see_and_hear(REP, timeout=20, slot=1)
+            await supervisor.request({"type": "assist.leave"})
+        finally:
+            await listener.close()
+            await supervisor.close()
 
 
 async def until_colour(media: MediaClient, bgr: tuple[int, int, int], timeout: float = 15.0) -> None:
