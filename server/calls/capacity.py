@@ -53,14 +53,23 @@ class Admission:
     def active_calls(self) -> int:
         return sum(1 for s in self.shared.sessions.values() if s.state == "active")
 
+    def load(self) -> int:
+        """Calls, and supervisors in calls: a third party's peer forwards as many tracks as a call's two do.
+
+        A supervisor may always join a call (help for a call in trouble comes before the next caller); the
+        room they take is counted against the next answer instead.
+        """
+        assisted = sum(1 for s in self.shared.sessions.values() if s.state == "active" and s.assist is not None)
+        return self.active_calls() + assisted
+
     def is_full(self) -> bool:
         """Every media slot is busy and as many customers already wait: a new one would only wait longer."""
         waiting = len(routing.waiting_order(self.shared.sessions.values()))
-        return self.active_calls() >= self.capacity and waiting >= self.capacity
+        return self.load() >= self.capacity and waiting >= self.capacity
 
     def check_answer(self, live: LiveSession) -> None:
         """A rep may answer only while a media slot is free (a transferred call keeps its own)."""
-        if live.media is None and self.active_calls() >= self.capacity:
+        if live.media is None and self.load() >= self.capacity:
             self.shared.metrics.refused("accept")
             raise ProtocolError("at_capacity", FULL_MESSAGE)
 

@@ -263,6 +263,10 @@ async def test_only_supervisors_and_admins_may_assist(serve: Serve) -> None:
     http, _csrf = await rapport.staff_session("admin1")
     admin = await welcomed(http, rapport.url)
     await admin.request({"type": "assist.start", "session_id": call["session_id"], "mode": "listen"})
+    for blank in ("   ", "x" * 2001):
+        with pytest.raises(SignalingError) as refused:
+            await admin.request({"type": "whisper.send", "text": blank})
+        assert refused.value.message["code"] == "bad_message"
     # A second supervisor is told who is already in the call.
     sup = await supervisor_socket(rapport)
     with pytest.raises(SignalingError) as refused:
@@ -300,3 +304,21 @@ async def test_asking_for_help_puts_the_call_on_the_floor_and_a_listen_answers_i
     await sup.request({"type": "assist.start", "session_id": call["session_id"], "mode": "listen"})
     assert (await rep.wait_for(lambda m: m["type"] == "help.state" and not m["on"]))["on"] is False
     await sup.wait_for(lambda m: m["type"] == "floor.update" and not m["floor"]["attention"])
+
+
+async def test_a_supervisor_in_a_call_takes_the_room_of_a_call(serve: Serve) -> None:
+    rapport = await serve(max_calls=2)
+    await rapport.add_user("rep2", "rep")
+    rep = await rapport.rep("rep1")
+    _customer, call = await rapport.customer()
+    await rep.request({"type": "call.accept", "session_id": call["session_id"]})
+    supervisor = await supervisor_socket(rapport)
+    # A supervisor joins even when the server is busy; their room counts against the next answer.
+    await supervisor.request({"type": "assist.start", "session_id": call["session_id"], "mode": "listen"})
+    rep2 = await rapport.rep("rep2", available=False)
+    _second, waiting = await rapport.customer()
+    with pytest.raises(SignalingError) as refused:
+        await rep2.request({"type": "call.accept", "session_id": waiting["session_id"]})
+    assert refused.value.message["code"] == "at_capacity"
+    await supervisor.request({"type": "assist.leave"})
+    await rep2.request({"type": "call.accept", "session_id": waiting["session_id"]})
