@@ -10,6 +10,7 @@ wrap-up owed. With real fer, an angry customer's call appears on the supervisor'
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -67,6 +68,12 @@ async def supervisor_page(url: str, browser: Browser) -> Page:
     return page
 
 
+async def session_of(rep: Page) -> str:
+    """The id of the call on the rep's console, once it shows one."""
+    await expect(rep.get_by_test_id("session-id")).to_have_text(re.compile(r"^s_"))
+    return await rep.get_by_test_id("session-id").inner_text()
+
+
 async def assert_shows(page: Page, who: str, video: str, sender: Side, viewer: Side) -> None:
     colour = await wait_remote_colour(page, sender, video=video)
     assert colour is not None, f"the {who}'s {video} shows no picture"
@@ -97,7 +104,7 @@ async def test_a_supervisor_answers_a_call_for_help_listens_whispers_barges_in_a
         await wait_frames_grow(rep, 30)
         await wait_frames_grow(customer, 30)
         sup = await supervisor_page(served.url, supervisor_side.browser)
-        session_id = await rep.get_by_test_id("session-id").inner_text()
+        session_id = await session_of(rep)
 
         # The rep asks for help: the call is on the supervisor's list, saying why.
         await expect(sup.get_by_test_id("attention-empty")).to_be_visible()
@@ -186,7 +193,7 @@ async def test_a_supervisor_takes_the_call_over_and_the_rep_owes_no_wrap_up(serv
         await rep.get_by_test_id("accept").click()
         await expect(customer.locator("body")).to_have_attribute("data-state", "in-call")
         sup = await supervisor_page(served.url, supervisor_side.browser)
-        session_id = await rep.get_by_test_id("session-id").inner_text()
+        session_id = await session_of(rep)
 
         row = sup.locator(f'[data-testid="sup-call-row"][data-session-id="{session_id}"]')
         await row.get_by_test_id("assist-listen").click()
@@ -281,7 +288,7 @@ async def test_an_angry_customers_call_appears_on_the_attention_list(settings: S
             await expect(customer.get_by_test_id("emotion-consent")).to_be_checked()
             await customer.get_by_test_id("start-call").click()
             await rep.get_by_test_id("accept").click()
-            session_id = await rep.get_by_test_id("session-id").inner_text()
+            session_id = await session_of(rep)
             await expect(rep.get_by_test_id("emotion-flag")).to_be_visible(timeout=30000)
 
             item = sup.locator(f'[data-testid="attention-item"][data-session-id="{session_id}"]')
