@@ -18,7 +18,7 @@ import pytest
 
 from server.http.auth import hash_password
 from server.storage.api_keys import ApiKeyStore
-from tests.support.clients import SignalingClient
+from tests.support.clients import SignalingClient, welcomed
 from tests.support.server import PASSWORD, Rapport
 
 # The test's own list, on purpose not imported from server/calls/views.py: a key added there must be added here too.
@@ -81,6 +81,8 @@ IDENTITY = {
 PREVIOUS_NOTES = "Threatened to sue; offer goodwill only with approval (note-secret-7781)"
 PREVIOUS_RATING_COMMENT = "rating-comment-secret-3310"
 TRANSFER_NOTE = "transfer-note-secret: wants a refund"
+WHISPER = "whisper-secret: offer the 20% goodwill voucher"
+SUPERVISOR_LOGIN = "supervisor-login-3391"
 REP_END_REASON = "rude-customer-secret"
 REP_LOGINS = ("agent-login-sam", "agent-login-kim")
 
@@ -300,6 +302,31 @@ async def test_a_whole_call_life_never_shows_the_customer_staff_data(rapport: Ra
     expect_accepted(await second.wait_for("call.accepted", after=n), sid, "Kim Agent")
     assert (await kim.wait_for("call.accepted", after=k))["customer"]["history"][0]["notes"] == PREVIOUS_NOTES
 
+    # A supervisor listens and whispers (the customer hears of neither: disclose_listening is off), joins
+    # openly (the customer learns their display name and nothing else), and leaves.
+    await rapport.store.create_user(SUPERVISOR_LOGIN, "Lee Lead", "supervisor", hash_password(PASSWORD))
+    http, _csrf = await rapport.staff_session(SUPERVISOR_LOGIN)
+    lead = await welcomed(http, rapport.url)
+    rapport._clients.append(lead)
+    n = len(second.inbox)
+    await lead.request({"type": "assist.start", "session_id": sid, "mode": "listen"})
+    await lead.request({"type": "assist.mode", "mode": "whisper"})
+    await lead.request({"type": "whisper.send", "text": WHISPER})
+    assert (await kim.wait_for("whisper.message"))["text"] == WHISPER
+    await lead.request({"type": "assist.mode", "mode": "barge"})
+    joined = await second.wait_for("call.party", after=n)
+    assert joined == {
+        "type": "call.party",
+        "session_id": sid,
+        "present": True,
+        "name": "Lee Lead",
+        "role": "supervisor",
+    }
+    await lead.request({"type": "assist.leave"})
+    left = await second.wait_for(lambda m: m["type"] == "call.party" and not m["present"], after=n)
+    assert left == {"type": "call.party", "session_id": sid, "present": False, "name": "Lee Lead", "role": "supervisor"}
+    assert [m["type"] for m in second.inbox[n:]] == ["call.party", "call.party"]
+
     # A reload mid-call: the welcome carries the call as the customer sees it, and the numbered chat.
     third, during = await customer_socket(rapport, call["token"], tap)
     assert set(during) == {"type", "protocol", "role", "ice_servers", "session", "chat", "call"}
@@ -344,6 +371,8 @@ async def test_a_whole_call_life_never_shows_the_customer_staff_data(rapport: Ra
         "note-secret-7781",
         PREVIOUS_RATING_COMMENT,
         TRANSFER_NOTE,
+        WHISPER,
+        SUPERVISOR_LOGIN,
         REP_END_REASON,
         *REP_LOGINS,
         before["session_id"],  # the earlier session is in the rep's history, not the customer's call
