@@ -11,8 +11,10 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import pytest
 
+from server.storage.api_keys import ApiKeyStore
 from tests.support.clients import CUSTOMER, REP, SUPERVISOR, MediaClient, SignalingClient, SignalingError, welcomed
 from tests.support.server import Rapport, Serve
 
@@ -254,6 +256,17 @@ async def test_only_supervisors_and_admins_may_assist(serve: Serve) -> None:
     assert error["code"] == "forbidden"
     await asyncio.sleep(0.2)
     assert qa.closed_code == 4004
+    # Nor can a program with an API key: the socket knows no API keys, only logins and call tokens.
+    _key, secret = await ApiKeyStore(rapport.store.engine).create("crm", ("invites:write", "sessions:read"))
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {secret}"}) as keyed:
+        program = SignalingClient(keyed, rapport.url)
+        await program.connect()
+        await program.send({"type": "hello"})
+        assert (await program.wait_for("error"))["code"] == "not_authenticated"
+        with pytest.raises(SignalingError) as refused:
+            await program.request({"type": "assist.start", "session_id": call["session_id"], "mode": "listen"})
+        assert refused.value.message["code"] == "not_authenticated"
+        await program.close()
     # A customer cannot either.
     customer2, _call2 = await rapport.customer()
     with pytest.raises(SignalingError) as refused:
