@@ -185,6 +185,7 @@ class Assists:
         await self.shared.store.assign_handler(live.id, assist.supervisor.id)
         await self._record(live, assist.supervisor, "assist.take_over", {"from_rep": rep.id if rep else None})
         live.send_to_rep([views.rep_taken_over(live.id, assist.supervisor)])
+        live.send_to_customer(views.customer_handler(live.id, assist.supervisor))
         live.conns["rep"] = None
         await live.media.drop("rep")
         live.rep = assist.supervisor

@@ -307,6 +307,13 @@ class CallParty(ToCustomer, tag="call.party", kw_only=True):
     role: Annotated[Literal["supervisor"], Meta(description="Who they are to the customer.")] = "supervisor"
 
 
+class CallHandler(ToCustomer, tag="call.handler", kw_only=True):
+    """Someone else handles the call now (a supervisor took it over): who, by display name."""
+
+    session_id: SessionId
+    rep: Annotated[RepName, Meta(description="Who handles the call now.")]
+
+
 class CallMonitored(ToCustomer, tag="call.monitored", kw_only=True):
     """A supervisor listens to the call (sent only where the deployment discloses it: `disclose_listening`)."""
 
@@ -551,6 +558,7 @@ SERVER_MESSAGES: tuple[type[ServerMessage], ...] = (
     HelpState,
     CallTakenOver,
     CallParty,
+    CallHandler,
     CallMonitored,
 )
 

@@ -20,6 +20,7 @@ from .payloads import (
     CUSTOMER_KEYS,
     AttentionEntry,
     Bye,
+    CallHandler,
     CallMonitored,
     CallOffer,
     CallOfferCancelled,
@@ -359,6 +360,10 @@ def emotion_status(status: str, message: str, session_id: str) -> EmotionStatusM
 
 def customer_party(session_id: str, *, present: bool, name: str | None) -> CallParty:
     return CallParty(session_id=session_id, present=present, name=name)
+
+
+def customer_handler(session_id: str, user: User) -> CallHandler:
+    return CallHandler(session_id=session_id, rep=RepName(display_name=user.display_name))
 
 
 def customer_monitored(session_id: str, on: bool) -> CallMonitored:

@@ -174,6 +174,8 @@ async def test_a_take_over_drops_the_rep_and_the_supervisor_ends_the_call(serve:
     three = await call_with_supervisor(rapport, "barge")
     await three.customer_media.wait_to_see_and_hear(SUPERVISOR, slot=1)
     await three.supervisor.request({"type": "assist.take_over"})
+    handler = await three.customer.wait_for("call.handler")
+    assert handler == {"type": "call.handler", "session_id": three.session_id, "rep": {"display_name": "Sup1"}}
     taken = await three.rep.wait_for("call.taken_over")
     assert taken["by"]["display_name"] == "Sup1"
     await three.rep.wait_for(lambda m: m["type"] == "rep.status" and m["status"] == "available")
