@@ -168,7 +168,8 @@ class MediaLife:
             live.recording = await live.media.start_recording(root.resolve())
         else:
             recording = CallRecording(self.shared.store, root, live.id)
-            await recording.start(live.media.feeds)
+            media = live.media
+            await recording.start(media.feeds, assist_mode=lambda: media.assist_mode)
             live.recording = recording
         live.recording_note = "recording"
         self._spawn(self._watch_recording(live, live.recording))

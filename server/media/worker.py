@@ -162,7 +162,8 @@ class WorkerHost:
                 await self.calls[session].drop(str(header["role"]))
             elif op == "record":
                 recording = CallRecording(self.store, Path(header["root"]), session)
-                await recording.start(self.calls[session].feeds)
+                media = self.calls[session]
+                await recording.start(media.feeds, assist_mode=lambda: media.assist_mode)
                 self.recordings[session] = recording
                 self._spawn(self._watch_recording(session, recording))
             elif op == "record_stop":

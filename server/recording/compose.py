@@ -7,6 +7,11 @@ each fitted into its 640x480 half with black bars, and one Opus track with both
 voices summed. Time 0 of the output is time 0 of the call; each track starts at
 its own ``offset_s`` on that clock.
 
+A supervisor who assisted the call left a fifth file, their voice (``supervisor-audio``). It is mixed in
+only during the barge-in periods given (``supervisor_windows``: when the supervisor was in the call openly,
+heard by both sides), and nowhere else: a whisper reached the rep only, so it stays in the supervisor's own
+track file, the rep-side track, and never in this file, which stands for what the customer side heard too.
+
 Standalone on purpose (only PyAV, numpy and the standard library) so the server can
 run it as a separate, niced process: ``python -m server.recording.compose --help``.
 Everything is streamed, a frame or an Opus packet at a time: calls run 30+ minutes.
@@ -77,6 +82,9 @@ class ComposeInputs:
     rep_video: TrackInput
     customer_audio: TrackInput
     rep_audio: TrackInput
+    supervisor_audio: TrackInput = TrackInput(None)
+    # Output-clock seconds (start, end) when the supervisor's voice is mixed in: their barge-ins.
+    supervisor_windows: tuple[tuple[float, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -337,6 +345,30 @@ class _AudioTrack:
             self._pending.popleft()  # played
 
 
+def _sample(seconds: float) -> int:
+    return round(seconds * AUDIO_RATE) if math.isfinite(seconds) else sys.maxsize
+
+
+class _WindowedVoice:
+    """A voice heard only inside some windows of the output clock (the supervisor's barge-ins)."""
+
+    def __init__(self, track: _AudioTrack, windows: Sequence[tuple[float, float]]) -> None:
+        self._track = track
+        self._windows = [(_sample(a), _sample(b)) for a, b in windows if b > a]
+
+    def close(self) -> None:
+        self._track.close()
+
+    def add_into(self, out: np.ndarray, start: int) -> None:
+        voice = np.zeros_like(out)
+        self._track.add_into(voice, start)  # read even when silenced: the track keeps its place
+        stop = start + out.shape[1]
+        for a, b in self._windows:
+            lo, hi = max(start, a), min(stop, b)
+            if hi > lo:
+                out[:, lo - start : hi - start] += voice[:, lo - start : hi - start]
+
+
 # Above this level the sum is bent smoothly towards full scale instead of clipping.
 LIMIT_KNEE = 0.8
 
@@ -374,6 +406,7 @@ def _render(
     container: av.container.OutputContainer,
     videos: list[_Probe | None],
     audios: list[_Probe | None],
+    supervisor: tuple[_Probe, Sequence[tuple[float, float]]] | None,
     video_total: int,
     audio_total: int,
     reporter: _Progress,
@@ -381,7 +414,9 @@ def _render(
     """Encode and mux every frame of both streams; returns the number of audio frames."""
     video_stream, audio_stream = container.streams.video[0], container.streams.audio[0]
     sides = [_VideoSide(videos[0]), _VideoSide(videos[1])]
-    voices = [_AudioTrack(p) for p in audios if p is not None]
+    voices: list[_AudioTrack | _WindowedVoice] = [_AudioTrack(p) for p in audios if p is not None]
+    if supervisor is not None:
+        voices.append(_WindowedVoice(_AudioTrack(supervisor[0]), supervisor[1]))
     canvas = _Canvas()
     audio_at = audio_frames = 0
     try:
@@ -429,6 +464,11 @@ def compose(inputs: ComposeInputs, output: Path, progress: Callable[[float], Non
     videos = [_probe(inputs.customer_video, "video"), _probe(inputs.rep_video, "video")]
     audios = [_probe(inputs.customer_audio, "audio"), _probe(inputs.rep_audio, "audio")]
     ends = [p.end_s for p in (*videos, *audios) if p is not None]
+    # Only barge-ins are mixed: without one the supervisor's file is not even opened. It never makes the
+    # output longer (the supervisor is in the call, which the others' tracks span).
+    windows = tuple(w for w in inputs.supervisor_windows if w[1] > w[0])
+    voice = _probe(inputs.supervisor_audio, "audio") if windows else None
+    supervisor = (voice, windows) if voice is not None else None
     if not ends:
         raise ComposeError("no readable track: every recording is missing, empty or unreadable")
     duration = max(ends)
@@ -456,7 +496,7 @@ def compose(inputs: ComposeInputs, output: Path, progress: Callable[[float], Non
             audio_stream.bit_rate = AUDIO_BITRATE
             audio_stream.codec_context.time_base = AUDIO_TIME_BASE
 
-            audio_frames = _render(container, videos, audios, video_total, audio_total, reporter)
+            audio_frames = _render(container, videos, audios, supervisor, video_total, audio_total, reporter)
         part.replace(output)
     except BaseException:
         part.unlink(missing_ok=True)
@@ -468,7 +508,18 @@ def compose(inputs: ComposeInputs, output: Path, progress: Callable[[float], Non
 # Command line: python -m server.recording.compose ... (one JSON object per line on stdout)
 
 
-TRACK_FLAGS = ("customer-video", "rep-video", "customer-audio", "rep-audio")
+TRACK_FLAGS = ("customer-video", "rep-video", "customer-audio", "rep-audio", "supervisor-audio")
+
+
+def _window(text: str) -> tuple[float, float]:
+    """START:END in seconds of the output; END may be left out (until the end)."""
+    start, sep, end = text.partition(":")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"{text!r} is not START:END")
+    window = (float(start), float(end) if end else math.inf)
+    if not all(math.isfinite(v) or v == math.inf for v in window) or window[0] < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a window of the output")
+    return window
 
 
 class _JsonArgumentParser(argparse.ArgumentParser):
@@ -497,6 +548,14 @@ def _parser() -> argparse.ArgumentParser:
             metavar="SECONDS",
             help=f"where the {flag} track's time 0 falls in the output",
         )
+    parser.add_argument(
+        "--barge",
+        type=_window,
+        action="append",
+        default=[],
+        metavar="START:END",
+        help="a period (seconds of the output; END empty: to the end) when the supervisor's voice is mixed in",
+    )
     parser.add_argument("--output", type=Path, required=True, metavar="PATH", help="the .webm file to write")
     return parser
 
@@ -510,7 +569,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         name = flag.replace("-", "_")
         return TrackInput(getattr(args, name), getattr(args, f"{name}_offset"))
 
-    inputs = ComposeInputs(*(track(flag) for flag in TRACK_FLAGS))
+    customer_video, rep_video, customer_audio, rep_audio, supervisor_audio = (track(f) for f in TRACK_FLAGS)
+    inputs = ComposeInputs(
+        customer_video,
+        rep_video,
+        customer_audio,
+        rep_audio,
+        supervisor_audio=supervisor_audio,
+        supervisor_windows=tuple(args.barge),
+    )
     try:
         result = compose(inputs, args.output, lambda fraction: _emit({"progress": round(fraction, 4)}))
     except Exception as exc:

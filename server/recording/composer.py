@@ -8,6 +8,9 @@ server. The file is a row in ``recordings`` (participant ``both``, kind
 ``compose`` job keyed by the session (server/storage/jobs.py): whichever node
 claims the job composes, exactly one at a time, and a job whose node died is
 claimed again by another once its lease runs out.
+
+A supervisor's voice is mixed in only while they were in the call openly: the barge-in periods, read from the
+session's events (``barge_windows``). A whisper stays in the supervisor's own track (see compose.py).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +30,7 @@ from aiohttp import web
 
 from ..jobs import JobWorker, default_node_name
 from ..storage.jobs import Job, JobStore
-from ..storage.records import Recording
+from ..storage.records import Recording, SessionEvent
 from ..storage.store import Store
 from .recorder import file_digest
 
@@ -42,6 +45,13 @@ COMPOSE_JOB = "compose"
 PROGRESS_WRITE_S = 1.0
 NICE = 10
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# The session events (server/calls/assist.py) that open and close a barge-in.
+BARGE_STARTS = frozenset({"assist.barge", "assist.take_over"})
+BARGE_STOPS = frozenset({"assist.listen", "assist.whisper", "assist.left"})
+# Each barge-in is cut this much short at both ends: the events are written just after the media's gate moved,
+# and a track's start time is known to a few packets. Better a word of the barge-in lost than one of a whisper
+# heard.
+BARGE_GUARD_S = 0.1
 
 
 def composed_path(session_id: str) -> str:
@@ -55,6 +65,25 @@ def track_offsets(rows: list[Recording]) -> tuple[float | None, dict[int, float]
         return None, {r.id: 0.0 for r in rows}
     t0 = min(epochs.values())
     return t0, {r.id: (epochs[r.id] - t0) if r.id in epochs else 0.0 for r in rows}
+
+
+def barge_windows(events: Iterable[SessionEvent], t0: float) -> list[tuple[float, float | None]]:
+    """When the supervisor was in the call openly, in seconds from ``t0`` (end None: until the call ended)."""
+    windows: list[tuple[float, float | None]] = []
+    since: float | None = None
+    for event in events:
+        if event.kind in BARGE_STARTS and since is None:
+            since = event.at
+        elif event.kind in BARGE_STOPS and since is not None:
+            windows.append((since - t0 + BARGE_GUARD_S, event.at - t0 - BARGE_GUARD_S))
+            since = None
+    if since is not None:
+        windows.append((since - t0 + BARGE_GUARD_S, None))
+    return [(max(0.0, a), b) for a, b in windows if b is None or b > a]
+
+
+def barge_args(windows: list[tuple[float, float | None]]) -> list[str]:
+    return [f"--barge={a:.3f}:{'' if b is None else f'{b:.3f}'}" for a, b in windows]
 
 
 class Composer:
@@ -157,6 +186,8 @@ class Composer:
         for track in tracks:
             flag = f"--{track.participant}-{track.kind}"
             args += [flag, str(self.root / track.path), f"{flag}-offset", f"{offsets[track.id]:.3f}"]
+        if t0 is not None and any(track.participant == "supervisor" for track in tracks):
+            args += barge_args(barge_windows(await self.store.list_events(session_id), t0))
         await self.store.update_recording(row.id, state="composing", progress=0.0, epoch=t0)
         started = time.monotonic()
         process = await asyncio.create_subprocess_exec(

@@ -5,6 +5,10 @@ still plays up to its last cluster. Frames come from the participant's feeds
 (``push`` is the FrameSink interface); a dedicated thread encodes and writes, fed
 by a bounded queue, so a slow disk or encoder drops frames instead of stalling
 the call. The file is written as ``*.mkv.part`` and renamed when complete.
+
+A supervisor who assists the call (``server.media.assist``) gets a fifth file, ``supervisor-audio.mka``: their
+voice whenever it reached someone (the rep in a whisper, both sides in a barge-in), never what they said while
+only listening. It is begun at the first such word, so a call no supervisor spoke into has no such file or row.
 """
 
 from __future__ import annotations
@@ -17,13 +21,15 @@ import queue
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import av
 
-from ..media.feeds import Media, ParticipantFeed, codec_of, tag_codec
+from ..media.assist import SUPERVISOR, supervisor_reaches
+from ..media.feeds import FrameSink, Media, ParticipantFeed, codec_of, tag_codec
 from ..storage.store import Store
 
 log = logging.getLogger(__name__)
@@ -284,6 +290,8 @@ def vp8_size(data: bytes) -> tuple[int, int] | None:
 
 
 RECORDED_TRACKS = (("customer", "video"), ("customer", "audio"), ("rep", "video"), ("rep", "audio"))
+# Recorded from its first frame that reached someone: most calls have no supervisor in them.
+SUPERVISOR_TRACK = (SUPERVISOR, "audio")
 SUFFIX = {"video": ".mkv", "audio": ".mka"}
 
 
@@ -292,52 +300,115 @@ def free_mb(folder: Path) -> float:
     return usage.free / (1024 * 1024)
 
 
+@dataclass
+class _Track:
+    recording_id: int
+    recorder: TrackRecorder
+    feed: ParticipantFeed
+    sink: FrameSink  # what is subscribed to the feed: the recorder, or the supervisor's gate in front of it
+
+
+class _HeardVoice:
+    """The supervisor's voice, passed to a recorder only while it reaches someone; the recorder and its row
+    are made at the first such frame."""
+
+    def __init__(self, recording: CallRecording, feed: ParticipantFeed, assist_mode: Callable[[], str | None] | None):
+        self.recording = recording
+        self.feed = feed
+        self.assist_mode = assist_mode
+        self.recorder: TrackRecorder | None = None
+
+    def push(self, frame: Media) -> None:
+        if self.assist_mode is not None and not supervisor_reaches("rep", "audio", self.assist_mode()):
+            return  # listening only: nobody heard it, so it is not the call's
+        if self.recorder is None:
+            self.recorder = self.recording.begin_lazy(self)
+        self.recorder.push(frame)
+
+
 class CallRecording:
-    """The four per-track files of one call: started with the call, finished when it ends."""
+    """The per-track files of one call: started with the call, finished when it ends."""
 
     def __init__(self, store: Store, root: Path, session_id: str) -> None:
         self.store = store
         self.root = root
         self.session_id = session_id
-        self.tracks: list[tuple[int, TrackRecorder, ParticipantFeed]] = []
+        self.tracks: list[_Track] = []
         self._epochs_saved: set[int] = set()
+        self._voice: _HeardVoice | None = None
+        self._voice_row: asyncio.Task[None] | None = None
 
-    async def start(self, feeds: dict[str, dict[str, ParticipantFeed]]) -> None:
+    def _relative(self, participant: str, kind: str) -> str:
+        return f"{self.session_id}/{participant}-{kind}{SUFFIX[kind]}"
+
+    async def start(
+        self, feeds: dict[str, dict[str, ParticipantFeed]], *, assist_mode: Callable[[], str | None] | None = None
+    ) -> None:
+        """``assist_mode``: how a supervisor takes part now (the call media's ``assist_mode``); without it, all
+        the supervisor's feed sends is recorded."""
         folder = self.root / self.session_id
         folder.mkdir(parents=True, exist_ok=True)
         for participant, kind in RECORDED_TRACKS:
-            relative = f"{self.session_id}/{participant}-{kind}{SUFFIX[kind]}"
+            relative = self._relative(participant, kind)
             recorder = TrackRecorder(self.root / relative, kind)
             recording_id = await self.store.add_recording(self.session_id, participant, kind, relative)
             recorder.start()
             feed = feeds[participant][kind]
             feed.subscribe(recorder)
-            self.tracks.append((recording_id, recorder, feed))
+            self.tracks.append(_Track(recording_id, recorder, feed, recorder))
+        supervisor_feed = feeds.get(SUPERVISOR_TRACK[0], {}).get(SUPERVISOR_TRACK[1])
+        if supervisor_feed is not None:
+            self._voice = _HeardVoice(self, supervisor_feed, assist_mode)
+            supervisor_feed.subscribe(self._voice)
+
+    def begin_lazy(self, voice: _HeardVoice) -> TrackRecorder:
+        """The supervisor's first heard frame: their file starts now, its row as soon as the database answers."""
+        participant, kind = SUPERVISOR_TRACK
+        relative = self._relative(participant, kind)
+        recorder = TrackRecorder(self.root / relative, kind)
+        recorder.start()
+
+        async def add_row() -> None:
+            recording_id = await self.store.add_recording(self.session_id, participant, kind, relative)
+            self.tracks.append(_Track(recording_id, recorder, voice.feed, voice))
+
+        self._voice_row = asyncio.get_running_loop().create_task(add_row())
+        return recorder
 
     @property
     def truncated(self) -> bool:
-        return any(recorder.truncated for _, recorder, _ in self.tracks)
+        return any(t.recorder.truncated for t in self.tracks)
 
     @property
     def error(self) -> str | None:
-        return next((r.error for _, r, _ in self.tracks if r.error), None)
+        return next((t.recorder.error for t in self.tracks if t.recorder.error), None)
 
     async def save_epochs(self) -> None:
         """Store each track's start time as soon as it is known, so a crash keeps it too."""
-        for recording_id, recorder, _feed in self.tracks:
-            if recorder.epoch is not None and recording_id not in self._epochs_saved:
-                await self.store.update_recording(recording_id, epoch=recorder.epoch)
-                self._epochs_saved.add(recording_id)
+        for track in self.tracks:
+            if track.recorder.epoch is not None and track.recording_id not in self._epochs_saved:
+                await self.store.update_recording(track.recording_id, epoch=track.recorder.epoch)
+                self._epochs_saved.add(track.recording_id)
 
     async def stop(self) -> list[RecordingResult]:
+        if self._voice is not None:
+            self._voice.feed.unsubscribe(self._voice)
+        if self._voice_row is not None:
+            try:
+                await self._voice_row  # its row exists before anything is finished
+            except Exception:
+                log.exception("no row for the supervisor's recording of %s", self.session_id)
+        voice = self._voice.recorder if self._voice is not None else None
+        if voice is not None and all(t.recorder is not voice for t in self.tracks):
+            await asyncio.to_thread(voice.stop)  # rowless: at least its thread ends
         await self.save_epochs()
         results = []
-        for recording_id, recorder, feed in self.tracks:
-            feed.unsubscribe(recorder)
-            result = await asyncio.to_thread(recorder.stop)
+        for track in self.tracks:
+            track.feed.unsubscribe(track.sink)
+            result = await asyncio.to_thread(track.recorder.stop)
             state = "truncated" if result.truncated else "complete"
             await self.store.finish_recording(
-                recording_id, state=state, size=result.size, sha256=result.sha256, error=result.error
+                track.recording_id, state=state, size=result.size, sha256=result.sha256, error=result.error
             )
             results.append(result)
         self.tracks.clear()
