@@ -268,6 +268,28 @@ class Flag(Reply, kw_only=True):
     peak: Share
 
 
+class AssistMark(Reply, kw_only=True):
+    """A supervisor's step in the call, or the rep's call for help, on the player's clock."""
+
+    t: Annotated[float, Meta(description="Seconds on the player's clock.")]
+    kind: Annotated[
+        Literal["listen", "whisper", "barge", "left", "take_over", "help_asked", "help_closed"],
+        Meta(
+            description="listen, whisper, barge (joined openly), left, take_over: what the supervisor did; "
+            "help_asked, help_closed: the rep's ask for help, raised and answered or withdrawn."
+        ),
+    ]
+    by: Annotated[str | None, Meta(description="The supervisor's display name (null for help_*).")]
+
+
+class WhisperLine(Reply, kw_only=True):
+    """A text whisper: a line the supervisor wrote that only the rep saw."""
+
+    t: Annotated[float, Meta(description="Seconds on the player's clock.")]
+    by: str | None
+    text: str
+
+
 class ReviewBundle(Reply, kw_only=True):
     """Everything QA needs to review one session."""
 
@@ -278,6 +300,14 @@ class ReviewBundle(Reply, kw_only=True):
     chat: list[PlayerChatMessage]
     timeline: list[TimelineSecond]
     flags: list[Flag]
+    assist: Annotated[
+        list[AssistMark],
+        Meta(
+            description="A supervisor's listen, whisper, barge-in, leaving, "
+            "take-over, and the rep's asks for help, in order."
+        ),
+    ]
+    whispers: Annotated[list[WhisperLine], Meta(description="Text whispers to the rep, in order.")]
     notes: str | None
     scorecard: Scorecard | None
     reviews: list[Review]

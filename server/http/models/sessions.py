@@ -299,7 +299,11 @@ class Recording(Reply, kw_only=True):
     id: int
     session_id: str
     participant: Annotated[
-        Literal["customer", "rep", "both"], Meta(description="both: the composed side-by-side file.")
+        Literal["customer", "rep", "supervisor", "both"],
+        Meta(
+            description="both: the composed side-by-side file. supervisor: an assisting supervisor's voice, as the "
+            "rep heard it (whispers and barge-ins); only barge-ins are in the composed file."
+        ),
     ]
     kind: Literal["video", "audio", "composed"]
     state: RecordingState

@@ -12,7 +12,7 @@ from ...calls.desk import CALL_DESK
 from ...config import SETTINGS
 from ...recording.composer import COMPOSED_PARTICIPANT, COMPOSER, track_offsets
 from ...recording.retention import ErasureRefused, erase_session, sessions_of_customer, set_legal_hold
-from ...storage.records import SessionRecord, iso
+from ...storage.records import SessionEvent, SessionRecord, iso
 from ...storage.reviews import REVIEWS, SessionFilter, score_answers, validate_answers
 from ...storage.sessions import OPEN_STATES
 from ...storage.store import STORE
@@ -210,6 +210,32 @@ def _flags(timeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return flags
 
 
+# Session events (server/calls/assist.py) as the QA timeline's assist marks.
+ASSIST_MARKS = {
+    "assist.listen": "listen",
+    "assist.whisper": "whisper",
+    "assist.barge": "barge",
+    "assist.left": "left",
+    "assist.take_over": "take_over",
+    "help.asked": "help_asked",
+    "help.closed": "help_closed",
+}
+
+
+def _assist(events: list[SessionEvent], epoch: float) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The supervisor's steps and the rep's asks for help, and the text whispers, on the player's clock."""
+    marks, whispers = [], []
+    for event in events:
+        detail = event.detail or {}
+        by = detail.get("by") if isinstance(detail.get("by"), str) else None
+        t = round(event.at - epoch, 2)
+        if event.kind in ASSIST_MARKS:
+            marks.append({"t": t, "kind": ASSIST_MARKS[event.kind], "by": by})
+        elif event.kind == "assist.whisper_text" and isinstance(detail.get("text"), str):
+            whispers.append({"t": t, "by": by, "text": detail["text"]})
+    return marks, whispers
+
+
 @routes.get("/api/v1/qa/sessions/{session_id}", op="getQaSession", auth=REVIEWERS, answer="The bundle.")
 async def qa_session(request: web.Request, *, path_params: SessionPath) -> ReviewBundle:
     """The review bundle of one session
@@ -230,6 +256,7 @@ async def qa_session(request: web.Request, *, path_params: SessionPath) -> Revie
     shift = round(customer_video.epoch - epoch) if customer_video and customer_video.epoch else 0
     timeline = [{**row.to_json(), "second": row.second + shift} for row in await store.list_timeline(record.id)]
     chat = [{**c.to_json(), "t": round(c.created_at - epoch, 2)} for c in await store.list_chat(record.id)]
+    marks, whispers = _assist(await store.list_events(record.id), epoch)
     data = record.to_json()
     rep = await store.get_user(record.rep_id) if record.rep_id else None
     labels = {c: label for c, label, _cat in request.app[SETTINGS].dispositions}
@@ -246,6 +273,8 @@ async def qa_session(request: web.Request, *, path_params: SessionPath) -> Revie
             "chat": chat,
             "timeline": timeline,
             "flags": _flags(timeline),
+            "assist": marks,
+            "whispers": whispers,
             "notes": record.notes,
             "scorecard": scorecard.to_json() if scorecard else None,
             "reviews": [r.to_json() for r in (await reviews.list_reviews([record.id])).get(record.id, [])],
