@@ -71,7 +71,13 @@ function renderSession(bundle) {
   renderPlayer(bundle.player);
   renderTracks(bundle.recordings || []);
   const chat = sortedChat(bundle.chat || []);
-  qa.view.timeline.setData({ timeline: bundle.timeline || [], flags: bundle.flags || [], marks: chat.map((m) => m.t) });
+  qa.view.timeline.setData({
+    timeline: bundle.timeline || [],
+    flags: bundle.flags || [],
+    marks: chat.map((m) => m.t),
+    assist: bundle.assist || [],
+    whispers: bundle.whispers || [],
+  });
   renderChat(chat);
   renderWrapup(session, bundle.notes);
   renderScorecard(bundle.scorecard, session.state === "erased");

@@ -2,6 +2,8 @@
 // kept in step with a <video>. The scores describe the customer's expression, never
 // the rep's performance, and every label here says so. Its words are timeline.* in
 // staff-en.json: the page loads the catalogue (loadStaffStrings) before it builds a chart.
+// A supervisor's steps in the call (listened, whispered, joined, left, took over) and the
+// rep's asks for help are markers on the same clock, and listed with the text whispers below.
 import { el } from "../dom.js";
 import { t } from "../i18n.js";
 import { isNumber as isScore, formatClock, wholePercent as percent } from "../staff/format.js";
@@ -14,6 +16,10 @@ const TICK_STEPS = [5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600];
 const KEY_STEP_S = 5;
 const PAGE_STEP_S = 30;
 let instances = 0; // gives each chart its own hatch pattern id
+
+// What each assist mark says happened (the bundle's assist[].kind); help_* are the rep's, the rest a supervisor's.
+const ASSIST_KINDS = ["listen", "whisper", "barge", "left", "take_over", "help_asked", "help_closed"];
+const isHelp = (kind) => kind.startsWith("help_");
 
 const clamp01 = (v) => Math.min(1, Math.max(0, v));
 const html = (tag, className, text) => el(tag, { className, text });
@@ -42,6 +48,8 @@ export class EmotionTimeline {
     this.bySecond = new Map();
     this.flags = [];
     this.marks = [];
+    this.assist = [];
+    this.whispers = [];
     this.dataDuration = 1;
     this.mediaDuration = null;
     this.time = 0;
@@ -59,16 +67,22 @@ export class EmotionTimeline {
     return this.mediaDuration || this.dataDuration;
   }
 
-  /** timeline: [{second, mean_frustration, max_frustration, face_present}], flags: [{start_s, end_s, peak}], marks: chat times. */
-  setData({ timeline = [], flags = [], marks = [] }) {
+  /**
+   * timeline: [{second, mean_frustration, max_frustration, face_present}], flags: [{start_s, end_s, peak}], marks: chat times,
+   * assist: [{t, kind, by}] a supervisor's steps and the rep's asks for help, whispers: [{t, by, text}] text whispers.
+   */
+  setData({ timeline = [], flags = [], marks = [], assist = [], whispers = [] }) {
     this.entries = [...timeline].filter((e) => Number.isInteger(e.second) && e.second >= 0).sort((a, b) => a.second - b.second);
     this.bySecond = new Map(this.entries.map((e) => [e.second, e]));
     this.flags = flags.filter((f) => isScore(f.start_s));
     this.marks = marks.filter((t) => isScore(t) && t >= 0);
+    this.assist = assist.filter((a) => isScore(a.t) && ASSIST_KINDS.includes(a.kind)).map((a) => ({ ...a, t: Math.max(0, a.t) }));
+    this.whispers = whispers.filter((w) => isScore(w.t) && typeof w.text === "string").map((w) => ({ ...w, t: Math.max(0, w.t) }));
     const lastSecond = this.entries.length ? this.entries.at(-1).second + 1 : 0;
     const lastFlag = Math.max(0, ...this.flags.map((f) => f.end_s ?? f.start_s));
-    this.dataDuration = Math.max(1, lastSecond, lastFlag, ...this.marks);
+    this.dataDuration = Math.max(1, lastSecond, lastFlag, ...this.marks, ...this.assist.map((a) => a.t));
     this.empty.hidden = this.entries.length > 0;
+    this.renderAssistLog();
     this.render();
   }
 
@@ -150,11 +164,16 @@ export class EmotionTimeline {
     this.chartBox = html("div", "timeline-chart");
     this.readout = html("p", "timeline-readout small muted", t("timeline.readout"));
     this.readout.setAttribute("aria-hidden", "true"); // the seek slider's value text says the same to screen readers
-    this.container.append(head, this.empty, this.chartBox, this.readout, this.legend());
+    this.assistBox = html("section", "assist-log");
+    this.assistBox.hidden = true;
+    const assistTitle = html("h3", "assist-log-title small", t("timeline.assist.title"));
+    this.assistList = el("ol", { className: "assist-log-list small", testid: "qa-assist-list" });
+    this.assistBox.append(assistTitle, this.assistList);
+    this.container.append(head, this.empty, this.chartBox, this.readout, this.legend(), this.assistBox);
   }
 
   legend() {
-    const kinds = ["mean", "peak", "flag", "noface", "threshold", "chat"];
+    const kinds = ["mean", "peak", "flag", "noface", "threshold", "chat", "assist", "help"];
     const list = legendList("timeline-legend small", kinds.map((kind) => ({ swatch: `swatch-${kind}`, label: t(`timeline.legend.${kind}`) })));
     list.setAttribute("aria-label", t("timeline.legend.label"));
     return list;
@@ -212,6 +231,7 @@ export class EmotionTimeline {
     this.drawHover(root);
     this.drawCursor(root);
     this.drawFlagMarkers(root);
+    this.drawAssistMarkers(root);
     root.addEventListener("click", (ev) => this.seek(this.timeAt(ev)));
     root.addEventListener("pointermove", (ev) => this.showHover(this.timeAt(ev)));
     root.addEventListener("pointerleave", () => this.hideHover());
@@ -385,6 +405,69 @@ export class EmotionTimeline {
     g.addEventListener("click", go);
     g.addEventListener("keydown", (ev) => (ev.key === "Enter" || ev.key === " ") && go(ev));
     return g;
+  }
+
+  /** What an assist mark says, for its marker's label and its line in the list. */
+  assistText(a) {
+    const name = a.by || t("timeline.assist.someone");
+    return t(`timeline.assist.${a.kind}`, { name, time: formatClock(a.t) });
+  }
+
+  drawAssistMarkers(root) {
+    for (const a of this.assist) {
+      if (a.t > this.duration) continue;
+      root.append(this.assistMarker(a));
+    }
+  }
+
+  /** A pole through the plot with a round head just inside its top: a supervisor's step or an ask for help. */
+  assistMarker(a) {
+    const label = this.assistText(a);
+    const kindClass = isHelp(a.kind) ? "assist-help" : `assist-${a.kind.replace("_", "-")}`;
+    const g = svg("g", { class: `assist-marker ${kindClass}`, role: "button", tabindex: 0, transform: `translate(${this.x(a.t).toFixed(1)} ${PAD.top})` });
+    g.dataset.testid = "qa-assist-marker";
+    g.dataset.kind = a.kind;
+    g.dataset.t = String(a.t);
+    g.setAttribute("aria-label", label);
+    svgTitle(g, label);
+    svg("line", { x1: 0, y1: 0, x2: 0, y2: this.plotHeight, class: "assist-pole" }, g);
+    svg("circle", { cy: 9, r: 11, class: "assist-hit" }, g);
+    svg("circle", { cy: 9, r: 5, class: "assist-head" }, g);
+    const go = (ev) => {
+      ev.preventDefault();
+      ev.stopPropagation();
+      this.seek(a.t);
+    };
+    g.addEventListener("click", go);
+    g.addEventListener("keydown", (ev) => (ev.key === "Enter" || ev.key === " ") && go(ev));
+    return g;
+  }
+
+  /** The assist marks and text whispers in time order, each a button that plays from there. */
+  renderAssistLog() {
+    const lines = [
+      ...this.assist.map((a) => ({ t: a.t, text: this.assistText(a), testid: "qa-assist-item", kind: a.kind })),
+      ...this.whispers.map((w) => ({
+        t: w.t,
+        text: t("timeline.assist.whisper_text", { name: w.by || t("timeline.assist.someone"), text: w.text }),
+        testid: "qa-whisper-line",
+        kind: "whisper_text",
+      })),
+    ].sort((a, b) => a.t - b.t);
+    this.assistList.replaceChildren(
+      ...lines.map((line) => {
+        const item = el("li", { className: `assist-item assist-item-${line.kind.replace("_", "-")}`, testid: line.testid });
+        item.dataset.kind = line.kind;
+        item.dataset.t = String(line.t);
+        const at = el("button", { className: "assist-at", text: formatClock(line.t) });
+        at.type = "button";
+        at.setAttribute("aria-label", t("timeline.assist.play_from", { time: formatClock(line.t) }));
+        at.addEventListener("click", () => this.seek(line.t));
+        item.append(at, el("span", { className: "assist-what", text: line.text }));
+        return item;
+      }),
+    );
+    this.assistBox.hidden = lines.length === 0;
   }
 
   // --- smooth cursor while playing (timeupdate alone fires only ~4 times a second) ---
