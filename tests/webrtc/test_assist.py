@@ -188,6 +188,18 @@ async def test_a_take_over_drops_the_rep_and_the_supervisor_ends_the_call(serve:
     frames = three.customer_media.frames("audio", slot=1)
     await three.customer_media.wait_frames("audio", frames + 50, slot=1)
     await three.customer_media.wait_to_hear(SUPERVISOR, slot=1)
+    # The handler's socket drops (a reload): the call waits for them, and their next welcome brings it back.
+    await three.supervisor.close()
+    await asyncio.sleep(0.3)
+    back = await supervisor_socket(rapport)
+    resumed = await back.wait_for(lambda m: m["type"] == "assist.state" and m.get("handler"))
+    assert resumed["session_id"] == three.session_id and resumed["mode"] == "barge"
+    media = MediaClient(identity=SUPERVISOR, third_party=True)
+    rapport.media.append(media)
+    await media.negotiate(back)
+    await media.wait_to_see_and_hear(CUSTOMER, slot=0)
+    await three.customer_media.wait_to_see_and_hear(SUPERVISOR, slot=1)
+    three.supervisor = back
     await three.supervisor.request({"type": "call.end", "reason": "resolved"})
     ended = await three.customer.wait_for("call.ended")
     assert ended["state"] == "ended"

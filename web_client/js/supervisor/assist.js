@@ -56,20 +56,7 @@ export async function listen(sessionId, button) {
   try {
     if (current) await leave({ quiet: true });
     await signaling.request({ type: "assist.start", session_id: sessionId, mode: "listen" });
-    const call = lastFloorCall(lastFloor(), sessionId);
-    const media = new CallMedia(signaling, {
-      remoteVideo: $("assist-video-customer"),
-      thirdPartyVideo: $("assist-video-rep"),
-      localVideo: $("assist-video-self"),
-      sessionId,
-    });
-    media.showThirdParty(true); // the rep, in every mode
-    current = { sessionId, rep: call?.rep?.display_name || null, mode: "listen", media, takenOver: false };
-    openPanel();
-    await media.openCamera().catch(() => toast(t("supervisor.assist.no_camera")));
-    if (current?.media !== media) return; // left meanwhile
-    await media.start();
-    tryPlay($("assist-video-customer"));
+    await join(sessionId, "listen", false);
   } catch (err) {
     toast(errorText(err));
     if (current?.sessionId === sessionId) closePanel();
@@ -77,6 +64,25 @@ export async function listen(sessionId, button) {
     busy = false;
     if (button) button.disabled = false;
   }
+}
+
+/** The assist panel and its media for a call the server has us in (``mode``), offering for it. */
+async function join(sessionId, mode, takenOver) {
+  const signaling = socket();
+  const call = lastFloorCall(lastFloor(), sessionId);
+  const media = new CallMedia(signaling, {
+    remoteVideo: $("assist-video-customer"),
+    thirdPartyVideo: $("assist-video-rep"),
+    localVideo: $("assist-video-self"),
+    sessionId,
+  });
+  media.showThirdParty(true); // the rep, in every mode
+  current = { sessionId, rep: call?.rep?.display_name || null, mode, media, takenOver };
+  openPanel();
+  await media.openCamera().catch(() => toast(t("supervisor.assist.no_camera")));
+  if (current?.media !== media) return; // left meanwhile
+  await media.start();
+  tryPlay($("assist-video-customer"));
 }
 
 function openPanel() {
@@ -180,6 +186,14 @@ async function sendWhisper() {
 /** assist.state (supervisor audience): the mode now and whether the call is ours (`handler`), or mode null:
  * out of it (`reason` left, or ended). */
 export function onAssistState(msg) {
+  if (!current && msg.handler && msg.mode) {
+    // Back after a reload or a lost network: the call we took over waited for us; offer for it again.
+    join(msg.session_id, msg.mode, true).catch((err) => {
+      toast(errorText(err));
+      closePanel();
+    });
+    return;
+  }
   if (!current || (msg.session_id && msg.session_id !== current.sessionId)) return;
   if (msg.mode == null) {
     closePanel();
