@@ -39,13 +39,15 @@ pytest:
 		.venv/bin/python -m pytest $(PYTEST_ARGS); \
 	fi
 
-# Call capacity per media path, the emotion detector's cost, cue latency through a real call, and what checking
-# and encoding a WebSocket message costs (bench/README.md).
+# Call capacity per media path, the emotion detector's cost, cue latency through a real call, what a listening
+# supervisor costs and how soon a flagged call reaches the floor, and what checking and encoding a WebSocket
+# message costs (bench/README.md).
 bench: setup
 	$(NETNS) .venv/bin/python -m bench.calls
 	.venv/bin/python bench/emotion.py
 	$(NETNS) .venv/bin/python bench/cue_latency.py
 	$(NETNS) .venv/bin/python bench/networks.py
+	$(NETNS) .venv/bin/python bench/assist.py
 	$(UV) sync --frozen --all-extras --group bench
 	.venv/bin/python bench/validation.py
 
