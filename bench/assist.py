@@ -60,6 +60,7 @@ from bench.common import (
     PATHS,
     ServerProcess,
     clean_env,
+    create_staff,
     in_private_netns,
     machine,
     progress,
@@ -280,30 +281,13 @@ def window(
     return result
 
 
-async def _create_users(data_dir: Path, count: int, password: str) -> None:
-    from server.http.auth import hash_password
-    from server.storage.migrations import migrate
-    from server.storage.schema import create_engine
-    from server.storage.store import Store
-
-    engine = create_engine(Settings(data_dir=data_dir).db_url)
-    try:
-        await migrate(engine)
-        store = Store(engine)
-        hashed = hash_password(password)  # one hash for all: argon2 is slow on purpose
-        for i in range(count):
-            await store.create_user(rep_name(i), f"Bench Rep {i + 1}", "rep", hashed)
-            await store.create_user(supervisor_name(i), f"Bench Supervisor {i + 1}", "supervisor", hashed)
-    finally:
-        await engine.dispose()
-
-
 def listener_cpu(opts: argparse.Namespace, tmp: Path) -> list[CpuWindow]:
     """N calls through a server process; windows without and with a listener on every call, alternating."""
     password = secrets.token_urlsafe(18)
     data_dir = tmp / "data"
-    data_dir.mkdir()
-    asyncio.run(_create_users(data_dir, opts.calls, password))
+    accounts = [(rep_name(i), f"Bench Rep {i + 1}", "rep") for i in range(opts.calls)]
+    accounts += [(supervisor_name(i), f"Bench Supervisor {i + 1}", "supervisor") for i in range(opts.calls)]
+    create_staff(data_dir, accounts, password)
     canned = write_canned_loops(tmp / "canned", VIDEO)
     # Media only: no emotion analysis worker, no recording; the forwarding path (the default) pinned all the same.
     settings = (("emotion_cues", "false"), ("recording_policy", "never"))

@@ -174,7 +174,7 @@ def rep_name(index: int) -> str:
     return f"bench-rep-{index + 1:03d}"
 
 
-async def _create_reps(data_dir: Path, count: int, password: str) -> None:
+async def _create_staff(data_dir: Path, accounts: list[tuple[str, str, str]], password: str) -> None:
     from server.http.auth import hash_password
     from server.storage.migrations import migrate
     from server.storage.schema import create_engine
@@ -185,16 +185,21 @@ async def _create_reps(data_dir: Path, count: int, password: str) -> None:
         await migrate(engine)
         store = Store(engine)
         hashed = hash_password(password)  # one hash for all: argon2 is slow on purpose
-        for i in range(count):
-            await store.create_user(rep_name(i), f"Bench Rep {i + 1}", "rep", hashed)
+        for username, display_name, role in accounts:
+            await store.create_user(username, display_name, role, hashed)
     finally:
         await engine.dispose()
 
 
-def create_reps(data_dir: Path, count: int, password: str) -> None:
-    """One rep per concurrent call (a rep takes one call at a time), straight into the server's database."""
+def create_staff(data_dir: Path, accounts: list[tuple[str, str, str]], password: str) -> None:
+    """Staff accounts (username, display name, role), straight into the server's database."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    asyncio.run(_create_reps(data_dir, count, password))
+    asyncio.run(_create_staff(data_dir, accounts, password))
+
+
+def create_reps(data_dir: Path, count: int, password: str) -> None:
+    """One rep per concurrent call (a rep takes one call at a time)."""
+    create_staff(data_dir, [(rep_name(i), f"Bench Rep {i + 1}", "rep") for i in range(count)], password)
 
 
 @dataclass

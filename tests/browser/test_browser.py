@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from playwright.async_api import expect
 
-from emotion import EmotionService
 from server.config import Settings
 from tests.support.browser import (
     CUSTOMER,
     REP,
     Chromium,
+    angry_customer_with_real_fer,
     assert_sees_and_hears,
     chromium,
     chromium_per_side,
@@ -24,7 +24,6 @@ from tests.support.browser import (
     wait_frames_grow,
     wait_remote_colour,
 )
-from tests.support.faces import make_clip, person, write_clip_y4m
 from tests.support.server import Rapport, running, running_with_cues
 
 pytestmark = [pytest.mark.browser, pytest.mark.webrtc]
@@ -103,12 +102,7 @@ async def test_a_phone_customer_and_a_rep_talk_chat_flip_and_end(served: Rapport
 @pytest.mark.fer
 async def test_the_rep_console_shows_the_flag_when_the_customer_looks_angry(settings: Settings, tmp_path: Path) -> None:
     # Without fer the conftest skips this (the `fer` marker), and strict mode fails it.
-    y4m = tmp_path / "angry.y4m"
-    write_clip_y4m(y4m, make_clip([(person("angry"), 2.0)], width=640, height=480, fps=30))
-    service = EmotionService()
-    await service.start()
-    try:
-        assert await service.wait_ready(timeout=150) == "ok", service.status_message
+    async with angry_customer_with_real_fer(tmp_path) as (y4m, service):
         changed = replace(settings, emotion_cues=True)
         async with running(changed, emotion_service=service) as rapport, chromium(y4m) as both_sides:
             rep, customer = await console_and_phone(rapport.url, both_sides)
@@ -121,8 +115,6 @@ async def test_the_rep_console_shows_the_flag_when_the_customer_looks_angry(sett
             await expect(rep.get_by_test_id("emotion-label")).to_have_text("angry")
             assert int(await rep.get_by_test_id("emotion-meter").get_attribute("aria-valuenow") or 0) >= 50
             await shot(rep, "rep-emotion-flag")
-    finally:
-        await service.aclose()
 
 
 async def test_a_customer_who_declines_cues_shows_off_in_the_console(settings: Settings, browser: Chromium) -> None:

@@ -17,12 +17,13 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Page, WebSocketRoute, expect
 
-from emotion import EmotionService
 from server.config import Settings
 from tests.support.browser import (
     CUSTOMER,
     REP,
+    Chromium,
     Side,
+    angry_customer_with_real_fer,
     chromium,
     chromium_per_side,
     colour_distance,
@@ -34,7 +35,6 @@ from tests.support.browser import (
     wait_remote_colour,
     wait_remote_tone,
 )
-from tests.support.faces import make_clip, person, write_clip_y4m
 from tests.support.server import PASSWORD, REP_AND_SUPERVISOR, Rapport, Serve, running
 
 pytestmark = [pytest.mark.browser, pytest.mark.webrtc]
@@ -72,6 +72,18 @@ async def session_of(rep: Page) -> str:
     """The id of the call on the rep's console, once it shows one."""
     await expect(rep.get_by_test_id("session-id")).to_have_text(re.compile(r"^s_"))
     return await rep.get_by_test_id("session-id").inner_text()
+
+
+async def in_call_with_a_supervisor(
+    url: str, customer_side: Chromium, rep_side: Chromium, supervisor_side: Chromium
+) -> tuple[Page, Page, Page, str]:
+    """(rep, customer, supervisor, session id): rep1 answered the customer's call, and sup1's dashboard is open."""
+    rep, customer = await console_and_phone(url, rep_side, customer_side)
+    await customer.get_by_test_id("start-call").click()
+    await rep.get_by_test_id("accept").click()
+    await expect(customer.locator("body")).to_have_attribute("data-state", "in-call")
+    sup = await supervisor_page(url, supervisor_side.browser)
+    return rep, customer, sup, await session_of(rep)
 
 
 async def assert_shows(page: Page, who: str, video: str, sender: Side, viewer: Side) -> None:
@@ -188,12 +200,9 @@ async def test_a_supervisor_takes_the_call_over_and_the_rep_owes_no_wrap_up(serv
         chromium_per_side(tmp_path) as (customer_side, rep_side),
         chromium(*fake_capture(tmp_path, SUPERVISOR)) as supervisor_side,
     ):
-        rep, customer = await console_and_phone(served.url, rep_side, customer_side)
-        await customer.get_by_test_id("start-call").click()
-        await rep.get_by_test_id("accept").click()
-        await expect(customer.locator("body")).to_have_attribute("data-state", "in-call")
-        sup = await supervisor_page(served.url, supervisor_side.browser)
-        session_id = await session_of(rep)
+        rep, customer, sup, session_id = await in_call_with_a_supervisor(
+            served.url, customer_side, rep_side, supervisor_side
+        )
 
         row = sup.locator(f'[data-testid="sup-call-row"][data-session-id="{session_id}"]')
         await row.get_by_test_id("assist-listen").click()
@@ -225,11 +234,9 @@ async def test_a_supervisor_reloading_mid_barge_in_leaves_the_call_undisturbed(s
         chromium_per_side(tmp_path) as (customer_side, rep_side),
         chromium(*fake_capture(tmp_path, SUPERVISOR)) as supervisor_side,
     ):
-        rep, customer = await console_and_phone(served.url, rep_side, customer_side)
-        await customer.get_by_test_id("start-call").click()
-        await rep.get_by_test_id("accept").click()
-        await expect(customer.locator("body")).to_have_attribute("data-state", "in-call")
-        sup = await supervisor_page(served.url, supervisor_side.browser)
+        rep, customer, sup, _session_id = await in_call_with_a_supervisor(
+            served.url, customer_side, rep_side, supervisor_side
+        )
         await sup.get_by_test_id("sup-call-row").get_by_test_id("assist-listen").click()
         await expect(sup.get_by_test_id("assist-panel")).to_be_visible()
         await sup.get_by_test_id("assist-barge").click()
@@ -272,12 +279,7 @@ async def test_where_the_deployment_discloses_listening_the_customer_is_told(ser
 @pytest.mark.fer
 async def test_an_angry_customers_call_appears_on_the_attention_list(settings: Settings, tmp_path: Path) -> None:
     # Real fer on an angry face: the rep's flag, then the supervisor's list (how soon is for bench/, not here).
-    y4m = tmp_path / "angry.y4m"
-    write_clip_y4m(y4m, make_clip([(person("angry"), 2.0)], width=640, height=480, fps=30))
-    service = EmotionService()
-    await service.start()
-    try:
-        assert await service.wait_ready(timeout=150) == "ok", service.status_message
+    async with angry_customer_with_real_fer(tmp_path) as (y4m, service):
         changed = replace(settings, emotion_cues=True)
         async with (
             running(changed, REP_AND_SUPERVISOR, emotion_service=service) as rapport,
@@ -301,8 +303,6 @@ async def test_an_angry_customers_call_appears_on_the_attention_list(settings: S
             await expect(sup.get_by_test_id("assist-panel")).to_be_visible()
             for video in ("assist-video-customer", "assist-video-rep"):
                 await sup.wait_for_function(FRAMES_AT_LEAST_JS, arg=[video, 30], timeout=15000)
-    finally:
-        await service.aclose()
 
 
 # Records what the page asks of the browser's alerts: notifications shown, oscillators started (the beep).

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from playwright.async_api import Browser, Page, Playwright, async_playwright, expect
 
+from emotion import EmotionService
 from tests.support.faces import Clip, make_clip, person, write_clip_y4m, write_y4m
 from tests.support.server import PASSWORD
 
@@ -363,3 +364,17 @@ async def assert_sees_and_hears(page: Page, viewer: Side, sender: Side) -> None:
     )
     sender_db, own_db = heard["probes"]
     assert sender_db - own_db > 20, f"the {viewer.name} hears its own {viewer.tone_hz} Hz too: {heard}"
+
+
+@asynccontextmanager
+async def angry_customer_with_real_fer(tmp_path: Path) -> AsyncIterator[tuple[Path, EmotionService]]:
+    """(a y4m camera of an angry face, a started fer service ready to score it), the service closed after."""
+    y4m = tmp_path / "angry.y4m"
+    write_clip_y4m(y4m, make_clip([(person("angry"), 2.0)], width=640, height=480, fps=30))
+    service = EmotionService()
+    await service.start()
+    try:
+        assert await service.wait_ready(timeout=150) == "ok", service.status_message
+        yield y4m, service
+    finally:
+        await service.aclose()
