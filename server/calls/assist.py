@@ -207,6 +207,7 @@ class Assists:
         await self.shared.store.add_event(
             live.id, "assist.whisper_text", {"by": assist.supervisor.display_name, "text": text}
         )
+        await self.shared.store.audit(assist.supervisor.id, "assist.whisper_text", live.id)
 
     async def set_help(self, live: LiveSession, on: bool) -> None:
         """The rep asks for help, or the request is answered (or withdrawn)."""

@@ -124,6 +124,8 @@ async def test_a_whisper_reaches_the_rep_and_never_the_customer(serve: Serve) ->
     await asyncio.sleep(0.3)
     assert not any("Offer the replacement" in str(m) for m in three.customer.inbox)
     # Not in the chat either, which a customer who reconnects gets again.
+    audited = [(e.action, e.target) for e in await rapport.store.list_audit()]
+    assert ("assist.whisper_text", three.session_id) in audited
     chat = await rapport.store.list_chat(three.session_id)
     assert all("replacement" not in line.text for line in chat)
 
