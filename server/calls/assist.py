@@ -116,13 +116,12 @@ class Assists:
         live = self.shared.sessions.get(session_id)
         if live is None or live.state != "active" or live.media is None:
             raise ProtocolError("session_not_found", "no such live call")
-        current = live.assist
-        if current is not None and current.supervisor.id != supervisor.id:
-            who = current.supervisor.display_name
-            raise ProtocolError("already_assisted", f"{who} is already in this call")
-        for other in self.shared.sessions.values():
+        self._check_free(live, supervisor)
+        for other in list(self.shared.sessions.values()):
             if other is not live and other.assist is not None and other.assist.conn is conn:
                 await self.leave(conn)  # one call at a time: opening another leaves the first
+        # Again after that wait: another supervisor may have opened the call meanwhile.
+        current = self._check_free(live, supervisor)
         if current is not None:
             current.conn = conn  # the same supervisor again (a reload): the new socket takes over
             await self._set_mode(live, current, mode, supervisor)
@@ -228,6 +227,14 @@ class Assists:
             assist.conn.send(views.supervisor_assist_state(live.id, None, reason="ended"))
 
     # inside
+
+    def _check_free(self, live: LiveSession, supervisor: User) -> Assist | None:
+        """The call's assist if it is this supervisor's own; ``already_assisted`` if it is someone else's."""
+        current = live.assist
+        if current is not None and current.supervisor.id != supervisor.id:
+            who = current.supervisor.display_name
+            raise ProtocolError("already_assisted", f"{who} is already in this call")
+        return current
 
     def _supervisor(self, conn: Participant) -> User:
         if conn.role != "supervisor" or conn.user is None or conn.user.role not in SUPERVISOR_ROLES:
