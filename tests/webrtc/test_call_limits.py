@@ -41,6 +41,21 @@ async def error_reply(client: SignalingClient, message: dict[str, Any]) -> dict[
 # only reps take calls
 
 
+async def test_a_qa_login_is_refused_on_the_socket(rapport: Rapport) -> None:
+    await rapport.add_user("qa9", "qa")
+    http, _ = await rapport.staff_session("qa9")
+    staff = SignalingClient(http, rapport.url)
+    await staff.connect()
+    await staff.send({"type": "hello", "id": "h"})
+    refused = await staff.wait_for(lambda m: m.get("reply_to") == "h")
+    assert refused["type"] == "error" and refused["code"] == "forbidden"
+    assert "only reps take calls" in refused["message"] and "qa" in refused["message"]
+    # Closed with a code the page does not reconnect after: the answer would be the same.
+    with pytest.raises(ConnectionError):
+        await staff.wait_for("welcome")
+    assert staff.closed_code == 4004
+
+
 @pytest.mark.parametrize("role", ["qa", "supervisor", "admin"])
 async def test_only_the_rep_role_answers_calls_over_the_socket(rapport: Rapport, role: str) -> None:
     await rapport.add_user(f"{role}9", role)
@@ -48,16 +63,23 @@ async def test_only_the_rep_role_answers_calls_over_the_socket(rapport: Rapport,
     staff = SignalingClient(http, rapport.url)
     await staff.connect()
     await staff.send({"type": "hello", "id": "h"})
-    refused = await staff.wait_for(lambda m: m.get("reply_to") == "h")
-    assert refused["type"] == "error" and refused["code"] == "forbidden"
-    assert "only reps take calls" in refused["message"] and role in refused["message"]
-    # Closed with a code the page does not reconnect after: the answer would be the same.
-    with pytest.raises(ConnectionError):
-        await staff.wait_for("welcome")
-    assert staff.closed_code == 4004
+    if role != "qa":
+        # Supervisors and admins watch the floor over the socket (supervisor assist), but take no calls.
+        welcome = await staff.wait_for("welcome")
+        assert welcome["role"] == "supervisor"
+        rep = await rapport.rep("rep1", available=False)
+        _customer, call = await rapport.customer(name="Ada")
+        for message in (
+            {"type": "rep.status", "status": "available"},
+            {"type": "call.accept", "session_id": call["session_id"]},
+        ):
+            with pytest.raises(SignalingError) as forbidden:
+                await staff.request(message)
+            assert forbidden.value.message["code"] == "forbidden", message
+    else:
+        rep = await rapport.rep("rep1", available=False)
+        await rapport.customer(name="Ada")
     # A waiting call is not offered to them, and they are not on the reps' transfer list.
-    rep = await rapport.rep("rep1", available=False)
-    await rapport.customer(name="Ada")
     snapshot = await rep.wait_for(lambda m: m["type"] == "queue.snapshot" and m["items"])
     assert [r["display_name"] for r in snapshot["reps"]] == ["Rep1"]
     assert [r["display_name"] for r in rapport.center.live_floor()["reps"]] == ["Rep1"]
