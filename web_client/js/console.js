@@ -6,7 +6,7 @@
 // asking for help and a supervisor's listen, whisper and barge-in console/assist.js.
 import { CallMedia, tryPlay, wireMediaToggles } from "./call.js";
 import { ChatPanel } from "./chat.js";
-import { alertNewCustomer } from "./console/alert.js";
+import { alertNewCustomer, askToNotify, notifyRinging } from "./console/alert.js";
 import { wireAssist } from "./console/assist.js";
 import { languageName, showCard } from "./console/card.js";
 import { resetEmotion, showEmotion, showEmotionStatus } from "./console/emotion.js";
@@ -26,6 +26,7 @@ let call = null;
 let queue = [];
 let wrapUpSession = null;
 let offer = null;
+let ringingNote = null; // the desktop notification of the ringing call, closed when it stops
 let transferReps = [];
 let assist = null;
 let takenOver = null; // the session a supervisor took from us: its call.ended owes no wrap-up
@@ -122,6 +123,7 @@ function toggleAvailability() {
     return;
   }
   const next = $("availability").dataset.status === "available" ? "away" : "available";
+  if (next === "available") askToNotify();
   signaling.request({ type: "rep.status", status: next }).catch((e) => toast(e.message));
 }
 
@@ -248,6 +250,7 @@ function showOffer(msg) {
   $("offer-accept").disabled = false;
   tickOffer();
   alertNewCustomer();
+  ringingNote = notifyRinging($("offer-text").textContent, `offer-${msg.session_id}`);
 }
 
 function tickOffer() {
@@ -258,6 +261,8 @@ function tickOffer() {
 function hideOffer() {
   offer = null;
   $("offer").hidden = true;
+  ringingNote?.close();
+  ringingNote = null;
 }
 
 function toggleTransfer() {
