@@ -103,7 +103,7 @@ class CallCenter:
             shared,
             pool,
             emotion=EmotionSetup(emotion, emotion_unavailable),
-            on_media_state=self._media_state_changed,
+            on_media_state=self.grace.media_state_changed,
         )
         self.assists = Assists(shared, self.live_floor, set_status=self._set_status, ice_servers=self._ice_servers)
         self.teardown.on_ended.append(self.assists.ended)
@@ -136,10 +136,6 @@ class CallCenter:
     async def _finish(self, live: LiveSession, *, state: str, ended_by: str, reason: str) -> None:
         # Late-bound, so the timers built before ``teardown`` can end calls.
         await self.teardown.finish(live, state=state, ended_by=ended_by, reason=reason)
-
-    async def _media_state_changed(self, live: LiveSession, role: str, state: str) -> None:
-        if role != SUPERVISOR:  # a supervisor's media coming and going is no reason to end or pause a call
-            await self.grace.media_state_changed(live, role, state)
 
     async def aclose(self, *, handover: bool = False) -> None:
         """Close every call. ``handover``: a cluster's next leader takes them over, so none is marked ended."""

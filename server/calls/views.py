@@ -132,6 +132,15 @@ def bye(reason: str) -> Bye:
 # the customer
 
 
+def browser_ice_servers(ice_servers: Iterable[Mapping[str, Any]]) -> list[IceServer]:
+    """The ``iceServers`` a page's RTCPeerConnection gets (every welcome carries them)."""
+    return [IceServer(**server) for server in ice_servers]
+
+
+def staff_user(user: User) -> StaffUser:
+    return StaffUser(id=user.id, username=user.username, display_name=user.display_name, role=user.role)
+
+
 def customer_session(record: SessionRecord) -> CustomerSession:
     """The session as its customer may see it: its id, its state and the customer's own choices."""
     return CustomerSession(
@@ -181,7 +190,7 @@ def customer_welcome(
 ) -> CustomerWelcome:
     return CustomerWelcome(
         protocol=PROTOCOL_VERSION,
-        ice_servers=[IceServer(**server) for server in ice_servers],
+        ice_servers=browser_ice_servers(ice_servers),
         session=customer_session(live.record),
         chat=chat,
         call=customer_accepted(live) if live.state == "active" and live.rep is not None else UNSET,
@@ -327,8 +336,8 @@ def rep_welcome(
 ) -> RepWelcome:
     return RepWelcome(
         protocol=PROTOCOL_VERSION,
-        ice_servers=[IceServer(**server) for server in ice_servers],
-        user=StaffUser(id=user.id, username=user.username, display_name=user.display_name, role=user.role),
+        ice_servers=browser_ice_servers(ice_servers),
+        user=staff_user(user),
         status=status,
         call=call,
         wrap_up=WrapUp(session_id=wrap_up) if wrap_up else None,
@@ -397,8 +406,8 @@ def supervisor_welcome(
 ) -> SupervisorWelcome:
     return SupervisorWelcome(
         protocol=PROTOCOL_VERSION,
-        ice_servers=[IceServer(**server) for server in ice_servers],
-        user=StaffUser(id=user.id, username=user.username, display_name=user.display_name, role=user.role),
+        ice_servers=browser_ice_servers(ice_servers),
+        user=staff_user(user),
         floor=floor,
     )
 

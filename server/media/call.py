@@ -224,7 +224,8 @@ class CallMedia(BaseCallMedia):
         if self.peers.get(role) is not peer:
             return  # a replaced peer's last words
         log.info("session %s %s peer %s", self.session_id, role, state)
-        if state in ("failed", "closed"):
+        # A supervisor's media coming and going is no side's media state: it never ends or pauses the call.
+        if state in ("failed", "closed") and role in ROLES:
             self._set_media_state(role, "lost")
 
     async def _drop_peer(self, role: str) -> None:
