@@ -188,9 +188,9 @@ async def test_garbage_sdp_gets_bad_sdp_and_the_call_goes_on(rapport: Rapport, l
         await expect_error(live_call.rep, {"type": "offer", "sdp": sdp}, "bad_sdp")
     # The rep's socket and existing media survived (the fixture checks the frame rate).
     assert (await live_call.rep.request({"type": "ping"}))["type"] == "pong"
+    # Media still flows (how fast is for bench/: a fixed one-second window failed once on a loaded CI box).
     before = live_call.customer_media.frames("video")
-    await asyncio.sleep(1.0)
-    assert live_call.customer_media.frames("video") > before + 15
+    assert await live_call.customer_media.wait_frames("video", before + 15) >= before + 15
 
 
 async def test_socket_from_a_foreign_origin_is_refused_before_upgrade(rapport: Rapport) -> None:
