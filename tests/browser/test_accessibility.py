@@ -1,0 +1,213 @@
+"""Accessibility in real Chromium: axe-core (WCAG 2.1 A/AA) on every page and state, keyboard-only operation of
+the call controls and the console, visible focus, and the names a screen reader reads.
+
+Each state is checked as a person would meet it: the customer's phone page at the start, in the queue, in the
+call and at the end (rating; callback after a wait that ran out), the console from sign-in to wrap-up, QA's list
+and one recorded call, the supervisor's floor and reports, and /admin. axe's results are kept in
+artifacts/axe/<state>.json; a serious or critical violation fails the test with the rule and the elements.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Page, expect
+
+from server.config import Settings
+from tests.support.axe import check_accessibility
+from tests.support.browser import (
+    ARTIFACTS,
+    CUSTOMER,
+    Chromium,
+    chromium_per_side,
+    colour_distance,
+    desktop_page,
+    phone_page,
+    rep_login,
+    wait_remote_colour,
+)
+from tests.support.server import PASSWORD, Rapport, Serve, running_with_cues
+
+pytestmark = [pytest.mark.browser, pytest.mark.webrtc]
+
+WEB_CLIENT = Path(__file__).resolve().parents[2] / "web_client"
+# Sees the customer's orange as an angry face, so the emotion meter, the flag and QA's timeline have something.
+COLOUR_DETECTOR = "tests.support.fakes:ColourDetector"
+REP_AND_QA = (("rep1", "rep"), ("qa1", "qa"))
+
+# What has keyboard focus now: its test id (or tag), and whether a focus ring is drawn around it.
+FOCUSED_JS = """() => {
+  const el = document.activeElement;
+  if (!el || el === document.body) return null;
+  const style = getComputedStyle(el);
+  const ring = (style.outlineStyle !== "none" && parseFloat(style.outlineWidth) > 0) || style.boxShadow !== "none";
+  return { testid: el.dataset.testid || null, tag: el.tagName.toLowerCase(), ring };
+}"""
+
+
+async def staff_login(page: Page, username: str) -> None:
+    await expect(page.locator("body")).to_have_attribute("data-state", "login")
+    await page.get_by_test_id("login-username").fill(username)
+    await page.get_by_test_id("login-password").fill(PASSWORD)
+    await page.get_by_test_id("login-submit").click()
+
+
+async def in_call_settings(settings: Settings) -> Settings:
+    return replace(settings, emotion_cues=True, recording_policy="always", compose_recordings=True)
+
+
+# ---------------------------------------------------------------- axe on every page and state
+
+
+async def test_axe_finds_nothing_serious_in_a_call_from_start_to_qa(settings: Settings, tmp_path: Path) -> None:
+    changed = await in_call_settings(settings)
+    async with (
+        running_with_cues(changed, COLOUR_DETECTOR, REP_AND_QA) as rapport,
+        chromium_per_side(tmp_path) as (customer_side, rep_side),
+    ):
+        rep = await desktop_page(rep_side.browser, f"{rapport.url}/console")
+        await expect(rep.locator("body")).to_have_attribute("data-state", "login")
+        await check_accessibility(rep, "console-login")
+        await rep_login(rep)
+        await check_accessibility(rep, "console-queue-empty")
+
+        customer = await phone_page(*customer_side, f"{rapport.url}/call")
+        await expect(customer.locator("body")).to_have_attribute("data-state", "start")
+        await check_accessibility(customer, "customer-start")
+        await customer.get_by_test_id("customer-name").fill("Ada")
+        await customer.get_by_test_id("reason-select").select_option("not_working")
+        await customer.get_by_test_id("start-call").click()
+        await expect(customer.get_by_test_id("queue-position")).to_contain_text("next")
+        await check_accessibility(customer, "customer-waiting")
+        await expect(rep.get_by_test_id("queue-item")).to_have_count(1)
+        await check_accessibility(rep, "console-queue")
+
+        await rep.get_by_test_id("accept").click()
+        await expect(customer.locator("body")).to_have_attribute("data-state", "in-call")
+        colour = await wait_remote_colour(rep, CUSTOMER)
+        assert colour is not None and colour_distance(colour, CUSTOMER.rgb) < 40, colour
+        await expect(rep.get_by_test_id("emotion-flag")).to_be_visible(timeout=30000)
+        await customer.get_by_test_id("chat-input").fill("My router blinks red")
+        await customer.get_by_test_id("chat-send").click()
+        await expect(rep.get_by_test_id("chat-line")).to_have_count(1)
+        await rep.get_by_test_id("chat-input").fill("Let us look at it together")
+        await rep.get_by_test_id("chat-send").click()
+        await expect(customer.get_by_test_id("chat-line")).to_have_count(2)
+        await check_accessibility(customer, "customer-in-call")
+        await check_accessibility(rep, "console-in-call")
+
+        await rep.get_by_test_id("end-call").click()
+        await expect(rep.get_by_test_id("wrapup-form")).to_be_visible()
+        await expect(customer.get_by_test_id("rating")).to_be_visible()
+        await check_accessibility(customer, "customer-ended-rating")
+        await check_accessibility(rep, "console-wrap-up")
+        await rep.get_by_test_id("wrapup-disposition").select_option("resolved")
+        await rep.get_by_test_id("wrapup-submit").click()
+        await expect(rep.get_by_test_id("wrapup-form")).to_be_hidden()
+
+        qa = await desktop_page(rep_side.browser, f"{rapport.url}/qa")
+        await expect(qa.locator("body")).to_have_attribute("data-state", "login")
+        await check_accessibility(qa, "qa-login")
+        await staff_login(qa, "qa1")
+        row = qa.get_by_test_id("qa-session-row")
+        await expect(row).to_have_count(1)
+        await check_accessibility(qa, "qa-list")
+        await row.click()
+        await expect(qa.get_by_test_id("qa-player")).to_have_attribute(
+            "src", re.compile(r"/api/v1/recordings/\d+/media"), timeout=90000
+        )
+        await expect(qa.get_by_test_id("qa-flag-marker").first).to_be_visible()
+        await check_accessibility(qa, "qa-session")
+
+
+async def test_axe_finds_nothing_serious_on_the_supervisors_floor_and_reports(
+    served: Rapport, browser: Chromium
+) -> None:
+    await served.add_user("sup1", "supervisor")
+    rep = await served.rep("rep1")
+    _talking, live = await served.customer(reason="complaint", name="Ada")
+    await rep.request({"type": "call.accept", "session_id": live["session_id"]})
+    await served.customer(reason="order", name="Bob")
+
+    page = await desktop_page(browser.browser, f"{served.url}/supervisor")
+    await expect(page.locator("body")).to_have_attribute("data-state", "login")
+    await check_accessibility(page, "supervisor-login")
+    await staff_login(page, "sup1")
+    await expect(page.get_by_test_id("sup-call-row")).to_have_count(1)
+    await expect(page.get_by_test_id("sup-queue-row")).to_have_count(1)
+    await check_accessibility(page, "supervisor-floor")
+
+    await rep.request({"type": "call.end"})
+    await page.get_by_test_id("sup-report-apply").click()
+    await expect(page.get_by_test_id("sup-report-row")).to_have_count(1)
+    await page.get_by_test_id("sup-report-details").locator("summary").click()
+    await expect(page.get_by_test_id("sup-report-table")).to_be_visible()
+    await check_accessibility(page, "supervisor-reports")
+
+
+async def test_axe_finds_nothing_serious_on_the_phone_callback_persian_and_link_error_pages(
+    serve: Serve, browser: Chromium
+) -> None:
+    rapport = await serve(max_wait_s=2.0)
+    page = await phone_page(*browser, f"{rapport.url}/call")
+    await page.get_by_test_id("customer-phone").fill("+44 20 7946 0958")
+    await page.get_by_test_id("start-call").click()
+    # Nobody answers: the wait runs out and the end screen offers a callback.
+    await expect(page.get_by_test_id("callback")).to_be_visible(timeout=15000)
+    await check_accessibility(page, "customer-ended-callback")
+
+    ctx = await browser.browser.new_context(viewport={"width": 390, "height": 844}, locale="fa-IR")
+    persian = await ctx.new_page()
+    await persian.goto(f"{rapport.url}/call")
+    await expect(persian.locator("html")).to_have_attribute("dir", "rtl")
+    await expect(persian.locator("body")).to_have_attribute("data-state", "start")
+    await check_accessibility(persian, "customer-start-fa")
+
+    desktop = await desktop_page(browser.browser, f"{rapport.url}/call")
+    await expect(desktop.locator("body")).to_have_attribute("data-state", "start")
+    await check_accessibility(desktop, "customer-start-desktop")
+
+    link_error = await desktop_page(browser.browser, f"{rapport.url}/join/eyJjIjoiYWJjIn0.forged")
+    await expect(link_error.get_by_test_id("link-error")).to_be_visible()
+    await check_accessibility(link_error, "customer-link-error")
+
+
+@pytest.mark.skipif(
+    not (WEB_CLIENT / "admin.html").exists(), reason="web_client/admin.html (the /admin page) is not built yet"
+)
+async def test_axe_finds_nothing_serious_on_the_admin_page(served: Rapport, browser: Chromium) -> None:
+    await served.add_user("admin1", "admin")
+    page = await desktop_page(browser.browser, f"{served.url}/admin")
+    await expect(page.locator("body")).to_have_attribute("data-state", "login")
+    await check_accessibility(page, "admin-login")
+    await staff_login(page, "admin1")
+    await expect(page.locator("body")).not_to_have_attribute("data-state", re.compile("^(login|loading)$"))
+    await expect(page.get_by_test_id("error-toast")).to_be_hidden()
+    await check_accessibility(page, "admin")
+
+
+async def test_the_axe_check_fails_on_a_nameless_button_and_faint_text(served: Rapport, browser: Chromium) -> None:
+    page = await phone_page(*browser, f"{served.url}/call")
+    await expect(page.locator("body")).to_have_attribute("data-state", "start")
+    await page.evaluate(
+        """() => {
+          const button = document.createElement("button");
+          button.dataset.testid = "nameless";
+          const faint = document.createElement("p");
+          faint.textContent = "Hard to read";
+          faint.style.color = "#c8c8c8";
+          faint.style.background = "#ffffff";
+          document.querySelector("main").append(button, faint);
+        }"""
+    )
+    with pytest.raises(AssertionError) as failed:
+        await check_accessibility(page, "hostile-nameless-button")
+    message = str(failed.value)
+    assert "button-name (critical)" in message and '[data-testid="nameless"]' in message, message
+    assert "color-contrast (serious)" in message, message
+    saved = ARTIFACTS / "axe" / "hostile-nameless-button.json"
+    assert {v["id"] for v in json.loads(saved.read_text())["violations"]} >= {"button-name", "color-contrast"}
