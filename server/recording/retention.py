@@ -98,6 +98,17 @@ async def sessions_of_customer(store: Store, customer_ref: str) -> list[str]:
     return await store.session_ids_of_customer(customer_ref)
 
 
+async def forget_callbacks(store: Store, *, retention_days: int, now: float | None = None) -> int:
+    """Blank the contact of callbacks closed, or asked for, more than ``retention_days`` ago; how many."""
+    if retention_days <= 0:
+        return 0
+    cutoff = (now if now is not None else schema.now()) - retention_days * DAY_S
+    count = await store.forget_callback_contacts(before=cutoff)
+    if count:
+        await store.audit(None, "retention.callbacks", "callbacks", {"count": count})
+    return count
+
+
 async def retention_loop(
     store: Store, root: Path, *, retention_days: int, every_s: float, node: str | None = None, poll_s: float = 60.0
 ) -> None:
@@ -110,6 +121,7 @@ async def retention_loop(
     async def sweep(_job: Job) -> float:
         try:
             await apply_retention(store, root, retention_days=retention_days)
+            await forget_callbacks(store, retention_days=retention_days)
         except Exception:
             log.exception("retention pass failed; trying again later")
         return schema.now() + every_s

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
 
 from . import schema
 from .base import Repository
@@ -92,4 +92,12 @@ class ErasureRepository(Repository):
             # Events stay as kind and time (reports count them); their details can hold a callback's contact.
             events = schema.session_events
             await conn.execute(update(events).where(events.c.session_id == session_id).values(detail=None))
+            # A callback asked for from this call, or made by it, keeps its times and outcome, not the contact.
+            callbacks = schema.callbacks
+            result = await conn.execute(
+                update(callbacks)
+                .where(or_(callbacks.c.session_id == session_id, callbacks.c.origin_session_id == session_id))
+                .values(contact=None, customer_name=None)
+            )
+            counts["callbacks"] = result.rowcount
         return counts

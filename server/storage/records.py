@@ -440,3 +440,40 @@ class ApiKey:
 
     def to_json(self) -> dict[str, Any]:
         return api_fields(self, "id name prefix scopes created_at revoked_at last_used_at")
+
+
+# callbacks (server/storage/callbacks.py)
+
+
+@dataclass(frozen=True, slots=True)
+class Callback:
+    """A customer's request to be called back, and how far it got."""
+
+    id: str
+    reason: str | None
+    language: str | None
+    customer_name: str | None
+    contact: dict[str, Any] | None
+    window_start: float | None
+    window_end: float | None
+    state: str
+    created_at: float
+    due_at: float
+    started_at: float | None
+    started_by: int | None
+    ended_at: float | None
+    invite_id: str | None
+    session_id: str | None
+    origin_session_id: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        out = api_fields(
+            self, "id state reason language customer_name contact created_at due_at started_at started_by ended_at"
+        )
+        out["window"] = (
+            {"start": iso(self.window_start), "end": iso(self.window_end)}
+            if self.window_start is not None and self.window_end is not None
+            else None
+        )
+        out["session_id"] = self.session_id
+        return out

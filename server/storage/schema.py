@@ -224,6 +224,49 @@ def invite_id(code_hash: str) -> str:
     return "inv_" + code_hash[:16]
 
 
+business_hours = Table(
+    "business_hours",
+    metadata,
+    # One row (id 1): the centre's time zone, the wait past which a callback is offered, and each queue's
+    # weekly hours and holidays as the API's JSON (server/calls/hours.py checks it). No row: always open.
+    _id_column(),
+    Column("timezone", String(64), nullable=False),
+    Column("callback_wait_threshold_s", Integer, nullable=False),
+    Column("queues", Text, nullable=False),
+    _time_column("updated_at", nullable=False),
+    _user_column("updated_by"),
+)
+
+callbacks = Table(
+    "callbacks",
+    metadata,
+    # A customer's request to be called back. The id is random (cb_..., it is in URLs and webhooks).
+    Column("id", String(40), primary_key=True),
+    Column("reason", REASON_CODE, nullable=True),
+    Column("language", LANGUAGE_CODE, nullable=True),
+    Column("customer_name", CUSTOMER_NAME, nullable=True),
+    # Phone and/or e-mail (JSON); blanked by erasure and retention.
+    Column("contact", Text, nullable=True),
+    _time_column("window_start"),
+    _time_column("window_end"),
+    # requested → started → completed, or failed / cancelled.
+    Column("state", String(16), nullable=False),
+    _created_at(),
+    _time_column("due_at", nullable=False),
+    _time_column("started_at"),
+    _user_column("started_by"),
+    _time_column("ended_at"),
+    # The invite made when a rep started it (inv_...), the call that invite opened, and the call it came from.
+    Column("invite_id", String(24), nullable=True),
+    Column("session_id", SESSION_ID, nullable=True),
+    Column("origin_session_id", SESSION_ID, nullable=True),
+    Index("ix_callbacks_due", "state", "due_at"),
+    Index("ix_callbacks_invite", "invite_id"),
+    Index("ix_callbacks_session", "session_id"),
+    Index("ix_callbacks_origin", "origin_session_id"),
+)
+
+
 api_keys = Table(
     "api_keys",
     metadata,

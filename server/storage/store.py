@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from .callbacks import CallbackRepository
 from .chat import ChatRepository
 from .erasure import ErasureRepository
 from .events import EventRepository
@@ -22,6 +23,7 @@ class Store(
     TimelineRepository,
     RecordingRepository,
     InviteRepository,
+    CallbackRepository,
     ErasureRepository,
 ):
     """Every repository's queries on one engine: ``Store(engine).get_session(...)``, ``.list_recordings(...)``.
