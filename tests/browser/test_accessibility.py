@@ -13,6 +13,7 @@ import json
 import re
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.async_api import Page, expect
@@ -22,6 +23,7 @@ from tests.support.axe import check_accessibility
 from tests.support.browser import (
     ARTIFACTS,
     CUSTOMER,
+    REP,
     Chromium,
     chromium_per_side,
     colour_distance,
@@ -47,6 +49,9 @@ FOCUSED_JS = """() => {
   const ring = (style.outlineStyle !== "none" && parseFloat(style.outlineWidth) > 0) || style.boxShadow !== "none";
   return { testid: el.dataset.testid || null, tag: el.tagName.toLowerCase(), ring };
 }"""
+
+# The texts of the elements an aria-labelledby names.
+LABELLED_BY_JS = "ids => ids.split(' ').map((id) => document.getElementById(id)?.textContent || '')"
 
 
 async def staff_login(page: Page, username: str) -> None:
@@ -99,6 +104,7 @@ async def test_axe_finds_nothing_serious_in_a_call_from_start_to_qa(settings: Se
         await expect(customer.get_by_test_id("chat-line")).to_have_count(2)
         await check_accessibility(customer, "customer-in-call")
         await check_accessibility(rep, "console-in-call")
+        await assert_screen_reader_names(customer, rep)
 
         await rep.get_by_test_id("end-call").click()
         await expect(rep.get_by_test_id("wrapup-form")).to_be_visible()
@@ -122,6 +128,16 @@ async def test_axe_finds_nothing_serious_in_a_call_from_start_to_qa(settings: Se
         )
         await expect(qa.get_by_test_id("qa-flag-marker").first).to_be_visible()
         await check_accessibility(qa, "qa-session")
+        # The emotion timeline: a labelled chart described in words, its flags buttons with their time.
+        chart = qa.get_by_role("group", name="Customer's frustration (emotion cues)")
+        await expect(chart).to_have_accessible_description(
+            re.compile(
+                r"^Chart of the customer's frustration over \d+:\d\d of the call: "
+                r"highest \d+% at \d+:\d\d; [1-9]\d* frustration flags\.$"
+            )
+        )
+        await expect(qa.get_by_role("button", name=re.compile(r"^Frustration flag at \d+:\d\d")).first).to_be_visible()
+        await expect(qa.get_by_role("slider", name="Seek the recording (customer's frustration chart)")).to_be_visible()
 
 
 async def test_axe_finds_nothing_serious_on_the_supervisors_floor_and_reports(
@@ -147,6 +163,14 @@ async def test_axe_finds_nothing_serious_on_the_supervisors_floor_and_reports(
     await page.get_by_test_id("sup-report-details").locator("summary").click()
     await expect(page.get_by_test_id("sup-report-table")).to_be_visible()
     await check_accessibility(page, "supervisor-reports")
+    # Each report chart is an image named by its title and described by a sentence; the numbers are in the table.
+    charts = page.get_by_test_id("sup-charts").get_by_role("img")
+    assert await charts.count() >= 4
+    for chart in await charts.all():
+        assert (await chart.evaluate("el => el.tagName.toLowerCase()")) == "svg"
+        name = await chart.get_attribute("aria-labelledby") or ""
+        text = await page.evaluate(LABELLED_BY_JS, name)
+        assert text and all(part.strip() for part in text), f"a chart without a title or a description: {text}"
 
 
 async def test_axe_finds_nothing_serious_on_the_phone_callback_persian_and_link_error_pages(
@@ -211,3 +235,172 @@ async def test_the_axe_check_fails_on_a_nameless_button_and_faint_text(served: R
     assert "color-contrast (serious)" in message, message
     saved = ARTIFACTS / "axe" / "hostile-nameless-button.json"
     assert {v["id"] for v in json.loads(saved.read_text())["violations"]} >= {"button-name", "color-contrast"}
+
+
+# ---------------------------------------------------------------- what a screen reader reads
+
+
+async def assert_screen_reader_names(customer: Page, rep: Page) -> None:
+    """In a call: the videos are named, the emotion meter is a meter with its value, and what changes is announced."""
+    remote = customer.get_by_label("The agent's video", exact=True)
+    await expect(remote).to_have_attribute("data-testid", "remote-video")
+    await expect(customer.get_by_label("Your camera", exact=True)).to_have_attribute("data-testid", "local-video")
+    await expect(rep.get_by_label("The customer's video", exact=True)).to_have_attribute("data-testid", "remote-video")
+    await expect(rep.get_by_label("Your camera", exact=True)).to_have_attribute("data-testid", "local-video")
+
+    meter = rep.get_by_role("meter", name="Frustration")
+    await expect(meter).to_have_attribute("data-testid", "emotion-meter")
+    await expect(meter).to_have_attribute("aria-valuemin", "0")
+    await expect(meter).to_have_attribute("aria-valuemax", "100")
+    now = int(await meter.get_attribute("aria-valuenow") or "-1")
+    assert 0 < now <= 100, now
+    await expect(meter).to_have_attribute("aria-valuetext", re.compile(r"^\d+%$"))
+    await expect(meter).to_have_accessible_description(re.compile("angry"))
+
+    # Live regions: the queue position, the chat, the call's status (both sides).
+    for page, testids in (
+        (customer, ("queue-position", "chat-log", "call-state")),
+        (rep, ("queue-list", "chat-log")),
+    ):
+        for testid in testids:
+            await expect(page.get_by_test_id(testid)).to_have_attribute("aria-live", "polite")
+    for testid in ("call-ended", "peer-media", "peer-reconnecting", "emotion-flag"):
+        await expect(rep.get_by_test_id(testid)).to_have_attribute("role", "status")
+    for testid in ("peer-media", "reconnecting"):
+        await expect(customer.get_by_test_id(testid)).to_have_attribute("role", "status")
+
+
+# ---------------------------------------------------------------- keyboard only
+
+
+async def focused(page: Page) -> dict[str, Any] | None:
+    value: dict[str, Any] | None = await page.evaluate(FOCUSED_JS)
+    return value
+
+
+async def press(page: Page, key: str, expected: str) -> None:
+    """Press ``key`` (Tab or Shift+Tab); focus must land on ``expected`` (a test id) with a visible ring."""
+    await page.keyboard.press(key)
+    now = await focused(page)
+    assert now is not None and now["testid"] == expected, f"{key} should reach {expected}, focus is on {now}"
+    assert now["ring"], f"{expected} has keyboard focus but no visible focus ring (outline or box-shadow)"
+
+
+async def tab_to(page: Page, testid: str, most: int = 25) -> list[str]:
+    """Tab until ``testid`` has focus (with a visible ring); returns the test ids passed on the way."""
+    passed: list[str] = []
+    for _ in range(most):
+        await page.keyboard.press("Tab")
+        now = await focused(page)
+        if now is not None and now["testid"] == testid:
+            assert now["ring"], f"{testid} has keyboard focus but no visible focus ring"
+            return passed
+        passed.append(now["testid"] or now["tag"] if now else "body")
+    raise AssertionError(f"{most} Tabs never reached {testid}; passed {passed}")
+
+
+async def assert_focus_on(page: Page, testid: str) -> None:
+    await page.wait_for_function("id => document.activeElement?.dataset.testid === id", arg=testid)
+    now = await focused(page)
+    assert now is not None and now["ring"], f"{testid} has focus but no visible ring: {now}"
+
+
+async def test_the_call_and_the_console_work_with_the_keyboard_alone(served: Rapport, tmp_path: Path) -> None:
+    async with chromium_per_side(tmp_path) as (customer_side, rep_side):
+        # The rep signs in and makes themselves available: Tab, typing and Enter only.
+        rep = await desktop_page(rep_side.browser, f"{served.url}/console")
+        await expect(rep.locator("body")).to_have_attribute("data-state", "login")
+        await tab_to(rep, "login-username")
+        await rep.keyboard.type("rep1")
+        await press(rep, "Tab", "login-password")
+        await rep.keyboard.type(PASSWORD)
+        await rep.keyboard.press("Enter")
+        await expect(rep.locator("body")).to_have_attribute("data-state", "queue")
+        await tab_to(rep, "availability")
+        await rep.keyboard.press("Enter")
+        await expect(rep.get_by_test_id("availability")).to_have_attribute("data-status", "available")
+
+        # The customer fills in a name and starts the call from the keyboard.
+        customer = await phone_page(*customer_side, f"{served.url}/call")
+        await expect(customer.locator("body")).to_have_attribute("data-state", "start")
+        before_name = await tab_to(customer, "customer-name")
+        assert before_name[:2] == ["language-select", "reason-select"], before_name
+        await customer.keyboard.type("Ada")
+        await tab_to(customer, "start-call")
+        await customer.keyboard.press("Enter")
+        await expect(customer.locator("body")).to_have_attribute("data-state", "waiting")
+
+        # The rep: from the status, past log out, to the ringing call's Accept (then Decline, then the queue's own
+        # Accept); Enter takes the call.
+        await expect(rep.get_by_test_id("offer")).to_be_visible()
+        await expect(rep.get_by_test_id("queue-item")).to_have_count(1)
+        await press(rep, "Tab", "logout")
+        await press(rep, "Tab", "offer-accept")
+        await press(rep, "Tab", "offer-decline")
+        await press(rep, "Tab", "accept")
+        await press(rep, "Shift+Tab", "offer-decline")
+        await press(rep, "Shift+Tab", "offer-accept")
+        await rep.keyboard.press("Enter")
+        await expect(customer.locator("body")).to_have_attribute("data-state", "in-call")
+        # Media flows both ways, and the rep's keyboard goes on at the call's controls.
+        for page, sender in ((rep, CUSTOMER), (customer, REP)):
+            colour = await wait_remote_colour(page, sender)
+            assert colour is not None and colour_distance(colour, sender.rgb) < 40, (sender.name, colour)
+        await assert_focus_on(rep, "mute")
+
+        # The customer's controls in order: mute, camera, switch camera, hang up, chat.
+        await tab_to(customer, "mute")
+        mute = customer.get_by_test_id("mute")
+        await customer.keyboard.press("Space")
+        await expect(mute).to_have_attribute("aria-pressed", "true")
+        await expect(rep.get_by_test_id("peer-media")).to_contain_text("muted")
+        await customer.keyboard.press("Enter")
+        await expect(mute).to_have_attribute("aria-pressed", "false")
+        await press(customer, "Tab", "camera-toggle")
+        await customer.keyboard.press("Space")
+        await expect(customer.get_by_test_id("camera-toggle")).to_have_attribute("aria-pressed", "true")
+        await expect(rep.get_by_test_id("peer-media")).to_contain_text("camera is off")
+        await customer.keyboard.press("Space")
+        await expect(rep.get_by_test_id("peer-media")).to_be_hidden()
+        await press(customer, "Tab", "flip-camera")
+        await customer.keyboard.press("Enter")
+        await expect(rep.get_by_test_id("customer-camera")).to_have_text("Back camera")
+        await press(customer, "Tab", "end-call")
+        await press(customer, "Tab", "chat-input")
+        await customer.keyboard.type("My router blinks red")
+        await customer.keyboard.press("Enter")
+        await expect(rep.get_by_test_id("chat-log")).to_contain_text("My router blinks red")
+        await press(customer, "Tab", "chat-send")
+        # And back again with Shift+Tab.
+        for testid in ("chat-input", "end-call", "flip-camera", "camera-toggle", "mute"):
+            await press(customer, "Shift+Tab", testid)
+
+        # The rep's controls, then the chat.
+        passed = await tab_to(rep, "chat-input")
+        assert passed[:4] == ["camera-toggle", "transfer", "help-ask", "end-call"], passed
+        await rep.keyboard.type("Let us look at it together")
+        await rep.keyboard.press("Enter")
+        await expect(customer.get_by_test_id("chat-log")).to_contain_text("Let us look at it together")
+
+        # The customer hangs up from the keyboard; the rep's wrap-up form takes the focus.
+        for testid in ("camera-toggle", "flip-camera", "end-call"):
+            await press(customer, "Tab", testid)
+        await customer.keyboard.press("Enter")
+        await expect(customer.locator("body")).to_have_attribute("data-state", "ended")
+        await expect(rep.get_by_test_id("wrapup-form")).to_be_visible()
+        await assert_focus_on(rep, "wrapup-disposition")
+        await rep.keyboard.press("ArrowDown")
+        await expect(rep.get_by_test_id("wrapup-disposition")).not_to_have_value("")
+        await press(rep, "Tab", "wrapup-notes")
+        await rep.keyboard.type("Router replaced")
+        await press(rep, "Tab", "wrapup-submit")
+        await rep.keyboard.press("Enter")
+        await expect(rep.get_by_test_id("wrapup-form")).to_be_hidden()
+        record = (await served.store.list_sessions())[0]
+        saved = await served.store.get_session(record.id)
+        assert saved is not None and saved.notes == "Router replaced", saved
+        # Focus moves to the status, the next thing a rep changes: Enter sets them away.
+        await assert_focus_on(rep, "availability")
+        await expect(rep.get_by_test_id("availability")).to_have_attribute("data-status", "available")
+        await rep.keyboard.press("Enter")
+        await expect(rep.get_by_test_id("availability")).to_have_attribute("data-status", "away")

@@ -188,6 +188,9 @@ async function onAccepted(msg) {
   assist.reset();
   resetEmotion();
   chat.replay(msg.chat || []);
+  // Accepted from the queue (whose row is gone now) or the offer: the keyboard goes on at the call's controls.
+  const at = document.activeElement;
+  if (!at || at === document.body || !at.isConnected || at.closest(".queue")) $("mute").focus();
   try {
     await media.openCamera().catch(() => toast(t("console.call.no_camera")));
     await media.start();
@@ -323,8 +326,10 @@ async function saveWrapUp() {
   const body = { disposition: $("wrapup-disposition").value, notes: $("wrapup-notes").value };
   await api("POST", `/api/v1/sessions/${encodeURIComponent(wrapUpSession)}/wrapup`, body);
   wrapUpSession = null;
+  const hadFocus = $("wrapup-form").contains(document.activeElement);
   $("wrapup-form").hidden = true;
   $("call-ended").hidden = true;
+  if (hadFocus) $("availability").focus(); // the next step is the rep's status
 }
 
 function wireCallControls() {

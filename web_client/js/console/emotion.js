@@ -3,7 +3,7 @@
 // customer's frustration stays high.
 import { $ } from "../dom.js";
 import { t } from "../i18n.js";
-import { none } from "../staff/format.js";
+import { none, wholePercent } from "../staff/format.js";
 import { beep } from "./alert.js";
 
 const spark = []; // [media_time, smoothed] for the last 60 s
@@ -23,6 +23,7 @@ function setMeter(value) {
   const pct = Math.round(value * 100);
   const meter = $("emotion-meter");
   meter.setAttribute("aria-valuenow", String(pct));
+  meter.setAttribute("aria-valuetext", wholePercent(value)); // read with its name ("Frustration") and the expression
   meter.querySelector(".fill").style.setProperty("inline-size", `${pct}%`);
   meter.dataset.level = value >= 0.5 ? "high" : value >= 0.3 ? "mid" : "low";
 }

@@ -82,6 +82,7 @@ export class EmotionTimeline {
     const lastFlag = Math.max(0, ...this.flags.map((f) => f.end_s ?? f.start_s));
     this.dataDuration = Math.max(1, lastSecond, lastFlag, ...this.marks, ...this.assist.map((a) => a.t));
     this.empty.hidden = this.entries.length > 0;
+    this.summary.textContent = this.entries.length ? this.summarise() : "";
     this.renderAssistLog();
     this.render();
   }
@@ -158,7 +159,11 @@ export class EmotionTimeline {
     this.title = html("h2", "timeline-title", t("timeline.title"));
     this.title.id = `${this.patternId}-title`;
     const caption = html("p", "timeline-caption muted small", t("timeline.caption"));
-    head.append(this.title, caption);
+    // What the chart shows, in words, for a screen reader (the chart is described by it).
+    this.summary = html("p", "visually-hidden");
+    this.summary.id = `${this.patternId}-summary`;
+    this.summary.dataset.testid = "qa-timeline-summary";
+    head.append(this.title, caption, this.summary);
     this.empty = html("p", "timeline-empty muted small", t("timeline.empty"));
     this.empty.hidden = true;
     this.chartBox = html("div", "timeline-chart");
@@ -202,6 +207,15 @@ export class EmotionTimeline {
     return Math.min(this.duration, Math.max(0, ((vx - PAD.left) / this.plotWidth) * this.duration));
   }
 
+  /** The chart in one sentence: how long, the highest frustration and when, how many flags. */
+  summarise() {
+    const scored = this.entries.filter((e) => isScore(e.max_frustration ?? e.mean_frustration));
+    const top = scored.reduce((best, e) => ((e.max_frustration ?? e.mean_frustration) > (best.max_frustration ?? best.mean_frustration) ? e : best), scored[0]);
+    const peak = top ? percent(top.max_frustration ?? top.mean_frustration) : t("common.none");
+    const time = top ? formatClock(top.second) : t("common.none");
+    return t("timeline.summary", { total: formatClock(this.dataDuration), peak, time, flags: this.flags.length });
+  }
+
   describe(seconds) {
     const e = this.bySecond.get(Math.floor(seconds));
     const at = t("timeline.at", { time: formatClock(seconds), total: formatClock(this.duration) });
@@ -218,6 +232,7 @@ export class EmotionTimeline {
     this.width = Math.round(this.chartBox.clientWidth) || 800;
     const root = svg("svg", { viewBox: `0 0 ${this.width} ${HEIGHT}`, class: "timeline-svg", role: "group" });
     root.setAttribute("aria-labelledby", this.title.id);
+    if (this.summary.textContent) root.setAttribute("aria-describedby", this.summary.id);
     this.svg = root;
     this.drawDefs(root);
     svg("rect", { x: PAD.left, y: PAD.top, width: this.plotWidth, height: this.plotHeight, class: "plot-bg" }, root);

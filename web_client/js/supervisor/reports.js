@@ -34,7 +34,7 @@ export function wireReports() {
     const figure = el("figure", { className: "card chart", testid: def.testid });
     figure.dataset.chart = def.id;
     const caption = el("figcaption");
-    caption.append(el("h3", { className: "chart-title", text: t(`${base}.title`) }), el("p", { className: "muted small chart-sub", text: t(`${base}.sub`) }));
+    caption.append(el("h2", { className: "chart-title", text: t(`${base}.title`) }), el("p", { className: "muted small chart-sub", text: t(`${base}.sub`) }));
     const box = el("div", { className: "chart-box" });
     figure.append(caption, box);
     if (def.series.length > 1) figure.append(el("div", { className: "legend-slot" }));
