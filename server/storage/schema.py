@@ -78,6 +78,8 @@ users = Table(
     # Routing: JSON lists of reason codes and language codes; empty means "any".
     Column("skills", Text, nullable=True),
     Column("languages", Text, nullable=True),
+    # The staff pages' language (/api/v1/me/language); NULL: the pages follow the browser's languages.
+    Column("language", String(16), nullable=True),
 )
 
 staff_logins = Table(

@@ -100,6 +100,15 @@ class UserRepository(Repository):
             .values(skills=json.dumps(sorted(skills)), languages=json.dumps(sorted(languages)))
         )
 
+    # the staff pages' language
+
+    async def get_language(self, user_id: int) -> str | None:
+        """The language the user chose for the staff pages, or None (the pages follow the browser)."""
+        return await self._scalar(select(schema.users.c.language).where(schema.users.c.id == user_id))
+
+    async def set_language(self, user_id: int, language: str | None) -> None:
+        await self._write(update(schema.users).where(schema.users.c.id == user_id).values(language=language))
+
     # staff logins
 
     async def create_login(self, user_id: int, ttl_s: float) -> tuple[str, str]:

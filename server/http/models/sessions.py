@@ -60,6 +60,24 @@ class LoginResult(Reply, kw_only=True):
     csrf_token: Annotated[
         str, Meta(description=f"Send it back in {CSRF_HEADER} on every unsafe request made with the cookie.")
     ]
+    language: Annotated[
+        LanguageCode | None,
+        Meta(description="The staff pages' language this staff member chose; null: the pages follow the browser."),
+    ] = None
+
+
+class StaffLanguage(Body, kw_only=True):
+    """The staff pages' language for the signed-in staff member: one of the deployment's languages (config), or
+    null to follow the browser again."""
+
+    language: LanguageCode | None
+    example: ClassVar[dict[str, Any]] = {"language": "fa"}
+
+
+class StaffLanguageSet(Reply, kw_only=True):
+    """The staff member's language, as stored."""
+
+    language: LanguageCode | None
 
 
 class Login(Body, kw_only=True):

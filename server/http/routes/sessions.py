@@ -38,6 +38,8 @@ from ..models.sessions import (
     SessionDetail,
     SessionList,
     SessionsQuery,
+    StaffLanguage,
+    StaffLanguageSet,
     StartCall,
     User,
 )
@@ -106,7 +108,8 @@ async def login(request: web.Request, *, body: Login) -> web.Response:
     if user is None:
         raise ApiError(401, "not_authenticated", "wrong username or password")
     cookie, csrf = await store.create_login(user.id, LOGIN_TTL_S)
-    response = respond(LoginResult(user=User.of(user.to_json()), csrf_token=csrf))
+    language = await store.get_language(user.id)
+    response = respond(LoginResult(user=User.of(user.to_json()), csrf_token=csrf, language=language))
     set_login_cookie(response, cookie, request.app[SETTINGS])
     return response
 
@@ -131,7 +134,25 @@ async def logout(request: web.Request) -> web.Response:
 async def me(request: web.Request) -> LoginResult:
     """Who is logged in"""
     user, csrf, _login_id = await require_staff(request)
-    return LoginResult(user=User.of(user.to_json()), csrf_token=csrf)
+    language = await request.app[STORE].get_language(user.id)
+    return LoginResult(user=User.of(user.to_json()), csrf_token=csrf, language=language)
+
+
+@staff_login.put("/api/v1/me/language", op="setMyLanguage", auth=staff(), answer="The language, as stored.")
+async def set_my_language(request: web.Request, *, body: StaffLanguage) -> StaffLanguageSet:
+    """Choose the staff pages' language
+
+    For the signed-in staff member only, any role: one of the deployment's languages (400 otherwise), or null to
+    follow the browser again. Audited.
+    """
+    user = staff_user(request)
+    language = validate_language(request, body.language)
+    store = request.app[STORE]
+    before = await store.get_language(user.id)
+    if language != before:
+        await store.set_language(user.id, language)
+        await store.audit(user.id, "user.language", str(user.id), {"from": before, "to": language})
+    return StaffLanguageSet(language=language)
 
 
 # customers

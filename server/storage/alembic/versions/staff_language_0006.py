@@ -5,6 +5,9 @@ Written out as a frozen description, like the baseline: later changes to ``schem
 
 from __future__ import annotations
 
+import sqlalchemy as sa
+from alembic import op
+
 revision = "0006"
 down_revision: str | None = "0005"
 branch_labels: str | None = None
@@ -12,8 +15,9 @@ depends_on: str | None = None
 
 
 def upgrade() -> None:
-    pass
+    # A language code from the deployment's languages, or NULL: the staff pages follow the browser.
+    op.add_column("users", sa.Column("language", sa.String(16), nullable=True))
 
 
 def downgrade() -> None:
-    pass
+    op.drop_column("users", "language")
