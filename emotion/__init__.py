@@ -1,7 +1,8 @@
 """Emotion cues from the customer's video: a pure library, independent of the server.
 
-Importing this package is cheap and works without the ``emotion`` extra: fer and
-TensorFlow are imported only inside the worker that runs the detector. See
+Importing this package is cheap and works without the ``emotion`` extra: the
+LiteRT interpreter that runs fer's model is loaded only inside the worker, and
+neither fer's modules nor TensorFlow are imported at all. See
 docs/emotion.md for the design and :mod:`emotion.pipeline` for the API.
 """
 

@@ -3,15 +3,15 @@
 Both give the same small async interface (:class:`Worker`); the service above
 them handles scheduling, deadlines and restarts.
 
-``ProcessWorker`` (production): a ``spawn``-context process, so TensorFlow is
-never imported into the server, a crash or hang in native code cannot take a
+``ProcessWorker`` (production): a ``spawn``-context process, so the model's
+interpreter never loads into the server, a crash or hang in native code cannot take a
 call down, and a stuck worker can be killed. All blocking pipe I/O and the
 frame conversion run on one helper thread per worker, so the event loop never
 waits on the pipe.
 
 ``ThreadWorker`` (tests, development): a single thread in this process. Cheap
-to start, but a hung detector cannot be killed (it is abandoned) and fer's
-TensorFlow then lives in the server process.
+to start, but a hung detector cannot be killed (it is abandoned) and the
+interpreter then lives in the server process.
 """
 
 from __future__ import annotations

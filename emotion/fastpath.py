@@ -14,13 +14,12 @@ the expression classifier itself. This detector spends its CPU where it matters:
    ``full_detect_every`` detections (so a bigger face entering is noticed),
 3. **detect on the whole frame downscaled** to ``detect_width`` (320 px) grey,
    with a minimum face size relative to the frame (a support caller's face is big).
-4. **Classify** only the chosen box with ``FER.detect_emotions(crop,
-   face_rectangles=[box])`` on a crop just large enough for fer's own
-   square-and-offset region. That is fer's public API, so fer's preprocessing
-   (grey, square box, 10 px offsets, 64x64, scaling) is reused rather than
-   copied; on a crop, fer's per-call grey conversion and padding touch a few
-   thousand pixels instead of the whole frame. Reaching into the private
-   ``_classify_emotions`` would save ~0.1 ms and couple us to fer internals.
+4. **Classify** only the chosen box with ``detect_emotions(crop,
+   face_rectangles=[box])`` (fer's call, reproduced on LiteRT by
+   :class:`emotion.model.FerModel`) on a crop just large enough for fer's own
+   square-and-offset region; on a crop, the per-call grey conversion and padding
+   touch a few thousand pixels instead of the whole frame. The crop keeps the
+   labels exactly those of fer's own ``FER`` given the same crop (the fixture test).
 
 With several faces, the largest is the one returned (the person holding the phone).
 One instance sees one stream: it keeps that stream's face box between frames.
@@ -40,7 +39,7 @@ from .detector import check_bgr, faces_from_fer, new_fer
 from .types import Box, FaceEmotion
 
 if TYPE_CHECKING:
-    from fer.fer import FER
+    from .model import FerModel
 
 log = logging.getLogger(__name__)
 
@@ -205,16 +204,15 @@ def fer_crop(width: int, height: int, box: Box) -> tuple[int, int, int, int]:
 
 
 @functools.cache
-def _shared_fer() -> FER:
-    # fer shares its TFLite interpreter class-wide anyway; one FER per process also shares its
-    # (unused here) Haar cascade instead of loading one per stream. Callers use it from one thread.
+def _shared_fer() -> FerModel:
+    # One interpreter per process (the worker's), not one per stream; callers use it from one thread.
     return new_fer()
 
 
 class FastFerDetector:
     """The pipeline's default detector: ``FaceTracker`` + fer's classifier on the face crop only.
 
-    One instance per stream (it tracks that stream's face); all instances share one ``FER``.
+    One instance per stream (it tracks that stream's face); all instances share one ``FerModel``.
     """
 
     def __init__(self, **tracker_options: Any) -> None:

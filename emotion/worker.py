@@ -2,7 +2,7 @@
 
 The worker owns the detectors: one per stream (a detector may track a face
 between a stream's frames), built by the given factory. It answers one request
-at a time, which is also what fer's class-wide TFLite interpreter requires.
+at a time, which is also what the model's interpreter (not reentrant) requires.
 
 Wire protocol over a ``multiprocessing`` duplex pipe (pickled tuples):
 
@@ -126,7 +126,7 @@ def worker_main(conn: Connection, factory: DetectorFactory) -> None:
             return  # the parent is gone: nothing left to serve
         kind = message[0]
         if kind == "stop":
-            # Nothing to save; skipping interpreter teardown (TensorFlow's takes seconds) frees the CPU sooner.
+            # Nothing to save; skipping interpreter teardown frees the CPU sooner.
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(0)

@@ -1,4 +1,4 @@
-"""The optional extra: importing emotion never drags in TensorFlow; a missing fer is reported, not raised."""
+"""The optional extra: importing emotion never drags in fer or TensorFlow; a missing part is reported, not raised."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from emotion import detector
-from emotion.detector import DetectorUnavailable, check_bgr, fer_available, load_fer
+from emotion.detector import DetectorUnavailable, check_bgr, fer_available, new_fer
 from emotion.types import Box, FaceEmotion
+from tests.emotion.conftest import requires_fer
 
 
 def test_importing_emotion_does_not_import_fer_or_tensorflow() -> None:
@@ -31,18 +32,22 @@ def pretend_missing(monkeypatch: pytest.MonkeyPatch, missing: str) -> None:
     )
 
 
-def test_fer_missing_is_reported_with_a_hint(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("missing", ["fer", "ai_edge_litert"])
+def test_a_missing_part_is_reported_with_a_hint(monkeypatch: pytest.MonkeyPatch, missing: str) -> None:
+    pretend_missing(monkeypatch, missing)
+    ok, reason = fer_available()
+    assert not ok and missing in reason and "emotion" in reason
+    with pytest.raises(DetectorUnavailable, match=missing):
+        new_fer()
+
+
+@pytest.mark.fer
+@requires_fer
+def test_tensorflow_and_setuptools_are_not_needed(monkeypatch: pytest.MonkeyPatch) -> None:
     pretend_missing(monkeypatch, "tensorflow")
-    ok, reason = fer_available()
-    assert not ok and "tensorflow" in reason and "emotion" in reason
-    with pytest.raises(DetectorUnavailable, match="tensorflow"):
-        load_fer()
-
-
-def test_setuptools_too_new_is_explained(monkeypatch: pytest.MonkeyPatch) -> None:
     pretend_missing(monkeypatch, "pkg_resources")
-    ok, reason = fer_available()
-    assert not ok and "setuptools<81" in reason
+    assert fer_available() == (True, "fer's model and the LiteRT interpreter are installed")
+    assert new_fer().detect_emotions(np.zeros((64, 64, 3), np.uint8)) == []
 
 
 @pytest.mark.parametrize(
@@ -68,7 +73,7 @@ def test_results_hold_plain_python_numbers() -> None:
 
 
 def test_without_fer_the_default_service_says_unavailable_instead_of_failing() -> None:
-    # A fresh interpreter where fer and TensorFlow cannot be imported (sys.modules[name] = None).
+    # A fresh interpreter where fer and TensorFlow cannot be found (sys.modules[name] = None).
     script = """
 import asyncio, sys
 sys.modules["fer"] = sys.modules["tensorflow"] = None
@@ -88,4 +93,4 @@ asyncio.run(main())
     assert result.returncode == 0, result.stderr
     available, status, kept, message = result.stdout.strip().splitlines()
     assert (available, status, kept) == ("False", "unavailable", "False")
-    assert "missing fer, tensorflow" in message and "emotion" in message
+    assert "missing fer" in message and "emotion" in message

@@ -1,6 +1,6 @@
 """The real fer model (no fakes) on the fixture photos: the labels we rely on, naive and fast.
 
-Skipped, with the reason, when the 'emotion' extra (fer + TensorFlow) is not installed.
+Skipped, with the reason, when the 'emotion' extra (fer's model + LiteRT) is not installed.
 """
 
 from __future__ import annotations
