@@ -16,6 +16,8 @@ from aiohttp import web
 from emotion import EmotionService, fer_available
 
 from .calls.center import CALL_CENTER, CallCenter
+from .calls.centre_settings import CENTRE, CentreSettings
+from .calls.centre_settings import POLL_S as CENTRE_POLL_S
 from .calls.cues import EMOTION, EmotionSetup
 from .calls.desk import CALL_DESK, LocalDesk
 from .cluster.service import running_cluster
@@ -25,7 +27,7 @@ from .http.accesslog import quiet_client_errors
 from .http.auth import LOGIN_GUARD, LoginGuard, LoginLimits
 from .http.pages import pages_ctx
 from .http.ratelimit import CALL_LIMITER, AddressLimiter
-from .http.routes import health, invites, qa, sessions, supervisor
+from .http.routes import admin, health, invites, qa, sessions, supervisor
 from .http.routes import webhooks as webhook_routes
 from .http.routes.invites import INVITE_KEY
 from .http.security import MAX_BODY_BYTES, security_middleware
@@ -130,6 +132,14 @@ async def _storage_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await engine.dispose()
+
+
+async def _centre_ctx(app: web.Application) -> AsyncIterator[None]:
+    # What an admin changed on /admin over the configured defaults; a cluster's front doors poll for changes.
+    settings = app[SETTINGS]
+    centre = CentreSettings(settings, app[STORE], poll_s=CENTRE_POLL_S if settings.clustered else None)
+    async with _running(app, CENTRE, centre):
+        yield
 
 
 async def _api_keys_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -239,6 +249,7 @@ def _new_call_center(app: web.Application) -> CallCenter:
         on_event=app[WEBHOOKS].emit,
         metrics=app[METRICS],
         pool=pool,
+        centre=app[CENTRE],
     )
     if pool is not None:
         pool.on_lost = center.media_lost
@@ -282,6 +293,7 @@ async def _retention_ctx(app: web.Application) -> AsyncIterator[None]:
 SERVICES: tuple[Callable[[web.Application], AsyncIterator[None]], ...] = (
     _storage_ctx,
     health.readiness_ctx,
+    _centre_ctx,
     _api_keys_ctx,
     _invite_key_ctx,
     _reviews_ctx,
@@ -324,6 +336,7 @@ def create_app(settings: Settings, *, emotion_service: EmotionService | None = N
     invites.setup_routes(app)
     qa.setup_routes(app)
     supervisor.setup_routes(app)
+    admin.setup_routes(app)
     webhook_routes.setup_routes(app)
     openapi.setup_routes(app)
     endpoint.setup_routes(app)

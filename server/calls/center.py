@@ -41,6 +41,7 @@ from . import routing, views
 from .assist import Assists
 from .broadcast import QueueBroadcast
 from .capacity import Admission, media_stats
+from .centre_settings import CentreSettings
 from .chat import ChatLines
 from .cues import EmotionSetup, EventSink
 from .errors import ProtocolError
@@ -70,20 +71,22 @@ class CallCenter:
         on_event: EventSink | None = None,
         metrics: Metrics | None = None,
         pool: MediaPool | None = None,
+        centre: CentreSettings | None = None,
     ) -> None:
         self.pool = pool
         self.store = store
         self.metrics = metrics or Metrics()
         self.metrics.watch(self, settings.media_path)
         self.on_event = on_event
-        self.settings = settings
+        # What /admin changes applies to the next call: every part reads the current settings, never a copy.
+        self.centre = centre or CentreSettings(settings)
         self.sessions: dict[str, LiveSession] = {}
         self.reps: dict[int, RepState] = {}
         self._closing = False
         # The parts, each over the same services, sessions and reps; callbacks point back at the façade.
         self.shared = shared = Shared(
             store,
-            settings,
+            self.centre,
             self.metrics,
             self.sessions,
             self.reps,
@@ -107,6 +110,10 @@ class CallCenter:
         )
         self.assists = Assists(shared, self.live_floor, set_status=self._set_status, ice_servers=self._ice_servers)
         self.teardown.on_ended.append(self.assists.ended)
+
+    @property
+    def settings(self) -> Settings:
+        return self.centre.current
 
     # lifecycle
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from emotion import EmotionEvent, EmotionService, EmotionStatus, EmotionUpdate
+from emotion import EmotionEvent, EmotionService, EmotionSettings, EmotionStatus, EmotionUpdate
 
 from ..config import Settings
 from ..media.analysis import FeedAnalysis
@@ -31,6 +31,7 @@ from .payloads import EmotionStatusMessage, EmotionUpdateMessage, ServerMessage
 log = logging.getLogger(__name__)
 
 OFF_BY_CUSTOMER = "emotion cues off (customer's choice)"
+CUES_OFF_FOR_CENTRE = "emotion cues are turned off for this centre (admin settings)"
 
 SendToRep = Callable[[ServerMessage], None]
 EventSink = Callable[[str, dict[str, Any]], Awaitable[object]]
@@ -114,8 +115,10 @@ class CallCues(CueRelay):
         store: Store,
         send_to_rep: SendToRep,
         on_event: EventSink | None = None,
+        settings: EmotionSettings | None = None,
     ) -> None:
-        self._analysis = FeedAnalysis(service, session_id, customer_video, lambda: store)
+        # ``settings``: the centre's thresholds when the call started (None: the service's own).
+        self._analysis = FeedAnalysis(service, session_id, customer_video, lambda: store, settings)
         status = views.emotion_status(service.status, service.status_message, session_id)
         super().__init__(session_id, self._analysis.stream, status, send_to_rep, on_event)
 

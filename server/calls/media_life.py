@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import replace
 from typing import Any
 
+from ..media.analysis import settings_of as emotion_settings_of
 from ..media.call import ROLES, CallMedia, MediaClosed, other
 from ..media.ice import PortsExhausted
 from ..media.link import MediaPool, WorkerGone
@@ -19,7 +20,7 @@ from ..media.pool import RemoteCallMedia, RemoteRecording
 from ..media.turn import ice_servers_for
 from ..recording.recorder import CallRecording, free_mb, reconcile
 from . import views
-from .cues import OFF_BY_CUSTOMER, CallCues, EmotionSetup, NodeCues
+from .cues import CUES_OFF_FOR_CENTRE, OFF_BY_CUSTOMER, CallCues, EmotionSetup, NodeCues
 from .errors import ProtocolError
 from .payloads import ServerMessage
 from .state import LiveSession, Shared
@@ -234,6 +235,8 @@ class MediaLife:
     def start_cues(self, live: LiveSession) -> None:
         if live.cues is not None or live.media is None or not live.record.emotion_consent:
             return
+        if not self.shared.settings.emotion_cues:
+            return  # turned off for the centre on /admin (cue_state says so)
         if isinstance(live.media, RemoteCallMedia) and live.media.cues_on_link:
             # The node analyses the customer's video itself: the frames never cross the link.
             live.cues = NodeCues(
@@ -250,6 +253,7 @@ class MediaLife:
             self.shared.store,
             lambda message: live.send_to_rep([message]),
             on_event=self.shared.emit,
+            settings=emotion_settings_of(self.shared.settings),
         )
 
     async def set_emotion_consent(self, live: LiveSession, enabled: bool) -> None:
@@ -269,6 +273,8 @@ class MediaLife:
         """What the rep's cue panel shows now: the cues, or why there are none."""
         if not live.record.emotion_consent:
             return [views.emotion_status("off", OFF_BY_CUSTOMER, live.id)]
+        if live.cues is None and not self.shared.settings.emotion_cues:
+            return [views.emotion_status("unavailable", CUES_OFF_FOR_CENTRE, live.id)]
         if live.cues is None:
             return [views.emotion_status("unavailable", self.emotion.message, live.id)]
         return live.cues.snapshot()

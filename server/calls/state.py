@@ -19,6 +19,7 @@ from ..metrics import Metrics
 from ..recording.recorder import CallRecording
 from ..storage.records import CustomerVisit, SessionRecord, User
 from ..storage.store import Store
+from .centre_settings import CentreSettings
 from .cues import CueRelay
 from .participant import Participant, TokenBucket
 from .payloads import ServerMessage
@@ -143,7 +144,8 @@ class Shared:
     """
 
     store: Store
-    settings: Settings
+    # The centre's settings as they are now (an admin may change some on /admin): read ``settings`` each time.
+    centre: CentreSettings
     metrics: Metrics
     sessions: dict[str, LiveSession]
     reps: dict[int, RepState]
@@ -152,3 +154,7 @@ class Shared:
     # An event for listeners such as webhooks ("session.ended", "emotion.flag", ...).
     emit: Callable[[str, dict[str, Any]], Awaitable[None]]
     finish: Finish
+
+    @property
+    def settings(self) -> Settings:
+        return self.centre.current

@@ -356,6 +356,19 @@ jobs = Table(
     Index("ix_jobs_due", "kind", "state", "run_at"),
 )
 
+centre_settings = Table(
+    "centre_settings",
+    metadata,
+    # An admin's override of one section of the configured defaults (server/calls/centre_settings.py):
+    # dispositions, reasons, help_articles, recording, emotion. No row: the configured default.
+    Column("section", String(32), primary_key=True),
+    Column("value", Text, nullable=False),
+    # Bumped on every save, so a front door polling the table sees a change without comparing values.
+    Column("version", Integer, nullable=False),
+    _time_column("updated_at", nullable=False),
+    _user_column("updated_by"),
+)
+
 
 def now() -> float:
     return time.time()

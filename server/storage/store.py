@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from .callbacks import CallbackRepository
+from .centre import CentreSettingsRepository
 from .chat import ChatRepository
 from .erasure import ErasureRepository
 from .events import EventRepository
@@ -25,6 +26,7 @@ class Store(
     InviteRepository,
     CallbackRepository,
     ErasureRepository,
+    CentreSettingsRepository,
 ):
     """Every repository's queries on one engine: ``Store(engine).get_session(...)``, ``.list_recordings(...)``.
 

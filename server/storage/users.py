@@ -6,6 +6,7 @@ import json
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import RowMapping
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .. import tokens
@@ -14,6 +15,14 @@ from .base import Repository, from_row
 from .records import StaffAccount, User
 
 ROLES = ("rep", "qa", "supervisor", "admin")
+
+
+class UsernameTaken(ValueError):
+    """Another account has this username."""
+
+
+class LastAdmin(ValueError):
+    """The change would leave no active admin."""
 
 
 def _user(row: RowMapping) -> User:
@@ -36,6 +45,70 @@ class UserRepository(Repository):
             created_at=schema.now(),
         )
         return User(user_id, username, display_name, role, True)
+
+    async def add_user(
+        self, username: str, display_name: str, role: str, password_hash: str, skills: list[str], languages: list[str]
+    ) -> User:
+        """A new account with its routing, in one transaction; :class:`UsernameTaken` when the name is in use."""
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {', '.join(ROLES)}")
+        users = schema.users
+        try:
+            async with self.engine.begin() as conn:
+                taken = await conn.execute(select(users.c.id).where(func.lower(users.c.username) == username.lower()))
+                if taken.first() is not None:
+                    raise UsernameTaken(username)
+                result = await conn.execute(
+                    insert(users).values(
+                        username=username,
+                        display_name=display_name,
+                        role=role,
+                        password_hash=password_hash,
+                        active=True,
+                        created_at=schema.now(),
+                        skills=json.dumps(sorted(skills)),
+                        languages=json.dumps(sorted(languages)),
+                    )
+                )
+        except IntegrityError:
+            raise UsernameTaken(username) from None  # made by someone else meanwhile
+        return User(int(result.inserted_primary_key[0]), username, display_name, role, True)
+
+    async def set_role(self, user_id: int, role: str) -> int:
+        """A new role; their logins end (an open page must not keep the old role's powers). :class:`LastAdmin`
+        when it would demote the last active admin. Returns how many logins ended."""
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {', '.join(ROLES)}")
+        async with self.engine.begin() as conn:
+            if role != "admin" and not await self._another_admin(conn, user_id):
+                raise LastAdmin("the last active admin stays an admin")
+            await conn.execute(update(schema.users).where(schema.users.c.id == user_id).values(role=role))
+            return await self._revoke_logins(conn, user_id)
+
+    async def set_active_guarded(self, user_id: int, active: bool) -> int:
+        """As :meth:`set_active`, but :class:`LastAdmin` when it would disable the last active admin."""
+        async with self.engine.begin() as conn:
+            if not active and not await self._another_admin(conn, user_id):
+                raise LastAdmin("the last active admin cannot be disabled")
+            await conn.execute(update(schema.users).where(schema.users.c.id == user_id).values(active=active))
+            return 0 if active else await self._revoke_logins(conn, user_id)
+
+    @staticmethod
+    async def _another_admin(conn: AsyncConnection, user_id: int) -> bool:
+        """Whether an active admin other than ``user_id`` exists (or ``user_id`` is no active admin itself)."""
+        users = schema.users
+        row = (await conn.execute(select(users.c.role, users.c.active).where(users.c.id == user_id))).first()
+        if row is None or row.role != "admin" or not row.active:
+            return True
+        others = await conn.execute(
+            select(func.count())
+            .select_from(users)
+            .where(users.c.role == "admin", users.c.active.is_(True), users.c.id != user_id)
+        )
+        return int(others.scalar_one()) > 0
+
+    async def get_account(self, user_id: int) -> StaffAccount | None:
+        return next((u for u in await self.list_users() if u.id == user_id), None)
 
     async def set_password(self, user_id: int, password_hash: str) -> int:
         """A new password ends every login made with the old one; returns how many were live."""

@@ -110,6 +110,32 @@ class WebhookStore(Repository):
             await add_jobs(conn, WEBHOOK_JOB, [str(i) for i in ids], run_at=at)
         return len(targets)
 
+    async def queue_test(self, endpoint_id: int, event: str, event_id: str, payload: str, at: float) -> int | None:
+        """One pending delivery of ``event`` to this live endpoint only, with its job; its id (None: no such
+        live endpoint)."""
+        table, deliveries = schema.webhook_endpoints, schema.webhook_deliveries
+        async with self.engine.begin() as conn:
+            live = await conn.execute(select(table.c.id).where(table.c.id == endpoint_id, table.c.active.is_(True)))
+            if live.first() is None:
+                return None
+            statement = insert(deliveries).values(
+                endpoint_id=endpoint_id,
+                event_id=event_id,
+                event=event,
+                payload=payload,
+                state="pending",
+                attempts=0,
+                next_attempt_at=at,
+                created_at=at,
+            )
+            delivery_id = int((await conn.execute(statement.returning(deliveries.c.id))).scalar_one())
+            await add_jobs(conn, WEBHOOK_JOB, [str(delivery_id)], run_at=at)
+        return delivery_id
+
+    async def get_delivery(self, delivery_id: int) -> Delivery | None:
+        table = schema.webhook_deliveries
+        return await self._record(Delivery, select(table).where(table.c.id == delivery_id))
+
     async def pending_delivery(self, delivery_id: int) -> tuple[DueDelivery, float] | None:
         """The delivery with what sending it needs, and when it is due; None unless pending to a live endpoint."""
         d, e = schema.webhook_deliveries, schema.webhook_endpoints

@@ -47,6 +47,8 @@ from .signing import SIGNATURE_HEADER, new_event_id, new_secret, sign
 log = logging.getLogger(__name__)
 
 EVENTS = ("session.created", "session.answered", "session.ended", "recording.ready", "emotion.flag")
+# Sent to one endpoint when an admin presses "test delivery" (POST /api/v1/webhooks/{id}/test); never subscribed to.
+TEST_EVENT = "webhook.test"
 DEFAULT_BACKOFF_S: tuple[float, ...] = (10, 30, 120, 600, 3600, 21600)
 USER_AGENT = "Rapport-Webhooks/1"
 URL_MAX = 500
@@ -303,6 +305,24 @@ class WebhookDispatcher:
         if queued:
             self.worker.wake()
         return queued
+
+    async def send_test(self, endpoint_id: int, by: str) -> int | None:
+        """Queue a signed ``webhook.test`` event to this endpoint alone (whatever it subscribed to), through the
+        same queue, jobs and signing as every event; the delivery's id (None: no such live endpoint)."""
+        t = schema.now()
+        event_id = new_event_id()
+        body = json.dumps(
+            {"id": event_id, "type": TEST_EVENT, "created_at": iso(t), "data": {"test": True, "by": by}},
+            separators=(",", ":"),
+        )
+        delivery_id = await self.store.queue_test(endpoint_id, TEST_EVENT, event_id, body, t)
+        if delivery_id is not None:
+            self.worker.wake()
+        return delivery_id
+
+    async def get_delivery(self, delivery_id: int) -> dict[str, Any] | None:
+        delivery = await self.store.get_delivery(delivery_id)
+        return delivery.to_json() if delivery is not None else None
 
     # the worker
 

@@ -7,13 +7,15 @@ from typing import Annotated, Any, ClassVar, Literal
 import msgspec
 from msgspec import Meta
 
-from ...webhooks.dispatcher import DESCRIPTION_MAX, EVENTS, URL_MAX, validate_events
+from ...webhooks.dispatcher import DESCRIPTION_MAX, EVENTS, TEST_EVENT, URL_MAX, validate_events
 from .common import Body, Query, Reply, RowId, Time
 
 LIMIT_DEFAULT = 100
 LIMIT_MAX = 500
 
 Event = Annotated[str, Meta(extra_json_schema={"enum": list(EVENTS)})]
+# A delivery's event: one of the events, or the test an admin sent (POST /api/v1/webhooks/{webhook_id}/test).
+DeliveredEvent = Annotated[str, Meta(extra_json_schema={"enum": [*EVENTS, TEST_EVENT]})]
 Url = Annotated[str, Meta(extra_json_schema={"format": "uri"})]
 
 
@@ -80,7 +82,7 @@ class Delivery(Reply, kw_only=True):
     """One event sent (or to be sent) to one endpoint."""
 
     id: int
-    event: Event
+    event: DeliveredEvent
     event_id: str
     state: Literal["pending", "delivered", "failed"]
     attempts: Annotated[int, Meta(ge=0)]
@@ -95,3 +97,13 @@ class DeliveryList(Reply, kw_only=True):
     """An endpoint's deliveries, newest first."""
 
     items: list[Delivery]
+
+
+class WebhookTestResult(Reply, kw_only=True):
+    """The test delivery after its first attempt (still pending when that took longer than the wait)."""
+
+    delivery_id: int
+    state: Literal["pending", "delivered", "failed"]
+    attempts: Annotated[int, Meta(ge=0)]
+    last_status: int | None
+    last_error: str | None

@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from ...calls.capacity import AtCapacity, QueueFull, TooManyWaiting
+from ...calls.centre_settings import CENTRE
 from ...calls.desk import CALL_DESK, QueuedCall
 from ...config import SETTINGS, Settings
 from ...storage.records import NewCall, iso
@@ -21,7 +22,7 @@ PHONE = re.compile(r"^\+?[0-9 ()./-]{5,30}$")
 
 
 def validate_reason(request: web.Request, value: Any) -> str | None:
-    codes = {code for code, _ in request.app[SETTINGS].reasons}
+    codes = {code for code, _ in request.app[CENTRE].current.reasons}
     if value is None or value == "":
         return None
     if value not in codes:

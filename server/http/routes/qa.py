@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from ...calls.centre_settings import CENTRE
 from ...calls.desk import CALL_DESK
 from ...config import SETTINGS
 from ...recording.composer import COMPOSED_PARTICIPANT, COMPOSER, track_offsets
@@ -64,7 +65,9 @@ wrapup = routes.under("Wrap-up")
 async def dispositions(request: web.Request) -> DispositionList:
     """The wrap-up outcome codes"""
     return DispositionList(
-        items=[Disposition(code=c, label=label, category=cat) for c, label, cat in request.app[SETTINGS].dispositions]
+        items=[
+            Disposition(code=c, label=label, category=cat) for c, label, cat in request.app[CENTRE].current.dispositions
+        ]
     )
 
 
@@ -81,7 +84,7 @@ async def wrap_up(request: web.Request, *, path_params: SessionPath, body: WrapU
         raise ApiError(404, "not_found", "no such session")  # the same answer as for a foreign id
     if record.state in OPEN_STATES:
         raise ApiError(409, "conflict", "the call is still live: end it first")
-    codes = {c for c, _label, _cat in request.app[SETTINGS].dispositions}
+    codes = {c for c, _label, _cat in request.app[CENTRE].current.dispositions}
     if body.disposition not in codes:
         raise ApiError(400, "bad_request", f"disposition: one of {', '.join(sorted(codes))}")
     store = request.app[STORE]
@@ -259,7 +262,7 @@ async def qa_session(request: web.Request, *, path_params: SessionPath) -> Revie
     marks, whispers = _assist(await store.list_events(record.id), epoch)
     data = record.to_json()
     rep = await store.get_user(record.rep_id) if record.rep_id else None
-    labels = {c: label for c, label, _cat in request.app[SETTINGS].dispositions}
+    labels = {c: label for c, label, _cat in request.app[CENTRE].current.dispositions}
     data["rep"] = {"id": rep.id, "display_name": rep.display_name} if rep else None
     data["disposition_label"] = labels.get(record.disposition or "", record.disposition)
     scorecard = await reviews.current_scorecard()

@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from ...calls.centre_settings import CENTRE
 from ...calls.cues import EMOTION
 from ...calls.desk import CALL_DESK
 from ...calls.views import MAX_WAIT, PROTOCOL_VERSION
@@ -166,7 +167,7 @@ async def config(request: web.Request, *, query: ConfigQuery) -> Config:
 
     ICE servers, languages, reasons with their self-help articles, and the emotion-cue and recording policies.
     """
-    settings = request.app[SETTINGS]
+    settings = request.app[CENTRE].current  # with /admin's changes
     emotion = request.app[EMOTION]
     codes = {code for code, _n, _d in settings.languages}
     language = query.lang or await invite_language(request, query.invite) or ""
@@ -183,7 +184,10 @@ async def config(request: web.Request, *, query: ConfigQuery) -> Config:
                 for code, label in settings.reasons
             ],
             # The notice is shown whenever cues may run; the toggle starts at the deployment's default.
-            "emotion": {"available": emotion.service is not None, "default_consent": settings.emotion_default_consent},
+            "emotion": {
+                "available": emotion.service is not None and settings.emotion_cues,
+                "default_consent": settings.emotion_default_consent,
+            },
             "recording": {"policy": settings.recording_policy},
         }
     )

@@ -16,8 +16,8 @@ from typing import Any
 
 from aiohttp import web
 
+from ...calls.centre_settings import CENTRE
 from ...calls.desk import CALL_DESK
-from ...config import SETTINGS
 from ...storage.store import STORE
 from ..api import CSV_EXPORT, Routes, respond_csv, staff, staff_user
 from ..models.supervisor import (
@@ -158,7 +158,7 @@ async def set_routing(request: web.Request, *, path_params: UserPath, body: SetR
     user_id, store = path_params.user_id, request.app[STORE]
     if await store.get_user(user_id) is None:
         raise ApiError(404, "not_found", "no such user")
-    settings = request.app[SETTINGS]
+    settings = request.app[CENTRE].current
     values = {"skills": body.skills, "languages": body.languages}
     known = {
         "skills": {code for code, _ in settings.reasons},

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from typing import Any
+
 from aiohttp import web
 
 from ...storage.records import Endpoint
@@ -17,12 +21,14 @@ from ..models.webhooks import (
     WebhookCreated,
     WebhookList,
     WebhookPath,
+    WebhookTestResult,
 )
 from ..security import ApiError
 from .intake import clean
 
 routes = Routes(tag="Webhooks")
 MANAGE = staff_or_key("webhooks:manage", "admin")
+TEST_WAIT_S = 15.0
 
 
 def _dispatcher(request: web.Request) -> WebhookDispatcher:
@@ -101,6 +107,45 @@ async def list_deliveries(request: web.Request, *, path_params: WebhookPath, que
     endpoint = await _endpoint(request, path_params.webhook_id)
     deliveries = await _dispatcher(request).list_deliveries(endpoint.id, query.limit)
     return DeliveryList(items=Delivery.all_of(deliveries))
+
+
+@routes.post(
+    "/api/v1/webhooks/{webhook_id}/test",
+    op="testWebhook",
+    auth=MANAGE,
+    answer="The test delivery after its first attempt.",
+    errors=(503,),
+)
+async def test_webhook(request: web.Request, *, path_params: WebhookPath) -> WebhookTestResult:
+    """Send a test event to an endpoint
+
+    A signed webhook.test event goes to this endpoint alone, through the same queue, signing and retries as
+    every event; the answer waits for the first attempt (up to 15 s) and says how it went.
+    """
+    principal = caller(request)
+    dispatcher = _dispatcher(request)
+    delivery_id = await dispatcher.send_test(path_params.webhook_id, principal.label)
+    if delivery_id is None:
+        raise ApiError(404, "not_found", "no such webhook")
+    await request.app[STORE].audit(
+        principal.user_id, "webhook.test", str(path_params.webhook_id), {"delivery": delivery_id, "by": principal.label}
+    )
+    deadline = time.monotonic() + TEST_WAIT_S
+    delivery: dict[str, Any] | None = None
+    while time.monotonic() < deadline:
+        delivery = await dispatcher.get_delivery(delivery_id)
+        if delivery is None or delivery["attempts"] > 0 or delivery["state"] != "pending":
+            break
+        await asyncio.sleep(0.1)
+    if delivery is None:
+        raise ApiError(404, "not_found", "no such webhook")
+    return WebhookTestResult(
+        delivery_id=delivery_id,
+        state=delivery["state"],
+        attempts=delivery["attempts"],
+        last_status=delivery["last_status"],
+        last_error=delivery["last_error"],
+    )
 
 
 def setup_routes(app: web.Application) -> None:
