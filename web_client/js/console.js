@@ -12,11 +12,12 @@ import { languageName, showCard } from "./console/card.js";
 import { resetEmotion, showEmotion, showEmotionStatus } from "./console/emotion.js";
 import { codeLabel, reasonLabel } from "./console/labels.js";
 import { $, exposePage, setState, toast } from "./dom.js";
-import { loadStaffStrings, t } from "./i18n.js";
+import { t } from "./i18n.js";
 import { SignalingClient } from "./signaling.js";
 import { api } from "./staff/api.js";
 import { deploymentReasons, loadDeployment } from "./staff/deployment.js";
 import { formatDuration as formatWait, none } from "./staff/format.js";
+import { startStaffLanguage } from "./staff/language.js";
 import { startSession } from "./staff/session.js";
 
 let signaling = null;
@@ -34,7 +35,7 @@ let takenOver = null; // the session a supervisor took from us: its call.ended o
 exposePage({ pc: () => media?.pc ?? null });
 
 async function init() {
-  await loadStaffStrings();
+  await startStaffLanguage();
   $("availability").addEventListener("click", toggleAvailability);
   wireCallControls();
   $("offer-accept").addEventListener("click", () => offer && acceptCall(offer.session_id, $("offer-accept")));

@@ -5,8 +5,10 @@
 //   English is always loaded too and fills any key a catalogue lacks. Parameters are
 //   localised: numbers through Intl.NumberFormat (Persian digits), strings wrapped in Unicode
 //   isolates so a Latin name inside a Persian sentence keeps its order.
-// - The staff pages read one catalogue, staff-en.json, with nested keys ("qa.list.title"):
-//   loadStaffStrings() before the first render. Parameters go in as they are.
+// - The staff pages read staff-<code>.json (nested keys, "qa.list.title"; English fills any key
+//   a catalogue lacks): loadStaffStrings(code) before the first render. A staff member's language
+//   is chosen in staff/language.js. Numbers in parameters follow the language (Persian digits);
+//   strings are wrapped in Unicode isolates on right-to-left pages only.
 //
 // Values are strings with {placeholders}, or plural objects keyed by the Intl.PluralRules
 // categories ({"one": "...", "other": "..."}), picked by the `count` (or `n`) parameter.
@@ -18,7 +20,7 @@
 // string goes around it as text.
 
 const FALLBACK = "en";
-const STAFF_STRINGS_URL = "/static/i18n/staff-en.json";
+const staffStringsUrl = (code) => `/static/i18n/staff-${encodeURIComponent(code)}.json`;
 const FSI = "\u2068";
 const PDI = "\u2069";
 
@@ -35,7 +37,7 @@ let languages = DEFAULT_LANGUAGES;
 let lang = FALLBACK;
 let catalogue = {};
 let english = {};
-let localisedParams = true; // false for the staff catalogue: its parameters go in as given
+let isolateStrings = true; // the customer page always; the staff pages on right-to-left pages only
 let pluralRules = new Intl.PluralRules(FALLBACK);
 const englishRules = new Intl.PluralRules(FALLBACK);
 let numberFormat = new Intl.NumberFormat(FALLBACK);
@@ -119,28 +121,40 @@ export async function setLanguage(code) {
   english = base || {};
   const effective = chosen ? wanted : FALLBACK;
   catalogue = chosen || english;
-  localisedParams = true;
+  isolateStrings = true;
   useLocale(effective, direction(effective));
   translatePage();
   for (const fn of listeners) fn(effective);
   return effective;
 }
 
-/** Staff pages: fetch their one catalogue and fill the page. Failing, the keys stay visible. */
-export async function loadStaffStrings(url = STAFF_STRINGS_URL) {
-  let strings = {};
+async function fetchStaff(code) {
   try {
-    const r = await fetch(url, { credentials: "same-origin" });
-    if (r.ok) strings = await r.json();
+    const r = await fetch(staffStringsUrl(code), { credentials: "same-origin" });
+    const strings = r.ok ? await r.json() : null;
+    return strings && typeof strings === "object" && !Array.isArray(strings) ? strings : null;
   } catch {
-    /* keys stay visible: better than a blank page */
+    return null;
   }
-  catalogue = strings;
-  english = strings;
-  localisedParams = false;
-  useLocale(typeof strings.locale === "string" ? strings.locale : FALLBACK, strings.dir === "rtl" ? "rtl" : "ltr");
+}
+
+/**
+ * Staff pages: fetch staff-<code>.json (and English, which fills any key it lacks) and fill the page.
+ * A code that is not offered, or a catalogue that fails to load, gives English; if even English
+ * fails, the keys stay visible (better than a blank page). Answers the language in use.
+ */
+export async function loadStaffStrings(code = FALLBACK) {
+  const wanted = matchLanguage(code) || FALLBACK;
+  const [base, chosen] = await Promise.all([fetchStaff(FALLBACK), wanted === FALLBACK ? null : fetchStaff(wanted)]);
+  english = base || {};
+  catalogue = chosen || english;
+  const effective = chosen ? wanted : FALLBACK;
+  const dir = catalogue.dir === "rtl" ? "rtl" : "ltr";
+  isolateStrings = dir === "rtl";
+  useLocale(typeof catalogue.locale === "string" ? catalogue.locale : effective, dir);
   translatePage();
-  return strings;
+  for (const fn of listeners) fn(effective);
+  return effective;
 }
 
 /** Call `fn(lang)` after every language switch. */
@@ -168,8 +182,14 @@ export function has(key) {
   return isEntry(entryIn(catalogue, key)) || isEntry(entryIn(english, key));
 }
 
-export function formatNumber(n) {
-  return numberFormat.format(n);
+export function formatNumber(n, options = undefined) {
+  return options ? new Intl.NumberFormat(numberFormat.resolvedOptions().locale, options).format(n) : numberFormat.format(n);
+}
+
+/** A date (and time) in the page's language: options as Intl.DateTimeFormat's. */
+export function formatDate(date, options = { dateStyle: "medium" }) {
+  const d = date instanceof Date ? date : new Date(date);
+  return Number.isNaN(d.getTime()) ? "" : new Intl.DateTimeFormat(timeFormat.resolvedOptions().locale, options).format(d);
 }
 
 export function formatTime(date) {
@@ -184,9 +204,8 @@ function pick(entry, params, rules) {
 }
 
 function formatParam(value) {
-  if (!localisedParams) return String(value);
   if (typeof value === "number") return numberFormat.format(value);
-  return `${FSI}${String(value ?? "")}${PDI}`;
+  return isolateStrings ? `${FSI}${String(value ?? "")}${PDI}` : String(value ?? "");
 }
 
 /**

@@ -6,7 +6,6 @@
 // qa/list.js, qa/filters.js, qa/rubric.js), #/sessions/{id} one call (qa/session.js with
 // qa/player.js, qa/timeline.js, qa/transcript.js, qa/scorecard.js, qa/retention.js).
 import { $, exposePage } from "./dom.js";
-import { loadStaffStrings } from "./i18n.js";
 import { loadChoices, wireFilters } from "./qa/filters.js";
 import { showList, wireList } from "./qa/list.js";
 import { wirePlayer } from "./qa/player.js";
@@ -15,6 +14,7 @@ import { wireRubricEditor } from "./qa/rubric.js";
 import { wireScorecard } from "./qa/scorecard.js";
 import { openSession, teardownSession } from "./qa/session.js";
 import { REVIEW_ROLES, qa } from "./qa/state.js";
+import { startStaffLanguage } from "./staff/language.js";
 import { signedInUser, startSession } from "./staff/session.js";
 
 let started = false;
@@ -22,7 +22,7 @@ let started = false;
 exposePage({ video: () => $("qa-player") });
 
 async function init() {
-  await loadStaffStrings();
+  await startStaffLanguage();
   wireFilters();
   wireList();
   wireRubricEditor();

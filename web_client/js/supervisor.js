@@ -8,8 +8,8 @@
 // needs-attention list supervisor/attention.js, the assist panel supervisor/assist.js, the
 // reports supervisor/reports.js with supervisor/charts.js.
 import { exposePage, setState } from "./dom.js";
-import { loadStaffStrings } from "./i18n.js";
 import { loadDeployment } from "./staff/deployment.js";
+import { startStaffLanguage } from "./staff/language.js";
 import { startSession } from "./staff/session.js";
 import { assistMedia, assisting, closePanel, listen, onAssistState, onCallEnded, onMediaRestart, onSocketLost, wireAssist } from "./supervisor/assist.js";
 import { resetAttention, wireAttention } from "./supervisor/attention.js";
@@ -30,7 +30,7 @@ exposePage({
 });
 
 async function init() {
-  await loadStaffStrings();
+  await startStaffLanguage();
   wireReports();
   wireAttention();
   wireAssist(lastFloor);

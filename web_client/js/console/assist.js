@@ -3,7 +3,7 @@
 // The supervisor's voice (whisper, barge-in) and picture (barge-in) arrive on the call's
 // slot 1 (js/call.js), shown in third-party-video.
 import { $, el } from "../dom.js";
-import { t } from "../i18n.js";
+import { formatTime, t } from "../i18n.js";
 
 const INDICATOR_KEYS = { listen: "listening", whisper: "whispering", barge: "joined" };
 
@@ -62,7 +62,7 @@ export function wireAssist({ send, media, toast }) {
     const who = el("span", { className: "who", text: t("console.assist.whisper_from", { name: msg.name || t("console.assist.someone") }) });
     const time = el("time");
     time.dateTime = msg.at || new Date().toISOString();
-    time.textContent = new Date(time.dateTime).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    time.textContent = formatTime(time.dateTime);
     const text = el("p", { text: msg.text }); // text only: a whisper is user input
     line.append(who, time, text);
     log.append(line);

@@ -1,7 +1,7 @@
 // The customer card: language, contact, the calling system's reference and context, and
 // the customer's earlier calls. Staff-only data; context values go in as text.
 import { $, el } from "../dom.js";
-import { has, t } from "../i18n.js";
+import { formatDate, has, t } from "../i18n.js";
 import { none } from "../staff/format.js";
 import { reasonLabel } from "./labels.js";
 
@@ -29,7 +29,7 @@ export function showCard(customer) {
 function historyItem(h) {
   const li = el("li", { testid: "customer-history-item" });
   const head = t("console.customer.history_item", {
-    date: new Date(h.date).toLocaleDateString(),
+    date: formatDate(h.date),
     reason: reasonLabel(h.reason) || none(),
     outcome: (h.outcome || "").replaceAll("_", " "),
   });

@@ -113,9 +113,9 @@ function trackItem(rec) {
 
 function formatBytes(n) {
   if (n < 1024) return t("qa.bytes.b", { n });
-  if (n < 1024 ** 2) return t("qa.bytes.kb", { n: (n / 1024).toFixed(0) });
-  if (n < 1024 ** 3) return t("qa.bytes.mb", { n: (n / 1024 ** 2).toFixed(1) });
-  return t("qa.bytes.gb", { n: (n / 1024 ** 3).toFixed(2) });
+  if (n < 1024 ** 2) return t("qa.bytes.kb", { n: Math.round(n / 1024) });
+  if (n < 1024 ** 3) return t("qa.bytes.mb", { n: Math.round((n / 1024 ** 2) * 10) / 10 });
+  return t("qa.bytes.gb", { n: Math.round((n / 1024 ** 3) * 100) / 100 });
 }
 
 /** Jump the video (when there is one) and the chart and transcript to a second of the call. */

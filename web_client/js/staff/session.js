@@ -5,6 +5,7 @@ import { $, el, hide, setState, show, toast } from "../dom.js";
 import { postJSON } from "../http.js";
 import { t } from "../i18n.js";
 import { codeLabel } from "./format.js";
+import { followLoginLanguage, whoAmI } from "./language.js";
 
 let user = null; // {id, username, display_name, role}
 let csrf = null;
@@ -31,8 +32,8 @@ export async function startSession(options) {
     signIn();
   });
   $("logout").addEventListener("click", signOut);
-  const r = await fetch("/api/v1/me", { credentials: "same-origin" }).catch(() => null);
-  if (r?.ok) begin(await r.json());
+  const r = await whoAmI(); // the same answer the page's language came from
+  if (r?.ok && r.body) begin(r.body);
   else {
     if (r?.status !== 401) toast(t("common.login.unreachable"));
     loginExpired();
@@ -61,7 +62,10 @@ function loginForm(titleKey) {
 
 function signIn() {
   const body = { username: $("login-username").value, password: $("login-password").value };
-  postJSON("/api/v1/auth/login", body).then(begin, (err) => {
+  postJSON("/api/v1/auth/login", body).then((answer) => {
+    followLoginLanguage(answer); // reloads when this staff member chose another language
+    begin(answer);
+  }, (err) => {
     const message = err.status === 429 ? t("common.login.rate_limited") : err.status === 401 ? t("common.login.wrong") : err.message;
     show("login-error", message);
   });
