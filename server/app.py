@@ -27,7 +27,7 @@ from .http.accesslog import quiet_client_errors
 from .http.auth import LOGIN_GUARD, LoginGuard, LoginLimits
 from .http.pages import pages_ctx
 from .http.ratelimit import CALL_LIMITER, AddressLimiter
-from .http.routes import admin, health, invites, qa, sessions, supervisor
+from .http.routes import admin, callbacks, health, invites, qa, sessions, supervisor
 from .http.routes import webhooks as webhook_routes
 from .http.routes.invites import INVITE_KEY
 from .http.security import MAX_BODY_BYTES, security_middleware
@@ -246,7 +246,7 @@ def _new_call_center(app: web.Application) -> CallCenter:
         emotion=emotion.service,
         emotion_unavailable=emotion.message,
         on_recorded=app[COMPOSER].enqueue,
-        on_event=app[WEBHOOKS].emit,
+        on_event=callbacks.finish_on_end(app),
         metrics=app[METRICS],
         pool=pool,
         centre=app[CENTRE],
@@ -334,6 +334,7 @@ def create_app(settings: Settings, *, emotion_service: EmotionService | None = N
     health.setup_routes(app)
     sessions.setup_routes(app)
     invites.setup_routes(app)
+    callbacks.setup_routes(app)
     qa.setup_routes(app)
     supervisor.setup_routes(app)
     admin.setup_routes(app)

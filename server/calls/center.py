@@ -173,7 +173,9 @@ class CallCenter:
                 replace(call, emotion_consent=emotion_consent, recording_consent=recording_consent),
                 token_ttl_s=self.settings.session_token_ttl_s,
             )
-            live = LiveSession(record, identified=call.identified, address=address, chat_count=0)
+            live = LiveSession(
+                record, identified=call.identified, address=address, chat_count=0, preferred_rep=call.preferred_rep
+            )
             await self._emit("session.created", {"session": record.to_json()})
             self.sessions[record.id] = live
             # The customer has the grace period to open the socket, like a reconnect.
@@ -487,6 +489,12 @@ class CallCenter:
     def estimated_waits(self) -> dict[str, int]:
         """The estimate for the next caller of each reason, for the supervisor's floor."""
         return {code: self.estimated_wait(1, code) for code, _label in self.settings.reasons}
+
+    def next_waits(self) -> dict[str, int]:
+        """What a customer who joins now would be told to expect, per reason (``""``: no reason)."""
+        position = len(self._waiting()) + 1
+        codes = ["", *(code for code, _label in self.settings.reasons)]
+        return {code: self.estimated_wait(position, code or None) for code in codes}
 
     def live_floor(self) -> dict[str, Any]:
         """The supervisor's view: the queue, every rep, and live calls with the customer's frustration."""

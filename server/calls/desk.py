@@ -33,6 +33,9 @@ class CallDesk(Protocol):
     async def live_floor(self) -> dict[str, Any]:
         """The supervisor's view."""
 
+    async def next_waits(self) -> dict[str, int]:
+        """The estimated wait of a customer who joins now, per reason code (``""``: no reason)."""
+
     async def close_login(self, login_id: str) -> None: ...
 
     async def update_routing(self, user_id: int, skills: frozenset[str], languages: frozenset[str]) -> None: ...
@@ -56,6 +59,9 @@ class LocalDesk:
 
     async def live_floor(self) -> dict[str, Any]:
         return self.center.live_floor()
+
+    async def next_waits(self) -> dict[str, int]:
+        return self.center.next_waits()
 
     async def close_login(self, login_id: str) -> None:
         await self.center.close_login(login_id)

@@ -46,19 +46,22 @@ def available_reps(reps: Iterable[RepState]) -> int:
 
 
 def next_offers(waiting: Iterable[LiveSession], reps: Iterable[RepState]) -> list[tuple[LiveSession, RepState]]:
-    """Which call rings at which rep now: in queue order, the longest-idle matching free rep, one rep per call.
+    """Which call rings at which rep now: in queue order, the longest-idle matching free rep, one rep per call
+    (a callback's call: the rep who started it, when they are free and have not declined it).
 
     A call already ringing, or whose customer is not connected, waits; so does a call every free rep
     declined or does not match. Equal idle times go to the rep seen first.
     """
     free = [r for r in reps if can_ring(r)]
     pairs: list[tuple[LiveSession, RepState]] = []
-    for live in waiting:
+    # Callbacks first: their customer was promised the rep who started them (stable: queue order otherwise).
+    for live in sorted(waiting, key=lambda s: s.preferred_rep is None):
         if not free:
             break
         if live.offer is not None or live.conns.get("customer") is None:
             continue
-        candidates = [r for r in free if r.user.id not in live.declined and matches(r, live.record)]
+        preferred = [r for r in free if r.user.id == live.preferred_rep and r.user.id not in live.declined]
+        candidates = preferred or [r for r in free if r.user.id not in live.declined and matches(r, live.record)]
         if not candidates:
             continue
         rep = min(candidates, key=lambda r: r.idle_since)

@@ -65,6 +65,8 @@ class LiveSession:
     offer: Offer | None = None
     # Reps who said no to this call: it is not offered to them again.
     declined: set[int] = field(default_factory=set)
+    # The rep who started the callback this call is: it rings at them first, when they are free.
+    preferred_rep: int | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     # The client address that queued the call (None after a restart): caps waiting calls per address.
     address: str | None = None

@@ -194,6 +194,9 @@ class ClusterDesk:
     async def live_floor(self) -> dict[str, Any]:
         return dict(await self.door.call("live_floor"))
 
+    async def next_waits(self) -> dict[str, int]:
+        return {str(k): int(v) for k, v in dict(await self.door.call("next_waits")).items()}
+
     async def close_login(self, login_id: str) -> None:
         await self.door.call("close_login", login_id=login_id)
 

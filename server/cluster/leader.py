@@ -192,6 +192,8 @@ async def _call_desk(desk: LocalDesk, method: str, args: dict[str, Any]) -> Any:
         return await desk.floor()
     if method == "live_floor":
         return await desk.live_floor()
+    if method == "next_waits":
+        return await desk.next_waits()
     if method == "close_login":
         return await desk.close_login(str(args["login_id"]))
     if method == "update_routing":

@@ -28,7 +28,7 @@ from .api import PUBLIC, Operation, Routes
 from .apikeys import SCOPES
 from .docs_page import render_html
 from .models.common import ENUM_MARKER, AnyObject, Error
-from .routes import admin, health, invites, qa, sessions, supervisor, webhooks
+from .routes import admin, callbacks, health, invites, qa, sessions, supervisor, webhooks
 from .security import COOKIE, CSP, CSRF_HEADER, MAX_BODY_BYTES
 
 Schema = dict[str, Any]
@@ -52,6 +52,7 @@ TAGS = (
     ("Supervisor", "The live floor and reports."),
     ("Routing", "Which reps take which calls."),
     ("Webhooks", "Signed POSTs of call events to other systems."),
+    ("Callbacks", "Business hours, customers' callback requests, and reps starting them."),
     ("Admin", "Staff accounts, API keys and the centre's settings (admins only; every change audited)."),
     ("Health", "Readiness for a load balancer's checks, and liveness (outside /api: no version, no login)."),
     ("Documentation", "This description of the API."),
@@ -96,6 +97,7 @@ def tables() -> tuple[Routes, ...]:
     return (
         sessions.routes,
         invites.routes,
+        callbacks.routes,
         qa.routes,
         supervisor.routes,
         webhooks.routes,

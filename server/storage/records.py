@@ -88,6 +88,8 @@ class NewCall:
     priority: int = 0
     # Came through a signed invite; the live call shows it, the stored row does not keep it.
     identified: bool = False
+    # A callback's call rings first at the rep who started it (when they are free); not stored.
+    preferred_rep: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,7 +46,15 @@ from .signing import SIGNATURE_HEADER, new_event_id, new_secret, sign
 
 log = logging.getLogger(__name__)
 
-EVENTS = ("session.created", "session.answered", "session.ended", "recording.ready", "emotion.flag")
+EVENTS = (
+    "session.created",
+    "session.answered",
+    "session.ended",
+    "recording.ready",
+    "emotion.flag",
+    "callback.requested",
+    "callback.started",
+)
 # Sent to one endpoint when an admin presses "test delivery" (POST /api/v1/webhooks/{id}/test); never subscribed to.
 TEST_EVENT = "webhook.test"
 DEFAULT_BACKOFF_S: tuple[float, ...] = (10, 30, 120, 600, 3600, 21600)

@@ -449,6 +449,16 @@ async def world(rapport: Rapport) -> AsyncIterator[World]:
     )
     await rapport.store.finish_session(waited.id, state="abandoned", ended_by="system", reason="max_wait")
     ids["waited_token"] = waited_token
+    for name in ("callback_id", "callback_cancel"):
+        made = await rapport.store.create_callback(
+            reason="order",
+            language="en",
+            customer_name="Fay",
+            contact={"phone": "+31 6 5555 0000"},
+            window=None,
+            due_at=datetime.now(UTC).timestamp(),
+        )
+        ids[name] = made.id
     yield World(rapport, openapi.document(rapport.app[SETTINGS]), actors, ids)
 
 
@@ -487,6 +497,10 @@ SUCCESS = (
     ),
     Case("rateCall", "anon", body={"token": "{token}", "rating": 5, "comment": "Quick and friendly"}),
     Case("requestCallback", "anon", body={"token": "{waited_token}", "contact": {"phone": "+31 6 1234 5678"}}),
+    Case("getBusinessHours", "rep"),
+    Case("listCallbacks", "rep", nonempty=("items",)),
+    Case("startCallback", "rep", path={"callback_id": "{callback_id}"}),
+    Case("cancelCallback", "rep", path={"callback_id": "{callback_cancel}"}),
     Case("createInvite", "key", 201, body=EXAMPLE),
     Case("redeemInvite", "anon", 201, path={"code": "{invite}"}, body={"device": "Pixel · Chrome"}),
     Case("getInviteQr", "anon", path={"token": "{invite}"}),
@@ -531,6 +545,7 @@ SUCCESS = (
         body={"url": "{base}/hook-sink", "events": ["session.created"], "description": "contract test"},
     ),
     Case("deleteWebhook", "key", 204, path={"webhook_id": "{webhook_id}"}),
+    Case("setBusinessHours", "admin", body=EXAMPLE),
     Case("eraseSession", "admin", path={"session_id": "{closed}"}),
     Case("eraseCustomer", "admin", path={"customer_ref": "{erase_ref}"}, nonempty=("erased",)),
 )
@@ -606,6 +621,21 @@ BAD = (
     bad("requestCallback", "anon", body={"token": "{waited_token}"}),
     bad("requestCallback", "anon", body={"token": "{waited_token}", "contact": {"email": "not-an-address"}}),
     bad("requestCallback", "anon", body={"token": "short", "contact": {"phone": "+31 6 1234 5678"}}),
+    bad("requestCallback", "anon", body={"contact": {"phone": "12"}}),
+    bad("requestCallback", "anon", body={"contact": {"phone": "+31 6 1234 5678"}, "window": {"start": "soon"}}),
+    bad("listCallbacks", "rep", query={"state": "lost"}),
+    bad("setBusinessHours", "admin", body={"timezone": "Mars/Olympus"}),
+    bad(
+        "setBusinessHours",
+        "admin",
+        body={"timezone": "UTC", "queues": [{"queue": "*", "weekly": {"mon": [["17:00", "09:00"]]}}]},
+    ),
+    bad("setBusinessHours", "admin", body={"timezone": "UTC", "queues": [{"queue": "nope"}]}),
+    bad(
+        "setBusinessHours",
+        "admin",
+        body={"timezone": "UTC", "queues": [{"queue": "*", "holidays": [{"date": "2026-02-30"}]}]},
+    ),
     bad("createInvite", "key", body={"ttl_s": 10}),
     bad("createInvite", "key", body={"priority": "urgent"}),
     bad("createInvite", "key", body={"priority": 101}),

@@ -90,6 +90,7 @@ class ErasedCounts(Reply, kw_only=True):
     emotion_seconds: Count
     reviews: Count
     webhook_payloads: Count
+    callbacks: Annotated[Count, Meta(description="Callbacks from or of this call whose contact was blanked.")]
 
 
 class ErasureReport(Reply, kw_only=True):

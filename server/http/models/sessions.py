@@ -26,6 +26,7 @@ from .common import (
     Time,
     ToDay,
 )
+from .hours import Availability
 
 SESSION_STATES = ("waiting", "active", "ended", "abandoned", "interrupted")
 SessionState = Literal["waiting", "active", "ended", "abandoned", "interrupted"]
@@ -138,6 +139,7 @@ class Config(Reply, kw_only=True):
     reasons: list[Reason]
     emotion: EmotionPolicy
     recording: RecordingPolicy
+    hours: Annotated[Availability, Meta(description="Business hours: each queue open or not, its wait, the slots.")]
 
 
 class ConfigQuery(Query, kw_only=True):
@@ -194,14 +196,6 @@ class Rating(Body, kw_only=True):
     rating: Annotated[int, Meta(ge=1, le=5)]
     comment: Annotated[str, Meta(max_length=2000)] | None = None
     example: ClassVar[dict[str, Any]] = {"token": "<the call's token>", "rating": 5, "comment": "Quick and friendly"}
-
-
-class Callback(Body, kw_only=True):
-    """Where to call the customer back."""
-
-    token: CallToken_
-    contact: Annotated[Contact, Meta(description="At least one of the two.")]
-    example: ClassVar[dict[str, Any]] = {"token": "<the call's token>", "contact": {"phone": "+31 6 1234 5678"}}
 
 
 # sessions

@@ -274,6 +274,8 @@ async def redeem_invite(request: web.Request, *, path_params: RedeemPath, body: 
         raise ApiError(410, "link_used", USED)
     identity = invite.identity or {}
     contact = {k: identity[k] for k in ("email", "phone") if identity.get(k)}
+    # A callback's link: the call rings first at the rep who started the callback.
+    callback = await store.callback_for_invite(schema.invite_id(tokens.digest(code)))
     try:
         call = records.NewCall(
             reason=invite.reason,
@@ -287,12 +289,15 @@ async def redeem_invite(request: web.Request, *, path_params: RedeemPath, body: 
             customer_ref=invite.customer_ref,
             priority=invite.priority or 0,
             identified=True,
+            preferred_rep=callback.started_by if callback else None,
         )
         queued = await queue_customer(request, call)
     except BaseException:
         await store.release_invite(code)
         raise
     await store.link_invite(code, queued.session_id)
+    if callback is not None:
+        await store.link_callback_session(callback.id, queued.session_id)
     return call_token(queued)
 
 

@@ -13,7 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from ...calls.centre_settings import CENTRE
 from ...calls.cues import EMOTION
 from ...calls.desk import CALL_DESK
-from ...calls.views import MAX_WAIT, PROTOCOL_VERSION
+from ...calls.views import PROTOCOL_VERSION
 from ...config import SETTINGS
 from ...metrics import METRICS, require_metrics_access
 from ...storage import records
@@ -25,7 +25,6 @@ from ..models.common import OK, Ok, SessionPath
 from ..models.sessions import (
     AuditEntry,
     AuditLog,
-    Callback,
     CallToken,
     Config,
     ConfigQuery,
@@ -58,6 +57,7 @@ from .intake import (
     validate_language,
     validate_reason,
 )
+from .callbacks import availability
 from .invites import INVITE_KEY, LinkError, open_link
 
 routes = Routes(tag="Sessions")
@@ -165,7 +165,8 @@ customers = routes.under("Customers")
 async def config(request: web.Request, *, query: ConfigQuery) -> Config:
     """The customer page's configuration
 
-    ICE servers, languages, reasons with their self-help articles, and the emotion-cue and recording policies.
+    ICE servers, languages, reasons with their self-help articles, the emotion-cue and recording policies, and
+    whether each queue is open (business hours), when it opens next, the wait now and the callback slots.
     """
     settings = request.app[CENTRE].current  # with /admin's changes
     emotion = request.app[EMOTION]
@@ -189,6 +190,7 @@ async def config(request: web.Request, *, query: ConfigQuery) -> Config:
                 "default_consent": settings.emotion_default_consent,
             },
             "recording": {"policy": settings.recording_policy},
+            "hours": await availability(request),
         }
     )
 
@@ -261,32 +263,6 @@ async def rate_call(request: web.Request, *, body: Rating) -> Ok:
     )
     if not await request.app[STORE].save_rating(record.id, body.rating, clean(body.comment)):
         raise ApiError(409, "conflict", "this call has been rated already")
-    return OK
-
-
-CALLBACK_EVENT = "callback_requested"
-
-
-@customers.post("/api/v1/calls/callback", op="requestCallback", auth=CUSTOMER, answer="Saved.", errors=(404, 409))
-async def request_callback(request: web.Request, *, body: Callback) -> Ok:
-    """Ask for a callback after a wait that ran out
-
-    When no rep could take the call within the server's max_wait_s, the call ends (end_reason max_wait) and the
-    customer may leave a phone number or an e-mail address. Authorised by the call's own token; once, within
-    2 hours (else 409). Staff see it as the session's callback_requested event.
-    """
-    contact = check_contact(body.contact)
-    if contact is None:
-        raise ApiError(400, "bad_request", "contact: a phone number or an e-mail address")
-    record = await _ended_call(
-        request,
-        body.token,
-        lambda call: call.end_reason == MAX_WAIT,
-        "a callback can be asked for when no one could take the call in time",
-        "the time to ask for a callback is over",
-    )
-    if not await request.app[STORE].add_event_once(record.id, CALLBACK_EVENT, {"contact": contact}):
-        raise ApiError(409, "conflict", "a callback has been asked for already")
     return OK
 
 
