@@ -27,7 +27,7 @@ from .http.accesslog import quiet_client_errors
 from .http.auth import LOGIN_GUARD, LoginGuard, LoginLimits
 from .http.pages import pages_ctx
 from .http.ratelimit import CALL_LIMITER, AddressLimiter
-from .http.routes import admin, callbacks, health, invites, qa, sessions, supervisor
+from .http.routes import admin, callbacks, files, health, invites, qa, sessions, supervisor
 from .http.routes import webhooks as webhook_routes
 from .http.routes.invites import INVITE_KEY
 from .http.security import MAX_BODY_BYTES, security_middleware
@@ -339,6 +339,7 @@ def create_app(settings: Settings, *, emotion_service: EmotionService | None = N
     supervisor.setup_routes(app)
     admin.setup_routes(app)
     webhook_routes.setup_routes(app)
+    files.setup_routes(app)
     openapi.setup_routes(app)
     endpoint.setup_routes(app)
     return app

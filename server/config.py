@@ -190,6 +190,12 @@ class Settings:
     chat_per_minute: int = 30
     chat_burst: int = 10
     max_chat_per_session: int = 500
+    # Photos and files in chat (and the rep's snapshots): the largest upload, files kept per call, how long the rep
+    # waits for the customer's camera to send a snapshot, and snapshots a rep may ask for a minute.
+    max_file_mb: float = 10.0
+    max_files_per_session: int = 30
+    snapshot_timeout_s: float = 15.0
+    snapshots_per_minute: int = 6
     # Queue snapshots and positions go out at most this often however fast the queue changes.
     queue_updates_per_s: float = 4.0
     # SDP: ICE candidates per offer (aiortc checks every one a client lists) and offers per participant a minute.

@@ -39,6 +39,7 @@ from ..storage.records import NewCall, SessionRecord, User
 from ..storage.store import Store
 from . import routing, views
 from .assist import Assists
+from .attachments import Attachments
 from .broadcast import QueueBroadcast
 from .capacity import Admission, media_stats
 from .centre_settings import CentreSettings
@@ -110,6 +111,8 @@ class CallCenter:
         )
         self.assists = Assists(shared, self.live_floor, set_status=self._set_status, ice_servers=self._ice_servers)
         self.teardown.on_ended.append(self.assists.ended)
+        self.attachments = Attachments(shared)
+        self.teardown.on_ended.append(self.attachments.ended)
 
     @property
     def settings(self) -> Settings:
@@ -151,6 +154,7 @@ class CallCenter:
         self._closing = True
         await self.queue.aclose()
         await self.assists.aclose()
+        await self.attachments.aclose()
         # All calls at once: a vanished client's pc.close() can take its full 5 s timeout.
         await asyncio.gather(
             *(self.teardown.shut(live, handover=handover) for live in list(self.sessions.values())),
@@ -382,6 +386,12 @@ class CallCenter:
     async def chat(self, conn: Participant, text: str, session_id: str | None) -> None:
         live, role = self._session_of(conn, session_id)
         await self.chat_lines.add(live, role, conn, text)
+
+    def take_snapshot(self, conn: Participant, session_id: str | None) -> None:
+        live, role = self._session_of(conn, session_id)
+        if role != "rep":
+            raise ProtocolError("forbidden", "only the rep in the call takes snapshots")
+        self.attachments.take_snapshot(live)
 
     def media_flags(self, conn: Participant, flags: dict[str, Any], session_id: str | None) -> None:
         live, role = self._session_of(conn, session_id)

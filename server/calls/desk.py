@@ -40,6 +40,14 @@ class CallDesk(Protocol):
 
     async def update_routing(self, user_id: int, skills: frozenset[str], languages: frozenset[str]) -> None: ...
 
+    async def reserve_file(self, session_id: str, role: str, user_id: int | None, kind: str) -> None:
+        """Hold a place for one upload into a live call; raises ``attachments.FileRefused``."""
+
+    async def release_file(self, session_id: str) -> None: ...
+
+    async def file_shared(self, session_id: str, file_id: str) -> bool:
+        """A reserved upload is stored: tell both sides; False when the call ended meanwhile."""
+
 
 class LocalDesk:
     """The call centre in this process."""
@@ -68,6 +76,15 @@ class LocalDesk:
 
     async def update_routing(self, user_id: int, skills: frozenset[str], languages: frozenset[str]) -> None:
         self.center.update_routing(user_id, skills, languages)
+
+    async def reserve_file(self, session_id: str, role: str, user_id: int | None, kind: str) -> None:
+        await self.center.attachments.reserve(session_id, role, user_id, kind)
+
+    async def release_file(self, session_id: str) -> None:
+        self.center.attachments.release(session_id)
+
+    async def file_shared(self, session_id: str, file_id: str) -> bool:
+        return await self.center.attachments.shared_file(session_id, file_id)
 
 
 CALL_DESK = web.AppKey("call_desk", CallDesk)

@@ -171,6 +171,40 @@ class RepChatLine(Struct, kw_only=True):
     at: Time
 
 
+FileKind = Annotated[str, Meta(description="`file` (sent in the chat) or `snapshot` (the rep's still of the camera).")]
+
+
+class CustomerFile(Struct, kw_only=True):
+    """A photo, file or snapshot as the customer sees it: no staff ids, fetched with the call token."""
+
+    file_id: Annotated[str, Meta(description="The file's random id.")]
+    sender: Who = field(name="from")
+    kind: FileKind
+    name: Annotated[str, Meta(description="The file's name, with the extension of what it really is.")]
+    media_type: Annotated[str, Meta(description="`image/jpeg`, `image/png` or `application/pdf`.")]
+    size: Annotated[int, Meta(description="Bytes.")]
+    width: Annotated[int | None, Meta(description="An image's width in pixels; null for a PDF.")]
+    height: Annotated[int | None, Meta(description="An image's height in pixels; null for a PDF.")]
+    url: Annotated[str, Meta(description="GET it with the `X-Call-Token` header (docs/api.md).")]
+    at: Time
+
+
+class RepFile(Struct, kw_only=True):
+    """A photo, file or snapshot as staff see it; the URL takes the login cookie."""
+
+    file_id: Annotated[str, Meta(description="The file's random id.")]
+    session_id: SessionId
+    sender: Who = field(name="from")
+    kind: FileKind
+    name: Annotated[str, Meta(description="The file's name, with the extension of what it really is.")]
+    media_type: Annotated[str, Meta(description="`image/jpeg`, `image/png` or `application/pdf`.")]
+    size: Annotated[int, Meta(description="Bytes.")]
+    width: Annotated[int | None, Meta(description="An image's width in pixels; null for a PDF.")]
+    height: Annotated[int | None, Meta(description="An image's height in pixels; null for a PDF.")]
+    url: Annotated[str, Meta(description="`/api/v1/sessions/{session_id}/files/{file_id}`.")]
+    at: Time
+
+
 class StaffUser(Struct, kw_only=True):
     """The logged-in staff member."""
 
@@ -276,6 +310,21 @@ class CustomerChatMessage(ToCustomer, CustomerChatLine, tag="chat.message", kw_o
     """A chat line from either side (your own come back too)."""
 
 
+class CustomerFileShared(ToCustomer, tag="file.shared", kw_only=True):
+    """A photo or file either side sent (yours come back too), or the rep's snapshot of your camera (`kind`
+    `snapshot`: the page says "The agent took a photo")."""
+
+    session_id: SessionId
+    file: CustomerFile
+
+
+class SnapshotRequest(ToCustomer, tag="snapshot.request", kw_only=True):
+    """The rep asks for a still of your camera: take one at the camera's own resolution and upload it (kind
+    `snapshot`, docs/api.md) within `snapshot_timeout_s`."""
+
+    session_id: SessionId
+
+
 class CallTransferred(ToCustomer, tag="call.transferred", kw_only=True):
     """The rep handed the call on; the customer waits again with media, chat and context kept."""
 
@@ -372,6 +421,22 @@ class RepStatusChanged(ToRep, tag="rep.status", kw_only=True):
 
 class RepChatMessage(ToRep, RepChatLine, tag="chat.message", kw_only=True):
     """A chat line from either side."""
+
+
+class RepFileShared(ToRep, tag="file.shared", kw_only=True):
+    """A photo or file either side sent, or the snapshot you asked for (`kind` `snapshot`)."""
+
+    session_id: SessionId
+    file: RepFile
+
+
+class SnapshotFailed(ToRep, tag="snapshot.failed", kw_only=True):
+    """The snapshot you asked for did not come: the customer's page did not answer in time (`timeout`), or the
+    call ended first (`ended`)."""
+
+    session_id: SessionId
+    reason: Annotated[str, Meta(description="`timeout` or `ended`.")]
+    message: Annotated[str, Meta(description="For the rep to read.")]
 
 
 class CallOffer(ToRep, tag="call.offer", kw_only=True):
@@ -544,6 +609,10 @@ SERVER_MESSAGES: tuple[type[ServerMessage], ...] = (
     MediaRestart,
     CustomerChatMessage,
     RepChatMessage,
+    CustomerFileShared,
+    RepFileShared,
+    SnapshotRequest,
+    SnapshotFailed,
     RecordingState,
     EmotionUpdateMessage,
     EmotionStatusMessage,

@@ -5,6 +5,9 @@ here, from named fields, as one of the customer's types in ``payloads`` (which h
 field for staff data). The rep's messages carry the customer card: CRM context, contact,
 the customer reference and the history of earlier sessions with the reps' notes. They
 are built by the ``rep_*`` functions and never go to a customer.
+
+Over 500 lines because it is the one place where customer messages are filled in: split up, a customer
+message could be built somewhere the payload tests do not look.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from msgspec import UNSET
 
-from ..storage.records import ChatRecord, SessionRecord, User, iso
+from ..storage.records import ChatRecord, SessionFile, SessionRecord, User, iso
 from .payloads import (
     CUSTOMER_KEYS,
     AttentionEntry,
@@ -32,6 +35,8 @@ from .payloads import (
     CustomerCard,
     CustomerChatLine,
     CustomerChatMessage,
+    CustomerFile,
+    CustomerFileShared,
     CustomerSession,
     CustomerWelcome,
     EmotionStatusMessage,
@@ -56,9 +61,13 @@ from .payloads import (
     RepChatLine,
     RepChatMessage,
     RepEntry,
+    RepFile,
+    RepFileShared,
     RepName,
     RepStatusChanged,
     RepWelcome,
+    SnapshotFailed,
+    SnapshotRequest,
     StaffUser,
     SupervisorAssistState,
     SupervisorName,
@@ -171,6 +180,38 @@ def customer_chat_message(record: ChatRecord, seq: int) -> CustomerChatMessage:
     return CustomerChatMessage(seq=line.seq, sender=line.sender, name=line.name, text=line.text, at=line.at)
 
 
+def customer_file_url(file: SessionFile) -> str:
+    return f"/api/v1/calls/files/{file.id}"
+
+
+def staff_file_url(file: SessionFile) -> str:
+    return f"/api/v1/sessions/{file.session_id}/files/{file.id}"
+
+
+def customer_file(file: SessionFile) -> CustomerFile:
+    """A file as its customer sees it: no staff id, no sender name, their own URL (the call token opens it)."""
+    return CustomerFile(
+        file_id=file.id,
+        sender=file.sender,
+        kind=file.kind,
+        name=file.name,
+        media_type=file.media_type,
+        size=file.size,
+        width=file.width,
+        height=file.height,
+        url=customer_file_url(file),
+        at=iso(file.created_at),
+    )
+
+
+def customer_file_shared(file: SessionFile) -> CustomerFileShared:
+    return CustomerFileShared(session_id=file.session_id, file=customer_file(file))
+
+
+def snapshot_request(session_id: str) -> SnapshotRequest:
+    return SnapshotRequest(session_id=session_id)
+
+
 def customer_accepted(live: LiveSession) -> CustomerCallAccepted:
     """A rep took the call: who (by display name), and what the page needs to run it."""
     rep_flags = live.media_flags.get("rep")
@@ -243,6 +284,34 @@ def rep_chat_message(record: ChatRecord) -> RepChatMessage:
     return RepChatMessage(
         id=line.id, session_id=line.session_id, sender=line.sender, name=line.name, text=line.text, at=line.at
     )
+
+
+def rep_file(file: SessionFile) -> RepFile:
+    return RepFile(
+        file_id=file.id,
+        session_id=file.session_id,
+        sender=file.sender,
+        kind=file.kind,
+        name=file.name,
+        media_type=file.media_type,
+        size=file.size,
+        width=file.width,
+        height=file.height,
+        url=staff_file_url(file),
+        at=iso(file.created_at),
+    )
+
+
+def rep_file_shared(file: SessionFile) -> RepFileShared:
+    return RepFileShared(session_id=file.session_id, file=rep_file(file))
+
+
+def snapshot_failed(session_id: str, reason: str) -> SnapshotFailed:
+    message = {
+        "timeout": "the customer's camera did not send a photo",
+        "ended": "the call ended before the customer's camera sent a photo",
+    }.get(reason, "no photo came from the customer's camera")
+    return SnapshotFailed(session_id=session_id, reason=reason, message=message)
 
 
 def rep_accepted(live: LiveSession) -> RepCallAccepted:

@@ -19,6 +19,7 @@ import msgspec
 from redis.exceptions import RedisError
 
 from ..calls import capacity
+from ..calls.attachments import FileRefused
 from ..calls.desk import QueuedCall
 from ..http.security import ApiError
 from ..signalling.connection import Connection
@@ -202,3 +203,14 @@ class ClusterDesk:
 
     async def update_routing(self, user_id: int, skills: frozenset[str], languages: frozenset[str]) -> None:
         await self.door.call("update_routing", user_id=user_id, skills=sorted(skills), languages=sorted(languages))
+
+    async def reserve_file(self, session_id: str, role: str, user_id: int | None, kind: str) -> None:
+        refused = await self.door.call("reserve_file", session_id=session_id, role=role, user_id=user_id, kind=kind)
+        if refused:  # the leader's FileRefused, as [status, code, message]
+            raise FileRefused(int(refused[0]), str(refused[1]), str(refused[2]))
+
+    async def release_file(self, session_id: str) -> None:
+        await self.door.call("release_file", session_id=session_id)
+
+    async def file_shared(self, session_id: str, file_id: str) -> bool:
+        return bool(await self.door.call("file_shared", session_id=session_id, file_id=file_id))

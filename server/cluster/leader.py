@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 from redis.exceptions import RedisError
 
+from ..calls.attachments import FileRefused
 from ..calls.center import CallCenter
 from ..calls.desk import LocalDesk
 from ..config import Settings
@@ -198,4 +199,17 @@ async def _call_desk(desk: LocalDesk, method: str, args: dict[str, Any]) -> Any:
         return await desk.close_login(str(args["login_id"]))
     if method == "update_routing":
         return await desk.update_routing(int(args["user_id"]), frozenset(args["skills"]), frozenset(args["languages"]))
+    if method == "reserve_file":
+        try:
+            user_id = args.get("user_id")
+            await desk.reserve_file(
+                str(args["session_id"]), str(args["role"]), None if user_id is None else int(user_id), str(args["kind"])
+            )
+        except FileRefused as refused:
+            return [refused.status, refused.code, refused.message]
+        return None
+    if method == "release_file":
+        return await desk.release_file(str(args["session_id"]))
+    if method == "file_shared":
+        return await desk.file_shared(str(args["session_id"]), str(args["file_id"]))
     raise LookupError(f"no desk method {method}")

@@ -205,7 +205,7 @@ def _auth_text(op: Operation) -> str:
     if auth.kind == "public":
         return "Public: no login needed."
     if auth.kind == "customer":
-        return "Public: no login; the call's own token (in the body) authorises it."
+        return "Public: no login; the call's own token (in the body, or the X-Call-Token header) authorises it."
     parts = []
     if auth.kind != "api_key":
         roles = "any staff role" if set(auth.roles) == set(ROLES) else "role " + ", ".join(auth.roles)

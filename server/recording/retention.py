@@ -1,7 +1,7 @@
 """What happens to call data over time: retention, legal hold and erasure.
 
-Retention deletes recording files past their time; erasure removes everything
-personal about a session (media, chat, emotion timeline, notes, reviews) on
+Retention deletes recording files (and the photos, files and snapshots sent in the call) past their time;
+erasure removes everything personal about a session (media, chat, emotion timeline, notes, reviews) on
 request. Legal hold stops both. The session row itself stays, stripped, so
 volumes and waits in reports still add up. Every deletion goes to the audit log.
 
@@ -66,7 +66,21 @@ async def apply_retention(store: Store, root: Path, *, retention_days: int, now:
         await store.audit(None, "retention.delete", str(row.id), {"session_id": row.session_id})
     if rows:
         log.info("retention: deleted %d recording file(s) older than %d days", len(rows), retention_days)
-    return len(rows)
+    return len(rows) + await expire_session_files(store, base, cutoff)
+
+
+async def expire_session_files(store: Store, base: Path, cutoff: float) -> int:
+    """Photos, files and snapshots of calls that ended before ``cutoff`` (not on legal hold): bytes and rows."""
+    files = await store.expired_files(ended_before=cutoff)
+    for file in files:
+        path = (base / file.path).resolve()
+        if path.is_relative_to(base):
+            await asyncio.to_thread(path.unlink, missing_ok=True)
+        await store.delete_file(file.id)
+        await store.audit(None, "retention.delete_file", file.id, {"session_id": file.session_id})
+    if files:
+        log.info("retention: deleted %d chat file(s) and snapshot(s)", len(files))
+    return len(files)
 
 
 async def set_legal_hold(store: Store, session_id: str, *, hold: bool, note: str | None, user_id: int) -> None:

@@ -41,6 +41,7 @@ from .messages import (
     Offer,
     Ping,
     RepStatus,
+    SnapshotTake,
     WhisperSend,
     parse,
     wire_type,
@@ -116,6 +117,10 @@ async def _chat(center: CallCenter, conn: ClientSocket, msg: ChatSend) -> None:
     await center.chat(conn, msg.text, msg.session_id)
 
 
+async def _snapshot(center: CallCenter, conn: ClientSocket, msg: SnapshotTake) -> None:
+    center.take_snapshot(conn, msg.session_id)
+
+
 async def _end(center: CallCenter, conn: ClientSocket, msg: CallEnd) -> None:
     await center.end(conn, msg.reason, msg.session_id)
 
@@ -171,6 +176,7 @@ HANDLERS: dict[str, Handler] = {
     "offer": _offer,
     "media.state": _media_state,
     "chat.send": _chat,
+    "snapshot.take": _snapshot,
     "call.end": _end,
     "rep.status": _rep_status,
     "call.accept": _accept,

@@ -104,6 +104,17 @@ class ChatSend(ClientMessage, tag="chat.send", kw_only=True, frozen=True, gc=Fal
     senders = frozenset({"customer", "rep"})
 
 
+class SnapshotTake(ClientMessage, tag="snapshot.take", kw_only=True, frozen=True, gc=False):
+    """Take a full-resolution still of the customer's camera: their page gets `snapshot.request` and uploads one;
+    you get it as `file.shared` (kind `snapshot`), or `snapshot.failed` after `snapshot_timeout_s`.
+
+    Errors: `customer_absent`, `snapshot_pending` (one is on its way), `rate_limited` (`snapshots_per_minute`).
+    """
+
+    session_id: SessionId | None = None
+    senders = frozenset({"rep"})
+
+
 class CallEnd(ClientMessage, tag="call.end", kw_only=True, frozen=True, gc=False):
     """Leave or end the call: `abandoned` while waiting, `ended` in a call; answered by `call.ended`.
     A supervisor ends only a call they took over."""
@@ -215,6 +226,7 @@ CLIENT_MESSAGES: tuple[type[ClientMessage], ...] = (
     Offer,
     MediaState,
     ChatSend,
+    SnapshotTake,
     CallEnd,
     ConsentEmotion,
     RepStatus,
@@ -234,6 +246,7 @@ AnyClientMessage = (
     | Offer
     | MediaState
     | ChatSend
+    | SnapshotTake
     | CallEnd
     | ConsentEmotion
     | RepStatus

@@ -58,6 +58,7 @@ class ErasureRepository(Repository):
                 ("chat_messages", schema.chat_messages),
                 ("emotion_seconds", schema.emotion_timeline),
                 ("reviews", schema.qa_reviews),
+                ("session_files", schema.session_files),
             ):
                 result = await conn.execute(delete(table).where(table.c.session_id == session_id))
                 counts[name] = result.rowcount

@@ -236,6 +236,30 @@ class Recording:
         return api_fields(self, "id session_id participant kind state progress error size sha256 started_at ended_at")
 
 
+@dataclass(frozen=True, slots=True)
+class SessionFile:
+    """A photo or file sent in a call's chat, or a snapshot of the customer's camera (``kind``)."""
+
+    id: str
+    session_id: str
+    sender: str
+    sender_user_id: int | None
+    kind: str
+    name: str
+    media_type: str
+    size: int
+    width: int | None
+    height: int | None
+    # Relative to the recordings folder; never sent.
+    path: str
+    sha256: str
+    created_at: float
+
+    def to_json(self) -> dict[str, Any]:
+        """What staff see of it (never its path on disk); the file itself is served by id."""
+        return api_fields(self, "id session_id from=sender kind name media_type size width height at=created_at")
+
+
 # invites and the audit log
 
 

@@ -186,6 +186,27 @@ recordings = _session_rows_table(
     Column("progress", Float, nullable=True),
 )
 
+session_files = Table(
+    "session_files",
+    metadata,
+    # Photos and files sent in a call's chat, and the rep's snapshots of the customer's camera. The id is random
+    # (URLs name it), the bytes live under the recordings folder at ``path`` and are looked up by id only.
+    Column("id", String(40), primary_key=True),
+    _session_column(),
+    Column("sender", String(16), nullable=False),
+    _user_column("sender_user_id"),
+    Column("kind", String(16), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("media_type", String(64), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("width", Integer, nullable=True),
+    Column("height", Integer, nullable=True),
+    Column("path", String(300), nullable=False),
+    Column("sha256", SHA256_HEX, nullable=False),
+    _created_at(),
+    Index("ix_session_files_session", "session_id"),
+)
+
 audit_log = Table(
     "audit_log",
     metadata,

@@ -11,6 +11,7 @@ from .erasure import ErasureRepository
 from .events import EventRepository
 from .invites import InviteRepository
 from .recordings import RecordingRepository
+from .session_files import SessionFileRepository
 from .sessions import SessionRepository
 from .timeline import TimelineRepository
 from .users import UserRepository
@@ -25,6 +26,7 @@ class Store(
     RecordingRepository,
     InviteRepository,
     CallbackRepository,
+    SessionFileRepository,
     ErasureRepository,
     CentreSettingsRepository,
 ):

@@ -61,6 +61,13 @@ ErrorCode = Literal[
     "all_lines_busy",
     "queue_full",
     "unavailable",
+    "unsupported_type",
+    "unreadable_image",
+    "image_too_large",
+    "empty_file",
+    "files_full",
+    "call_not_live",
+    "no_snapshot_requested",
     "http_error",
     "internal",
 ]

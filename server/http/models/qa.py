@@ -21,6 +21,7 @@ from .common import (
     ToDay,
     UserRef,
 )
+from .files import SharedFile
 from .sessions import ChatMessage, Recording, Session, TimelineSecond
 
 NOTES_MAX = 4000
@@ -261,6 +262,12 @@ class PlayerChatMessage(ChatMessage, kw_only=True):
     t: Annotated[float, Meta(description="Seconds on the player's clock; negative while waiting.")]
 
 
+class PlayerFile(SharedFile, kw_only=True):
+    """A photo, file or snapshot, with when it was sent on the player's clock."""
+
+    t: Annotated[float, Meta(description="Seconds on the player's clock; negative while waiting.")]
+
+
 class Flag(Reply, kw_only=True):
     """A run of seconds with the customer's frustration flag up."""
 
@@ -299,6 +306,7 @@ class ReviewBundle(Reply, kw_only=True):
     player: Recording | None
     recordings: list[Recording]
     chat: list[PlayerChatMessage]
+    files: Annotated[list[PlayerFile], Meta(description="Photos, files and snapshots sent in the call, in order.")]
     timeline: list[TimelineSecond]
     flags: list[Flag]
     assist: Annotated[

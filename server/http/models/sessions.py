@@ -26,6 +26,7 @@ from .common import (
     Time,
     ToDay,
 )
+from .files import SharedFile
 from .hours import Availability
 
 SESSION_STATES = ("waiting", "active", "ended", "abandoned", "interrupted")
@@ -296,6 +297,7 @@ class SessionDetail(Session, kw_only=True):
     """A session with its chat, events and per-second emotion timeline."""
 
     chat: list[ChatMessage]
+    files: Annotated[list[SharedFile], Meta(description="Photos, files and snapshots sent in the call, in order.")]
     events: list[SessionEvent]
     emotion_timeline: list[TimelineSecond]
 

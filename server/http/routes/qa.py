@@ -10,6 +10,7 @@ from aiohttp import web
 
 from ...calls.centre_settings import CENTRE
 from ...calls.desk import CALL_DESK
+from ...calls.views import staff_file_url
 from ...config import SETTINGS
 from ...recording.composer import COMPOSED_PARTICIPANT, COMPOSER, track_offsets
 from ...recording.retention import ErasureRefused, erase_session, sessions_of_customer, set_legal_hold
@@ -43,7 +44,7 @@ from ..models.sessions import Session
 from ..pages import page_response
 from ..security import ApiError
 from .intake import clean, day_start, validate_reason
-from .sessions import REVIEWERS, recording_json
+from .sessions import REVIEWERS, file_json, recording_json
 
 routes = Routes(tag="QA")
 EXPORT_ROWS = 10_000
@@ -259,6 +260,8 @@ async def qa_session(request: web.Request, *, path_params: SessionPath) -> Revie
     shift = round(customer_video.epoch - epoch) if customer_video and customer_video.epoch else 0
     timeline = [{**row.to_json(), "second": row.second + shift} for row in await store.list_timeline(record.id)]
     chat = [{**c.to_json(), "t": round(c.created_at - epoch, 2)} for c in await store.list_chat(record.id)]
+    stored_files = await store.list_files(record.id)
+    files = [{**file_json(f, staff_file_url(f)), "t": round(f.created_at - epoch, 2)} for f in stored_files]
     marks, whispers = _assist(await store.list_events(record.id), epoch)
     data = record.to_json()
     rep = await store.get_user(record.rep_id) if record.rep_id else None
@@ -274,6 +277,7 @@ async def qa_session(request: web.Request, *, path_params: SessionPath) -> Revie
             "player": recording_json(composed) if composed is not None else None,
             "recordings": [recording_json(r) for r in tracks],
             "chat": chat,
+            "files": files,
             "timeline": timeline,
             "flags": _flags(timeline),
             "assist": marks,

@@ -13,7 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from ...calls.centre_settings import CENTRE
 from ...calls.cues import EMOTION
 from ...calls.desk import CALL_DESK
-from ...calls.views import PROTOCOL_VERSION
+from ...calls.views import PROTOCOL_VERSION, staff_file_url
 from ...config import SETTINGS
 from ...metrics import METRICS, require_metrics_access
 from ...storage import records
@@ -45,6 +45,7 @@ from ..models.sessions import (
 )
 from ..pages import WEB_CLIENT, page_response
 from ..security import COOKIE, LOGIN_TTL_S, ApiError, client_address, require_staff, set_login_cookie
+from .callbacks import availability
 from .intake import (
     call_token,
     check_contact,
@@ -57,7 +58,6 @@ from .intake import (
     validate_language,
     validate_reason,
 )
-from .callbacks import availability
 from .invites import INVITE_KEY, LinkError, open_link
 
 routes = Routes(tag="Sessions")
@@ -312,9 +312,17 @@ async def get_session(request: web.Request, *, path_params: SessionPath) -> Sess
         raise ApiError(404, "not_found", "no such session")
     data = record.to_json()
     data["chat"] = [c.to_json() for c in await store.list_chat(record.id)]
+    data["files"] = [file_json(f, staff_file_url(f)) for f in await store.list_files(record.id)]
     data["events"] = [e.to_json() for e in await store.list_events(record.id)]
     data["emotion_timeline"] = [s.to_json() for s in await store.list_timeline(record.id)]
     return SessionDetail.of(data)
+
+
+def file_json(file: records.SessionFile, url: str) -> dict[str, Any]:
+    """A photo, file or snapshot as the API sends it: by its random id and URL, never its path on disk."""
+    data = file.to_json()
+    del data["id"], data["session_id"]
+    return {**data, "file_id": file.id, "url": url}
 
 
 # recordings (QA)
