@@ -61,7 +61,8 @@ async def staff_login(page: Page, username: str) -> None:
     await page.get_by_test_id("login-submit").click()
 
 
-async def in_call_settings(settings: Settings) -> Settings:
+def in_call_settings(settings: Settings) -> Settings:
+    """Cues, recording and the composed QA file on: every part of the console and QA has something to show."""
     return replace(settings, emotion_cues=True, recording_policy="always", compose_recordings=True)
 
 
@@ -69,7 +70,7 @@ async def in_call_settings(settings: Settings) -> Settings:
 
 
 async def test_axe_finds_nothing_serious_in_a_call_from_start_to_qa(settings: Settings, tmp_path: Path) -> None:
-    changed = await in_call_settings(settings)
+    changed = in_call_settings(settings)
     async with (
         running_with_cues(changed, COLOUR_DETECTOR, REP_AND_QA) as rapport,
         chromium_per_side(tmp_path) as (customer_side, rep_side),
