@@ -121,6 +121,9 @@ class ReportTotals(Reply, kw_only=True):
     flagged_share: Annotated[
         Share | None, Meta(description="Of answered calls with cues allowed, the share with a frustration flag.")
     ]
+    callbacks_requested: Annotated[Count, Meta(description="Callbacks asked for (on that day, for that reason).")]
+    callbacks_started: Annotated[Count, Meta(description="Of those, how many a rep started.")]
+    callbacks_completed: Annotated[Count, Meta(description="Of those, how many ended in an answered call.")]
 
 
 class ReportRow(ReportTotals, kw_only=True):

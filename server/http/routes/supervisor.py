@@ -18,6 +18,7 @@ from aiohttp import web
 
 from ...calls.centre_settings import CENTRE
 from ...calls.desk import CALL_DESK
+from ...storage import records
 from ...storage.store import STORE
 from ..api import CSV_EXPORT, Routes, respond_csv, staff, staff_user
 from ..models.supervisor import (
@@ -50,6 +51,9 @@ REPORT_FIELDS = (
     "rating_avg",
     "ratings",
     "flagged_share",
+    "callbacks_requested",
+    "callbacks_started",
+    "callbacks_completed",
 )
 
 
@@ -95,16 +99,33 @@ async def report_rows(request: web.Request, query: ReportQuery) -> tuple[list[di
     if end <= start or end - start > MAX_RANGE_S:
         raise ApiError(400, "bad_request", "from/to: a range of one day to a year, from before to")
     rows = [dataclasses.asdict(r) for r in await request.app[STORE].report_sessions(start, end)]
+    callbacks = await request.app[STORE].report_callbacks(start, end)
+
+    def key_of(created_at: float, reason: str | None) -> str:
+        if query.group == "day":
+            return datetime.fromtimestamp(created_at, UTC).strftime("%Y-%m-%d")
+        return reason or "none"
+
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
-        key = (
-            datetime.fromtimestamp(row["created_at"], UTC).strftime("%Y-%m-%d")
-            if query.group == "day"
-            else row["reason"] or "none"
-        )
-        groups[key].append(row)
-    out = [{"key": key, **summarize(items)} for key, items in sorted(groups.items())]
-    return out, summarize(rows)
+        groups[key_of(row["created_at"], row["reason"])].append(row)
+    asked: dict[str, list[records.Callback]] = defaultdict(list)
+    for callback in callbacks:
+        asked[key_of(callback.created_at, callback.reason)].append(callback)
+    out = [
+        {"key": key, **summarize(groups.get(key, [])), **count_callbacks(asked.get(key, []))}
+        for key in sorted(set(groups) | set(asked))
+    ]
+    return out, {**summarize(rows), **count_callbacks(callbacks)}
+
+
+def count_callbacks(callbacks: list[records.Callback]) -> dict[str, int]:
+    """Callbacks asked for (by the day or reason they were asked for), how many of them reps started and completed."""
+    return {
+        "callbacks_requested": len(callbacks),
+        "callbacks_started": sum(1 for c in callbacks if c.started_at is not None),
+        "callbacks_completed": sum(1 for c in callbacks if c.state == "completed"),
+    }
 
 
 @routes.get("/api/v1/reports", op="getReport", auth=staff(*SUPERVISOR_ROLES), answer="The rows and totals.")
