@@ -8,6 +8,7 @@
 import { CallMedia, tryPlay, wireMediaToggles } from "./call.js";
 import { ChatPanel } from "./chat.js";
 import { resetAssist, showHandler, showMonitored, showParty } from "./customer/assist.js";
+import { offerCallbackInstead, showOpenState, wireClosed } from "./customer/closed.js";
 import { showEndScreen, wireEndScreen } from "./customer/ended.js";
 import { renderHelp } from "./customer/help.js";
 import { chosenReason, setupIntake, wireIntake } from "./customer/intake.js";
@@ -63,6 +64,12 @@ async function init() {
   if (currentLanguage() !== config.language) refreshHelp(currentLanguage());
 
   setupIntake(config, joinToken);
+  wireClosed(config, { reason: () => $("reason-select").value, name: () => $("customer-name").value.trim() });
+  if (!joinToken) {
+    // Out of hours the form gives way to a callback request (an invite's link opens its call whenever).
+    showOpenState($("reason-select").value);
+    $("reason-select").addEventListener("change", () => showOpenState($("reason-select").value));
+  }
   bindText($("call-again"), () => t("call_again"));
   bindText($("mute"), () => t(media && !media.audioEnabled ? "unmute" : "mute"));
   bindText($("camera-toggle"), () => t(media && !media.videoEnabled ? "camera_on" : "camera_off"));
@@ -202,6 +209,7 @@ function showPosition(msg) {
     return;
   }
   let remaining = msg.estimated_wait_s;
+  offerCallbackInstead(remaining, () => callToken, () => signaling?.send({ type: "call.end" }));
   bindText(estimate, () => t("estimated", { wait: waitText(remaining) }));
   waitTicker = setInterval(() => {
     remaining = Math.max(0, remaining - 1);
