@@ -10,7 +10,7 @@ import pytest
 
 from server.http.pages import WEB_CLIENT, Page, PageError, read_pages
 
-STAFF_PAGES = {"console": None, "qa": "qa.css", "supervisor": "supervisor.css"}
+STAFF_PAGES = {"console": None, "qa": "qa.css", "supervisor": "supervisor.css", "admin": "admin.css"}
 CUSTOMER_PAGES = {"customer": "customer.js", "link-error": None}
 LINK_ERROR_FIELDS = {"title": "Link expired", "message": "This link has expired."}
 

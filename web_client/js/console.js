@@ -91,7 +91,7 @@ function start() {
   on("assist.state", (msg) => isOurCall(msg) && assist.onAssistState(msg));
   on("whisper.message", (msg) => isOurCall(msg) && assist.onWhisper(msg));
   on("call.taken_over", onTakenOver);
-  on("bye", (msg) => msg.reason === "logged_out" && location.reload());
+  on("bye", (msg) => ["logged_out", "disabled"].includes(msg.reason) && location.reload());
   on("error", (msg) => !msg.reply_to && toast(msg.message));
   signaling.connect();
 }

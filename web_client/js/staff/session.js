@@ -86,6 +86,8 @@ function begin(answer) {
   $("login-password").value = "";
   hide("login-error");
   $("user-name").textContent = page.showRole ? nameAndRole(user) : user.display_name;
+  const adminLink = $("nav-admin"); // the other staff pages link to /admin for admins
+  if (adminLink) adminLink.hidden = user.role !== "admin";
   if (page.roles && !page.roles.includes(user.role)) {
     page.onSignedOut();
     setState("forbidden");
