@@ -489,6 +489,7 @@ SUCCESS = (
     Case("login", "fresh", body={"username": "rep2", "password": PASSWORD}),
     Case("logout", "spare", 204),
     Case("getMe", "rep"),
+    Case("setMyLanguage", "rep", body={"language": "nl"}),
     Case(
         "startCall",
         "anon",
@@ -609,6 +610,8 @@ BAD = (
     bad("login", "fresh", body={"username": "", "password": "x"}),
     bad("login", "fresh", body={"username": "rep1"}),
     bad("login", "fresh", body={"username": "rep1", "password": "x" * 1025}),
+    bad("setMyLanguage", "rep", body={"language": "xx"}),
+    bad("setMyLanguage", "rep", body={}),
     bad("startCall", "anon", body={"language": "klingon"}),
     bad("startCall", "anon", body={"reason": "../../etc"}),
     bad("startCall", "anon", body={"contact": {"email": "not-an-address"}}),
