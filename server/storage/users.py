@@ -72,7 +72,8 @@ class UserRepository(Repository):
                 )
         except IntegrityError:
             raise UsernameTaken(username) from None  # made by someone else meanwhile
-        return User(int(result.inserted_primary_key[0]), username, display_name, role, True)
+        key = result.inserted_primary_key
+        return User(int(key[0]) if key else 0, username, display_name, role, True)
 
     async def set_role(self, user_id: int, role: str) -> int:
         """A new role; their logins end (an open page must not keep the old role's powers). :class:`LastAdmin`

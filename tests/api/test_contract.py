@@ -443,6 +443,9 @@ async def world(rapport: Rapport) -> AsyncIterator[World]:
         "base": rapport.url,
     }
     await closed_session(rapport, customer_ref="crm-erase")
+    # An account and an API key for the admin's operations to change.
+    ids["temp_id"] = (await rapport.store.create_user("temp1", "Temp", "rep", "x")).id
+    ids["key_id"] = (await ApiKeyStore(rapport.store.engine).create("to-revoke", ("sessions:read",)))[0].id
     # A call whose wait ran out (max_wait): its customer may ask for a callback.
     waited, waited_token = await rapport.store.create_session(
         NewCall(reason="other", customer_name="Ed"), token_ttl_s=3600
@@ -545,8 +548,27 @@ SUCCESS = (
         201,
         body={"url": "{base}/hook-sink", "events": ["session.created"], "description": "contract test"},
     ),
+    Case("testWebhook", "key", path={"webhook_id": "{webhook_id}"}),
     Case("deleteWebhook", "key", 204, path={"webhook_id": "{webhook_id}"}),
     Case("setBusinessHours", "admin", body=EXAMPLE),
+    Case("getCentreSettings", "admin", nonempty=("dispositions", "reasons")),
+    Case("listApiKeys", "admin", nonempty=("items",)),
+    Case("createApiKey", "admin", 201, body=EXAMPLE),
+    Case("revokeApiKey", "admin", 204, path={"key_id": "{key_id}"}),
+    Case("createUser", "admin", 201, body=EXAMPLE),
+    Case("setRole", "admin", path={"user_id": "{temp_id}"}, body=EXAMPLE),
+    Case("setActive", "admin", path={"user_id": "{temp_id}"}, body=EXAMPLE),
+    Case("resetPassword", "admin", path={"user_id": "{temp_id}"}),
+    Case("putDispositions", "admin", body=EXAMPLE),
+    Case("putReasons", "admin", body=EXAMPLE),
+    Case("putHelpArticles", "admin", body=EXAMPLE),
+    Case("putRecordingPolicy", "admin", body=EXAMPLE),
+    Case(
+        "putEmotionPolicy",
+        "admin",
+        body={"cues": False, "default_consent": True, "raise_threshold": 0.5, "clear_threshold": 0.3, "hold_s": 1},
+    ),
+    Case("resetCentreSettings", "admin", path={"section": "dispositions"}),
     Case("eraseSession", "admin", path={"session_id": "{closed}"}),
     Case("eraseCustomer", "admin", path={"customer_ref": "{erase_ref}"}, nonempty=("erased",)),
 )
@@ -690,6 +712,15 @@ BAD = (
     bad("createWebhook", "key", body={"url": "{base}/h", "events": ["session.ended"], "description": "x" * 201}),
     bad("listDeliveries", "key", path={"webhook_id": "{webhook_id}"}, query={"limit": "0"}),
     bad("listDeliveries", "key", path={"webhook_id": "{webhook_id}"}, query={"limit": "many"}),
+    bad("createUser", "admin", body={"username": "Bad Name", "display_name": "x", "role": "rep"}),
+    bad("setRole", "admin", path={"user_id": "{temp_id}"}, body={"role": "root"}),
+    bad("setActive", "admin", path={"user_id": "{temp_id}"}, body={"active": "no"}),
+    bad("createApiKey", "admin", body={"name": "x", "scopes": []}),
+    bad("putDispositions", "admin", body={"items": []}),
+    bad("putReasons", "admin", body={"items": []}),
+    bad("putHelpArticles", "admin", body={"articles": {"order": [{"title": "", "body": "b"}]}}),
+    bad("putRecordingPolicy", "admin", body={"policy": "sometimes"}),
+    bad("putEmotionPolicy", "admin", body={"cues": False}),
 )
 # Operations whose query or body can never be wrong, and why.
 NEVER_REJECTED = {"getConfig": "an unknown lang falls back to Accept-Language"}
