@@ -39,16 +39,18 @@ pytest:
 		.venv/bin/python -m pytest $(PYTEST_ARGS); \
 	fi
 
-# Call capacity per media path, the emotion detector's cost, cue latency through a real call, what a listening
-# supervisor costs and how soon a flagged call reaches the floor, and what checking and encoding a WebSocket
-# message costs (bench/README.md).
+# Call capacity per media path, the emotion detector's cost, its worker's memory and start-up and `make run`'s venv,
+# cue latency through a real call, what a listening supervisor costs and how soon a flagged call reaches the floor,
+# and what checking and encoding a WebSocket message costs (bench/README.md). The bench group comes first: pydantic,
+# and full TensorFlow for fer's own FER, the baseline of bench/emotion.py and bench/emotion_worker.py.
 bench: setup
+	$(UV) sync --frozen --all-extras --group bench
 	$(NETNS) .venv/bin/python -m bench.calls
 	.venv/bin/python bench/emotion.py
+	.venv/bin/python bench/emotion_worker.py
 	$(NETNS) .venv/bin/python bench/cue_latency.py
 	$(NETNS) .venv/bin/python bench/networks.py
 	$(NETNS) .venv/bin/python bench/assist.py
-	$(UV) sync --frozen --all-extras --group bench
 	.venv/bin/python bench/validation.py
 
 # 10,000+ hostile HTTP requests, WebSocket messages and SDP offers against a server process, with a bystander

