@@ -28,7 +28,7 @@ from .api import PUBLIC, Operation, Routes
 from .apikeys import SCOPES
 from .docs_page import render_html
 from .models.common import ENUM_MARKER, AnyObject, Error
-from .routes import admin, callbacks, health, invites, qa, sessions, supervisor, webhooks
+from .routes import admin, callbacks, files, health, invites, qa, sessions, supervisor, webhooks
 from .security import COOKIE, CSP, CSRF_HEADER, MAX_BODY_BYTES
 
 Schema = dict[str, Any]
@@ -46,6 +46,7 @@ TAGS = (
     ("Invites", "Signed links for identified customers, made by staff or by another system."),
     ("Sessions", "Support sessions, for staff and for other systems."),
     ("Recordings", "Recorded tracks and the audit log (QA, supervisors and admins only)."),
+    ("Files", "Photos, files and snapshots in a call: uploads by its two parties, downloads by who may read it."),
     ("Wrap-up", "The rep's outcome and notes after a call."),
     ("QA", "Review of closed sessions. Emotion scores describe the customer, never the rep."),
     ("Retention", "Legal hold and erasure."),
@@ -73,7 +74,16 @@ ERRORS = {
         "The invite link has expired (link_expired), opened its one call already (link_used) or was revoked "
         "(link_revoked).",
     ),
-    413: ("TooLarge", f"The body is over {MAX_BODY_BYTES} bytes (too_large)."),
+    413: (
+        "TooLarge",
+        f"The body is over {MAX_BODY_BYTES} bytes, or an upload over max_file_mb (too_large); a picture with too "
+        "many pixels (image_too_large).",
+    ),
+    415: (
+        "UnsupportedMedia",
+        "An upload that is not a JPEG, PNG, WebP, GIF or PDF by its content (unsupported_type), an image that does "
+        "not decode (unreadable_image), or an empty file (empty_file).",
+    ),
     429: (
         "RateLimited",
         "Too many requests from this address or for this username (rate_limited); as many calls from this address "
@@ -98,6 +108,7 @@ def tables() -> tuple[Routes, ...]:
         sessions.routes,
         invites.routes,
         callbacks.routes,
+        files.routes,
         qa.routes,
         supervisor.routes,
         webhooks.routes,

@@ -330,7 +330,7 @@ async def send(
         data = json.dumps(op["requestBody"]["content"]["application/json"]["example"]).encode()
     elif body is not NO_BODY:
         data = json.dumps(world.fill(body)).encode()
-    all_headers = {**actor_headers, **(headers or {})}
+    all_headers = {**actor_headers, **world.fill(headers or {})}
     if data is not None:
         all_headers["Content-Type"] = "application/json"
     try:
@@ -410,6 +410,17 @@ async def world(rapport: Rapport) -> AsyncIterator[World]:
     _customer2, live_call = await rapport.customer(reason="complaint", name="Bo")
     await rep2.request({"type": "call.accept", "session_id": live_call["session_id"]})
     await rapport.customer(reason="other", name="Cy")  # waits: one rep is busy, the other wrapping up
+    # A photo the live call's customer sent; rep2 (the live call's rep) sends files too.
+    async with rapport.http.post(
+        f"{rapport.url}/api/v1/calls/files",
+        params={"name": "receipt.png"},
+        data=PNG,
+        headers={"X-Call-Token": live_call["token"]},
+    ) as r:
+        assert r.status == 201, await r.text()
+        live_file = (await r.json())["file_id"]
+    http, csrf = await rapport.staff_session("rep2")
+    actors["rep2"] = (http, {"X-CSRF-Token": csrf})
 
     async with rapport.http.post(
         f"{rapport.url}/api/v1/invites",
@@ -429,6 +440,8 @@ async def world(rapport: Rapport) -> AsyncIterator[World]:
     ids = {
         "ended": ended,
         "live": live_call["session_id"],
+        "live_token": live_call["token"],
+        "live_file": live_file,
         "token": call["token"],
         "recording": recording,
         "invite": invite,
@@ -482,6 +495,11 @@ class Case:
 
 
 ENDED = {"session_id": "{ended}"}
+PDF = b"%PDF-1.4\n%%EOF\n"
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000010000000108020000009077"
+    "53de0000000c4944415408d763f8cfc000000301010018dd8db00000000049454e44ae426082"
+)
 # In order: the cases that change or remove things come after those that read them.
 SUCCESS = (
     Case("getOpenApi", "anon"),
@@ -516,6 +534,18 @@ SUCCESS = (
         nonempty=("items",),
     ),
     Case("getSession", "key", path=ENDED, nonempty=("chat", "events", "emotion_timeline")),
+    Case("getSession", "key", path={"session_id": "{live}"}, nonempty=("files",)),
+    Case(
+        "sendCustomerFile",
+        "anon",
+        201,
+        query={"name": "photo.png"},
+        body=PNG,
+        headers={"X-Call-Token": "{live_token}"},
+    ),
+    Case("getCustomerFile", "anon", path={"file_id": "{live_file}"}, headers={"X-Call-Token": "{live_token}"}),
+    Case("sendRepFile", "rep2", 201, path={"session_id": "{live}"}, query={"name": "guide.pdf"}, body=PDF),
+    Case("getSessionFile", "key", path={"session_id": "{live}", "file_id": "{live_file}"}),
     Case("listSessionRecordings", "qa", path=ENDED, nonempty=("items",)),
     Case("getRecordingMedia", "qa", path={"recording_id": "{recording}"}),
     Case("getRecordingMedia", "qa", 206, path={"recording_id": "{recording}"}, headers={"Range": "bytes=0-99"}),
@@ -721,6 +751,9 @@ BAD = (
     bad("putHelpArticles", "admin", body={"articles": {"order": [{"title": "", "body": "b"}]}}),
     bad("putRecordingPolicy", "admin", body={"policy": "sometimes"}),
     bad("putEmotionPolicy", "admin", body={"cues": False}),
+    bad("sendCustomerFile", "anon", query={"kind": "video"}),
+    bad("sendCustomerFile", "anon", query={"name": "x" * 201}),
+    bad("sendRepFile", "rep2", path={"session_id": "{live}"}, query={"name": "x" * 201}),
 )
 # Operations whose query or body can never be wrong, and why.
 NEVER_REJECTED = {"getConfig": "an unknown lang falls back to Accept-Language"}

@@ -65,10 +65,19 @@ CUSTOMER_KEYS = frozenset(
         "ended_by",
         "reason",
         "callback",
+        # file.shared (a photo, file or snapshot: a random file id and the customer's own URL, no staff ids)
+        "file",
+        "file_id",
+        "kind",
+        "media_type",
+        "size",
+        "width",
+        "height",
+        "url",
     }
 )
 # The only keys whose values may be numbers: anything else numeric (a rep id, a chat row id) is a leak.
-NUMERIC_KEYS = frozenset({"protocol", "seq", "position", "estimated_wait_s"})
+NUMERIC_KEYS = frozenset({"protocol", "seq", "position", "estimated_wait_s", "size", "width", "height"})
 
 # What staff know about the customer, and what the customer must never read.
 CONTEXT = {"order": "ORD-SECRET-5521", "tier": "tier-secret-gold", "fault": "E17-secret-fault"}
@@ -261,6 +270,25 @@ async def test_a_whole_call_life_never_shows_the_customer_staff_data(rapport: Ra
         "text": "Let me look at your order",
     }
     assert set(await sam.wait_for(lambda m: m["type"] == "chat.message" and m["from"] == "rep")) >= {"id"}
+
+    # Sam sends a PDF and asks for a snapshot: the customer's file.shared and snapshot.request carry a random
+    # file id, the customer's own URL and the file's facts; no rep id, no uploader login, no staff URL.
+    async with sam.http.get(f"{rapport.url}/api/v1/me") as r:
+        sam_csrf = (await r.json())["csrf_token"]
+    async with sam.http.post(
+        f"{rapport.url}/api/v1/sessions/{sid}/files",
+        params={"name": "guide.pdf"},
+        data=b"%PDF-1.4\n%%EOF\n",
+        headers={"X-CSRF-Token": sam_csrf},
+    ) as r:
+        assert r.status == 201, await r.text()
+    shared = await second.wait_for("file.shared")
+    assert set(shared["file"]) == {
+        *("file_id", "from", "kind", "name", "media_type", "size", "width", "height", "url", "at"),
+    }
+    assert shared["file"]["url"].startswith("/api/v1/calls/files/f_") and shared["file"]["from"] == "rep"
+    await sam.request({"type": "snapshot.take"})
+    assert set(await second.wait_for("snapshot.request")) == {"type", "session_id"}
 
     await sam.request({"type": "media.state", "audio": False, "video": True})
     assert await second.wait_for("peer.media") == {"type": "peer.media", "who": "rep", "audio": False, "video": True}

@@ -91,6 +91,7 @@ class ErasedCounts(Reply, kw_only=True):
     emotion_seconds: Count
     reviews: Count
     webhook_payloads: Count
+    session_files: Annotated[Count, Meta(description="Photos, files and snapshots sent in the call.")]
     callbacks: Annotated[Count, Meta(description="Callbacks from or of this call whose contact was blanked.")]
 
 
