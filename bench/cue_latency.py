@@ -58,7 +58,7 @@ from tests.support.clients import (
 )
 from tests.support.faces import make_clip
 
-MODEL_LOAD_TIMEOUT_S = 240.0  # the first call waits for the server's worker to load TensorFlow
+MODEL_LOAD_TIMEOUT_S = 240.0  # the first call waits for the server's worker to load the model
 FLAG_TIMEOUT_S = 30.0
 
 

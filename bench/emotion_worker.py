@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,9 +57,11 @@ class TensorFlowFastPath(FastFerDetector):
     def __init__(self) -> None:
         super().__init__()
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        from fer.fer import FER
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pkg_resources' and tf.lite's deprecation notices
+            from fer.fer import FER
 
-        self._fer = FER()  # type: ignore[assignment]
+            self._fer = FER()  # type: ignore[assignment]
 
 
 @dataclass
