@@ -102,7 +102,7 @@ class ProcessWorker:
             return
         parent_end, child_end = socket.socketpair()
         # The worker finds the modules this process finds (a factory may live in tests/ or bench/).
-        path = os.pathsep.join(os.path.abspath(p) for p in sys.path if p)
+        path = os.pathsep.join(os.path.abspath(p) for p in sys.path)  # "" is the working directory
         try:
             process = subprocess.Popen(
                 [sys.executable, "-m", "emotion.worker", str(child_end.fileno()), self._name],
