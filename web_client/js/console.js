@@ -6,6 +6,7 @@
 // asking for help and a supervisor's listen, whisper and barge-in console/assist.js.
 import { CallMedia, tryPlay, wireMediaToggles } from "./call.js";
 import { ChatPanel } from "./chat.js";
+import { fileItem, upload } from "./files.js";
 import { alertNewCustomer, askToNotify, notifyRinging } from "./console/alert.js";
 import { wireAssist } from "./console/assist.js";
 import { languageName, showCard } from "./console/card.js";
@@ -18,7 +19,7 @@ import { api } from "./staff/api.js";
 import { deploymentReasons, loadDeployment } from "./staff/deployment.js";
 import { formatDuration as formatWait, none } from "./staff/format.js";
 import { startStaffLanguage } from "./staff/language.js";
-import { startSession } from "./staff/session.js";
+import { csrfToken, startSession } from "./staff/session.js";
 
 let signaling = null;
 let media = null;
@@ -77,6 +78,9 @@ function start() {
   on("rep.status", (msg) => showStatus(msg.status));
   on("call.accepted", onAccepted);
   on("chat.message", (msg) => chat.add(msg));
+  on("file.shared", (msg) => isOurCall(msg) && showFile(msg.file));
+  on("snapshot.failed", (msg) => isOurCall(msg) && ($("snapshot-status").textContent = t("console.snapshot.failed")));
+  wireFiles();
   on("peer.state", (msg) => ($("peer-reconnecting").hidden = msg.state !== "reconnecting"));
   on("peer.media", showPeerMedia);
   on("media.restart", () => media.pc && media.restart()); // the call's media moved to another node: offer again
@@ -94,6 +98,36 @@ function start() {
   on("bye", (msg) => ["logged_out", "disabled"].includes(msg.reason) && location.reload());
   on("error", (msg) => !msg.reply_to && toast(msg.message));
   signaling.connect();
+}
+
+/** Photos and PDFs in the chat, and the customer's camera snapshots in their own panel. */
+function wireFiles() {
+  const input = $("file-input");
+  input.addEventListener("change", () => {
+    const file = input.files?.[0];
+    input.value = "";
+    if (!file || !call) return;
+    const url = `/api/v1/sessions/${encodeURIComponent(call.session_id)}/files?name=${encodeURIComponent(file.name)}`;
+    upload(url, file, { headers: { "X-CSRF-Token": csrfToken() }, progress: $("file-progress") }).catch((err) =>
+      toast(err.code === "unsupported_type" ? t("console.files.refused") : err.message),
+    );
+  });
+  $("snapshot-take").addEventListener("click", () => {
+    $("snapshot-status").textContent = t("console.snapshot.waiting");
+    signaling.request({ type: "snapshot.take" }).catch((e) => ($("snapshot-status").textContent = e.message));
+  });
+}
+
+function showFile(file) {
+  if (document.querySelector(`[data-file-id="${CSS.escape(file.file_id)}"]`)) return;
+  if (file.kind === "snapshot") {
+    const item = fileItem(file, { youAre: "rep" });
+    item.dataset.testid = "snapshot-item";
+    $("snapshot-list").prepend(item);
+    $("snapshot-status").textContent = "";
+  } else {
+    $("chat").querySelector('[data-testid="chat-log"]').append(fileItem(file, { youAre: "rep" }));
+  }
 }
 
 /** A message about the call on screen (or naming none). */

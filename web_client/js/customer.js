@@ -7,6 +7,7 @@
 // what the customer is told about a supervisor (joined, left, may listen) customer/assist.js.
 import { CallMedia, tryPlay, wireMediaToggles } from "./call.js";
 import { ChatPanel } from "./chat.js";
+import { fileItem, takeStill, upload } from "./files.js";
 import { resetAssist, showHandler, showMonitored, showParty } from "./customer/assist.js";
 import { offerCallbackInstead, showOpenState, wireClosed } from "./customer/closed.js";
 import { showEndScreen, wireEndScreen } from "./customer/ended.js";
@@ -134,6 +135,9 @@ function connect(token) {
   signaling.addEventListener("queue.position", (ev) => showPosition(ev.detail));
   signaling.addEventListener("call.accepted", (ev) => onAccepted(ev.detail));
   signaling.addEventListener("chat.message", (ev) => chat.add(ev.detail));
+  signaling.addEventListener("file.shared", (ev) => showFile(ev.detail.file));
+  signaling.addEventListener("snapshot.request", () => sendSnapshot());
+  wireFileInput();
   signaling.addEventListener("peer.state", (ev) => showPeerState(ev.detail));
   signaling.addEventListener("peer.media", (ev) => showPeerMedia(ev.detail));
   // The call's media moved to another media node: offer again (the rep shows "reconnecting" meanwhile).
@@ -149,6 +153,48 @@ function connect(token) {
     if (ev.detail.code !== 4003 && document.body.dataset.state !== "ended") setBanner("reconnecting", "reconnecting");
   });
   signaling.connect();
+}
+
+/** Photos and PDFs in the chat: sent over HTTP with the call token, progress shown, refusals in words. */
+function wireFileInput() {
+  const input = $("file-input");
+  if (input.dataset.wired) return;
+  input.dataset.wired = "1";
+  input.addEventListener("change", () => {
+    const file = input.files?.[0];
+    input.value = "";
+    if (!file) return;
+    sendFile(file, file.name, "file").catch((err) => toast(fileError(err)));
+  });
+}
+
+function sendFile(blob, name, kind) {
+  const url = `/api/v1/calls/files?name=${encodeURIComponent(name)}&kind=${kind}`;
+  return upload(url, blob, { headers: { "X-Call-Token": callToken }, progress: $("file-progress") });
+}
+
+function fileError(err) {
+  if (err.code === "unsupported_type") return t("file_refused");
+  if (err.status === 413) return t("file_too_large");
+  return err.message;
+}
+
+function showFile(file) {
+  if (document.querySelector(`[data-file-id="${CSS.escape(file.file_id)}"]`)) return;
+  if (file.kind === "snapshot") toast(t("agent_took_photo"));
+  const item = fileItem(file, { fetchHeaders: { "X-Call-Token": callToken }, youAre: "customer" });
+  $("chat").querySelector('[data-testid="chat-log"]').append(item);
+}
+
+/** The rep asked for a still of the camera: take one at its own resolution and send it. */
+async function sendSnapshot() {
+  const track = media?.stream?.getVideoTracks?.()[0];
+  try {
+    const still = await takeStill(track, $("local-video"));
+    await sendFile(still, "snapshot.jpg", "snapshot");
+  } catch {
+    /* the rep hears after a while that no photo came */
+  }
 }
 
 /** Chat times in the page's language (Persian digits for fa), and each line in its own direction. */
