@@ -137,6 +137,9 @@ class Settings:
     login_recheck_s: float = 30.0
     # Emotion cues (customer's video only, with consent). The deployment picks the toggle's default.
     emotion_cues: bool = True
+    # The centre's policy, set by an admin on /admin: cues may run at all. Apart from emotion_cues, which says
+    # whether this process runs a model (a front door with media nodes runs none, its nodes do).
+    emotion_cues_allowed: bool = True
     emotion_default_consent: bool = True
     emotion_raise_threshold: float = 0.5
     emotion_clear_threshold: float = 0.3

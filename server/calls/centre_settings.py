@@ -30,7 +30,7 @@ POLL_S = 3.0
 
 # The emotion policy's fields: section key -> Settings field.
 EMOTION_FIELDS = {
-    "cues": "emotion_cues",
+    "cues": "emotion_cues_allowed",
     "default_consent": "emotion_default_consent",
     "raise_threshold": "emotion_raise_threshold",
     "clear_threshold": "emotion_clear_threshold",

@@ -235,7 +235,7 @@ class MediaLife:
     def start_cues(self, live: LiveSession) -> None:
         if live.cues is not None or live.media is None or not live.record.emotion_consent:
             return
-        if not self.shared.settings.emotion_cues:
+        if not self.shared.settings.emotion_cues_allowed:
             return  # turned off for the centre on /admin (cue_state says so)
         if isinstance(live.media, RemoteCallMedia) and live.media.cues_on_link:
             # The node analyses the customer's video itself: the frames never cross the link.
@@ -273,7 +273,7 @@ class MediaLife:
         """What the rep's cue panel shows now: the cues, or why there are none."""
         if not live.record.emotion_consent:
             return [views.emotion_status("off", OFF_BY_CUSTOMER, live.id)]
-        if live.cues is None and not self.shared.settings.emotion_cues:
+        if live.cues is None and not self.shared.settings.emotion_cues_allowed:
             return [views.emotion_status("unavailable", CUES_OFF_FOR_CENTRE, live.id)]
         if live.cues is None:
             return [views.emotion_status("unavailable", self.emotion.message, live.id)]

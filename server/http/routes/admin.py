@@ -300,7 +300,9 @@ async def put_emotion(request: web.Request, *, body: EmotionPolicy) -> CentreSet
     where the server runs no emotion model is 409.
     """
     emotion = request.app.get(EMOTION)
-    if body.cues and (emotion is None or emotion.service is None):
+    # With media nodes the nodes run the model, not this front door.
+    runs_model = (emotion is not None and emotion.service is not None) or request.app[CENTRE].base.media_nodes
+    if body.cues and not runs_model:
         raise ApiError(409, "conflict", "cues: this server runs no emotion model (emotion_cues in its configuration)")
     value = {
         "cues": body.cues,

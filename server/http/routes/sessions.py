@@ -186,7 +186,7 @@ async def config(request: web.Request, *, query: ConfigQuery) -> Config:
             ],
             # The notice is shown whenever cues may run; the toggle starts at the deployment's default.
             "emotion": {
-                "available": emotion.service is not None and settings.emotion_cues,
+                "available": emotion.service is not None and settings.emotion_cues_allowed,
                 "default_consent": settings.emotion_default_consent,
             },
             "recording": {"policy": settings.recording_policy},
