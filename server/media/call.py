@@ -25,8 +25,13 @@ from ..config import IceServer
 from ..metrics import BucketCounts, measure_transit
 from .assist import ASSIST_MODES, SUPERVISOR, supervisor_reaches
 from .feeds import FeedTrack, GatedFeedTrack, ParticipantFeed
-from .forwarding import forward_track, give_up_on_lost_packets, relay_keyframe_requests, request_keyframe_from
+from .forwarding import RtpFeedTrack, RtpParticipantFeed, request_keyframe_from
+from .healing import give_up_on_lost_packets
 from .peers import ServerPeer
+from .seams import tap_receiver
+
+# What a peer sends: a feed's frames (transcoding) or its packets, renumbered (forwarding).
+Outgoing = FeedTrack | RtpFeedTrack
 
 log = logging.getLogger(__name__)
 
@@ -103,11 +108,12 @@ class CallMedia(BaseCallMedia):
         # Forwarding: the first peer's video codec; the other side is answered with the same one.
         self.video_codec: str | None = None
         self.ice_servers = ice_servers
+        feed = RtpParticipantFeed if forward else ParticipantFeed
         self.feeds: dict[str, dict[str, ParticipantFeed]] = {
-            role: {kind: ParticipantFeed(kind, f"{session_id}/{role}") for kind in KINDS} for role in PARTIES
+            role: {kind: feed(kind, f"{session_id}/{role}") for kind in KINDS} for role in PARTIES
         }
         self.peers: dict[str, ServerPeer | None] = {role: None for role in PARTIES}
-        self._outgoing: dict[str, list[FeedTrack]] = {role: [] for role in PARTIES}
+        self._outgoing: dict[str, list[Outgoing]] = {role: [] for role in PARTIES}
         self._stall_after_s = stall_after_s
         self._peer_started: dict[str, float] = {}
         self._watchdog = asyncio.create_task(self._watch(), name=f"media-watchdog-{session_id}")
@@ -122,10 +128,11 @@ class CallMedia(BaseCallMedia):
         def on_track(track: MediaStreamTrack) -> None:
             if any(t.kind == track.kind for t in incoming):
                 return  # a participant sends one track of each kind (slot 0); another one is not played
-            if self.forward:
-                forward_track(track)  # before its receiver starts: it will hand out packets
             receiver = peer.receiver_of(track)
-            if track.kind == "video" and receiver is not None:
+            feed = self.feeds[role].get(track.kind)
+            if isinstance(feed, RtpParticipantFeed) and receiver is not None:
+                tap_receiver(receiver, feed.tap(receiver))  # before it receives: its packets go to the feed
+            elif track.kind == "video" and receiver is not None:
                 give_up_on_lost_packets(receiver)  # or a lost packet freezes the picture for ~17 s
             incoming.append(track)
 
@@ -166,28 +173,41 @@ class CallMedia(BaseCallMedia):
         for remote in incoming:
             if remote.kind in self.feeds[role]:
                 feed = self.feeds[role][remote.kind]
-                feed.attach(remote)
-                if self.forward:
+                receiver = peer.receiver_of(remote)
+                if isinstance(feed, RtpParticipantFeed) and receiver is not None:
+                    feed.attach_rtp(receiver)
                     feed.keyframe_source = self._keyframe_requester(peer, remote)
+                else:
+                    feed.attach(remote)
         for sender in peer.senders:
-            if not isinstance(sender.track, FeedTrack):
-                continue
-            if self.forward:
-                # A receiver's PLI/FIR at our sender goes to the participant who is the source.
-                relay_keyframe_requests(sender, sender.track.feed.request_keyframe)
-            if self.transit is not None and sender.track.kind == "video":
+            if isinstance(sender.track, RtpFeedTrack):
+                # Its packets go out through this sender; a PLI/FIR or NACK at it is answered or sent upstream.
+                sender.track.bind(sender)
+            elif isinstance(sender.track, FeedTrack) and self.transit is not None and sender.track.kind == "video":
                 measure_transit(sender, sender.track, self.transit)
         return answer
 
-    def _outgoing_tracks(self, role: str) -> list[FeedTrack]:
+    def _outgoing_tracks(self, role: str) -> list[Outgoing]:
         """What ``role``'s peer sends, in slot order: slot 0's audio and video, then slot 1's."""
+        if self.forward:
+            return self._forwarded_tracks(role)
         if role == SUPERVISOR:
             return [FeedTrack(self.feeds[side][kind]) for side in ROLES for kind in KINDS]
-        main = [FeedTrack(self.feeds[other(role)][kind]) for kind in KINDS]
-        third: list[FeedTrack] = [
-            GatedFeedTrack(self.feeds[SUPERVISOR][kind], self._gate(role, kind)) for kind in KINDS
-        ]
+        main: list[Outgoing] = [FeedTrack(self.feeds[other(role)][kind]) for kind in KINDS]
+        third: list[Outgoing] = [GatedFeedTrack(self.feeds[SUPERVISOR][kind], self._gate(role, kind)) for kind in KINDS]
         return main + third
+
+    def _forwarded_tracks(self, role: str) -> list[Outgoing]:
+        feeds = self.feeds
+
+        def stream(feed: ParticipantFeed, gate: Callable[[], bool] | None = None) -> RtpFeedTrack:
+            assert isinstance(feed, RtpParticipantFeed)
+            return RtpFeedTrack(feed, gate, transit=self.transit)
+
+        if role == SUPERVISOR:
+            return [stream(feeds[side][kind]) for side in ROLES for kind in KINDS]
+        main: list[Outgoing] = [stream(feeds[other(role)][kind]) for kind in KINDS]
+        return main + [stream(feeds[SUPERVISOR][kind], self._gate(role, kind)) for kind in KINDS]
 
     def _gate(self, role: str, kind: str) -> Callable[[], bool]:
         return lambda: supervisor_reaches(role, kind, self.assist_mode)
@@ -199,9 +219,11 @@ class CallMedia(BaseCallMedia):
         self.assist_mode = mode
         for role in ROLES:
             for track in self._outgoing[role]:
-                if isinstance(track, GatedFeedTrack) and not track.is_open():
+                if not isinstance(track, GatedFeedTrack | RtpFeedTrack) or track.is_open is None:
+                    continue
+                if not track.is_open():
                     track.flush()
-                elif isinstance(track, GatedFeedTrack) and track.kind == "video":
+                elif track.kind == "video":
                     track.feed.request_keyframe()  # the picture starts at once, not at the next periodic keyframe
 
     async def _ask_keyframe(self, receiver: Any) -> None:

@@ -19,6 +19,7 @@ from aiortc.mediastreams import MediaStreamTrack
 from ..config import IceServer
 from .ice import PortsExhausted
 from .remote_candidates import reachable_offer
+from .seams import capture_send_parameters
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +190,9 @@ class ServerPeer:
         for track in outgoing:
             if room.get(track.kind, 0) > 0:
                 room[track.kind] -= 1
-                self.senders.append(self.pc.addTrack(track))
+                sender = self.pc.addTrack(track)
+                capture_send_parameters(sender)  # forwarded packets are written with what it negotiates
+                self.senders.append(sender)
         answer = await self.pc.createAnswer()
         if answer is None:
             raise BadOffer("no answer could be made")

@@ -25,7 +25,7 @@ from aiortc.rtp import RtpPacket, is_rtcp
 from aiortc.sdp import SessionDescription
 from av import AudioFrame, VideoFrame
 
-from server.media.forwarding import give_up_on_lost_packets
+from server.media.healing import give_up_on_lost_packets
 
 _ids = itertools.count(1)
 
