@@ -201,8 +201,12 @@ class CallCenter:
         conn.session_id = live.id
         self.grace.seat(live, "customer", conn)
         records = await self.store.list_chat(live.id)
+        # What was shared before a reload or reconnect comes back with the chat, so nothing is lost from the page.
         welcome = views.customer_welcome(
-            live, chat=views.customer_chat(records), ice_servers=self._ice_servers(live.id)
+            live,
+            chat=views.customer_chat(records),
+            files=await self.store.list_files(live.id),
+            ice_servers=self._ice_servers(live.id),
         )
         conn.send(welcome)
         if live.state == "waiting":
@@ -244,6 +248,7 @@ class CallCenter:
             self.grace.seat(live, "rep", conn)
             call = views.rep_accepted(live)
             call.chat = views.rep_chat(await self.store.list_chat(live.id))
+            call.files = views.rep_files(await self.store.list_files(live.id))
         conn.send(
             views.rep_welcome(
                 user, status=rep.status, call=call, wrap_up=rep.wrap_up, ice_servers=self._ice_servers(f"rep-{user.id}")
@@ -325,6 +330,7 @@ class CallCenter:
         accepted = views.rep_accepted(live)
         # What the customer typed while waiting is the first thing the rep should read.
         accepted.chat = views.rep_chat(await self.store.list_chat(live.id))
+        accepted.files = views.rep_files(await self.store.list_files(live.id))
         live.send_to_customer(views.customer_accepted(live))
         for c in rep.conns:
             c.send(accepted)

@@ -293,6 +293,9 @@ class CustomerWelcome(ToCustomer, tag="welcome", kw_only=True):
     ice_servers: Annotated[list[IceServer], Meta(description="For `RTCPeerConnection`; empty by default.")]
     session: Annotated[CustomerSession, Meta(description="The customer's session.")]
     chat: Annotated[list[CustomerChatLine], Meta(description="The call's chat so far.")]
+    files: Annotated[
+        list[CustomerFile], Meta(description="The photos, files and snapshots shared in the call so far, in order.")
+    ]
     call: (
         Annotated[CustomerCallAccepted, Meta(description="Back in a call in progress: its `call.accepted`.")]
         | UnsetType
@@ -374,7 +377,8 @@ class CallMonitored(ToCustomer, tag="call.monitored", kw_only=True):
 
 
 class RepCallAccepted(ToRep, tag="call.accepted", kw_only=True):
-    """You accepted (or reloaded during) a call: the customer card and, in `welcome` or on accept, the chat."""
+    """You accepted (or reloaded during) a call: the customer card and, in `welcome` or on accept, the chat and
+    the files."""
 
     session_id: SessionId
     answered_at: Time | None
@@ -384,6 +388,10 @@ class RepCallAccepted(ToRep, tag="call.accepted", kw_only=True):
     emotion_consent: Annotated[bool | None, Meta(description="The customer allows emotion cues.")]
     recording: RecordingState
     chat: Annotated[list[RepChatLine], Meta(description="The call's chat so far.")] | UnsetType = UNSET
+    files: (
+        Annotated[list[RepFile], Meta(description="The photos, files and snapshots shared so far, in order.")]
+        | UnsetType
+    ) = UNSET
 
 
 class RepWelcome(ToRep, tag="welcome", kw_only=True):

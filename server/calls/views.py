@@ -227,13 +227,18 @@ def customer_accepted(live: LiveSession) -> CustomerCallAccepted:
 
 
 def customer_welcome(
-    live: LiveSession, *, chat: list[CustomerChatLine], ice_servers: Iterable[Mapping[str, Any]]
+    live: LiveSession,
+    *,
+    chat: list[CustomerChatLine],
+    files: Iterable[SessionFile] = (),
+    ice_servers: Iterable[Mapping[str, Any]],
 ) -> CustomerWelcome:
     return CustomerWelcome(
         protocol=PROTOCOL_VERSION,
         ice_servers=browser_ice_servers(ice_servers),
         session=customer_session(live.record),
         chat=chat,
+        files=[customer_file(f) for f in files],
         call=customer_accepted(live) if live.state == "active" and live.rep is not None else UNSET,
     )
 
@@ -300,6 +305,10 @@ def rep_file(file: SessionFile) -> RepFile:
         url=staff_file_url(file),
         at=iso(file.created_at),
     )
+
+
+def rep_files(files: Iterable[SessionFile]) -> list[RepFile]:
+    return [rep_file(f) for f in files]
 
 
 def rep_file_shared(file: SessionFile) -> RepFileShared:

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from ..storage.api_keys import API_KEYS
-from ..storage.records import ApiKey, User
+from ..storage.api_keys import API_KEYS, ApiKey
+from ..storage.records import User
 from .security import ApiError, require_staff
 
 SCOPES = ("invites:write", "sessions:read", "webhooks:manage")

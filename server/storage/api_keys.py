@@ -6,6 +6,8 @@ Which key may do what (scopes, who is asking) is decided in :mod:`server.http.ap
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 from sqlalchemy import select, update
@@ -14,7 +16,22 @@ from sqlalchemy.engine import RowMapping
 from .. import tokens
 from . import schema
 from .base import Repository, from_row
-from .records import ApiKey
+from .records import api_fields
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    id: int
+    name: str
+    prefix: str
+    scopes: tuple[str, ...]
+    created_at: float
+    revoked_at: float | None
+    last_used_at: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        return api_fields(self, "id name prefix scopes created_at revoked_at last_used_at")
+
 
 KEY_PREFIX = "rk_"
 LAST_USED_WRITE_S = 60.0

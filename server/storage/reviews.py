@@ -13,7 +13,110 @@ from sqlalchemy.sql import ColumnElement
 
 from . import schema
 from .base import Repository, from_row
-from .records import QaSession, Review, Scorecard, StaffName
+from .records import api_fields, iso
+
+
+@dataclass(frozen=True, slots=True)
+class Scorecard:
+    """One version of the rubric; editing it adds a version, so a review keeps the rubric it was scored on."""
+
+    id: int
+    criteria: list[dict[str, str]]
+    created_at: float
+    created_by: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        return api_fields(self, "id criteria created_at created_by")
+
+
+@dataclass(frozen=True, slots=True)
+class Review:
+    id: int
+    session_id: str
+    reviewer_id: int
+    reviewer_name: str
+    scorecard_id: int
+    answers: dict[str, Any]
+    comments: str | None
+    score: float
+    created_at: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "reviewer": {"id": self.reviewer_id, "display_name": self.reviewer_name},
+            **api_fields(self, "scorecard_id answers comments score created_at"),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class QaSession:
+    """A closed session as the QA list shows it, with its latest review."""
+
+    session_id: str
+    created_at: float
+    answered_at: float | None
+    ended_at: float | None
+    reason: str | None
+    customer_name: str | None
+    state: str
+    rep_id: int | None
+    rep_name: str | None
+    disposition: str | None
+    notes: str | None
+    peak_frustration: float | None
+    flag_count: int
+    recorded: bool
+    reviewed: bool
+    review: Review | None
+
+    @property
+    def duration_s(self) -> int | None:
+        """Answered to ended, in whole seconds; None for a call that was never answered."""
+        if not self.ended_at or not self.answered_at:
+            return None
+        return round(self.ended_at - self.answered_at)
+
+    @property
+    def qa_status(self) -> str:
+        return "scored" if self.reviewed else "unscored"
+
+    @property
+    def score(self) -> float | None:
+        return self.review.score if self.review else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "session_id": self.session_id,
+            "created_at": iso(self.created_at),
+            "answered_at": iso(self.answered_at),
+            "ended_at": iso(self.ended_at),
+            "duration_s": self.duration_s,
+            "reason": self.reason,
+            "customer_name": self.customer_name,
+            "state": self.state,
+            "rep": {"id": self.rep_id, "display_name": self.rep_name} if self.rep_id else None,
+            "disposition": self.disposition,
+            "notes": self.notes,
+            "peak_frustration": self.peak_frustration,
+            "flag_count": self.flag_count,
+            "recorded": self.recorded,
+            "qa_status": self.qa_status,
+            "score": self.score,
+            "review": self.review.to_json() if self.review else None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class StaffName:
+    """A rep who has taken calls, for the QA list's filter."""
+
+    id: int
+    display_name: str
+
+    def to_json(self) -> dict[str, Any]:
+        return api_fields(self, "id display_name")
+
 
 CRITERION_TYPES = ("scale", "yesno")
 DEFAULT_CRITERIA: tuple[dict[str, str], ...] = (

@@ -7,6 +7,7 @@ delivery is sent by a ``webhook`` job keyed by its id (server/storage/jobs.py), 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import insert, select, update
@@ -15,7 +16,55 @@ from sqlalchemy.engine import RowMapping
 from . import schema
 from .base import Repository, from_row
 from .jobs import add_jobs
-from .records import Delivery, DueDelivery, Endpoint
+from .records import api_fields
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    id: int
+    url: str
+    events: tuple[str, ...]
+    description: str | None
+    active: bool
+    created_at: float
+
+    def to_json(self) -> dict[str, Any]:
+        return api_fields(self, "id url events description created_at")
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One event for one endpoint, as its history shows it (no payload, no secret)."""
+
+    id: int
+    event: str
+    event_id: str
+    state: str
+    attempts: int
+    last_status: int | None
+    last_error: str | None
+    created_at: float
+    delivered_at: float | None
+    next_attempt_at: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        return api_fields(
+            self, "id event event_id state attempts last_status last_error created_at delivered_at next_attempt_at"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DueDelivery:
+    """A pending delivery that is due, with what sending it needs."""
+
+    id: int
+    endpoint_id: int
+    event: str
+    payload: str
+    attempts: int
+    url: str
+    secret: str
+
 
 WEBHOOK_JOB = "webhook"
 

@@ -38,9 +38,9 @@ from aiohttp.abc import AbstractResolver
 from ..jobs import JobWorker, default_node_name
 from ..storage import schema
 from ..storage.jobs import Job, JobStore
-from ..storage.records import DueDelivery, Endpoint, iso
+from ..storage.records import iso
 from ..storage.schema import Engine
-from ..storage.webhooks import WEBHOOK_JOB, WebhookStore
+from ..storage.webhooks import WEBHOOK_JOB, DueDelivery, Endpoint, WebhookStore
 from .guard import BlockedAddress, BlockedUrl, GuardedResolver, guarded_socket, host_blocked_reason
 from .signing import SIGNATURE_HEADER, new_event_id, new_secret, sign
 

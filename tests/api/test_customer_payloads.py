@@ -37,6 +37,7 @@ CUSTOMER_KEYS = frozenset(
         "credential",
         "session",
         "chat",
+        "files",
         "call",
         "session_id",
         "state",
@@ -235,6 +236,7 @@ async def test_a_whole_call_life_never_shows_the_customer_staff_data(rapport: Ra
         "ice_servers": [],
         "session": {"session_id": sid, "state": "waiting", "emotion_consent": True, "recording_consent": None},
         "chat": [],
+        "files": [],
     }
     position = await first.wait_for("queue.position")
     assert set(position) == {"type", "position", "estimated_wait_s"} and position["position"] == 1
@@ -355,9 +357,11 @@ async def test_a_whole_call_life_never_shows_the_customer_staff_data(rapport: Ra
     assert left == {"type": "call.party", "session_id": sid, "present": False, "name": "Lee Lead", "role": "supervisor"}
     assert [m["type"] for m in second.inbox[n:]] == ["call.party", "call.party"]
 
-    # A reload mid-call: the welcome carries the call as the customer sees it, and the numbered chat.
+    # A reload mid-call: the welcome carries the call as the customer sees it, the numbered chat and the files
+    # shared so far (the customer's own copies: the same facts and URL as their file.shared).
     third, during = await customer_socket(rapport, call["token"], tap)
-    assert set(during) == {"type", "protocol", "role", "ice_servers", "session", "chat", "call"}
+    assert set(during) == {"type", "protocol", "role", "ice_servers", "session", "chat", "files", "call"}
+    assert during["files"] == [shared["file"]]
     assert during["session"] == {
         "session_id": sid,
         "state": "active",

@@ -422,3 +422,58 @@ async def test_an_upload_broken_off_leaves_nothing_behind(rapport: Rapport) -> N
     assert status == 201, body
     assert await rapport.store.count_files(call.session_id) == 1
     assert len(stored_files(rapport.app[SETTINGS], call.session_id)) == 1
+
+
+async def test_a_reload_brings_back_every_file_of_the_call(rapport: Rapport) -> None:
+    """A page that reloads or reconnects mid-call gets the files in its welcome, in order, as its audience sees
+    them; a file that failed is not there, and another call's files never are."""
+    call = await live_call(rapport)
+    other = await live_call(rapport, "rep2")
+    status, photo = await customer_upload(rapport, call.token, jpeg_with_gps())
+    assert status == 201, photo
+    status, guide = await rep_upload(rapport, call, PDF, name="guide.pdf")
+    assert status == 201, guide
+    await call.rep.request({"type": "snapshot.take"})
+    await call.customer.wait_for("snapshot.request")
+    status, snap = await customer_upload(rapport, call.token, jpeg_with_gps(size=(800, 600)), kind="snapshot")
+    assert status == 201, snap
+    status, _ = await customer_upload(rapport, call.token, b"<svg xmlns='http://www.w3.org/2000/svg'/>")
+    assert status == 415
+    status, elsewhere = await customer_upload(rapport, other.token, jpeg_with_gps())
+    assert status == 201, elsewhere
+    ids = [photo["file_id"], guide["file_id"], snap["file_id"]]
+    await call.rep.wait_for(lambda m: m.get("type") == "file.shared" and m["file"]["file_id"] == snap["file_id"])
+
+    # The rep's console reloads: the call in its welcome carries the files with the staff URLs.
+    await call.rep.close()
+    rep = await rapport.rep("rep1", available=False)
+    welcome = next(m for m in rep.inbox if m["type"] == "welcome")
+    files = welcome["call"]["files"]
+    assert [f["file_id"] for f in files] == ids
+    assert [(f["from"], f["kind"]) for f in files] == [("customer", "file"), ("rep", "file"), ("customer", "snapshot")]
+    assert files[2]["url"] == f"/api/v1/sessions/{call.session_id}/files/{snap['file_id']}"
+    async with rep.http.get(f"{rapport.url}{files[0]['url']}") as r:
+        assert r.status == 200 and r.headers["Content-Type"] == "image/jpeg"
+
+    # The customer's page reloads: their own copies (their URL, opened with the token), nothing of staff.
+    customer = await welcome_again(rapport, call.token)
+    files = customer["files"]
+    assert [f["file_id"] for f in files] == ids
+    assert all(set(f) == {*CUSTOMER_FILE_KEYS} for f in files)
+    assert all(f["url"] == f"/api/v1/calls/files/{f['file_id']}" for f in files)
+    status, data, _ = await customer_get(rapport, files[1]["url"], call.token)
+    assert status == 200 and data == PDF
+    # The other call's customer gets only their own file back.
+    assert [f["file_id"] for f in (await welcome_again(rapport, other.token))["files"]] == [elsewhere["file_id"]]
+
+
+CUSTOMER_FILE_KEYS = ("file_id", "from", "kind", "name", "media_type", "size", "width", "height", "url", "at")
+
+
+async def welcome_again(rapport: Rapport, token: str) -> dict[str, Any]:
+    client = SignalingClient(rapport.http, rapport.url)
+    await client.connect()
+    rapport._clients.append(client)
+    await client.send({"type": "hello", "token": token})
+    welcome: dict[str, Any] = await client.wait_for("welcome")
+    return welcome

@@ -24,6 +24,7 @@ CSV_HEADER = ",".join(
         "day",
         *("calls", "answered", "abandoned", "abandonment_rate", "wait_p50_s", "wait_p90_s"),
         *("handle_avg_s", "rating_avg", "ratings", "flagged_share"),
+        *("callbacks_requested", "callbacks_started", "callbacks_completed"),
     ]
 )
 FETCH_JS = """async (url) => {
@@ -140,6 +141,7 @@ async def test_the_supervisor_watches_the_floor_and_reads_todays_report(served: 
     lines = answer["text"].splitlines()
     assert lines[0] == CSV_HEADER
     assert lines[1].startswith(f"{today},2,1,1,")
+    assert lines[1].endswith(",0,0,0")  # no callbacks today: counted as 0, not left empty
 
     # By reason: one row per reason, and the export follows.
     await page.get_by_test_id("sup-report-group").select_option("reason")

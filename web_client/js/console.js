@@ -6,7 +6,7 @@
 // asking for help and a supervisor's listen, whisper and barge-in console/assist.js.
 import { CallMedia, tryPlay, wireMediaToggles } from "./call.js";
 import { ChatPanel } from "./chat.js";
-import { fileItem, upload } from "./files.js";
+import { fileItem, replayInOrder, upload } from "./files.js";
 import { alertNewCustomer, askToNotify, notifyRinging } from "./console/alert.js";
 import { wireAssist } from "./console/assist.js";
 import { languageName, showCard } from "./console/card.js";
@@ -137,8 +137,7 @@ function onWelcome(msg) {
   media.iceServers = msg.ice_servers || [];
   showStatus(msg.status);
   if (msg.call) {
-    chat.replay(msg.call.chat || []);
-    onAccepted(msg.call);
+    onAccepted(msg.call); // with the chat and files so far: a reload loses nothing
   } else if (msg.wrap_up && wrapUpSession !== msg.wrap_up.session_id) {
     showWrapUp(msg.wrap_up.session_id);
   }
@@ -222,7 +221,7 @@ async function onAccepted(msg) {
   $("transfer-form").hidden = true;
   assist.reset();
   resetEmotion();
-  chat.replay(msg.chat || []);
+  replayInOrder(msg.chat, msg.files, { line: (m) => chat.add(m), file: showFile });
   // Accepted from the queue (whose row is gone now) or the offer: the keyboard goes on at the call's controls.
   const at = document.activeElement;
   if (!at || at === document.body || !at.isConnected || at.closest(".queue")) $("mute").focus();

@@ -7,7 +7,7 @@
 // what the customer is told about a supervisor (joined, left, may listen) customer/assist.js.
 import { CallMedia, tryPlay, wireMediaToggles } from "./call.js";
 import { ChatPanel } from "./chat.js";
-import { fileItem, takeStill, upload } from "./files.js";
+import { fileItem, replayInOrder, takeStill, upload } from "./files.js";
 import { resetAssist, showHandler, showMonitored, showParty } from "./customer/assist.js";
 import { offerCallbackInstead, showOpenState, wireClosed } from "./customer/closed.js";
 import { showEndScreen, wireEndScreen } from "./customer/ended.js";
@@ -179,9 +179,9 @@ function fileError(err) {
   return err.message;
 }
 
-function showFile(file) {
+function showFile(file, { replayed = false } = {}) {
   if (document.querySelector(`[data-file-id="${CSS.escape(file.file_id)}"]`)) return;
-  if (file.kind === "snapshot") toast(t("agent_took_photo"));
+  if (file.kind === "snapshot" && !replayed) toast(t("agent_took_photo"));
   const item = fileItem(file, { fetchHeaders: { "X-Call-Token": callToken }, youAre: "customer" });
   $("chat").querySelector('[data-testid="chat-log"]').append(item);
 }
@@ -232,7 +232,8 @@ function onError(err) {
 function onWelcome(msg) {
   setBanner("reconnecting", null);
   media.iceServers = msg.ice_servers || [];
-  chat.replay(msg.chat || []);
+  // After a reload or reconnect: the chat and the files so far, in the order they came (shown once each).
+  replayInOrder(msg.chat, msg.files, { line: (m) => chat.add(m), file: (f) => showFile(f, { replayed: true }) });
   $("emotion-consent-live").checked = !!msg.session?.emotion_consent;
   $("emotion-consent-live").closest("label").hidden = !config.emotion.available;
   if (msg.session?.state === "active" && msg.call) onAccepted(msg.call);

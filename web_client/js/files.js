@@ -78,6 +78,13 @@ export function fileItem(file, { fetchHeaders = null, youAre, label = (f) => f.n
   return li;
 }
 
+/** A reloaded page's history: chat lines and files (each with ``at``) shown in the order they were sent. */
+export function replayInOrder(chat = [], files = [], { line, file }) {
+  const items = [...chat.map((m) => [m.at, () => line(m)]), ...files.map((f) => [f.at, () => file(f)])];
+  items.sort((a, b) => Date.parse(a[0]) - Date.parse(b[0])); // stable: a line and a file of one instant keep order
+  for (const [, show] of items) show();
+}
+
 /** A full-resolution still of the camera track: ImageCapture.takePhoto() at the camera's own resolution where
  * the browser has it, else grabFrame(), else the <video> drawn at its videoWidth × videoHeight. A Blob. */
 export async function takeStill(track, video) {

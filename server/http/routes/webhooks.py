@@ -8,8 +8,8 @@ from typing import Any
 
 from aiohttp import web
 
-from ...storage.records import Endpoint
 from ...storage.store import STORE
+from ...storage.webhooks import Endpoint
 from ...webhooks.dispatcher import WEBHOOKS, WebhookDispatcher
 from ..api import Routes, caller, staff_or_key
 from ..models.webhooks import (
