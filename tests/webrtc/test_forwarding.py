@@ -7,6 +7,8 @@ if an upgrade moves them, these fail loudly before anything subtler does.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -16,12 +18,14 @@ import av
 import pytest
 from aiortc import RTCRtpSender
 from aiortc.jitterbuffer import JitterBuffer
-from aiortc.rtp import RtpPacket
+from aiortc.rtp import RtcpPacket, RtcpSrPacket, RtpPacket, is_rtcp
+from aiortc.sdp import SessionDescription
 
 from server.config import Settings
 from server.media import healing
+from server.media.call import CallMedia
 from server.media.feeds import FeedTrack, ParticipantFeed, codec_of, tag_codec
-from server.media.forwarding import GapHealingJitterBuffer, is_keyframe
+from server.media.forwarding import GapHealingJitterBuffer, RtpFeedTrack, RtpParticipantFeed, is_keyframe
 from tests.support.clients import (
     CUSTOMER,
     REP,
@@ -240,3 +244,176 @@ async def test_h264_from_one_side_is_forwarded_as_h264_to_the_other(rapport: Rap
     assert rep_media.received["video"].last.width == 640
     await rep_media.wait_to_see(CUSTOMER)
     await customer_media.wait_to_see(REP)
+
+
+async def until(condition: Callable[[], bool], timeout: float) -> None:
+    """Wait for ``condition`` (polled); the assertions after it say what did not happen."""
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:  # noqa: ASYNC110 - a condition on plain state
+        await asyncio.sleep(0.05)
+
+
+class RtpLog:
+    """Every video RTP packet and sender report that reaches a client (after SRTP), and losses on request.
+
+    ``drop_once``: sequence numbers whose first transmission is lost (a retransmission gets through).
+    """
+
+    def __init__(self, client: MediaClient) -> None:
+        description = client.pc.remoteDescription
+        assert description is not None, "negotiate first"
+        video = next(m for m in SessionDescription.parse(description.sdp).media if m.kind == "video")
+        self.media_types = {c.payloadType for c in video.rtp.codecs if c.name.lower() != "rtx"}
+        self.rtx_types = {c.payloadType for c in video.rtp.codecs if c.name.lower() == "rtx"}
+        self.packets: list[RtpPacket] = []
+        self.rtx_osns: list[int] = []
+        self.reports: list[RtcpSrPacket] = []
+        self.drop_once: set[int] = set()
+        self.dropped: set[int] = set()
+        transport = next(r for r in client.pc.getReceivers() if r.track.kind == "video").transport
+        handle_rtp, handle_rtcp = transport._handle_rtp_data, transport._handle_rtcp_data
+
+        async def logged_rtp(data: bytes, arrival_time_ms: int) -> None:
+            packet = RtpPacket.parse(data)
+            if packet.payload_type in self.media_types:
+                if packet.sequence_number in self.drop_once:
+                    self.drop_once.discard(packet.sequence_number)
+                    self.dropped.add(packet.sequence_number)
+                    return
+                self.packets.append(packet)
+            elif packet.payload_type in self.rtx_types and len(packet.payload) >= 2:
+                self.rtx_osns.append(int.from_bytes(packet.payload[:2], "big"))
+            await handle_rtp(data, arrival_time_ms)
+
+        async def logged_rtcp(data: bytes) -> None:
+            with contextlib.suppress(ValueError):
+                self.reports += [p for p in RtcpPacket.parse(data) if isinstance(p, RtcpSrPacket)]
+            await handle_rtcp(data)
+
+        transport._handle_rtp_data = logged_rtp
+        transport._handle_rtcp_data = logged_rtcp
+
+    def video_reports(self) -> list[RtcpSrPacket]:
+        ssrcs = {p.ssrc for p in self.packets}
+        return [r for r in self.reports if r.ssrc in ssrcs]
+
+
+def unwrap(values: list[int], modulus: int) -> list[int]:
+    out = [values[0]]
+    for value in values[1:]:
+        delta = (value - out[-1]) % modulus
+        out.append(out[-1] + (delta - modulus if delta >= modulus // 2 else delta))
+    return out
+
+
+def outgoing(rapport: Rapport, session_id: str, role: str, kind: str) -> RtpFeedTrack:
+    live = rapport.center.sessions[session_id]
+    assert isinstance(live.media, CallMedia)
+    return next(t for t in live.media._outgoing[role] if t.kind == kind and isinstance(t, RtpFeedTrack))
+
+
+# The customer's camera after a reconnect: a new connection, a new SSRC, new sequence numbers and clock.
+CUSTOMER_RECONNECTED = Identity("customer reconnected", (40, 200, 40), CUSTOMER.tone_hz)
+
+
+@pytest.mark.webrtc
+async def test_a_re_offer_keeps_the_reps_stream_continuous(rapport: Rapport) -> None:
+    rep = await rapport.rep("rep1")
+    customer, call = await rapport.customer()
+    await rep.request({"type": "call.accept", "session_id": call["session_id"]})
+    pictures = {who.bgr: solid_frame(who.bgr) for who in (CUSTOMER, CUSTOMER_RECONNECTED)}
+    showing = [CUSTOMER.bgr]
+    customer_media = MediaClient(
+        video=PatternVideoTrack(frame_for_time=lambda _t: pictures[showing[0]]), identity=CUSTOMER
+    )
+    rep_media = MediaClient(identity=REP)
+    rapport.media += [customer_media, rep_media]
+    await customer_media.negotiate(customer)
+    await rep_media.negotiate(rep)
+    await rep_media.wait_to_see(CUSTOMER)
+    log = RtpLog(rep_media)
+    await rep_media.wait_frames("video", rep_media.frames("video") + 15)
+
+    showing[0] = CUSTOMER_RECONNECTED.bgr
+    await customer_media.restart()  # as the page does after a network change: a new peer connection
+    await rep_media.wait_to_see(CUSTOMER_RECONNECTED)
+    frames = rep_media.frames("video")
+    await rep_media.wait_frames("video", frames + 15)
+
+    stream = outgoing(rapport, call["session_id"], "rep", "video")
+    assert stream.rewriter is not None and stream.rewriter.segments >= 2, "the reconnect began a new segment"
+    assert len({p.ssrc for p in log.packets}) == 1, "one SSRC to the rep throughout"
+    seqs = unwrap([p.sequence_number for p in log.packets], 1 << 16)
+    assert sorted(set(seqs)) == list(range(min(seqs), max(seqs) + 1)), "no hole in the sequence numbers"
+    stamps = unwrap([p.timestamp for p in log.packets], 1 << 32)
+    assert all(b >= a for a, b in itertools.pairwise(stamps)), "timestamps never went back"
+
+
+@pytest.mark.webrtc
+async def test_a_nack_is_answered_from_the_servers_cache_as_rtx(rapport: Rapport) -> None:
+    _rep, _customer, call, customer_media, rep_media = await rapport.media_call()
+    await rep_media.wait_to_see(CUSTOMER)
+    log = RtpLog(rep_media)
+    await rep_media.wait_frames("video", rep_media.frames("video") + 5)
+    stream = outgoing(rapport, call["session_id"], "rep", "video")
+    retransmitted = stream.retransmitted
+    newest = log.packets[-1].sequence_number
+    log.drop_once = {(newest + n) % (1 << 16) for n in (20, 21, 40)}
+    await until(lambda: not log.drop_once and log.dropped <= set(log.rtx_osns), 10)
+    assert log.dropped and log.dropped <= set(log.rtx_osns), "each lost packet came back as RTX with its OSN"
+    assert stream.retransmitted >= retransmitted + len(log.dropped)
+    frames = rep_media.frames("video")
+    await rep_media.wait_frames("video", frames + 30)  # and the picture flows on
+
+
+@pytest.mark.webrtc
+async def test_sender_reports_count_the_forwarded_packets_with_a_consistent_clock(rapport: Rapport) -> None:
+    _rep, _customer, call, _customer_media, rep_media = await rapport.media_call()
+    await rep_media.wait_to_see(CUSTOMER)
+    log = RtpLog(rep_media)
+    await until(lambda: len(log.video_reports()) >= 3, 15)
+    reports = log.video_reports()
+    assert len(reports) >= 3, "the rep got sender reports for its forwarded video"
+    stream = outgoing(rapport, call["session_id"], "rep", "video")
+    last = reports[-1].sender_info
+    assert 0 < last.packet_count <= stream.packets_out and last.octet_count > 0
+    # Between two reports, RTP time moved on as much as NTP time did (90 kHz video clock).
+    first = reports[0].sender_info
+    ntp_s = (last.ntp_timestamp - first.ntp_timestamp) / (1 << 32)
+    rtp_s = ((last.rtp_timestamp - first.rtp_timestamp) % (1 << 32)) / 90_000
+    assert ntp_s > 0.5 and abs(rtp_s - ntp_s) < 0.25, (ntp_s, rtp_s)
+
+
+@pytest.mark.webrtc
+async def test_hostile_rtp_payloads_are_counted_and_dropped_and_the_call_carries_on(rapport: Rapport) -> None:
+    _rep, _customer, call, customer_media, rep_media = await rapport.media_call()
+    await rep_media.wait_to_see(CUSTOMER)
+    live = rapport.center.sessions[call["session_id"]]
+    assert isinstance(live.media, CallMedia)
+    feed = live.media.feeds["customer"]["video"]
+    assert isinstance(feed, RtpParticipantFeed)
+    # Corrupt some of what the customer sends (video and audio alike).
+    transport = customer_media.video_sender.transport
+    send_rtp = transport._send_rtp
+    corrupted = [0]
+
+    async def corrupting(data: bytes) -> None:
+        if not is_rtcp(data) and corrupted[0] < 30:
+            packet = RtpPacket.parse(data)
+            if packet.payload and len(packet.payload) > 4 and packet.sequence_number % 7 == 0:
+                corrupted[0] += 1
+                # A picture id announced and missing (aiortc's depayloader refuses it), or a descriptor and no
+                # frame (ours does).
+                packet.payload = b"\x90\xe0" if corrupted[0] % 2 else b"\x10"
+                data = packet.serialize()
+        await send_rtp(data)
+
+    transport._send_rtp = corrupting
+    await until(lambda: corrupted[0] >= 30, 10)
+    transport._send_rtp = send_rtp
+    assert corrupted[0] == 30
+    assert feed.malformed > 0, "counted as malformed where aiortc let them through"
+    frames = rep_media.frames("video")
+    await rep_media.wait_frames("video", frames + 30)
+    await rep_media.wait_to_see(CUSTOMER)
+    assert live.media.peers["customer"] is not None and live.media.peers["customer"].state == "connected"
