@@ -4,6 +4,7 @@ import { $, el, hide, show, toast } from "../dom.js";
 import { t } from "../i18n.js";
 import { api } from "../staff/api.js";
 import { codeLabel, isNumber } from "../staff/format.js";
+import { wireFiles } from "./files.js";
 import { qa, sessionUrl } from "./state.js";
 import { highlightChat, wireTranscript } from "./transcript.js";
 
@@ -19,6 +20,7 @@ export function wirePlayer() {
   video.addEventListener("error", () => video.getAttribute("src") && show("qa-player-error"));
   $("qa-compose-retry").addEventListener("click", retryCompose);
   wireTranscript(seekTo);
+  wireFiles(seekTo);
   document.addEventListener("keydown", onShortcut);
 }
 

@@ -1,5 +1,5 @@
 // The session view (#/sessions/{id}): one recorded call with its header, player, emotion
-// timeline, transcript, the rep's wrap-up, the scorecard and the retention controls.
+// timeline, transcript, files and snapshots, the rep's wrap-up, the scorecard and the retention controls.
 import { $, hide, setState, show } from "../dom.js";
 import { t } from "../i18n.js";
 import { api } from "../staff/api.js";
@@ -7,6 +7,7 @@ import { reasonLabel } from "../staff/deployment.js";
 import { formatDateTime, formatDuration, humanize, none } from "../staff/format.js";
 import { renderPlayer, renderTracks, seekTo } from "./player.js";
 import { closeEraseDialog, renderRecordControls } from "./retention.js";
+import { clearFiles, renderFiles, sortedFiles } from "./files.js";
 import { clearScorecard, renderReviews, renderScorecard } from "./scorecard.js";
 import { dispositionLabels, qa, sessionUrl } from "./state.js";
 import { EmotionTimeline } from "./timeline.js";
@@ -61,6 +62,7 @@ function resetSessionView(id) {
   document.querySelector(".player-note.compose").hidden = true;
   $("qa-timeline").replaceChildren();
   $("qa-chat").replaceChildren();
+  clearFiles();
   clearScorecard();
 }
 
@@ -71,14 +73,17 @@ function renderSession(bundle) {
   renderPlayer(bundle.player);
   renderTracks(bundle.recordings || []);
   const chat = sortedChat(bundle.chat || []);
+  const files = sortedFiles(bundle.files || []);
   qa.view.timeline.setData({
     timeline: bundle.timeline || [],
     flags: bundle.flags || [],
     marks: chat.map((m) => m.t),
+    snapshots: files.filter((f) => f.kind === "snapshot").map((f) => f.t),
     assist: bundle.assist || [],
     whispers: bundle.whispers || [],
   });
   renderChat(chat);
+  renderFiles(files);
   renderWrapup(session, bundle.notes);
   renderScorecard(bundle.scorecard, session.state === "erased");
   renderReviews(bundle.reviews || [], bundle.scorecard);

@@ -48,6 +48,7 @@ export class EmotionTimeline {
     this.bySecond = new Map();
     this.flags = [];
     this.marks = [];
+    this.snapshots = [];
     this.assist = [];
     this.whispers = [];
     this.dataDuration = 1;
@@ -69,18 +70,20 @@ export class EmotionTimeline {
 
   /**
    * timeline: [{second, mean_frustration, max_frustration, face_present}], flags: [{start_s, end_s, peak}], marks: chat times,
+   * snapshots: the times of the rep's snapshots of the customer's camera,
    * assist: [{t, kind, by}] a supervisor's steps and the rep's asks for help, whispers: [{t, by, text}] text whispers.
    */
-  setData({ timeline = [], flags = [], marks = [], assist = [], whispers = [] }) {
+  setData({ timeline = [], flags = [], marks = [], snapshots = [], assist = [], whispers = [] }) {
     this.entries = [...timeline].filter((e) => Number.isInteger(e.second) && e.second >= 0).sort((a, b) => a.second - b.second);
     this.bySecond = new Map(this.entries.map((e) => [e.second, e]));
     this.flags = flags.filter((f) => isScore(f.start_s));
     this.marks = marks.filter((t) => isScore(t) && t >= 0);
+    this.snapshots = snapshots.filter((t) => isScore(t) && t >= 0);
     this.assist = assist.filter((a) => isScore(a.t) && ASSIST_KINDS.includes(a.kind)).map((a) => ({ ...a, t: Math.max(0, a.t) }));
     this.whispers = whispers.filter((w) => isScore(w.t) && typeof w.text === "string").map((w) => ({ ...w, t: Math.max(0, w.t) }));
     const lastSecond = this.entries.length ? this.entries.at(-1).second + 1 : 0;
     const lastFlag = Math.max(0, ...this.flags.map((f) => f.end_s ?? f.start_s));
-    this.dataDuration = Math.max(1, lastSecond, lastFlag, ...this.marks, ...this.assist.map((a) => a.t));
+    this.dataDuration = Math.max(1, lastSecond, lastFlag, ...this.marks, ...this.snapshots, ...this.assist.map((a) => a.t));
     this.empty.hidden = this.entries.length > 0;
     this.summary.textContent = this.entries.length ? this.summarise() : "";
     this.renderAssistLog();
@@ -178,7 +181,7 @@ export class EmotionTimeline {
   }
 
   legend() {
-    const kinds = ["mean", "peak", "flag", "noface", "threshold", "chat", "assist", "help"];
+    const kinds = ["mean", "peak", "flag", "noface", "threshold", "chat", "snapshot", "assist", "help"];
     const list = legendList("timeline-legend small", kinds.map((kind) => ({ swatch: `swatch-${kind}`, label: t(`timeline.legend.${kind}`) })));
     list.setAttribute("aria-label", t("timeline.legend.label"));
     return list;
@@ -242,6 +245,7 @@ export class EmotionTimeline {
     this.drawSeries(root);
     this.drawThreshold(root);
     this.drawChatMarks(root);
+    this.drawSnapshotMarks(root);
     this.drawSeekArea(root);
     this.drawHover(root);
     this.drawCursor(root);
@@ -341,6 +345,18 @@ export class EmotionTimeline {
     for (const t of this.marks) {
       if (t > this.duration) continue;
       svg("line", { x1: this.x(t), x2: this.x(t), y1: baseline - 7, y2: baseline, class: "chat-mark" }, g);
+    }
+  }
+
+  /** A small square on the baseline where the rep took a snapshot (the files panel lists them, with their time). */
+  drawSnapshotMarks(root) {
+    const g = svg("g", { class: "snapshot-marks", "aria-hidden": "true" }, root);
+    const baseline = PAD.top + this.plotHeight;
+    for (const t of this.snapshots) {
+      if (t > this.duration) continue;
+      const mark = svg("rect", { x: this.x(t) - 4, y: baseline - 12, width: 8, height: 8, class: "snapshot-mark" }, g);
+      mark.dataset.testid = "qa-snapshot-mark";
+      mark.dataset.t = String(t);
     }
   }
 
