@@ -230,6 +230,7 @@ async def _media_pool_ctx(app: web.Application) -> AsyncIterator[None]:
             yield  # calls are carried in this process
             return
         pool = MediaWorkerPool(workers, absolute_db_url(settings.db_url), app[METRICS].transit, policy)
+        app[METRICS].watch_processes(pool.task_counts)
         async with _running(app, MEDIA_POOL, pool):
             log.info("media: %d worker process(es), %s path", workers, settings.media_path)
             yield

@@ -18,7 +18,7 @@ import hmac
 import time
 from bisect import bisect_left
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from itertools import accumulate
 from typing import Any, Protocol
 
@@ -134,6 +134,8 @@ class _Collected:
         # Frames of calls that have ended, so the counters keep counting up after a call goes.
         self.frames_in_retired = dict.fromkeys(SIDES, 0)
         self.frames_out_retired = dict.fromkeys(SIDES, 0)
+        # Asyncio tasks of other processes (media workers), by a bounded process name; read at scrape time.
+        self.process_tasks: Callable[[], dict[str, int]] | None = None
 
     def describe(self) -> Iterable[Metric]:
         return self._families(with_samples=False)
@@ -160,8 +162,14 @@ class _Collected:
         transit = HistogramMetricFamily(
             "rapport_transit_seconds", "Server transit of video frames (frame in to RTP out), all media workers."
         )
+        tasks = GaugeMetricFamily(
+            "rapport_asyncio_tasks",
+            "Asyncio tasks alive, per process: this one (front) and each media worker (as of its last report).",
+            labels=["process"],
+        )
         if with_samples:
             self._sample_transit(transit)
+            self._sample_tasks(tasks)
             if self.live is not None:
                 labels = ["0", self.media_path]
                 floor = self.live.floor()
@@ -181,7 +189,14 @@ class _Collected:
                 for side in SIDES:
                     frames_in.add_metric([side], received[side])
                     frames_out.add_metric([side], sent[side])
-        yield from (calls, capacity, waiting, reps, frames_in, frames_out, transit)
+        yield from (calls, capacity, waiting, reps, frames_in, frames_out, transit, tasks)
+
+    def _sample_tasks(self, family: GaugeMetricFamily) -> None:
+        with contextlib.suppress(RuntimeError):  # scraped outside an event loop (a test's registry): none to count
+            family.add_metric(["front"], len(asyncio.all_tasks()))
+        if self.process_tasks is not None:
+            for process, count in sorted(self.process_tasks().items()):
+                family.add_metric([process], count)
 
     def _sample_transit(self, family: HistogramMetricFamily) -> None:
         counts = self.transit.counts
@@ -236,6 +251,10 @@ class Metrics:
     def watch(self, live: LiveState, media_path: str) -> None:
         """The call centre whose calls, queue and reps the gauges show."""
         self._collected.live, self._collected.media_path = live, media_path
+
+    def watch_processes(self, tasks: Callable[[], dict[str, int]]) -> None:
+        """Where the other processes' asyncio task counts come from (the media workers' last reports)."""
+        self._collected.process_tasks = tasks
 
     def refused(self, where: str) -> None:
         self.refusals.labels(where).inc()

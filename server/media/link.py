@@ -44,6 +44,8 @@ class MediaLink:
         self.alive = False
         # Events by type that arrived on this link (what crossed it, for operators and tests).
         self.received: Counter[str] = Counter()
+        # Asyncio tasks alive at the other end, as of its last stats report (None until one came).
+        self.tasks: int | None = None
         self._replies: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._ids = itertools.count(1)
 
@@ -99,6 +101,8 @@ class MediaLink:
         if event == "stats":
             if "transit" in header:  # frame transit since the last report, into the one histogram
                 self.transit.add(header["transit"])
+            if isinstance(header.get("tasks"), int):
+                self.tasks = header["tasks"]
             for session, stats in (header.get("calls") or {}).items():
                 call = self.calls.get(session)
                 if call is not None:

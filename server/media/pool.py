@@ -389,6 +389,10 @@ class MediaWorkerPool:
     def capacity(self) -> int | None:
         return None  # the box's own capacity model (server.calls.capacity)
 
+    def task_counts(self) -> dict[str, int]:
+        """Each live worker's asyncio tasks, as of its last stats report (the rapport_asyncio_tasks gauge)."""
+        return {f"worker {w.index}": w.tasks for w in self.workers if w.alive and w.tasks is not None}
+
     async def aclose(self) -> None:
         self._closing = True
         await asyncio.gather(*(w.stop() for w in self.workers), return_exceptions=True)

@@ -263,7 +263,8 @@ class WorkerHost:
         while True:
             await asyncio.sleep(1.0)
             stats = {session: media.stats() for session, media in self.calls.items()}
-            self.send({"event": "stats", "calls": stats, "transit": self.transit.take()})
+            tasks = len(asyncio.all_tasks())
+            self.send({"event": "stats", "calls": stats, "transit": self.transit.take(), "tasks": tasks})
 
     async def aclose(self) -> None:
         for session in list(self.calls):

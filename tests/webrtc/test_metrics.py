@@ -27,6 +27,7 @@ BOUNDED: dict[str, frozenset[str]] = {
     "from": frozenset(SIDES),
     "to": frozenset(SIDES),
     "state": frozenset({*ENDED_STATES, "other"}),
+    "process": frozenset({"front", "worker 0"}),
 }
 
 
@@ -93,6 +94,9 @@ async def test_a_busy_server_labels_samples_only_from_bounded_sets_and_adds_up_i
         assert value(samples, "rapport_calls_answered_total") == 1
         assert value(samples, "rapport_reps", status="busy") == 1
         assert value(samples, "rapport_calls", worker="0", path="forward") == 1
+        # Asyncio tasks per process: this one's, and the worker's from its last stats report (bench/soak.py).
+        assert value(samples, "rapport_asyncio_tasks", process="front") > 0
+        assert value(samples, "rapport_asyncio_tasks", process="worker 0") > 0
         frames_to_rep = value(samples, "rapport_frames_out_total", to="rep")
         assert frames_to_rep > 0 and value(samples, "rapport_frames_in_total", **{"from": "customer"}) > 0
 
