@@ -8,6 +8,7 @@ with ``--inspect``), the allocations that grew since its previous dump. Diffing 
 from __future__ import annotations
 
 import collections
+import ctypes
 import gc
 import os
 import signal
@@ -29,6 +30,28 @@ def _coro_name(task: object) -> str:
     return f"{name}{where}"
 
 
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks")
+    ] + [("keepcost", ctypes.c_size_t)]
+
+
+def _mallinfo() -> str:
+    """glibc's heap: in use (uordblks + hblkhd) against free but kept (fordblks): a leak or fragmentation."""
+    try:
+        libc = ctypes.CDLL(None)
+        libc.mallinfo2.restype = _MallInfo2
+        info = libc.mallinfo2()
+    except (OSError, AttributeError):
+        return "unavailable"
+    mb = 1024 * 1024
+    return (
+        f"heap {info.arena / mb:.1f} MB (in use {info.uordblks / mb:.1f}, free {info.fordblks / mb:.1f}), "
+        f"mmapped {info.hblkhd / mb:.1f} MB in {info.hblks} blocks"
+    )
+
+
 def _dump(_signum: int, _frame: FrameType | None) -> None:
     import asyncio
 
@@ -39,6 +62,10 @@ def _dump(_signum: int, _frame: FrameType | None) -> None:
     lines.append(f"\n## {len(tasks)} asyncio tasks")
     for name, count in collections.Counter(_coro_name(t) for t in tasks).most_common():
         lines.append(f"{count:5d} {name}")
+    lines.append(f"\n## malloc: {_mallinfo()}")
+    if tracemalloc.is_tracing():
+        lines.append(f"## tracemalloc: {tracemalloc.get_traced_memory()[0] / 1024:.0f} kB traced")
+    lines.append(f"## gc: {len(gc.get_objects())} objects")
     lines.append(f"\n## {threading.active_count()} threads")
     lines += sorted(t.name for t in threading.enumerate())
     lines.append("\n## fds")
