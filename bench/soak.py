@@ -360,14 +360,24 @@ async def run_batch(run: Run, slots: list[Slot], first: int, last: int) -> None:
 
 
 async def settle(run: Run, baseline: Sample, limit_s: float) -> Sample:
-    """Quiet samples once a second until the counts are back to ``baseline`` (or ``limit_s`` passed)."""
+    """Quiet samples once a second until the counts are back to ``baseline`` (or ``limit_s`` passed); its RSS is
+    the median of that one and two more."""
     deadline = time.monotonic() + limit_s
     while True:
         await asyncio.sleep(1.0)
         sample = await take_sample(run.http, run.server, len(run.results), run.began, True)
         if not over_baseline(sample, baseline) or time.monotonic() > deadline:
-            run.samples.append(sample)
-            return sample
+            break
+    # RSS: the median of three samples a second apart (a helper's transient buffers must not decide a verdict).
+    more = [sample]
+    for _ in range(2):
+        await asyncio.sleep(1.0)
+        more.append(await take_sample(run.http, run.server, len(run.results), run.began, True))
+    for name, proc in sample.procs.items():
+        rss = sorted(m.procs[name].rss_kb for m in more if name in m.procs)
+        proc.rss_kb = rss[len(rss) // 2]
+    run.samples.append(sample)
+    return sample
 
 
 def over_baseline(sample: Sample, baseline: Sample) -> list[str]:
