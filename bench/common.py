@@ -151,6 +151,7 @@ class ServerPath:
     summary: str
     env: tuple[tuple[str, str], ...] = ()  # RAPPORT_* settings that select this path
     serve_args: tuple[str, ...] = ()
+    customers_consent: bool = False  # the bench's customers agree to emotion cues: their video is analysed
 
 
 # Admission control would refuse calls past the capacity model: the benchmark is what measures it.
@@ -166,6 +167,12 @@ PATHS: dict[str, ServerPath] = {
         "forward",
         "zero-transcode: each side's encoded VP8 and Opus frames go to the other side as they came",
         env=(("RAPPORT_MEDIA_PATH", "forward"), _UNCAPPED),
+    ),
+    "forward-cues": ServerPath(
+        "forward-cues",
+        "forwarding, and every customer agrees to emotion cues: the server also decodes and analyses their video",
+        env=(("RAPPORT_MEDIA_PATH", "forward"), _UNCAPPED),
+        customers_consent=True,
     ),
 }
 

@@ -3,6 +3,9 @@
 The conductor starts it as ``python -m bench.calls.client`` (``worker_command``) and talks to it over pipes:
 it reads commands on stdin (``mark``: report every call's counters; ``stop``: hang up and exit) and writes one JSON
 event a line on stdout (``ready``, ``mark``, ``done``). The reps' password comes in the environment, not argv.
+
+``--receive light`` (the default) counts and checks the encoded frames each client receives and decodes one in 30
+(receive.py, which lists the aiortc internals it relies on); ``--receive full`` decodes every frame, as a browser.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import cProfile
 import json
 import os
 import sys
@@ -22,7 +26,15 @@ from typing import Any
 import aiohttp
 from aiortc import RTCRtpSender
 
-from bench.calls.sources import image_source, picture_count, read_canned_loop, video_track
+from bench.calls import receive
+from bench.calls.sources import (
+    CannedAudioTrack,
+    canned_tone,
+    image_source,
+    picture_count,
+    read_canned_loop,
+    video_track,
+)
 from bench.common import rep_name
 from tests.support.clients import MediaClient, SignalingClient, ToneAudioTrack, login, start_call, wrap_up
 
@@ -30,14 +42,16 @@ SIDES = ("customer", "rep")
 CALL_SETUP_TIMEOUT_S = 30.0
 FIRST_FRAME_TIMEOUT_S = 20.0
 WORKER_PASSWORD_ENV = "RAPPORT_BENCH_PASSWORD"
+PROFILE_ENV = "BENCH_CLIENT_PROFILE"  # a directory: each worker writes its cProfile there (client-<pid>.prof)
+_PROFILE: list[cProfile.Profile] = []
 
 
 def worker_command(
-    url: str, indices: Sequence[int], video: str, canned: Path | None, emotion_consent: bool
+    url: str, indices: Sequence[int], video: str, canned: Path | None, emotion_consent: bool, receive_mode: str
 ) -> list[str]:
     """The command line of a worker for calls ``indices`` (see ``main``)."""
     command = [sys.executable, "-m", "bench.calls.client", "--url", url]
-    command += ["--calls", ",".join(map(str, indices)), "--video", video]
+    command += ["--calls", ",".join(map(str, indices)), "--video", video, "--receive", receive_mode]
     if canned is not None:
         command += ["--canned-dir", str(canned)]
     if emotion_consent:
@@ -75,7 +89,9 @@ class BenchCall:
     video: str
     canned: Path | None
     emotion_consent: bool = False
+    receive_mode: str = "light"
     media: dict[str, MediaClient] = field(default_factory=dict, init=False)
+    lights: dict[str, dict[str, receive.LightReceiver]] = field(default_factory=dict, init=False)  # per side, kind
     up: bool = field(default=False, init=False)
     session_id: str | None = field(default=None, init=False)
     timings: dict[str, float] = field(default_factory=dict, init=False)  # seconds per setup phase
@@ -94,13 +110,19 @@ class BenchCall:
     def picture(self, side: str) -> int:
         return (2 * self.index + SIDES.index(side)) % picture_count(self.video)
 
+    def other(self, side: str) -> str:
+        return SIDES[1 - SIDES.index(side)]
+
     def prepare(self) -> None:
         """Ready this call's pictures now, before any media flows."""
         for side in SIDES:
             if self.canned is not None:
                 read_canned_loop(self.canned, self.video, self.picture(side))
+                canned_tone()
             else:
                 image_source(self.video, self.picture(side)).prepare()
+        if self.receive_mode == "light":
+            receive.reference_thumbnails(self.video)
 
     async def start(self) -> None:
         self._lap()
@@ -113,14 +135,29 @@ class BenchCall:
         self._lap("accept")
         for side in SIDES:
             video = video_track(self.video, self.picture(side), self.canned)
-            self.media[side] = MediaClient(video=video, audio=ToneAudioTrack())
+            audio = CannedAudioTrack() if self.canned is not None else ToneAudioTrack()
+            self.media[side] = MediaClient(video=video, audio=audio)
             prefer_vp8(self.media[side])
+            if self.receive_mode == "light":
+                receivers = [(t.kind, t.receiver) for t in self.media[side].pc.getTransceivers()]
+                expected = receive.Expected.of(self.video, self.picture(self.other(side)))
+                self.lights[side] = receive.install(receivers, expected)
         await asyncio.gather(*(self.media[side].negotiate(self.signaling[side]) for side in SIDES))
         self._lap("negotiate")
-        for media in self.media.values():
-            await media.wait_frames("video", 1, FIRST_FRAME_TIMEOUT_S)
+        for side in SIDES:
+            await self.wait_first_frame(side)
         self._lap("first_frames")
         self.up = True
+
+    async def wait_first_frame(self, side: str) -> None:
+        if self.receive_mode == "full":
+            await self.media[side].wait_frames("video", 1, FIRST_FRAME_TIMEOUT_S)
+            return
+        deadline = time.monotonic() + FIRST_FRAME_TIMEOUT_S
+        while self.lights[side]["video"].frames < 1:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no video frame reached the {side} in {FIRST_FRAME_TIMEOUT_S:g} s")
+            await asyncio.sleep(0.05)
 
     def _lap(self, phase: str | None = None) -> None:
         """Time the setup phases (shown when setting up is slow)."""
@@ -152,11 +189,17 @@ class BenchCall:
         return str(call["session_id"])
 
     async def counters(self) -> dict[str, int]:
-        """Per side: frames decoded, video packets received and lost, video bytes sent."""
+        """Per side: frames received (decoded, or in light mode counted), video packets received and lost, video
+        bytes sent; in light mode also keyframes, frames missing between frames, pictures checked ok and bad."""
         out: dict[str, int] = {}
         for side, media in self.media.items():
-            out[f"video_frames_to_{side}"] = media.frames("video")
-            out[f"audio_frames_to_{side}"] = media.frames("audio")
+            if side in self.lights:
+                for kind, light in self.lights[side].items():
+                    for name, value in light.counters().items():
+                        out[f"{kind}_{name}_to_{side}"] = value
+            else:
+                out[f"video_frames_to_{side}"] = media.frames("video")
+                out[f"audio_frames_to_{side}"] = media.frames("audio")
             for stats in (await media.pc.getStats()).values():
                 if getattr(stats, "kind", None) != "video":
                     continue
@@ -175,6 +218,8 @@ class BenchCall:
             # The same rep account takes the next N's call: it needs its disposition saved first.
             if self.session_id is not None:
                 await _quietly(wrap_up(self.rep_http, self.url, self.session_id))
+        for lights in self.lights.values():
+            await _quietly(receive.stop(lights))
         for media in self.media.values():
             await _quietly(media.close())
         for client in (rep, customer):
@@ -205,11 +250,17 @@ async def start_calls(calls: Sequence[BenchCall]) -> list[str]:
 
 
 async def work(
-    url: str, indices: Sequence[int], video: str, canned: Path | None, password: str, emotion_consent: bool = False
+    url: str,
+    indices: Sequence[int],
+    video: str,
+    canned: Path | None,
+    password: str,
+    emotion_consent: bool = False,
+    receive_mode: str = "light",
 ) -> None:
     """The worker: set the calls up, report counters on "mark", hang up on "stop" (or when stdin closes)."""
     commands = await stdin_reader()
-    calls = [BenchCall(i, url, password, video, canned, emotion_consent) for i in indices]
+    calls = [BenchCall(i, url, password, video, canned, emotion_consent, receive_mode) for i in indices]
     try:
         began = time.monotonic()
         for call in calls:
@@ -218,15 +269,28 @@ async def work(
         errors = await start_calls(calls)
         timings = {str(c.index): c.timings for c in calls}
         emit("ready", up=[c.index for c in calls if c.up], errors=errors, prepare_s=prepare_s, timings=timings)
+        bad_logged = 0
         while line := (await commands.readline()).decode().strip():
             if line == "mark":
                 now = time.monotonic()
                 emit("mark", t=now, calls={str(c.index): await c.counters() for c in calls if c.up})
+                bad = [
+                    f"call {c.index + 1}, to {side}: {why}"
+                    for c in calls
+                    for side, lights in c.lights.items()
+                    for why in lights["video"].bad
+                ]
+                for why in bad[bad_logged:]:
+                    print(f"picture check failed: {why}", file=sys.stderr, flush=True)
+                bad_logged = len(bad)
             elif line == "stop":
                 break
     finally:
         for call in calls:
             await call.close()
+    if _PROFILE:  # before "done": the conductor ends the process soon after it
+        _PROFILE[0].disable()
+        _PROFILE[0].dump_stats(Path(os.environ[PROFILE_ENV]) / f"client-{os.getpid()}.prof")
     emit("done")
 
 
@@ -247,9 +311,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--video", choices=("faces", "pattern"), default="faces")
     parser.add_argument("--canned-dir", type=Path, help="the conductor's VP8 loops (--send canned)")
     parser.add_argument("--emotion-consent", action="store_true")
+    parser.add_argument("--receive", choices=receive.RECEIVE_MODES, default="light")
     args = parser.parse_args(argv)
     password = os.environ[WORKER_PASSWORD_ENV]
-    asyncio.run(work(args.url, args.calls, args.video, args.canned_dir, password, args.emotion_consent))
+    job = work(args.url, args.calls, args.video, args.canned_dir, password, args.emotion_consent, args.receive)
+    if os.environ.get(PROFILE_ENV):
+        _PROFILE.append(cProfile.Profile())
+        _PROFILE[0].enable()
+    asyncio.run(job)
     return 0
 
 

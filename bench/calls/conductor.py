@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.calls import receive
 from bench.calls.client import CALL_SETUP_TIMEOUT_S, FIRST_FRAME_TIMEOUT_S, SIDES, WORKER_PASSWORD_ENV, worker_command
 from bench.calls.procstat import (
     CpuSample,
@@ -66,6 +67,7 @@ from bench.calls.report import (
     report_text,
     row,
 )
+from bench.calls.report import spoiled as is_spoiled
 from bench.calls.sources import write_canned_loops
 from bench.common import (
     NETNS_COMMAND,
@@ -85,7 +87,7 @@ from bench.common import (
 )
 from server.config import Settings
 
-DEFAULT_COUNTS = (1, 2, 3, 4, 5)
+DEFAULT_COUNTS = (1, 2, 4, 8, 12, 16)
 WORKER_STOP_TIMEOUT_S = 20.0
 IDLE_CPU_PCT = 15.0  # the server counts as idle again between runs below this
 IDLE_TIMEOUT_S = 10.0
@@ -147,7 +149,8 @@ class Worker:
 
     def __init__(self, run: Run, indices: Sequence[int], log: Path) -> None:
         self.log_path = log
-        command = worker_command(run.server.url, indices, run.opts.video, run.canned, run.opts.emotion_consent)
+        consent = run.opts.emotion_consent or run.server.path.customers_consent
+        command = worker_command(run.server.url, indices, run.opts.video, run.canned, consent, run.opts.receive)
         env = clean_env(**{WORKER_PASSWORD_ENV: run.password})
         with log.open("ab") as stderr:
             self.proc = spawn(command, env=env, cpus=run.client_cpus, stdout=subprocess.PIPE, stderr=stderr)
@@ -307,6 +310,9 @@ class Window:
     def rates(self, key: str) -> list[float]:
         return [amount / seconds for amount, seconds in self.deltas(key)]
 
+    def total(self, key: str) -> int:
+        return round(sum(d for d, _ in self.deltas(key)))
+
     def loss_pct(self) -> float:
         lost = sum(d for d, _ in self.deltas("video_lost_to_{side}"))
         got = sum(d for d, _ in self.deltas("video_packets_to_{side}"))
@@ -409,6 +415,10 @@ def summarize(path: str, opts: Options, window: Window, cpu: CpuUse) -> NResult:
         setup_s=0.0,
         window_s=opts.window_s,
         holds=opts.rule.holds(up, window.n, median, minimum),
+        video_gaps=window.total("video_gaps_to_{side}"),
+        picture_checks_ok=window.total("video_checks_ok_to_{side}"),
+        picture_checks_bad=window.total("video_checks_bad_to_{side}"),
+        keyframe_requests=window.total("video_plis_to_{side}"),
     )
 
 
@@ -428,6 +438,9 @@ def run_path(path: ServerPath, opts: Options, workdir: Path, canned: Path | None
         for n in opts.counts:
             results.append(measure(run, n))
             progress(f"  {header()}\n  {row(results[-1])}")
+            if not opts.every_n and not results[-1].holds and not is_spoiled(results[-1]):
+                progress(f"[{path.name}] N={n} does not hold 30 fps: larger N skipped (--every-n measures them)")
+                break
     return results
 
 
@@ -523,10 +536,22 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run it inside a private network namespace; see bench/README.md.",
     )
     add = parser.add_argument
-    add("--n", type=positive_ints, default=DEFAULT_COUNTS, help="call counts (default 1,2,3,4,5)")
+    add("--n", type=positive_ints, default=DEFAULT_COUNTS, help="call counts (default 1,2,4,8,12,16)")
     add("--seconds", type=float, default=10.0, help="measuring window per N (default 10)")
     add("--warmup", type=float, default=4.0, help="seconds of flowing media before the window (default 4)")
-    add("--path", type=path_names, default=("transcode", "forward"), help=f"server media path(s): {', '.join(PATHS)}")
+    add(
+        "--path",
+        type=path_names,
+        default=("forward", "forward-cues", "transcode"),
+        help=f"server media path(s): {', '.join(PATHS)} (default forward,forward-cues,transcode)",
+    )
+    add(
+        "--receive",
+        choices=receive.RECEIVE_MODES,
+        default="light",
+        help="light: clients count and check encoded frames, decoding one in 30 (default); full: they decode all",
+    )
+    add("--every-n", action="store_true", help="measure every N even after one fails to hold 30 fps")
     add("--client-procs", type=int, default=2, help="client processes; calls are dealt among them (default 2)")
     add(
         "--pin",
@@ -588,6 +613,8 @@ def main(argv: list[str] | None = None) -> int:
         video=args.video,
         send=args.send,
         emotion_consent=args.emotion_consent,
+        receive=args.receive,
+        every_n=args.every_n,
         quiet_wait_s=args.quiet_wait,
         logs=args.logs,
         server_settings=tuple(args.set),

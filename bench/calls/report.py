@@ -43,7 +43,9 @@ class Options:
     pin: str
     video: str
     send: str
-    emotion_consent: bool  # customers agree to emotion cues: their video is analysed
+    emotion_consent: bool  # customers agree to emotion cues: their video is analysed (the forward-cues path too)
+    receive: str  # light: clients count and check encoded frames, decoding one in 30; full: they decode every one
+    every_n: bool  # go on to larger N after one fails
     quiet_wait_s: float
     logs: Path | None
     server_settings: tuple[tuple[str, str], ...]  # --set name=value, passed as RAPPORT_NAME
@@ -82,6 +84,12 @@ class NResult:
     # Server transit of video frames (frame in to RTP out), from its /metrics over the window.
     transit_p50_ms: float | None = None
     transit_p95_ms: float | None = None
+    # Light receive mode (zero in full mode): frames missing between frames that arrived, keyframes decoded and
+    # checked against the picture the other side sends (ok, bad), keyframes the clients asked for.
+    video_gaps: int = 0
+    picture_checks_ok: int = 0
+    picture_checks_bad: int = 0
+    keyframe_requests: int = 0
 
 
 def spoiled(result: NResult) -> bool:
@@ -101,6 +109,55 @@ def largest_holding(results: Sequence[NResult]) -> int | None:
     return best
 
 
+@dataclass(frozen=True)
+class Fit:
+    """Server CPU% over N for one path: a least-squares line through the rows that held 30 fps."""
+
+    path: str
+    points: int
+    per_call_pct: float | None  # the slope: server CPU (% of one core) each added call costs
+    base_pct: float | None  # the intercept: the server with no call
+    r2: float | None
+    largest_n: int | None  # measured: the largest N holding 30 fps
+
+    @property
+    def calls_per_core(self) -> float | None:
+        return 100 / self.per_call_pct if self.per_call_pct and self.per_call_pct > 0 else None
+
+
+def fit(path: str, results: Sequence[NResult]) -> Fit:
+    mine = [r for r in results if r.path == path]
+    points = [(float(r.n), r.server_cpu_pct) for r in mine if r.holds]
+    largest = largest_holding(mine)
+    if len({n for n, _ in points}) < 2:
+        return Fit(path, len(points), None, None, None, largest)
+    mean_n = sum(n for n, _ in points) / len(points)
+    mean_cpu = sum(c for _, c in points) / len(points)
+    sxx = sum((n - mean_n) ** 2 for n, _ in points)
+    slope = sum((n - mean_n) * (c - mean_cpu) for n, c in points) / sxx
+    base = mean_cpu - slope * mean_n
+    total = sum((c - mean_cpu) ** 2 for _, c in points)
+    residual = sum((c - base - slope * n) ** 2 for n, c in points)
+    return Fit(path, len(points), slope, base, 1 - residual / total if total > 0 else 1.0, largest)
+
+
+def _num(value: float | None, form: str) -> str:
+    return "-" if value is None else format(value, form)
+
+
+def fit_table(fits: Sequence[Fit]) -> list[str]:
+    lines = [
+        f"{'path':<13} {'CPU per call':>12} {'base':>6} {'R2':>5} {'points':>6} {'calls/core':>10} {'largest N':>9}",
+    ]
+    for f in fits:
+        lines.append(
+            f"{f.path:<13} {_num(f.per_call_pct, '.1f') + ' %':>12} {_num(f.base_pct, '.0f') + ' %':>6} "
+            f"{_num(f.r2, '.2f'):>5} {f.points:>6} {_num(f.calls_per_core, '.1f'):>10} "
+            f"{'none' if f.largest_n is None else f.largest_n:>9}"
+        )
+    return lines
+
+
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
@@ -115,6 +172,8 @@ COLUMNS: tuple[tuple[str, int, Callable[[NResult], str]], ...] = (
     ("audio/s", 8, lambda r: f"{r.audio_fps_min:.1f}"),
     ("kbps", 5, lambda r: f"{r.video_kbps_sent:.0f}"),
     ("loss%", 6, lambda r: f"{r.video_loss_pct:.1f}"),
+    ("gaps", 5, lambda r: str(r.video_gaps)),
+    ("pics ok/bad", 11, lambda r: f"{r.picture_checks_ok}/{r.picture_checks_bad}"),
     ("srv CPU%", 9, lambda r: f"{r.server_cpu_pct:.0f}"),
     ("transit p50/p95 ms", 19, lambda r: _ms(r.transit_p50_ms) + " / " + _ms(r.transit_p95_ms)),
     ("loop%", 6, lambda r: f"{r.server_loop_cpu_pct:.0f}"),
@@ -149,6 +208,11 @@ def describe_setup(opts: Options, info: dict[str, Any]) -> list[str]:
     else:
         where = f"server pinned to CPU {sorted(server_cpus)}, clients to {sorted(client_cpus or ())}"
     sender = "encoded live by each client" if opts.send == "encode" else "pre-encoded once and replayed"
+    taken = (
+        "clients count and check encoded frames and decode one in 30 (light)"
+        if opts.receive == "light"
+        else "clients decode every frame (full)"
+    )
     box = info["machine"]
     settings = ", ".join(f"{name}={value}" for name, value in opts.server_settings) or "defaults"
     return [
@@ -156,7 +220,8 @@ def describe_setup(opts: Options, info: dict[str, Any]) -> list[str]:
         f"server code {info['source']}; settings: {settings}",
         f"per call: {WIDTH}x{HEIGHT}@{FPS} VP8 + Opus both ways; video '{opts.video}', {sender}; "
         f"clients in up to {opts.client_procs} process(es); warm-up {opts.warmup_s:g} s, window {opts.window_s:g} s; "
-        f"customers {'agree to' if opts.emotion_consent else 'are not asked for'} emotion cues",
+        f"customers {'agree to' if opts.emotion_consent else 'are not asked for'} emotion cues "
+        "(on forward-cues they agree); " + taken,
         f"CPU% = share of one core (the box has {100 * CPUS}%); srv = the server and any process it spawned; "
         "loop% = the server's main (asyncio) thread alone",
     ]
@@ -164,6 +229,9 @@ def describe_setup(opts: Options, info: dict[str, Any]) -> list[str]:
 
 def report_text(results: Sequence[NResult], opts: Options, info: dict[str, Any]) -> str:
     lines = [*describe_setup(opts, info), "", header(), *(row(r) for r in results), "", f"Rule: {opts.rule.describe()}"]
+    lines += ["", "Server CPU per call = slope of a least-squares line of srv CPU% over the N that held 30 fps:"]
+    lines += fit_table([fit(name, results) for name in opts.paths])
+    lines.append("")
     for name in opts.paths:
         best = largest_holding([r for r in results if r.path == name])
         unsure = [str(r.n) for r in results if r.path == name and spoiled(r) and not r.holds]
@@ -198,5 +266,8 @@ def report_json(results: Sequence[NResult], opts: Options, info: dict[str, Any])
         "paths": {name: PATHS[name].summary for name in opts.paths},
         "results": [{**asdict(r), "inconclusive": spoiled(r) and not r.holds} for r in results],
         "largest_n": {name: largest_holding([r for r in results if r.path == name]) for name in opts.paths},
+        "per_call": {
+            name: {**asdict(f), "calls_per_core": f.calls_per_core} for name in opts.paths for f in [fit(name, results)]
+        },
     }
     return json.dumps(document, indent=2, default=str)  # --logs is a Path

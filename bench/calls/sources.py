@@ -2,7 +2,8 @@
 
 ``--video`` picks the picture (a real face swaying on a wall, or the scrolling test gradient); ``--send`` picks
 the track: ``encode`` hands raw frames to aiortc's VP8 encoder as a browser would, ``canned`` replays a VP8 loop
-the conductor encoded once (``write_canned_loops``) so that the clients cost little.
+the conductor encoded once (``write_canned_loops``) so that the clients cost little, and their audio is a tone
+encoded once to Opus (``CannedAudioTrack``) instead of encoded live.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from bench.common import progress
 FPS = 30
 WIDTH, HEIGHT = 640, 480
 VIDEO_CLOCK = 90_000
-CANNED_LOOP_S = 4.0  # --send canned: a keyframe starts each loop, so a lost picture heals within this
+CANNED_LOOP_S = 4.0  # --send canned: the loop's length
+CANNED_KEYFRAME_EVERY = FPS  # a keyframe each second: a lost picture heals within it, light receivers check it
 CANNED_BITRATE = 500_000  # aiortc's starting bitrate, where its live encoder stays over loopback
 
 ImageAt = Callable[[float], np.ndarray]  # media time (s) -> yuv420p planes, HEIGHT * 3 / 2 rows of WIDTH
@@ -111,7 +113,7 @@ def encode_loop(image_at: ImageAt) -> list[bytes]:
     codec.bit_rate = CANNED_BITRATE
     codec.thread_count = 1  # the conductor stays single-threaded (it forks children)
     frames = round(CANNED_LOOP_S * FPS)
-    codec.gop_size = frames
+    codec.gop_size = CANNED_KEYFRAME_EVERY
     codec.qmin, codec.qmax = 2, 56
     rate = str(CANNED_BITRATE)
     codec.options = {
@@ -123,7 +125,7 @@ def encode_loop(image_at: ImageAt) -> list[bytes]:
     for i in range(frames):
         frame = VideoFrame.from_ndarray(image_at(i / FPS), format="yuv420p")
         frame.pts, frame.time_base = i, fractions.Fraction(1, FPS)
-        if i == 0:
+        if i % CANNED_KEYFRAME_EVERY == 0:
             frame.pict_type = av.video.frame.PictureType.I
         loop.append(b"".join(bytes(packet) for packet in codec.encode(frame)))
     if not all(loop):
@@ -207,6 +209,52 @@ class CannedTrack(PacedTrack):
 
     def make(self, count: int) -> av.Packet[Any]:
         return av.Packet(self._frames[count % len(self._frames)])
+
+
+AUDIO_RATE, AUDIO_FRAME = 48_000, 960  # Opus: 20 ms frames
+
+
+@functools.cache
+def canned_tone() -> list[bytes]:
+    """A second of tests/support/clients.py's 440 Hz tone as Opus frames, encoded once by aiortc's own encoder."""
+    from aiortc.codecs import get_encoder
+    from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+
+    encoder = get_encoder(RTCRtpCodecParameters(mimeType="audio/opus", clockRate=AUDIO_RATE, channels=2))
+    frames = []
+    for i in range(AUDIO_RATE // AUDIO_FRAME):
+        t = (np.arange(AUDIO_FRAME) + i * AUDIO_FRAME) / AUDIO_RATE
+        pcm = (np.sin(2 * np.pi * 440.0 * t) * 8000).astype(np.int16)
+        frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate, frame.pts = AUDIO_RATE, i * AUDIO_FRAME
+        frame.time_base = fractions.Fraction(1, AUDIO_RATE)
+        payloads, _ = encoder.encode(frame)
+        frames += payloads
+    return frames
+
+
+class CannedAudioTrack(MediaStreamTrack):
+    """The tone as ready Opus frames, every 20 ms: aiortc sends them as they are (no encoder thread, no audio
+    level computed), so a client's audio costs little more than its packets."""
+
+    kind = "audio"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._frames = canned_tone()
+        self._count = 0
+        self._began: float | None = None
+
+    async def recv(self) -> av.Packet[Any]:
+        if self._began is None:
+            self._began = time.monotonic()
+        delay = self._began + self._count * AUDIO_FRAME / AUDIO_RATE - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        packet = av.Packet(self._frames[self._count % len(self._frames)])
+        packet.pts, packet.time_base = self._count * AUDIO_FRAME, fractions.Fraction(1, AUDIO_RATE)
+        self._count += 1
+        return packet
 
 
 def video_track(video: str, picture: int, canned: Path | None) -> MediaStreamTrack:
