@@ -50,6 +50,9 @@ from .peers import BadOffer
 
 log = logging.getLogger("server.media.worker")
 
+# After a call's media closes: long enough for its transports' last tasks to end, short enough to batch closes.
+COLLECT_AFTER_CLOSE_S = 1.0
+
 
 class FrameSampler:
     """Newest decoded customer frame, at most ``fps`` a second, to the front door."""
@@ -133,6 +136,7 @@ class WorkerHost:
         self.analyses: dict[str, CueAnalysis] = {}
         self.transit = BucketCounts()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._collect: asyncio.TimerHandle | None = None
 
     def send(self, header: dict[str, Any], body: bytes = b"") -> None:
         self._writer.write(wire.encode(header, body))
@@ -254,6 +258,22 @@ class WorkerHost:
         media = self.calls.pop(session, None)
         if media is not None:
             await media.aclose()
+            self._collect_soon()
+
+    def _collect_soon(self) -> None:
+        """A full collection shortly after a call closes (one for the calls that close meanwhile).
+
+        A call's aiortc peers are reference cycles (transports, receivers with their bitrate estimators' thousands
+        of buckets, callbacks): only the cycle collector frees them, and left to its thresholds it ran once every
+        15 to 30 calls, so a worker held that many dead calls and its heap fragmented (bench/soak.py). With
+        start-up's objects frozen (``freeze_startup_objects``) a collection walks only the live calls' objects.
+        """
+        if self._collect is None:
+            self._collect = asyncio.get_running_loop().call_later(COLLECT_AFTER_CLOSE_S, self._collect_now)
+
+    def _collect_now(self) -> None:
+        self._collect = None
+        gc.collect()
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
@@ -271,6 +291,9 @@ class WorkerHost:
         for session in list(self.calls):
             with contextlib.suppress(Exception):
                 await self._close(session)
+        if self._collect is not None:
+            self._collect.cancel()
+            self._collect = None
         if self._owns_store:
             await self._store.aclose()
 

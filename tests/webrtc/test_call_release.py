@@ -4,8 +4,10 @@ worker (what bench/soak.py watches over a thousand calls, pinned here for one ca
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -13,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from server.config import Settings
-from tests.support.clients import CUSTOMER, REP, wrap_up
+from server.media.worker import WorkerHost
+from tests.support.clients import CUSTOMER, REP, MediaClient, wrap_up
 from tests.support.server import Rapport, start_rapport
 
 pytestmark = pytest.mark.webrtc
@@ -115,3 +118,43 @@ async def test_a_call_in_a_media_worker_gives_back_its_udp_sockets_fds_and_tasks
         assert worker.pid == pid, "the worker was replaced"
     finally:
         await rapport.stop()
+
+
+class Discard:
+    """A media host's writer that drops what it is sent (no front door here)."""
+
+    def write(self, data: bytes) -> None:
+        pass
+
+
+async def test_a_worker_frees_a_closed_calls_peers_without_waiting_for_the_collectors_thresholds(
+    settings: Settings,
+) -> None:
+    # A call's aiortc peers are reference cycles: only a full collection frees them. With automatic collection off
+    # (as when its thresholds are far away), the worker host must still free them soon after the call closes.
+    host = WorkerHost(Discard(), "sqlite+aiosqlite:///" + str(settings.data_dir / "unused.sqlite3"))
+    clients = {role: MediaClient(identity=identity) for role, identity in (("customer", CUSTOMER), ("rep", REP))}
+    gc.collect()
+    gc.disable()
+    try:
+        await host.handle({"op": "open", "session": "s1", "forward": True})
+        media = host.calls["s1"]
+        for role, client in clients.items():
+            await client.accept_answer(await media.answer(role, await client.offer()))
+        await clients["rep"].wait_to_see(CUSTOMER)
+        peers = [weakref.ref(peer) for peer in media.peers.values() if peer is not None]
+        assert len(peers) == 2
+        gone = weakref.ref(media)
+        del media
+        await host.handle({"op": "close", "session": "s1"})
+        for client in clients.values():
+            await client.close()
+        deadline = time.monotonic() + SETTLE_S
+        while any(ref() is not None for ref in [gone, *peers]):
+            assert time.monotonic() < deadline, "the closed call's media and peers are still in memory"
+            await asyncio.sleep(0.2)
+    finally:
+        gc.enable()
+        for client in clients.values():
+            await client.close()
+        await host.aclose()
