@@ -142,15 +142,15 @@ async def test_a_worker_frees_a_closed_calls_peers_without_waiting_for_the_colle
         for role, client in clients.items():
             await client.accept_answer(await media.answer(role, await client.offer()))
         await clients["rep"].wait_to_see(CUSTOMER)
-        peers = [weakref.ref(peer) for peer in media.peers.values() if peer is not None]
-        assert len(peers) == 2
-        gone = weakref.ref(media)
+        refs: list[weakref.ref[object]] = [weakref.ref(peer) for peer in media.peers.values() if peer is not None]
+        assert len(refs) == 2
+        refs.append(weakref.ref(media))
         del media
         await host.handle({"op": "close", "session": "s1"})
         for client in clients.values():
             await client.close()
         deadline = time.monotonic() + SETTLE_S
-        while any(ref() is not None for ref in [gone, *peers]):
+        while any(ref() is not None for ref in refs):
             assert time.monotonic() < deadline, "the closed call's media and peers are still in memory"
             await asyncio.sleep(0.2)
     finally:
