@@ -224,6 +224,7 @@ def per_call_s(fn: Callable[[str], Any], text: str, *, rounds: int, min_time: fl
 def snapshot(items: int) -> QueueSnapshot:
     now = "2024-05-01T12:00:00.000Z"
     return QueueSnapshot(
+        version=1,
         items=[
             QueueItem(
                 session_id=f"s_{i:022d}",

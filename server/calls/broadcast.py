@@ -1,4 +1,9 @@
-"""The queue as reps and waiting customers see it, sent coalesced: at most ``queue_updates_per_s`` a second."""
+"""The queue as reps and waiting customers see it, sent coalesced: at most ``queue_updates_per_s`` a second.
+
+Reps get the whole queue once (``queue.snapshot`` on connect or ``queue.resync``), then ``queue.delta``s
+(queue_feed.py): one encoded delta for every rep, not the whole queue each. A waiting customer hears their place
+when it or their estimate changed, and again every ``QUEUE_TICK_S`` whatever happened.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from collections.abc import Callable
 
 from . import routing, views
 from .payloads import QueueSnapshot
+from .queue_feed import QueueFeed
 from .state import LiveSession, Shared
 from .waits import WaitEstimates
 
@@ -27,6 +33,11 @@ class QueueBroadcast:
         self._sent_at = float("-inf")
         self._flush: asyncio.TimerHandle | None = None
         self._tick: asyncio.Task[None] | None = None
+        self.feed = QueueFeed()
+        # What each waiting customer was last told (position, estimate): unchanged, it is not sent again until
+        # the next tick.
+        self._told: dict[str, tuple[int, int]] = {}
+        self._retell = False
 
     def start(self) -> None:
         self._tick = asyncio.create_task(self._ticker(), name="queue-ticker")
@@ -72,11 +83,30 @@ class QueueBroadcast:
 
     def send_position(self, live: LiveSession, position: int) -> None:
         wait = self.estimated_wait(position, live.record.reason)
+        self._told[live.id] = (position, wait)
         live.send_to_customer(views.queue_position(position, wait))
 
     def snapshot(self) -> QueueSnapshot:
+        """The queue for a rep who (re)connects or asks for ``queue.resync``: the version the next delta follows.
+
+        A change still waiting for its turn goes out now (to everyone), so the copy is not behind the queue.
+        """
+        if self._flush is not None and not self.closed:
+            self._flush.cancel()
+            self._flush = None
+            self._send()
+        elif self.feed.version == 0:
+            self._update_feed()
+        return self.feed.snapshot()
+
+    def _update_feed(self) -> None:
         online = [(r.user, r.status) for r in self.shared.reps.values() if r.conns]
-        return views.queue_snapshot(self.waiting(), available_reps=self.available_reps(), reps=online)
+        delta = self.feed.update(views.queue_items(self.waiting()), self.available_reps(), views.rep_entries(online))
+        if delta is None:
+            return
+        for rep in self.shared.reps.values():
+            for conn in rep.conns:
+                conn.send(delta)
 
     def _flush_due(self) -> None:
         self._flush = None
@@ -85,15 +115,19 @@ class QueueBroadcast:
 
     def _send(self) -> None:
         self._sent_at = asyncio.get_running_loop().time()
-        for position, live in enumerate(self.waiting(), start=1):
-            self.send_position(live, position)
-        snapshot = self.snapshot()
-        for rep in self.shared.reps.values():
-            for conn in rep.conns:
-                conn.send(snapshot)
+        retell, self._retell = self._retell, False
+        waiting = self.waiting()
+        told, self._told = self._told, {}
+        for position, live in enumerate(waiting, start=1):
+            wait = self.estimated_wait(position, live.record.reason)
+            if retell or told.get(live.id) != (position, wait):
+                live.send_to_customer(views.queue_position(position, wait))
+            self._told[live.id] = (position, wait)
+        self._update_feed()
 
     async def _ticker(self) -> None:
         while True:
             await asyncio.sleep(QUEUE_TICK_S)
             if self.waiting():
+                self._retell = True
                 self.changed()

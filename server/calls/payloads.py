@@ -407,12 +407,39 @@ class RepWelcome(ToRep, tag="welcome", kw_only=True):
 
 
 class QueueSnapshot(ToRep, tag="queue.snapshot", kw_only=True):
-    """On connect, and when the queue changes: the first change at once, then at most `queue_updates_per_s` (4)
-    a second however many customers join."""
+    """The whole queue: on connect and in answer to `queue.resync`. Changes come as `queue.delta`s after it."""
 
+    version: Annotated[
+        int, Meta(description="The queue's version: the next `queue.delta` to apply carries `version` + 1.")
+    ]
     items: Annotated[list[QueueItem], Meta(description="The waiting calls, in the order they will be answered.")]
     available_reps: Annotated[int, Meta(description="Reps connected and available.")]
     reps: Annotated[list[RepEntry], Meta(description="The connected reps, for transfers.")]
+
+
+class QueuePlace(Struct, kw_only=True):
+    """A waiting call that joined, changed or moved, and where it now stands."""
+
+    index: Annotated[int, Meta(ge=0, description="Its place in the new queue (0 is next).")]
+    item: QueueItem
+
+
+class QueueDelta(ToRep, tag="queue.delta", kw_only=True):
+    """What changed since the last version, when the queue changes: the first change at once, then at most
+    `queue_updates_per_s` (4) a second however many customers join. Apply it only to `version` - 1: drop the
+    `removed` calls and every call in `upserts`, then insert each upsert at its `index` in ascending order of
+    `index`. Any other version (a gap, or one seen already) means the copy is stale: send `queue.resync`.
+    A call whose only change is `waited_s` is not sent again (count on from `queued_at`)."""
+
+    version: Annotated[int, Meta(description="The version this delta makes.")]
+    removed: Annotated[list[str], Meta(description="Session ids that left the queue (taken, ended, gone).")]
+    upserts: Annotated[
+        list[QueuePlace], Meta(description="Calls that joined, changed or moved, with their new places.")
+    ]
+    available_reps: Annotated[int, Meta(description="Reps connected and available (when it changed).")] | UnsetType = (
+        UNSET
+    )
+    reps: Annotated[list[RepEntry], Meta(description="The connected reps (when the list changed).")] | UnsetType = UNSET
 
 
 class QueueNew(ToRep, tag="queue.new", kw_only=True):
@@ -606,6 +633,7 @@ SERVER_MESSAGES: tuple[type[ServerMessage], ...] = (
     Bye,
     QueuePosition,
     QueueSnapshot,
+    QueueDelta,
     QueueNew,
     RepStatusChanged,
     CallOffer,

@@ -52,7 +52,6 @@ from .payloads import (
     QueueItem,
     QueueNew,
     QueuePosition,
-    QueueSnapshot,
     RecordingState,
     RepAssistState,
     RepCallAccepted,
@@ -367,15 +366,13 @@ def queue_item(live: LiveSession) -> QueueItem:
     )
 
 
-def queue_snapshot(
-    waiting: Iterable[LiveSession], *, available_reps: int, reps: Iterable[tuple[User, str]]
-) -> QueueSnapshot:
-    return QueueSnapshot(
-        items=[queue_item(live) for live in waiting],
-        available_reps=available_reps,
-        # Who a call can be transferred to right now.
-        reps=[RepEntry(id=user.id, display_name=user.display_name, status=status) for user, status in reps],
-    )
+def queue_items(waiting: Iterable[LiveSession]) -> list[QueueItem]:
+    return [queue_item(live) for live in waiting]
+
+
+def rep_entries(reps: Iterable[tuple[User, str]]) -> list[RepEntry]:
+    """Who a call can be transferred to right now."""
+    return [RepEntry(id=user.id, display_name=user.display_name, status=status) for user, status in reps]
 
 
 def queue_new(item: QueueItem) -> QueueNew:

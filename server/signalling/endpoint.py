@@ -40,6 +40,7 @@ from .messages import (
     MediaState,
     Offer,
     Ping,
+    QueueResync,
     RepStatus,
     SnapshotTake,
     WhisperSend,
@@ -129,6 +130,10 @@ async def _rep_status(center: CallCenter, conn: ClientSocket, msg: RepStatus) ->
     center.set_rep_status(conn, msg.status)
 
 
+async def _queue_resync(center: CallCenter, conn: ClientSocket, msg: QueueResync) -> None:
+    conn.send(center.queue.snapshot())
+
+
 async def _accept(center: CallCenter, conn: ClientSocket, msg: CallAccept) -> None:
     await center.accept(conn, msg.session_id)
 
@@ -179,6 +184,7 @@ HANDLERS: dict[str, Handler] = {
     "snapshot.take": _snapshot,
     "call.end": _end,
     "rep.status": _rep_status,
+    "queue.resync": _queue_resync,
     "call.accept": _accept,
     "consent.emotion": _consent,
     "call.decline": _decline,

@@ -131,6 +131,13 @@ class RepStatus(ClientMessage, tag="rep.status", kw_only=True, frozen=True, gc=F
     senders = frozenset({"rep"})
 
 
+class QueueResync(ClientMessage, tag="queue.resync", kw_only=True, frozen=True, gc=False):
+    """The console's copy of the queue is stale (a `queue.delta` did not follow its version): answered with a
+    `queue.snapshot`, then the ack."""
+
+    senders = frozenset({"rep"})
+
+
 class CallAccept(ClientMessage, tag="call.accept", kw_only=True, frozen=True, gc=False):
     """Take a waiting call; the first accept wins, the others get `already_taken`."""
 
@@ -230,6 +237,7 @@ CLIENT_MESSAGES: tuple[type[ClientMessage], ...] = (
     CallEnd,
     ConsentEmotion,
     RepStatus,
+    QueueResync,
     CallAccept,
     CallDecline,
     CallTransfer,
@@ -250,6 +258,7 @@ AnyClientMessage = (
     | CallEnd
     | ConsentEmotion
     | RepStatus
+    | QueueResync
     | CallAccept
     | CallDecline
     | CallTransfer

@@ -17,6 +17,7 @@ import pytest
 from server.storage.api_keys import ApiKeyStore
 from server.storage.records import NewCall
 from tests.support.clients import MediaClient, SignalingClient, SignalingError
+from tests.support.queue_view import queue_messages, wait_queue
 from tests.support.server import Rapport, Serve
 
 
@@ -80,7 +81,7 @@ async def test_only_the_rep_role_answers_calls_over_the_socket(rapport: Rapport,
         rep = await rapport.rep("rep1", available=False)
         await rapport.customer(name="Ada")
     # A waiting call is not offered to them, and they are not on the reps' transfer list.
-    snapshot = await rep.wait_for(lambda m: m["type"] == "queue.snapshot" and m["items"])
+    snapshot = await wait_queue(rep, lambda q: q["items"])
     assert [r["display_name"] for r in snapshot["reps"]] == ["Rep1"]
     assert [r["display_name"] for r in rapport.center.live_floor()["reps"]] == ["Rep1"]
 
@@ -267,11 +268,14 @@ async def test_a_burst_of_joins_is_coalesced_into_few_queue_sends(serve: Serve) 
     answers = await asyncio.gather(*(post_call(clients[i % 5], rapport, name=f"C{i}") for i in range(50)))
     assert [status for status, _ in answers] == [201] * 50
     joined = {body["session_id"] for _, body in answers}
-    last = await rep.wait_for(lambda m: m["type"] == "queue.snapshot" and len(m["items"]) == 51, after=n_rep)
+    last = await wait_queue(rep, lambda q: len(q["items"]) == 51, after=n_rep)
     elapsed = time.monotonic() - began
     assert joined <= {item["session_id"] for item in last["items"]}
 
-    snapshots = [m for m in rep.inbox[n_rep:] if m["type"] == "queue.snapshot"]
+    snapshots = queue_messages(rep.inbox[n_rep:])
+    # Incremental: no send carries the whole queue again, only what changed.
+    assert all(m["type"] == "queue.delta" for m in snapshots)
+    assert sum(len(m["upserts"]) for m in snapshots) < 51 + 2 * len(snapshots), snapshots
     positions = [m for m in head.inbox[n_head:] if m["type"] == "queue.position"]
     # The first change goes out at once, then at most one send a second: not one per join.
     assert len(snapshots) <= 2 + elapsed * 1.0 and len(snapshots) <= 10, (len(snapshots), elapsed)
@@ -286,14 +290,14 @@ async def test_the_first_queue_change_goes_out_at_once_and_the_next_waits_its_tu
     n = len(rep.inbox)
     _, first = await rapport.customer(name="First")
     # A send every 20 s at most, yet the first change arrives well within this wait.
-    snapshot = await rep.wait_for(lambda m: m["type"] == "queue.snapshot" and m["items"], after=n, timeout=10)
+    snapshot = await wait_queue(rep, lambda q: q["items"], after=n, timeout=10)
     assert [i["session_id"] for i in snapshot["items"]] == [first["session_id"]]
     n = len(rep.inbox)
     _, second = await rapport.customer(name="Second")
     await rep.wait_for(lambda m: m["type"] == "queue.new" and m["item"]["session_id"] == second["session_id"])
     # The socket is in order: whatever was sent before the pong has arrived with it.
     await rep.request({"type": "ping"})
-    assert [m for m in rep.inbox[n:] if m["type"] == "queue.snapshot"] == []
+    assert queue_messages(rep.inbox[n:]) == []
 
 
 # SDP

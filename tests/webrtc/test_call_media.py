@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support.clients import CUSTOMER, REP, MediaClient
+from tests.support.queue_view import wait_queue
 from tests.support.server import Rapport
 
 pytestmark = pytest.mark.webrtc
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.webrtc
 async def test_customer_and_rep_see_and_hear_each_other_then_end_cleanly(rapport: Rapport) -> None:
     rep = await rapport.rep("rep1")
     customer, call = await rapport.customer(reason="order", name="Ada")
-    await rep.wait_for(lambda m: m["type"] == "queue.snapshot" and m["items"])
+    await wait_queue(rep, lambda q: q["items"])
     await rep.request({"type": "call.accept", "session_id": call["session_id"]})
     await customer.wait_for("call.accepted")
 

@@ -12,6 +12,7 @@ import pytest
 
 from server.config import Settings
 from tests.support.clients import MediaClient, SignalingClient, welcomed, wrap_up
+from tests.support.queue_view import wait_queue
 from tests.support.server import Rapport, start_rapport
 
 pytestmark = pytest.mark.webrtc
@@ -35,7 +36,7 @@ async def test_reps_see_the_queue_with_wait_times_and_an_alert_for_each_new_cust
     _, call = await rapport.customer(name="Ada", reason="complaint", device="Pixel 7 · Chrome")
     alert = await rep.wait_for("queue.new", after=n)
     assert alert["item"]["session_id"] == call["session_id"]
-    snap = await rep.wait_for(lambda m: m["type"] == "queue.snapshot" and m["items"], after=n)
+    snap = await wait_queue(rep, lambda q: q["items"])
     item = snap["items"][0]
     assert (item["customer_name"], item["reason"], item["device"]) == ("Ada", "complaint", "Pixel 7 · Chrome")
     assert item["waited_s"] >= 0 and item["queued_at"].endswith("Z")

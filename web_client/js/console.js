@@ -3,12 +3,14 @@
 //
 // This file holds the desk (queue, offers, the call, transfer, wrap-up); the customer card
 // is console/card.js, the emotion panel console/emotion.js, the ringing console/alert.js,
-// asking for help and a supervisor's listen, whisper and barge-in console/assist.js.
+// asking for help and a supervisor's listen, whisper and barge-in console/assist.js, the
+// callbacks list console/callbacks.js.
 import { CallMedia, tryPlay, wireMediaToggles } from "./call.js";
 import { ChatPanel } from "./chat.js";
 import { fileItem, replayInOrder, upload } from "./files.js";
 import { alertNewCustomer, askToNotify, notifyRinging } from "./console/alert.js";
 import { wireAssist } from "./console/assist.js";
+import { wireCallbacks } from "./console/callbacks.js";
 import { languageName, showCard } from "./console/card.js";
 import { resetEmotion, showEmotion, showEmotionStatus } from "./console/emotion.js";
 import { codeLabel, reasonLabel } from "./console/labels.js";
@@ -26,6 +28,8 @@ let media = null;
 let chat = null;
 let call = null;
 let queue = [];
+// The queue's version (queue.snapshot, then each queue.delta follows it), or null while a resync is asked for.
+let queueCopy = null;
 let wrapUpSession = null;
 let offer = null;
 let ringingNote = null; // the desktop notification of the ringing call, closed when it stops
@@ -63,6 +67,7 @@ function start() {
   setState("queue");
   loadDeployment();
   loadDispositions().catch(() => toast(t("console.dispositions_failed")));
+  wireCallbacks(); // the callbacks list under the queue, polled while the tab is in view
   signaling = new SignalingClient(() => ({ type: "hello" }));
   media = new CallMedia(signaling, { remoteVideo: $("remote-video"), localVideo: $("local-video"), thirdPartyVideo: $("third-party-video") });
   assist = wireAssist({ send: (message) => signaling.request(message), media: () => media, toast });
@@ -73,7 +78,8 @@ function start() {
   });
   const on = (type, handle) => signaling.addEventListener(type, (ev) => handle(ev.detail));
   on("welcome", onWelcome);
-  on("queue.snapshot", renderQueue);
+  on("queue.snapshot", onQueueSnapshot);
+  on("queue.delta", onQueueDelta);
   on("queue.new", () => alertNewCustomer());
   on("rep.status", (msg) => showStatus(msg.status));
   on("call.accepted", onAccepted);
@@ -159,6 +165,32 @@ function toggleAvailability() {
   const next = $("availability").dataset.status === "available" ? "away" : "available";
   if (next === "available") askToNotify();
   signaling.request({ type: "rep.status", status: next }).catch((e) => toast(e.message));
+}
+
+function onQueueSnapshot(snapshot) {
+  queueCopy = { version: snapshot.version, items: snapshot.items, reps: snapshot.reps || [] };
+  renderQueue(queueCopy);
+}
+
+/** A queue.delta applies to the version before it only (docs/protocol.md, server/calls/queue_feed.py's apply). */
+function onQueueDelta(delta) {
+  if (queueCopy === null) return; // a resync is on its way: its snapshot replaces the copy
+  const fits = delta.version === queueCopy.version + 1 && delta.upserts.every((u) => Number.isInteger(u.index) && u.index >= 0);
+  if (!fits) return resyncQueue();
+  const gone = new Set(delta.removed.concat(delta.upserts.map((u) => u.item.session_id)));
+  const items = queueCopy.items.filter((item) => !gone.has(item.session_id));
+  for (const upsert of [...delta.upserts].sort((a, b) => a.index - b.index)) {
+    if (upsert.index > items.length) return resyncQueue();
+    items.splice(upsert.index, 0, upsert.item);
+  }
+  queueCopy = { version: delta.version, items, reps: delta.reps ?? queueCopy.reps };
+  renderQueue(queueCopy);
+}
+
+function resyncQueue() {
+  queueCopy = null;
+  // Not answered (say the socket is reconnecting, whose hello brings a snapshot anyway): ask again shortly.
+  signaling.request({ type: "queue.resync" }).catch(() => setTimeout(() => queueCopy === null && resyncQueue(), 2000));
 }
 
 function renderQueue(snapshot) {
