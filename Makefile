@@ -45,13 +45,14 @@ pytest:
 # and full TensorFlow for fer's own FER, the baseline of bench/emotion.py and bench/emotion_worker.py.
 bench: setup
 	$(UV) sync --frozen --all-extras --group bench
-	$(NETNS) .venv/bin/python -m bench.calls
+	$(NETNS) .venv/bin/python -m bench.calls --pin split
 	.venv/bin/python bench/emotion.py
 	.venv/bin/python bench/emotion_worker.py
 	$(NETNS) .venv/bin/python bench/cue_latency.py
 	$(NETNS) .venv/bin/python bench/networks.py
 	$(NETNS) .venv/bin/python bench/assist.py
 	.venv/bin/python bench/validation.py
+	$(NETNS) .venv/bin/python bench/signalling.py
 
 # 1,000 short calls through one `rapport serve` (4 at a time, about 30 minutes), sampling every server process's RSS,
 # fds, threads, asyncio tasks and UDP sockets; fails on growth (README, "Soak"). Not in `make bench`: too long.
