@@ -1,6 +1,6 @@
 // Reports over a period: UTC dates, inclusive, by day or by reason. Apply (or a quick range)
 // fetches GET /api/v1/reports once and points the CSV export at the same query; the totals,
-// the charts and one table hold the numbers.
+// the charts and one table hold the numbers (the callbacks asked for, started and completed too).
 import { $, el, setText } from "../dom.js";
 import { t } from "../i18n.js";
 import { api } from "../staff/api.js";
@@ -102,7 +102,7 @@ function renderReport(query, data) {
   const totals = data.totals || {};
   const groupWord = t(`supervisor.reports.status_group_${group === "reason" ? "reason" : "day"}`);
   setText($("sup-report-status"), t("supervisor.reports.status", { from: dayLabel(from, true), to: dayLabel(to, true), group: groupWord }));
-  const empty = rows.length === 0 || !(Number(totals.calls) > 0);
+  const empty = rows.length === 0 || !(Number(totals.calls) > 0 || Number(totals.callbacks_requested) > 0);
   $("sup-report-empty").hidden = !empty;
   $("sup-report-body").hidden = empty;
   if (empty) {
@@ -125,6 +125,8 @@ function renderTotals(tot) {
   setText(tileValue("sup-total-rating"), ratings ? rating(tot.rating_avg) : none());
   setText($("sup-total-rating").querySelector(".tile-note"), t("supervisor.reports.totals.ratings", { count: ratings }));
   setText(tileValue("sup-total-flags"), percent(tot.flagged_share));
+  const callbacks = { requested: integer(tot.callbacks_requested ?? 0), started: integer(tot.callbacks_started ?? 0), completed: integer(tot.callbacks_completed ?? 0) };
+  setText(tileValue("sup-total-callbacks"), t("supervisor.reports.totals.callbacks_value", callbacks));
 }
 
 /** One category per row; by day, every day of the period, so quiet days show as gaps. */
@@ -181,6 +183,9 @@ function renderTable(group, rows, tot) {
     r.ratings ? rating(r.rating_avg) : none(),
     integer(r.ratings ?? 0),
     percent(r.flagged_share),
+    integer(r.callbacks_requested ?? 0),
+    integer(r.callbacks_started ?? 0),
+    integer(r.callbacks_completed ?? 0),
   ];
   const line = (r, label, { testid, header = "th" } = {}) => {
     const tr = el("tr", { testid });
