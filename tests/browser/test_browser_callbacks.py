@@ -64,7 +64,7 @@ async def hooked(centre: Rapport, receiver: Receiver, event: str) -> dict[str, A
 async def save_screenshot(page: Page, name: str) -> None:
     """A README picture in docs/screenshots/, as a palette PNG (a phone's screen at its device pixels is big)."""
     SCREENSHOTS.mkdir(exist_ok=True)
-    shot = Image.open(io.BytesIO(await page.screenshot()))
+    shot: Image.Image = Image.open(io.BytesIO(await page.screenshot()))
     if shot.width > 1280:
         shot = shot.resize((1280, round(shot.height * 1280 / shot.width)))
     shot.convert("RGB").quantize(colors=128).save(SCREENSHOTS / name, optimize=True)
