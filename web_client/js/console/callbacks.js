@@ -126,7 +126,11 @@ function itemFor(c) {
 
   li.append(name, state, facts, actions);
   const error = errors.get(c.id);
-  if (error) li.append(el("p", { className: "error small", testid: "callback-error", text: error }));
+  if (error) {
+    const said = el("p", { className: "error small", testid: "callback-error", text: error });
+    said.setAttribute("role", "alert");
+    li.append(said);
+  }
   const invite = links.get(c.id);
   if (invite && c.state === "started") li.append(linkPanel(invite));
   return li;
