@@ -51,7 +51,10 @@ async def test_a_wait_that_runs_out_offers_a_callback(serve: Serve, browser: tup
     [record] = await rapport.store.list_sessions()
     assert (record.state, record.end_reason) == ("abandoned", "max_wait")
     events = await rapport.store.list_events(record.id)
-    assert [e.detail for e in events if e.kind == "callback_requested"] == [{"contact": {"phone": "+31 6 1234 5678"}}]
+    [requested] = [e.detail for e in events if e.kind == "callback_requested"]
+    callback = await rapport.store.callback_for_origin(record.id)
+    assert callback is not None and requested == {"callback_id": callback.id}
+    assert (callback.state, callback.contact) == ("requested", {"phone": "+31 6 1234 5678"})
 
 
 async def test_a_second_waiting_call_from_one_address_is_told_why(serve: Serve, browser: tuple[Any, Browser]) -> None:
