@@ -36,7 +36,8 @@ from tests.support.server import PASSWORD, Rapport, running, with_settings
 
 pytestmark = [pytest.mark.browser, pytest.mark.webrtc]
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# README pictures land beside the other artifacts; docs/screenshots/ keeps the committed copies (copied by hand).
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "readme"
 USERS = (("adm1", "admin"), ("rep1", "rep"), ("rep2", "rep"), ("sup1", "supervisor"))
 
 
@@ -62,8 +63,8 @@ async def hooked(centre: Rapport, receiver: Receiver, event: str) -> dict[str, A
 
 
 async def save_screenshot(page: Page, name: str) -> None:
-    """A README picture in docs/screenshots/, as a palette PNG (a phone's screen at its device pixels is big)."""
-    SCREENSHOTS.mkdir(exist_ok=True)
+    """A README picture (artifacts/readme/), as a palette PNG (a phone's screen at its device pixels is big)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     shot: Image.Image = Image.open(io.BytesIO(await page.screenshot()))
     if shot.width > 1280:
         shot = shot.resize((1280, round(shot.height * 1280 / shot.width)))

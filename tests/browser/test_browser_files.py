@@ -19,7 +19,8 @@ from tests.support.server import PASSWORD, Rapport
 
 pytestmark = [pytest.mark.browser, pytest.mark.webrtc]
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# README pictures land beside the other artifacts; docs/screenshots/ keeps the committed copies (copied by hand).
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "readme"
 
 
 async def fetched(page: Page, selector: str, attribute: str) -> bytes:
@@ -84,7 +85,7 @@ async def test_photos_files_and_a_snapshot_in_a_call(served: Rapport, tmp_path: 
         assert colour_distance(mean, CUSTOMER.rgb) < 40, mean  # type: ignore[arg-type]
         await expect(customer.get_by_test_id("chat-snapshot")).to_have_count(1)
 
-        SCREENSHOTS.mkdir(exist_ok=True)
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         await rep.set_viewport_size({"width": 1280, "height": 1000})
         await item.scroll_into_view_if_needed()
         await rep.screenshot(path=str(SCREENSHOTS / "files-and-snapshot.png"))
