@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from .fastpath import FaceTracker, FastFerDetector
     from .frames import InvalidFrame
     from .pipeline import EmotionService, EmotionStream
-    from .sampler import EveryFrame, FrameSampler, Sampler
+    from .sampler import AdaptiveSampler, EveryFrame, FrameSampler, Observation, Sampler
     from .types import (
         EXPRESSIONS,
         Box,
@@ -60,8 +60,10 @@ _EXPORTS = {
     "InvalidFrame": "frames",
     "EmotionService": "pipeline",
     "EmotionStream": "pipeline",
+    "AdaptiveSampler": "sampler",
     "EveryFrame": "sampler",
     "FrameSampler": "sampler",
+    "Observation": "sampler",
     "Sampler": "sampler",
 }
 
@@ -82,6 +84,7 @@ def __dir__() -> list[str]:
 __all__ = [
     "DEFAULT_DETECTOR",
     "EXPRESSIONS",
+    "AdaptiveSampler",
     "Aggregator",
     "Box",
     "Detector",
@@ -100,6 +103,7 @@ __all__ = [
     "FerDetector",
     "FrameSampler",
     "InvalidFrame",
+    "Observation",
     "Sampler",
     "Status",
     "TimelineReducer",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias, runtime_checkable
 
 import numpy as np
 
@@ -29,6 +29,10 @@ log = logging.getLogger(__name__)
 _MODULES = ("fer", "ai_edge_litert")
 
 
+#: What a detector wants to be given: grey (h, w) arrays, or BGR (h, w, 3) arrays (the default).
+Pixels: TypeAlias = Literal["grey", "bgr"]
+
+
 class DetectorUnavailable(RuntimeError):
     """The emotion stack cannot run in this environment (missing or broken optional dependency)."""
 
@@ -39,6 +43,11 @@ class Detector(Protocol):
 
     The pipeline builds one detector per stream, so an implementation may keep
     state between frames of that stream (the fast path tracks the face box).
+
+    A detector that reads grey only says so with a class attribute ``pixels =
+    "grey"``: the pipeline then sends it grey (h, w) frames, a third of the bytes,
+    made from the video's Y plane without any colour conversion (see
+    :func:`pixels_of`). Without it, frames come as BGR.
     """
 
     def detect(self, bgr: np.ndarray) -> list[FaceEmotion]: ...
@@ -74,6 +83,21 @@ def new_fer(**kwargs: Any) -> FerModel:
         raise DetectorUnavailable(f"emotion analysis unavailable: loading fer's model failed: {exc!r}") from exc
 
 
+def pixels_of(detector: object) -> Pixels:
+    """The frames ``detector`` wants: its ``pixels`` attribute, "bgr" if it has none; ValueError if unknown."""
+    pixels = getattr(detector, "pixels", "bgr")
+    if pixels not in ("grey", "bgr"):
+        raise ValueError(f"a detector's pixels must be 'grey' or 'bgr', got {pixels!r}")
+    return "grey" if pixels == "grey" else "bgr"
+
+
+def check_image(image: object) -> np.ndarray:
+    """``image`` as a grey (h, w) or BGR (h, w, 3) uint8 array, or ``ValueError`` / ``TypeError``."""
+    if isinstance(image, np.ndarray) and image.ndim == 2 and image.dtype == np.uint8 and image.size:
+        return image
+    return check_bgr(image)
+
+
 def check_bgr(image: object) -> np.ndarray:
     """``image`` as a BGR uint8 array, or ``ValueError`` / ``TypeError`` saying what is wrong.
 
@@ -106,11 +130,15 @@ class FerDetector:
 
     This is the reference ("naive") detector: accurate enough, but its full-size
     Haar pass costs ~60 ms of CPU on a 640x480 frame. See ``FastFerDetector``.
+    fer converts to grey first, so a grey frame gives the same answer for less.
     """
+
+    pixels: Pixels = "grey"
 
     def __init__(self, *, min_face_size: int = 50) -> None:
         self._fer = new_fer(min_face_size=min_face_size)
 
     def detect(self, bgr: np.ndarray) -> list[FaceEmotion]:
-        image = check_bgr(bgr)
+        """Faces in a BGR or grey frame."""
+        image = check_image(bgr)
         return faces_from_fer(self._fer.detect_emotions(image))

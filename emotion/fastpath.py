@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
-from .detector import check_bgr, faces_from_fer, new_fer
+from .detector import Pixels, check_image, faces_from_fer, new_fer
 from .types import Box, FaceEmotion
 
 if TYPE_CHECKING:
@@ -213,22 +213,27 @@ class FastFerDetector:
     """The pipeline's default detector: ``FaceTracker`` + fer's classifier on the face crop only.
 
     One instance per stream (it tracks that stream's face); all instances share one ``FerModel``.
+    It reads grey only (``pixels = "grey"``): given BGR, it converts once, and fer's
+    classifier then gets the grey crop (the same numbers as fer's own conversion of the BGR crop).
     """
+
+    pixels: Pixels = "grey"
 
     def __init__(self, **tracker_options: Any) -> None:
         self.tracker = FaceTracker(**tracker_options)
         self._fer = _shared_fer()
 
     def detect(self, bgr: np.ndarray) -> list[FaceEmotion]:
-        image = check_bgr(bgr)
-        grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        """The largest face of a grey (h, w) or BGR (h, w, 3) frame, scored."""
+        image = check_image(bgr)
+        grey = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         box = self.tracker.locate(grey)
         if box is None:
             return []
-        return self.classify(image, box)
+        return self.classify(grey, box)
 
     def classify(self, image: np.ndarray, box: Box) -> list[FaceEmotion]:
-        """fer's expression scores for one known face box of a BGR frame."""
+        """fer's expression scores for one known face box of a grey or BGR frame."""
         height, width = image.shape[:2]
         x0, y0, x1, y1 = fer_crop(width, height, box)
         crop = np.ascontiguousarray(image[y0:y1, x0:x1])

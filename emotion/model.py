@@ -184,10 +184,13 @@ class FerModel:
         return scores
 
     def detect_emotions(self, img: np.ndarray, face_rectangles: Boxes | None = None) -> list[dict]:
-        """fer's ``detect_emotions`` for a BGR uint8 image (never a path or URL: this takes arrays only)."""
+        """fer's ``detect_emotions`` for a BGR uint8 image (never a path or URL: this takes arrays only).
+
+        A grey (h, w) image is taken as it is: fer's first step, the grey conversion, is then already done.
+        """
         if not isinstance(img, np.ndarray):
             raise TypeError(f"expected a numpy BGR image, got {type(img).__name__}")
-        grey = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+        grey = img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
         boxes = self.find_faces(grey) if face_rectangles is None else face_rectangles
         faces, kept = self.face_inputs(grey, boxes)
         results = []

@@ -41,9 +41,9 @@ import av
 
 from .aggregate import Aggregator, EmotionSettings, TimelineReducer, UpdateThrottle
 from .backends import DetectorFailed, ProcessWorker, ThreadWorker, Worker, WorkerError, WorkerUnavailable
-from .frames import DEFAULT_MAX_SIDE, Frame, InvalidFrame, check_frame, check_media_time
-from .sampler import FrameSampler, Sampler
-from .types import EmotionEvent, EmotionStatus, EmotionUpdate, FaceEmotion, Status, TimelineRow
+from .frames import DEFAULT_MAX_SIDE, Frame, InvalidFrame, analysed_size, check_frame, check_media_time
+from .sampler import AdaptiveSampler, Observation, Sampler
+from .types import EmotionEvent, EmotionStatus, EmotionUpdate, FaceEmotion, Status, TimelineRow, largest_face
 from .worker import DEFAULT_DETECTOR, DetectorFactory, describe
 
 log = logging.getLogger(__name__)
@@ -114,7 +114,7 @@ class EmotionStream:
         except InvalidFrame:
             self.frames_rejected += 1
             raise
-        if self._service.status == "unavailable" or not self.sampler(when):
+        if self._service.status == "unavailable" or not self.sampler(when, frame):
             return False
         self.frames_sampled += 1
         if self._pending is not None:
@@ -212,7 +212,8 @@ class EmotionStream:
         self._status, self._status_message = status, message
         self._emit(EmotionStatus(status, message))
 
-    def _on_result(self, media_time: float, faces: list[FaceEmotion], latency_s: float) -> None:
+    def _on_result(self, media_time: float, faces: list[FaceEmotion], latency_s: float, size: tuple[int, int]) -> None:
+        """One analysis's faces; ``size`` is (width, height) of the image the detector saw."""
         if self._closed:
             return
         self.frames_analysed += 1
@@ -221,6 +222,7 @@ class EmotionStream:
             self._set_status("ok", self._service.status_message)
         update = self._aggregator.update(media_time, faces)
         self.last_update = update
+        self.sampler.observe(observation(update, faces, size))
         self._rows.extend(self._timeline.add(update))
         if self._throttle.allow(update):
             self._emit(update)
@@ -235,6 +237,21 @@ class EmotionStream:
         if not self._warned_invalid:
             self._warned_invalid = True
             log.warning("emotion stream %s skips invalid frames: %s", self.key, exc)
+
+
+def observation(update: EmotionUpdate, faces: list[FaceEmotion], size: tuple[int, int]) -> Observation:
+    """What the sampler is told about one analysis: the largest face, its box as fractions of the frame."""
+    face = largest_face(faces)
+    width, height = size
+    box = None if face is None else (face.box.x / width, face.box.y / height, face.box.w / width, face.box.h / height)
+    return Observation(
+        update.media_time,
+        None if face is None else face.dominant,
+        {} if face is None else dict(face.scores),
+        box,
+        update.smoothed,
+        update.flag_active,
+    )
 
 
 @dataclass
@@ -281,7 +298,9 @@ class EmotionService:
         self.analysis_timeout = analysis_timeout
         self.start_timeout = start_timeout
         self.restart_backoff = restart_backoff
-        self._sampler_factory = sampler_factory or (lambda s: FrameSampler(s.analysis_fps))
+        self._sampler_factory = sampler_factory or (
+            lambda s: AdaptiveSampler.for_settings(s.analysis_fps, s.raise_threshold)
+        )
         self._slots = [_Slot(i) for i in range(workers)]
         self._streams: dict[str, EmotionStream] = {}
         self._ids = itertools.count(1)
@@ -502,7 +521,8 @@ class EmotionService:
                 else:
                     failures = 0
                     try:
-                        stream._on_result(pending.media_time, faces, loop.time() - handed_over)
+                        size = analysed_size(pending.frame, self.max_frame_side)
+                        stream._on_result(pending.media_time, faces, loop.time() - handed_over, size)
                     except Exception as exc:
                         log.exception("emotion aggregation for %s failed", stream.key)
                         stream._on_detector_error(describe(exc))

@@ -6,11 +6,14 @@ at a time, which is also what the model's interpreter (not reentrant) requires.
 
 The process is ``python -m emotion.worker FD NAME`` (see :class:`emotion.backends.ProcessWorker`);
 FD is its end of a socket pair, wrapped as a ``multiprocessing.connection.Connection``.
-Wire protocol over it (pickled objects):
+Wire protocol over it (pickled objects, and raw pixels):
 
-parent -> worker: first the detector factory, then ``("detect", request_id, stream_id, bgr)``,
+parent -> worker: first the detector factory, then ``("detect", request_id, stream_id, shape)``
+followed by one raw message of the frame's pixels (``Connection.send_bytes``: no pickling,
+no copy on the way in; ``shape`` is (h, w) for grey, (h, w, 3) for BGR, uint8, C order),
 ``("forget", stream_id)``, ``("stop",)``
-worker -> parent: ``("ready", pid)`` once the first detector (and the model) loaded,
+worker -> parent: ``("ready", pid, pixels)`` once the first detector (and the model) loaded,
+``pixels`` being what that detector wants ("grey" or "bgr", see :func:`emotion.detector.pixels_of`),
 ``("unavailable", message)`` / ``("failed", message)`` if it could not,
 ``("result", request_id, faces, seconds)`` or ``("error", request_id, message, seconds)`` per request.
 """
@@ -19,18 +22,20 @@ from __future__ import annotations
 
 import importlib
 import logging
+import math
 import os
 import signal
 import sys
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from multiprocessing import BufferTooShort
 from multiprocessing.connection import Connection
 from typing import Any, TypeAlias
 
 import numpy as np
 
-from .detector import Detector, DetectorUnavailable
+from .detector import Detector, DetectorUnavailable, Pixels, pixels_of
 from .types import FaceEmotion
 
 log = logging.getLogger(__name__)
@@ -43,6 +48,8 @@ DetectorFactory: TypeAlias = Callable[[], Detector] | str
 DEFAULT_DETECTOR = "emotion.fastpath:FastFerDetector"
 # Detectors are per stream; an LRU bound keeps a leak (streams never forgotten) harmless.
 MAX_DETECTORS = 256
+# A frame on the wire is at most this big (the parent downscales to 640 px; 4K BGR is far beyond).
+MAX_FRAME_BYTES = 3840 * 2160 * 3
 
 
 def resolve_factory(factory: DetectorFactory) -> Callable[[], Detector]:
@@ -80,9 +87,11 @@ class DetectorPool:
     def __init__(self, factory: Callable[[], Detector]) -> None:
         self._factory = factory
         self._spare: Detector | None = factory()
+        #: What every detector of this factory is given (the first one says).
+        self.pixels: Pixels = pixels_of(self._spare)
         self._detectors: OrderedDict[int, Detector] = OrderedDict()
 
-    def detect(self, stream_id: int, bgr: np.ndarray) -> list[FaceEmotion]:
+    def detect(self, stream_id: int, image: np.ndarray) -> list[FaceEmotion]:
         detector = self._detectors.get(stream_id)
         if detector is None:
             detector, self._spare = (self._spare, None) if self._spare is not None else (self._factory(), None)
@@ -91,10 +100,36 @@ class DetectorPool:
                 self._detectors.popitem(last=False)
         else:
             self._detectors.move_to_end(stream_id)
-        return coerce_faces(detector.detect(bgr))
+        return coerce_faces(detector.detect(image))
 
     def forget(self, stream_id: int) -> None:
         self._detectors.pop(stream_id, None)
+
+
+def image_shape(shape: object) -> tuple[int, ...] | None:
+    """``shape`` if it is a plausible (h, w) or (h, w, 3) frame shape, else None."""
+    if not isinstance(shape, tuple) or len(shape) not in (2, 3) or not all(type(v) is int and v > 0 for v in shape):
+        return None
+    if len(shape) == 3 and shape[2] != 3:
+        return None
+    return shape
+
+
+def receive_image(conn: Connection, shape: object) -> np.ndarray | None:
+    """The pixels that follow a detect request, as a writable uint8 array; None if ``shape`` is not one.
+
+    The raw message is always read (so the stream stays in step) even when it does not fit.
+    """
+    checked = image_shape(shape)
+    if checked is None or math.prod(checked) > MAX_FRAME_BYTES:
+        conn.recv_bytes()
+        return None
+    image = np.empty(checked, np.uint8)
+    try:
+        size = conn.recv_bytes_into(image.reshape(-1))  # flat: Connection measures len() of its buffer
+    except BufferTooShort:
+        return None
+    return image if size == image.nbytes else None
 
 
 def _settle_process() -> None:
@@ -131,7 +166,7 @@ def worker_main(conn: Connection, factory: DetectorFactory) -> None:
     except BaseException as exc:
         conn.send(("failed", describe(exc)))
         raise SystemExit(1) from exc
-    conn.send(("ready", os.getpid()))
+    conn.send(("ready", os.getpid(), pool.pixels))
     while True:
         try:
             message = conn.recv()
@@ -149,10 +184,16 @@ def worker_main(conn: Connection, factory: DetectorFactory) -> None:
         if kind != "detect":
             log.warning("ignoring unknown message %r", kind)
             continue
-        _, request_id, stream_id, bgr = message
+        _, request_id, stream_id, shape = message
+        try:
+            image = receive_image(conn, shape)
+        except (EOFError, OSError):
+            return
         started = time.perf_counter()
         try:
-            faces = pool.detect(stream_id, bgr)
+            if image is None:
+                raise ValueError(f"bad frame shape {shape!r} on the wire")
+            faces = pool.detect(stream_id, image)
         except Exception as exc:
             conn.send(("error", request_id, describe(exc), time.perf_counter() - started))
         else:

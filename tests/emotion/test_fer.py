@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable
 
 import av
+import cv2
+import numpy as np
 import pytest
 
 from emotion.detector import FerDetector
@@ -96,12 +98,25 @@ def test_fast_path_keeps_its_labels_over_a_swaying_clip_while_mostly_reusing_the
     assert tracker.full_detections <= len(labels) / 5
 
 
-def test_detectors_refuse_anything_but_bgr_arrays(naive: FerDetector) -> None:
+def test_detectors_refuse_anything_but_grey_or_bgr_arrays(naive: FerDetector) -> None:
     # fer's own load_image would fetch a string as a URL: it must never get one.
     with pytest.raises(TypeError):
         naive.detect("https://example.invalid/face.jpg")  # type: ignore[arg-type]
-    with pytest.raises(ValueError):
-        FastFerDetector().detect(load_image("justin.jpg")[:, :, 0])
+    image = load_image("justin.jpg")
+    for bad in (image.astype(np.float32), np.dstack([image, image[:, :, :1]]), image[:0]):
+        with pytest.raises(ValueError):
+            FastFerDetector().detect(bad)
+        with pytest.raises(ValueError):
+            naive.detect(bad)
+
+
+def test_a_grey_frame_gives_the_faces_of_its_bgr_frame(naive: FerDetector) -> None:
+    # What the worker now sends: grey. fer's first step is the grey conversion, so nothing may change.
+    image = load_image("justin.jpg")
+    grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    assert FastFerDetector.pixels == "grey" and FerDetector.pixels == "grey"
+    assert FastFerDetector().detect(grey) == FastFerDetector().detect(image) != []
+    assert naive.detect(grey) == naive.detect(image) != []
 
 
 def test_loading_fer_leaves_the_logging_configuration_alone() -> None:

@@ -19,7 +19,7 @@ import pytest
 
 from emotion.frames import InvalidFrame
 from emotion.pipeline import EmotionService, EmotionStream
-from emotion.sampler import EveryFrame, FrameSampler
+from emotion.sampler import AdaptiveSampler, EveryFrame, FrameSampler, Observation
 from emotion.types import EmotionStatus, EmotionUpdate
 from tests.emotion.conftest import EventLog, MakeService, pid_alive, wait_until
 from tests.support import fakes
@@ -58,7 +58,31 @@ async def test_thread_mode_turns_frames_into_updates(make_service: MakeService) 
     update = await log.update(lambda u: u.face_present)
     assert update.dominant == "happy" and not update.flag_active
     assert log.statuses[0].status == "starting" and log.statuses[-1].status == "ok"
-    assert stream.frames_sampled == 10, "5 of 30 frames per second"
+    # The default sampler: 5 of 30 frames per second at first, fewer once the face and the reading hold still.
+    assert isinstance(stream.sampler, AdaptiveSampler)
+    assert 4 <= stream.frames_sampled < 10
+
+
+def textured(seed: int) -> np.ndarray:
+    """A green frame (ColourDetector: happy) with a random pattern where its face box is."""
+    frame = solid(GREEN)
+    frame[10:30, 10:30] = np.random.default_rng(seed).integers(0, 256, (20, 20, 1), dtype=np.uint8) // 4 + (0, 150, 0)
+    return frame
+
+
+async def test_the_default_sampler_backs_off_on_a_steady_face_and_snaps_back_on_a_changed_one(
+    make_service: MakeService,
+) -> None:
+    service = make_service(f"{FAKES}:ColourDetector", mode="thread")
+    stream = service.open_stream("call-1")
+    await service.wait_ready(10)
+    await play(stream, [(i / 30, textured(1)) for i in range(90)])
+    assert stream.frames_sampled <= 9, "3 s of a steady face: backed off from 15 analyses"
+    sampled = stream.frames_sampled
+    # The face changes between two analyses: the next full-rate frame (0.2 s grid) is analysed.
+    kept = [t for t, frame in [(3.0 + i / 30, textured(2)) for i in range(7)] if stream.push_frame(frame, t)]
+    assert kept and kept[0] <= 3.2 + 0.001 and stream.frames_sampled == sampled + len(kept)
+    assert isinstance(stream.sampler, AdaptiveSampler) and stream.sampler.snapped_back >= 1
 
 
 async def test_only_the_newest_frame_waits_and_the_queue_never_grows(make_service: MakeService) -> None:
@@ -269,7 +293,7 @@ async def test_aclose_while_the_model_is_still_loading() -> None:
 
 async def test_stream_close_ends_iteration_and_flushes_the_timeline(make_service: MakeService) -> None:
     service = make_service(f"{FAKES}:ColourDetector", mode="thread")
-    stream = service.open_stream("call-1")
+    stream = service.open_stream("call-1", sampler=FrameSampler(5.0))
     log = EventLog(stream)
     await service.wait_ready(10)
     await play(stream, colour_clip([(GREEN, 2.5)]))
@@ -395,11 +419,14 @@ async def test_status_events_are_json_ready() -> None:
 class ExplodingSampler:
     """Keeps every frame, then fails when told how long the analysis took."""
 
-    def __call__(self, media_time: float) -> bool:
+    def __call__(self, media_time: float, frame: object = None) -> bool:
         return True
 
     def record(self, latency_s: float) -> None:
         raise ZeroDivisionError("sampler arithmetic")
+
+    def observe(self, observation: Observation) -> None:
+        raise AssertionError("not reached: record failed first")
 
 
 async def test_a_failure_after_the_analysis_costs_that_frame_not_the_service(make_service: MakeService) -> None:
