@@ -3,14 +3,18 @@
 The admin adds a rep with skills and languages (the password shown once), the rep signs in to /console in a
 second page and is available, and disabling them ends that session; an API key made on the page works with
 aiohttp until the page revokes it; a webhook to a receiver on loopback gets a signed test delivery that the
-page's log shows.
+page's log shows. Business hours are a form: the admin sets Monday to Friday 09:00-17:00 in Europe/Amsterdam with
+holidays and the API returns that document; an inverted interval shows the server's error and saves nothing.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -24,6 +28,9 @@ from tests.support.browser import Chromium, desktop_page, rep_login, shot
 from tests.support.server import PASSWORD, Rapport, running
 
 pytestmark = [pytest.mark.browser, pytest.mark.webrtc]
+
+# README pictures land beside the other artifacts; docs/screenshots/ keeps the committed copies (copied by hand).
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "readme"
 
 
 @pytest.fixture
@@ -136,3 +143,92 @@ async def test_a_webhook_test_delivery_reaches_a_real_receiver_signed(centre: Ra
         await shot(page, "admin-webhooks")
     finally:
         await receiver.close()
+
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri")
+GET_HOURS = "async () => (await fetch('/api/v1/business-hours')).json()"
+
+
+async def test_business_hours_are_set_in_a_form_and_an_inverted_interval_is_refused(
+    centre: Rapport, browser: Chromium
+) -> None:
+    page = await admin_page(browser, centre)
+    assert (await page.evaluate(GET_HOURS))["queues"] == []
+    await expect(page.get_by_test_id("hours-always-open")).to_be_visible()
+    await page.get_by_test_id("admin-nav-hours").click()
+    await page.get_by_test_id("hours-timezone").select_option("Europe/Amsterdam")
+    await page.get_by_test_id("hours-threshold").fill("15")
+    # A reason's queue comes and goes with its buttons; "*" stays.
+    await page.get_by_test_id("hours-queue-choice").select_option("order")
+    await page.get_by_test_id("hours-queue-add").click()
+    await expect(page.get_by_test_id("hours-queue-order")).to_be_visible()
+    await page.get_by_test_id("hours-queue-remove-order").click()
+    await expect(page.get_by_test_id("hours-queue-order")).to_have_count(0)
+    await page.get_by_test_id("hours-queue-choice").select_option("*")
+    await page.get_by_test_id("hours-queue-add").click()
+    # Keyboard: the new queue's first add button has the focus, and Enter adds an interval there.
+    await expect(page.get_by_test_id("hours-*-mon-add")).to_be_focused()
+    await expect(page.get_by_test_id("hours-*-sat-closed")).to_have_text("Closed")
+    for day in WEEKDAYS:
+        await page.get_by_test_id(f"hours-*-{day}-add").press("Enter")
+        await expect(page.get_by_test_id(f"hours-*-{day}-0-from")).to_be_focused()
+        await page.get_by_test_id(f"hours-*-{day}-0-from").fill("09:00")
+        await page.get_by_test_id(f"hours-*-{day}-0-until").fill("17:00")
+    # A second interval, removed again: Monday is one interval.
+    await page.get_by_test_id("hours-*-mon-add").click()
+    await expect(page.get_by_test_id("hours-*-mon-1")).to_be_visible()
+    await page.get_by_test_id("hours-*-mon-1-remove").click()
+    await expect(page.get_by_test_id("hours-*-mon-1")).to_have_count(0)
+    # Holidays: Christmas Eve until noon, Christmas Day closed.
+    await page.get_by_test_id("hours-*-holiday-add").click()
+    await page.get_by_test_id("hours-*-holiday-0-date").fill("2026-12-24")
+    await page.get_by_test_id("hours-*-holiday-0-add").click()
+    await page.get_by_test_id("hours-*-holiday-0-0-from").fill("09:00")
+    await page.get_by_test_id("hours-*-holiday-0-0-until").fill("12:00")
+    await page.get_by_test_id("hours-*-holiday-add").click()
+    await page.get_by_test_id("hours-*-holiday-1-date").fill("2026-12-25")
+    await expect(page.get_by_test_id("hours-*-holiday-1-closed")).to_be_visible()
+    await page.get_by_test_id("hours-save").click()
+    await expect(page.get_by_test_id("admin-announce")).to_contain_text("Business hours saved")
+
+    expected: dict[str, Any] = {
+        "timezone": "Europe/Amsterdam",
+        "callback_wait_threshold_s": 900,
+        "queues": [
+            {
+                "queue": "*",
+                "weekly": {**{d: [["09:00", "17:00"]] for d in WEEKDAYS}, "sat": [], "sun": []},
+                "holidays": [{"date": "2026-12-24", "hours": [["09:00", "12:00"]]}, {"date": "2026-12-25"}],
+            }
+        ],
+    }
+    assert await page.evaluate(GET_HOURS) == expected
+    await expect(page.get_by_test_id("hours-error")).to_be_hidden()
+    # The picture for the README: the editor, 1280 px wide.
+    await page.set_viewport_size({"width": 1280, "height": 900})
+    await page.get_by_test_id("hours-form").evaluate("n => n.closest('section').scrollIntoView()")
+    await expect(page.get_by_test_id("hours-*-sun-closed")).to_be_in_viewport()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(SCREENSHOTS / "admin.png"))
+
+    # Tuesday 17:00-09:00: the server's message (naming the field) is shown, the interval marked, nothing saved.
+    await page.get_by_test_id("hours-*-tue-0-from").fill("17:00")
+    await page.get_by_test_id("hours-*-tue-0-until").fill("09:00")
+    await page.get_by_test_id("hours-save").click()
+    error = page.get_by_test_id("hours-error")
+    await expect(error).to_be_visible()
+    await expect(error).to_contain_text("queues[0].weekly.tue[0]")
+    await expect(error).to_contain_text("ends before it starts")
+    await expect(page.get_by_test_id("hours-*-tue-0-from")).to_have_attribute("aria-invalid", "true")
+    await expect(page.get_by_test_id("hours-*-mon-0-from")).not_to_have_attribute("aria-invalid", "true")
+    assert await page.evaluate(GET_HOURS) == expected
+    # Put right, it saves and the mark goes.
+    await page.get_by_test_id("hours-*-tue-0-from").fill("08:00")
+    await page.get_by_test_id("hours-*-tue-0-until").fill("00:00")
+    await page.get_by_test_id("hours-save").click()
+    # The form is drawn again from the saved document (the until of 00:00 sent as 24:00, the end of the day).
+    await expect(page.get_by_test_id("hours-document")).to_have_value(re.compile(r'"08:00",\s*"24:00"'))
+    await expect(error).to_be_hidden()
+    await expect(page.get_by_test_id("hours-*-tue-0-from")).not_to_have_attribute("aria-invalid", "true")
+    saved = await page.evaluate(GET_HOURS)
+    assert saved["queues"][0]["weekly"]["tue"] == [["08:00", "24:00"]]
