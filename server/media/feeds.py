@@ -27,9 +27,10 @@ log = logging.getLogger(__name__)
 VIDEO_CLOCK = 90_000
 MAX_AHEAD_S = 1.0
 KEYFRAME_REQUEST_EVERY_S = 0.5
-PACKET_BACKLOG = 30  # forwarded packets waiting for a slow sender: a second of video
+PACKET_BACKLOG = 30  # reassembled frames waiting for the cues' decoder: a second of video
 
-# What a feed carries: decoded frames (transcoding path) or encoded packets (forwarding path).
+# What a feed hands its frame sinks: decoded frames (transcoding path) or, on the forwarding path, frames
+# reassembled from its RTP packets as ``av.Packet`` (server.media.forwarding.FrameAssembler).
 Media = Frame | av.Packet
 
 
@@ -123,7 +124,7 @@ class ParticipantFeed:
                 frame = await track.recv()
             except MediaStreamError:
                 return
-            if not isinstance(frame, Frame | av.Packet) or frame.pts is None:
+            if not isinstance(frame, Frame) or frame.pts is None:
                 continue
             self._restamp(frame)
             self.frames_in += 1
@@ -161,10 +162,11 @@ class ParticipantFeed:
 
 
 class FeedTrack(MediaStreamTrack):
-    """An outgoing track that plays a feed: what one peer sends of the other side.
+    """An outgoing track that plays a feed on the transcoding path: what one peer sends of the other side.
 
     Keeps only the newest frames (a short queue for audio, where dropping is
     audible, and the last frame or two for video, where lateness is worse).
+    The forwarding path sends packets instead (server.media.forwarding.RtpFeedTrack).
     """
 
     def __init__(self, feed: ParticipantFeed) -> None:
@@ -173,47 +175,22 @@ class FeedTrack(MediaStreamTrack):
         self.feed = feed
         # (item, when it reached the server): the time is for the transit metric.
         self._frames: deque[tuple[Media, float]] = deque(maxlen=10 if feed.kind == "audio" else 2)
-        self._packets: deque[tuple[Media, float]] = deque()
         self.last_in: float | None = None
         self._ready = asyncio.Event()
         self.frames_out = 0
-        self.dropped = 0
-        # Forwarded video starts, and restarts after a gap, at a keyframe: nothing else decodes.
-        self._need_keyframe = True
         feed.subscribe(self)
 
     def push(self, frame: Media) -> None:
-        if isinstance(frame, av.Packet):
-            self._push_packet(frame)
-        else:
-            self._frames.append((frame, time.monotonic()))
+        self._frames.append((frame, time.monotonic()))
         self._ready.set()
 
-    def _push_packet(self, packet: av.Packet) -> None:
-        if self.kind == "video":
-            if len(self._packets) >= PACKET_BACKLOG:
-                # The peer is not keeping up: drop the backlog and restart at a keyframe.
-                self.dropped += len(self._packets)
-                self._packets.clear()
-                self._need_keyframe = True
-            if self._need_keyframe:
-                if not packet.is_keyframe:
-                    self.dropped += 1
-                    self.feed.request_keyframe()
-                    return
-                self._need_keyframe = False
-        elif len(self._packets) >= PACKET_BACKLOG:
-            self._packets.popleft()
-            self.dropped += 1
-        self._packets.append((packet, time.monotonic()))
-
     async def recv(self) -> Media:
-        while not self._frames and not self._packets:
+        while not self._frames:
             if self.readyState != "live":
                 raise MediaStreamError
             self._ready.clear()
             await self._ready.wait()
-        frame, self.last_in = self._packets.popleft() if self._packets else self._frames.popleft()
+        frame, self.last_in = self._frames.popleft()
         self.frames_out += 1
         return frame
 
@@ -227,7 +204,7 @@ class FeedTrack(MediaStreamTrack):
 class GatedFeedTrack(FeedTrack):
     """A feed track that passes media only while ``is_open()``: the supervisor's voice reaches the rep only
     in a whisper or a barge-in, and the customer only in a barge-in. Closed, nothing of the feed is queued,
-    so nothing of it can be sent; opened, video resumes at the next keyframe (asked for at once)."""
+    so nothing of it can be sent; opened, frames flow again (re-encoded, so from any frame)."""
 
     def __init__(self, feed: ParticipantFeed, is_open: Callable[[], bool]) -> None:
         super().__init__(feed)
@@ -237,16 +214,13 @@ class GatedFeedTrack(FeedTrack):
     def push(self, frame: Media) -> None:
         if not self.is_open():
             self.withheld += 1
-            self._need_keyframe = True
             return
         super().push(frame)
 
     def flush(self) -> None:
         """The gate closed: what waits to be sent is not sent either."""
-        self.withheld += len(self._frames) + len(self._packets)
+        self.withheld += len(self._frames)
         self._frames.clear()
-        self._packets.clear()
-        self._need_keyframe = True
 
 
 class DecodingSink:

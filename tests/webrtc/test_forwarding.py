@@ -24,7 +24,7 @@ from aiortc.sdp import SessionDescription
 from server.config import Settings
 from server.media import healing
 from server.media.call import CallMedia
-from server.media.feeds import FeedTrack, ParticipantFeed, codec_of, tag_codec
+from server.media.feeds import codec_of, tag_codec
 from server.media.forwarding import GapHealingJitterBuffer, RtpFeedTrack, RtpParticipantFeed, is_keyframe
 from tests.support.clients import (
     CUSTOMER,
@@ -96,21 +96,6 @@ def test_vp8_and_h264_keyframes_are_recognised() -> None:
     assert not is_keyframe(av.Packet(b"\x11\x02\x00"), "vp8")
     assert is_keyframe(av.Packet(b"\x00\x00\x00\x01\x67\x42\x00\x00\x00\x01\x65"), "h264")
     assert not is_keyframe(av.Packet(b"\x00\x00\x00\x01\x41\x9a"), "h264")
-
-
-async def test_forwarded_video_starts_at_a_keyframe_and_asks_for_one() -> None:
-    feed = ParticipantFeed("video")
-    asked: list[int] = []
-    feed.keyframe_source = lambda: asked.append(1)
-    track = FeedTrack(feed)
-    track.push(packet(b"\x11delta", 0, False))
-    track.push(packet(b"\x11delta", 3000, False))
-    assert asked == [1], "asked once (requests are throttled)"
-    assert track.dropped == 2, "both deltas before the first keyframe were dropped"
-    track.push(packet(b"\x10key", 6000, True))
-    track.push(packet(b"\x11delta", 9000, False))
-    assert [p.pts for p in [await track.recv(), await track.recv()]] == [6000, 9000]
-    track.stop()
 
 
 @pytest.mark.webrtc
