@@ -24,6 +24,7 @@ from playwright.async_api import Page, expect
 
 from server.config import Settings
 from server.webhooks.signing import verify
+from tests.support.axe import check_accessibility
 from tests.support.browser import Chromium, desktop_page, rep_login, shot
 from tests.support.server import PASSWORD, Rapport, running
 
@@ -222,6 +223,14 @@ async def test_business_hours_are_set_in_a_form_and_an_inverted_interval_is_refu
     await expect(page.get_by_test_id("hours-*-tue-0-from")).to_have_attribute("aria-invalid", "true")
     await expect(page.get_by_test_id("hours-*-mon-0-from")).not_to_have_attribute("aria-invalid", "true")
     assert await page.evaluate(GET_HOURS) == expected
+    # The drawn editor, with its error shown, has every input labelled (axe: nothing serious).
+    await check_accessibility(page, "admin-hours")
+    # The JSON disclosure: text that is not JSON is refused on the page and leaves the form as it was.
+    await page.get_by_test_id("hours-advanced").locator("summary").click()
+    await page.get_by_test_id("hours-document").fill('{"timezone": ')
+    await page.get_by_test_id("hours-json-apply").click()
+    await expect(error).to_contain_text("Not valid")
+    await expect(page.get_by_test_id("hours-*-mon-0-from")).to_have_value("09:00")
     # Put right, it saves and the mark goes.
     await page.get_by_test_id("hours-*-tue-0-from").fill("08:00")
     await page.get_by_test_id("hours-*-tue-0-until").fill("00:00")
