@@ -1,8 +1,9 @@
 """The queue as reps and waiting customers see it, sent coalesced: at most ``queue_updates_per_s`` a second.
 
 Reps get the whole queue once (``queue.snapshot`` on connect or ``queue.resync``), then ``queue.delta``s
-(queue_feed.py): one encoded delta for every rep, not the whole queue each. A waiting customer hears their place
-when it or their estimate changed, and again every ``QUEUE_TICK_S`` whatever happened.
+(queue_feed.py): one delta, encoded once, for every rep, not the whole queue each. A waiting customer hears their
+place when it or their estimate changed, and again every ``QUEUE_TICK_S`` whatever happened. A send orders the queue
+and counts the free reps once, however many wait.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import contextlib
 from collections.abc import Callable
 
 from . import routing, views
+from .participant import encode_message
 from .payloads import QueueSnapshot
 from .queue_feed import QueueFeed
 from .state import LiveSession, Shared
@@ -96,17 +98,18 @@ class QueueBroadcast:
             self._flush = None
             self._send()
         elif self.feed.version == 0:
-            self._update_feed()
+            self._update_feed(self.waiting(), self.available_reps())
         return self.feed.snapshot()
 
-    def _update_feed(self) -> None:
+    def _update_feed(self, waiting: list[LiveSession], available: int) -> None:
         online = [(r.user, r.status) for r in self.shared.reps.values() if r.conns]
-        delta = self.feed.update(views.queue_items(self.waiting()), self.available_reps(), views.rep_entries(online))
+        delta = self.feed.update(views.queue_items(waiting), available, views.rep_entries(online))
         if delta is None:
             return
+        frame = encode_message(delta)
         for rep in self.shared.reps.values():
             for conn in rep.conns:
-                conn.send(delta)
+                conn.send_encoded(delta, frame)
 
     def _flush_due(self) -> None:
         self._flush = None
@@ -117,13 +120,14 @@ class QueueBroadcast:
         self._sent_at = asyncio.get_running_loop().time()
         retell, self._retell = self._retell, False
         waiting = self.waiting()
+        available = self.available_reps()
         told, self._told = self._told, {}
         for position, live in enumerate(waiting, start=1):
-            wait = self.estimated_wait(position, live.record.reason)
+            wait = self.waits.estimate(position, live.record.reason, available)
             if retell or told.get(live.id) != (position, wait):
                 live.send_to_customer(views.queue_position(position, wait))
             self._told[live.id] = (position, wait)
-        self._update_feed()
+        self._update_feed(waiting, available)
 
     async def _ticker(self) -> None:
         while True:

@@ -49,7 +49,7 @@ from .errors import ProtocolError
 from .floor import live_floor
 from .grace import ReconnectGrace
 from .media_life import MediaLife
-from .participant import Participant
+from .participant import Participant, encode_message
 from .payloads import CustomerWelcome
 from .ringing import Ringing
 from .state import LiveSession, LiveView, RepState, Shared
@@ -185,10 +185,11 @@ class CallCenter:
             # The customer has the grace period to open the socket, like a reconnect.
             self.grace.start(live, "customer")
             self.wait_limits.start(live, self.settings.max_wait_s)
-            new_item = views.queue_item(live)
+            new = views.queue_new(views.queue_item(live))
+            frame = encode_message(new)  # once for every rep
             for rep in self.reps.values():
                 for conn in rep.conns:
-                    conn.send(views.queue_new(new_item))
+                    conn.send_encoded(new, frame)
             self.broadcast_queue()
             return record, token
 

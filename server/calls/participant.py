@@ -9,8 +9,13 @@ from __future__ import annotations
 import time
 from typing import Protocol
 
+import msgspec
+
 from ..storage.records import User
 from .payloads import ServerMessage
+
+# A message as every socket sends it (JSON text): encode once, then ``send_encoded`` the same bytes to many sockets.
+encode_message = msgspec.json.Encoder().encode
 
 
 class Participant(Protocol):
@@ -26,6 +31,10 @@ class Participant(Protocol):
 
         A customer's socket sends only the types ``payloads`` gives a customer audience.
         """
+
+    def send_encoded(self, message: ServerMessage, frame: bytes) -> None:
+        """``send`` with ``message`` already encoded as ``frame`` (``encode_message``): a message that goes to every
+        rep is encoded once, not once a socket. The same rules apply (``message`` says whose socket may carry it)."""
 
     def close(self, code: int, reason: str = "") -> None:
         """Flush what is queued, then close with ``code``."""

@@ -14,6 +14,7 @@ removed and upserted calls out and inserting the upserts in ascending index give
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,7 +25,7 @@ from .payloads import QueueDelta, QueueItem, QueuePlace, QueueSnapshot, RepEntry
 
 def _same(a: QueueItem, b: QueueItem) -> bool:
     """Equal but for ``waited_s`` (which grows every second)."""
-    return msgspec.structs.replace(a, waited_s=0) == msgspec.structs.replace(b, waited_s=0)
+    return msgspec.structs.replace(a, waited_s=b.waited_s) == b
 
 
 def longest_increasing(values: Sequence[int]) -> set[int]:
@@ -59,7 +60,9 @@ def diff(old: Sequence[QueueItem], new: Sequence[QueueItem]) -> tuple[list[str],
     unchanged = [
         k for k, item in zip(unchanged, (i for i in old if i.session_id in place), strict=True) if _same(item, new[k])
     ]
-    kept = longest_increasing(unchanged)
+    # A join or a leave keeps the rest in order: then all of them stay (the longest run is the whole list).
+    in_order = all(a < b for a, b in itertools.pairwise(unchanged))
+    kept = set(unchanged) if in_order else longest_increasing(unchanged)
     return removed, [QueuePlace(index=k, item=item) for k, item in enumerate(new) if k not in kept]
 
 

@@ -12,6 +12,7 @@ message could be built somewhere the payload tests do not look.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -360,10 +361,16 @@ def queue_item(live: LiveSession) -> QueueItem:
         language=record.language,
         identified=live.identified,
         ringing=live.offer is not None,
-        queued_at=iso(record.queued_at),
+        queued_at=_queued_at(record.queued_at),
         waited_s=int(time.time() - record.queued_at),
         connected=live.conns.get("customer") is not None,
     )
+
+
+@functools.lru_cache(maxsize=4096)
+def _queued_at(ts: float) -> str:
+    """``iso`` for queue items: every send lists the same waiting calls, so each time is formatted once."""
+    return iso(ts)
 
 
 def queue_items(waiting: Iterable[LiveSession]) -> list[QueueItem]:

@@ -98,6 +98,11 @@ class RelayedSocket:
             return
         self._post(encode(Deliver(conn=self.conn, frame=msgspec.Raw(_encode_message(message)))))
 
+    def send_encoded(self, message: ServerMessage, frame: bytes) -> None:
+        if self.close_code is not None or withheld_from_customer(self.role, message, self.log):
+            return
+        self._post(encode(Deliver(conn=self.conn, frame=msgspec.Raw(frame))))
+
     def close(self, code: int, reason: str = "") -> None:
         if self.close_code is not None:
             return

@@ -44,6 +44,8 @@ class ClientSocket(Protocol):
 
     def send(self, message: ServerMessage) -> None: ...
 
+    def send_encoded(self, message: ServerMessage, frame: bytes) -> None: ...
+
     def close(self, code: int, reason: str = "") -> None: ...
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None: ...
@@ -94,6 +96,12 @@ class Connection:
         if self.close_code is not None or withheld_from_customer(self.role, message, self.log):
             return
         self.send_frame(_encode(message))
+
+    def send_encoded(self, message: ServerMessage, frame: bytes) -> None:
+        """``send`` for a message encoded once for many sockets (``calls.participant.encode_message``)."""
+        if self.close_code is not None or withheld_from_customer(self.role, message, self.log):
+            return
+        self.send_frame(frame)
 
     def send_frame(self, frame: bytes) -> None:
         """An encoded message (from the cluster's leader, which built and checked it)."""
