@@ -41,6 +41,19 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CUE_FPS = 5.0
 
 
+# glibc gives each thread that allocates an arena of its own, up to 8 per core, and keeps each one's pages: a worker's
+# calls come and go on short-lived threads (aiortc's codec threads, the executor), so its resident memory crept up
+# by an arena at a time (about 1.5 MB each, bench/soak.py). Two arenas serve a worker's few threads as well.
+WORKER_MALLOC_ARENAS = "2"
+
+
+def worker_environment() -> dict[str, str]:
+    """This process's environment, with glibc's arena limit for the worker unless the operator set one."""
+    env = dict(os.environ)
+    env.setdefault("MALLOC_ARENA_MAX", WORKER_MALLOC_ARENAS)
+    return env
+
+
 class MediaWorker(MediaLink):
     """One worker process and its message pipe."""
 
@@ -69,6 +82,7 @@ class MediaWorker(MediaLink):
             stdout=asyncio.subprocess.PIPE,
             cwd=PROJECT_ROOT,
             limit=wire.MAX_BODY,
+            env=worker_environment(),
         )
         self.alive = True
         self._reader = asyncio.create_task(self._read(), name=f"media-worker-{self.index}")

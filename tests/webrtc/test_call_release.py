@@ -41,6 +41,10 @@ def udp_sockets(pid: int) -> int:
     return count
 
 
+def environ(pid: int) -> bytes:
+    return Path(f"/proc/{pid}/environ").read_bytes()
+
+
 def fds(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
@@ -101,6 +105,8 @@ async def test_a_call_in_a_media_worker_gives_back_its_udp_sockets_fds_and_tasks
         worker = pool.workers[0]
         pid = worker.pid
         assert pid is not None
+        # Its memory in few glibc arenas (short-lived threads would each add one: bench/soak.py).
+        assert b"MALLOC_ARENA_MAX=2\0" in environ(pid)
         await one_call(rapport)
         await asyncio.sleep(2.5)  # the worker reports its tasks once a second
         udp, open_fds = udp_sockets(pid), fds(pid)
