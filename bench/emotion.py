@@ -44,10 +44,11 @@ sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() not
 
 from bench.calls.procstat import cpu_seconds  # noqa: E402
 from emotion.aggregate import Aggregator, EmotionSettings  # noqa: E402
+from emotion.backends import ProcessWorker  # noqa: E402
 from emotion.detector import faces_from_fer, fer_available, new_fer  # noqa: E402
 from emotion.fastpath import FastFerDetector  # noqa: E402
 from emotion.pipeline import EmotionService  # noqa: E402
-from emotion.sampler import EveryFrame, FrameSampler, Sampler  # noqa: E402
+from emotion.sampler import AdaptiveSampler, EveryFrame, FrameSampler, Observation, Sampler  # noqa: E402
 from emotion.types import FaceEmotion, largest_face  # noqa: E402
 from tests.support.faces import Clip, happy_then_angry_clip, make_clip, people  # noqa: E402
 
@@ -97,11 +98,14 @@ class Lockstep:
         self.inner = inner
         self.analysed = asyncio.Event()
 
-    def __call__(self, media_time: float) -> bool:
-        return self.inner(media_time)
+    def __call__(self, media_time: float, frame: object = None) -> bool:
+        return self.inner(media_time, frame)
 
     def record(self, latency_s: float) -> None:
         self.inner.record(latency_s)
+
+    def observe(self, observation: Observation) -> None:
+        self.inner.observe(observation)
         self.analysed.set()
 
     async def wait(self) -> None:
@@ -131,7 +135,13 @@ async def run_pipeline(frames: Sequence[np.ndarray]) -> Result:
         parent = time.process_time() - cpu
         worker = cpu_seconds(pid) - worker_cpu
         wall = time.perf_counter() - wall
-    print(f"  pipeline CPU split: server process {parent:.2f} s (frame conversion, pipe), worker {worker:.2f} s")
+        sent = service._slots[0].worker
+        wire = sent.bytes_sent / (len(frames) + 1) if isinstance(sent, ProcessWorker) else float("nan")
+    n = len(frames)
+    print(
+        f"  pipeline CPU per frame: server process {1000 * parent / n:.2f} ms (frame conversion, pipe), "
+        f"worker {1000 * worker / n:.2f} ms; {wire / 1000:.1f} kB of pixels per frame to the worker"
+    )
     return Result("fast path, pipeline (worker process)", len(frames), parent + worker, wall, labels)
 
 
@@ -149,20 +159,25 @@ def cue_latency(detect: Detect, clip: Clip) -> float | None:
     return None
 
 
-async def pipeline_cue_latency(clip: Clip) -> float | None:
-    """The same through the service (worker process, default sampler), frames pushed in lockstep."""
+async def pipeline_cue_latency(clip: Clip, sampler: Sampler) -> tuple[float | None, int]:
+    """The same through the service (worker process), call frames (yuv420p) pushed in lockstep.
+
+    Returns the latency and how many frames were analysed before the switch.
+    """
     async with EmotionService() as service:
         await service.wait_ready(300)
-        lockstep = Lockstep(FrameSampler(service.settings.analysis_fps))
+        lockstep = Lockstep(sampler)
         stream = service.open_stream("cue", sampler=lockstep)
         switch = clip.switch_times[0]
+        before = 0
         for t in clip.times():
-            if stream.push_frame(clip.frame_at(t), t):
+            if stream.push_frame(video_frame(clip.frame_at(t), t), t):
                 await lockstep.wait()
+                before += t < switch
                 update = stream.last_update
                 if update is not None and update.flag == "raised":
-                    return t - switch if t >= switch else -1.0
-    return None
+                    return (t - switch if t >= switch else -1.0), before
+    return None, before
 
 
 def fmt_latency(value: float | None) -> str:
@@ -249,7 +264,16 @@ def main() -> None:
     print(f"  naive:                 {fmt_latency(cue_latency(naive_detect, cue_clip))}")
     print(f"  fast path, in process: {fmt_latency(cue_latency(FastFerDetector().detect, cue_clip))}")
     if not args.skip_pipeline:
-        print(f"  fast path, pipeline:   {fmt_latency(asyncio.run(pipeline_cue_latency(cue_clip)))}")
+        settings = EmotionSettings()
+        for name, sampler in (
+            ("fixed rate", FrameSampler(settings.analysis_fps)),
+            ("adaptive (default)", AdaptiveSampler.for_settings(settings.analysis_fps, settings.raise_threshold)),
+        ):
+            latency, analysed = asyncio.run(pipeline_cue_latency(cue_clip, sampler))
+            print(
+                f"  fast path, pipeline, {name + ':':19} {fmt_latency(latency)}; "
+                f"{analysed} frames analysed in the {cue_clip.switch_times[0]:.0f} s before the switch"
+            )
 
 
 if __name__ == "__main__":

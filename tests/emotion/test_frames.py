@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import av
+import cv2
 import numpy as np
 import pytest
 
-from emotion.frames import InvalidFrame, check_frame, check_media_time, fit, to_bgr
+from emotion.frames import (
+    InvalidFrame,
+    analysed_size,
+    check_frame,
+    check_media_time,
+    face_thumbnail,
+    fit,
+    to_bgr,
+    to_grey,
+)
 
 
 @pytest.mark.parametrize(
@@ -97,3 +107,65 @@ def test_fit() -> None:
     assert fit(640, 480, 640) == (640, 480)
     assert fit(1280, 720, 640) == (640, 360)
     assert fit(10, 10_000, 640) == (1, 640)
+
+
+def yuv(image: np.ndarray, fmt: str = "yuv420p") -> av.VideoFrame:
+    return av.VideoFrame.from_ndarray(image, format="bgr24").reformat(format=fmt)
+
+
+def gradient(width: int = 64, height: int = 48) -> np.ndarray:
+    ramp = np.linspace(0, 255, width, dtype=np.float32)[np.newaxis, :].repeat(height, axis=0)
+    return cv2.cvtColor(ramp.astype(np.uint8), cv2.COLOR_GRAY2BGR)
+
+
+def test_a_yuv_frame_becomes_grey_from_its_y_plane_like_the_bgr_path() -> None:
+    image = gradient()
+    for fmt in ("yuv420p", "nv12", "yuv444p"):
+        frame = yuv(image, fmt)
+        grey = to_grey(frame)
+        via_bgr = cv2.cvtColor(to_bgr(frame), cv2.COLOR_BGR2GRAY)
+        assert grey.shape == (48, 64) and grey.dtype == np.uint8
+        # Video range stretched to full range: within the BGR round trip's rounding.
+        assert int(np.abs(grey.astype(int) - via_bgr).max()) <= 3, fmt
+        assert grey.min() <= 3 and grey.max() >= 250, "full range, not 16-235"
+
+
+def test_a_full_range_frame_is_read_as_it_is() -> None:
+    frame = yuv(gradient(), "yuvj420p")
+    plane = np.frombuffer(frame.planes[0], np.uint8).reshape(48, frame.planes[0].line_size)[:, :64]
+    assert np.array_equal(to_grey(frame), plane)
+
+
+def test_a_padded_y_plane_loses_its_padding_and_big_frames_shrink() -> None:
+    frame = yuv(gradient(650, 480))  # libav pads the rows: stride > width
+    assert frame.planes[0].line_size > 650
+    grey = to_grey(frame, max_side=640)
+    assert grey.shape == (473, 640)
+    assert analysed_size(frame, 640) == (640, 473) == analysed_size(gradient(650, 480), 640)
+    assert to_grey(yuv(gradient(1280, 720)), 640).shape == (360, 640)
+
+
+def test_other_video_formats_and_arrays_become_grey_too() -> None:
+    image = gradient()
+    rgb = av.VideoFrame.from_ndarray(image[:, :, ::-1].copy(), format="rgb24")
+    assert np.array_equal(to_grey(rgb), cv2.cvtColor(image, cv2.COLOR_BGR2GRAY))
+    assert np.array_equal(to_grey(image), cv2.cvtColor(image, cv2.COLOR_BGR2GRAY))
+    bgra = cv2.cvtColor(image, cv2.COLOR_BGR2BGRA)
+    assert np.array_equal(to_grey(bgra), cv2.cvtColor(image, cv2.COLOR_BGR2GRAY))
+    grey = image[:, :, 0].copy()
+    assert np.shares_memory(to_grey(grey), grey), "no copy: the socket send is the copy"
+    assert to_grey(grey[:, :, np.newaxis]).shape == (48, 64)
+    with pytest.raises(InvalidFrame):
+        to_grey(np.zeros((48, 64, 3), np.float32))
+
+
+def test_the_face_probe_reads_only_what_it_can() -> None:
+    image = gradient()
+    box = (0.25, 0.25, 0.5, 0.5)
+    thumb = face_thumbnail(yuv(image), box)
+    assert thumb is not None and thumb.shape == (16, 16) and abs(float(thumb.mean())) < 1e-3
+    assert face_thumbnail(image, box) is not None and face_thumbnail(image[:, :, 0], box) is not None
+    for bad_box in ((float("nan"), 0.2, 0.5, 0.5), (0.2, 0.2, 0.0, 0.5), (2.0, 2.0, 0.5, 0.5)):
+        assert face_thumbnail(image, bad_box) is None
+    for bad_frame in (None, "frame", np.zeros((48, 64), np.float32), np.zeros((0, 64), np.uint8)):
+        assert face_thumbnail(bad_frame, box) is None

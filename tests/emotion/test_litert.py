@@ -16,11 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import av
 import pytest
 
 from emotion.backends import ProcessWorker
 from emotion.detector import DetectorUnavailable, new_fer
 from emotion.fastpath import FastFerDetector
+from emotion.frames import to_grey
 from emotion.model import FerModel, fer_model_file
 from emotion.types import FaceEmotion
 from tests.emotion.conftest import requires_fer
@@ -135,3 +137,14 @@ async def test_the_worker_process_never_imports_tensorflow(tmp_path: Path) -> No
     assert {"ai_edge_litert", "cv2", "emotion"} <= loaded  # the probe sees the worker's own imports
     # Not TensorFlow (nor Keras, nor torch), and not even fer's package: only its model file is read.
     assert loaded.isdisjoint({"tensorflow", "keras", "tf_keras", "torch", "fer", "pkg_resources"}), sorted(loaded)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_the_y_plane_of_a_call_frame_gives_fers_labels(name: str) -> None:
+    # What the worker now gets from a call: the Y plane of a decoded yuv420p frame, not BGR turned grey.
+    image = CASES[name]
+    frame = av.VideoFrame.from_ndarray(image, format="bgr24").reformat(format="yuv420p")
+    grey = to_grey(frame, max(frame.width, frame.height))
+    assert grey.shape == image.shape[:2]
+    labels = [face.dominant for face in FastFerDetector().detect(grey)]
+    assert labels == [face["label"] for face in STORED["cases"][name]["fast"]], name
