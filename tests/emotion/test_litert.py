@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import av
+import numpy as np
 import pytest
 
 from emotion.backends import ProcessWorker
