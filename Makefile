@@ -54,7 +54,7 @@ bench: setup
 	.venv/bin/python bench/validation.py
 	$(NETNS) .venv/bin/python bench/signalling.py
 
-# 1,000 short calls through one `rapport serve` (4 at a time, about 30 minutes), sampling every server process's RSS,
+# 1,000 short calls through one `rapport serve` (4 at a time, about 25 minutes), sampling every server process's RSS,
 # fds, threads, asyncio tasks and UDP sockets; fails on growth (README, "Soak"). Not in `make bench`: too long.
 # SOAK_ARGS="--calls 100" for a quick look, "--inspect DIR" for what each process holds.
 SOAK_ARGS ?=
