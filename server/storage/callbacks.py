@@ -7,6 +7,7 @@ import secrets
 from typing import Any
 
 from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from . import schema
 from .base import Repository, dump_json, from_row, load_json
@@ -66,7 +67,8 @@ class CallbackRepository(Repository):
         window: tuple[float, float] | None,
         due_at: float,
         origin_session_id: str | None = None,
-    ) -> Callback:
+    ) -> Callback | None:
+        """The new callback; None when its call has one already (requests that raced: one wins)."""
         t = schema.now()
         values: dict[str, Any] = {
             "id": new_callback_id(),
@@ -85,7 +87,10 @@ class CallbackRepository(Repository):
             "session_id": None,
             "origin_session_id": origin_session_id,
         }
-        await self._write(insert(schema.callbacks).values(**values, contact=dump_json(contact)))
+        try:
+            await self._write(insert(schema.callbacks).values(**values, contact=dump_json(contact)))
+        except IntegrityError:
+            return None
         return Callback(**values, contact=contact)
 
     async def open_callback_for_contact(self, contact: dict[str, str]) -> bool:

@@ -286,7 +286,8 @@ callbacks = Table(
     Index("ix_callbacks_due", "state", "due_at"),
     Index("ix_callbacks_invite", "invite_id"),
     Index("ix_callbacks_session", "session_id"),
-    Index("ix_callbacks_origin", "origin_session_id"),
+    # One callback per call, however many requests race (NULLs, callbacks with no call, are not compared).
+    Index("ix_callbacks_origin", "origin_session_id", unique=True),
 )
 
 

@@ -102,6 +102,8 @@ async def test_an_admin_erases_a_session_everything_personal_goes(rapport: Rappo
         "emotion_seconds": 1,
         "reviews": 1,
         "webhook_payloads": 0,
+        "session_files": 0,
+        "callbacks": 0,
     }
     assert not media.exists() and not media.parent.exists()
     assert await rapport.store.list_chat(session_id) == []

@@ -198,7 +198,9 @@ async def test_a_wait_that_runs_out_ends_the_call_and_offers_a_callback(serve: S
     sup, _ = await rapport.staff_session("sup1")
     async with sup.get(f"{rapport.url}/api/v1/sessions/{call['session_id']}") as r:
         events = (await r.json())["events"]
-    assert [e["detail"] for e in events if e["kind"] == "callback_requested"] == [{"contact": contact}]
+    [requested] = [e["detail"] for e in events if e["kind"] == "callback_requested"]
+    callback = await rapport.store.callback_for_origin(call["session_id"])
+    assert callback is not None and requested == {"callback_id": callback.id} and callback.contact == contact
 
     # A customer who left the queue themselves, or whose call was answered, has no callback to ask for.
     left, left_token = await rapport.store.create_session(NewCall(customer_name="Bo"), token_ttl_s=3600)

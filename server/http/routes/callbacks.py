@@ -250,6 +250,8 @@ async def request_callback(request: web.Request, *, body: CallbackRequest) -> Ok
         due_at=max(due, now),
         origin_session_id=origin.id if origin else None,
     )
+    if callback is None:
+        raise ApiError(409, "conflict", "a callback has been asked for already")
     if origin is not None:
         await store.add_event_once(origin.id, "callback_requested", {"callback_id": callback.id})
     await request.app[WEBHOOKS].emit("callback.requested", {"callback": _hook(callback)})

@@ -46,7 +46,7 @@ def upgrade() -> None:
     op.create_index("ix_callbacks_due", "callbacks", ["state", "due_at"])
     op.create_index("ix_callbacks_invite", "callbacks", ["invite_id"])
     op.create_index("ix_callbacks_session", "callbacks", ["session_id"])
-    op.create_index("ix_callbacks_origin", "callbacks", ["origin_session_id"])
+    op.create_index("ix_callbacks_origin", "callbacks", ["origin_session_id"], unique=True)
 
 
 def downgrade() -> None:
