@@ -202,7 +202,10 @@ async def test_a_waiting_customer_leaves_a_callback_instead(centre: Rapport, tmp
         await expect(customer.get_by_test_id("instead-error")).to_be_visible()
         await customer.get_by_test_id("instead-phone").fill("+31 6 1234 5678")
         await customer.get_by_test_id("instead-submit").click()
-        await expect(customer.get_by_test_id("instead-thanks")).to_be_visible()
+        # The customer leaves the queue at once; the end screen itself confirms the request.
+        await expect(customer.locator("body")).to_have_attribute("data-state", "ended")
+        thanks = "Thank you. We'll get back to you as soon as we can."
+        await expect(customer.get_by_test_id("ended-text")).to_have_text(thanks)
 
         made = await until(lambda: centre.store.list_callbacks(("requested",)))
         assert len(made) == 1 and (made[0].contact or {}).get("phone") and made[0].origin_session_id

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import pytest
+from marionette_driver.errors import StaleElementException
 from marionette_driver.geckoinstance import DesktopInstance, GeckoInstance
 from marionette_driver.marionette import Marionette
 from playwright.async_api import Page
@@ -202,7 +203,7 @@ class FirefoxPage:
         def click() -> None:
             marionette.find_element("css selector", f'[data-testid="{test_id}"]').click()
 
-        await self.firefox.call(click)
+        await self._fresh(click)
 
     async def fill(self, test_id: str, text: str) -> None:
         """Type ``text`` into the field with this ``data-testid`` (after clearing it), once it is shown."""
@@ -214,7 +215,19 @@ class FirefoxPage:
             field.clear()
             field.send_keys(text)
 
-        await self.firefox.call(fill)
+        await self._fresh(fill)
+
+    async def _fresh(self, act: Callable[[], None], attempts: int = 5) -> None:
+        """Run ``act`` (find an element and act on it); if the page re-rendered the element between the find and
+        the act, find it again, as Playwright's locators do."""
+        for attempt in range(attempts):
+            try:
+                await self.firefox.call(act)
+                return
+            except StaleElementException:
+                if attempt == attempts - 1:
+                    raise
+                await asyncio.sleep(0.1)
 
     async def wait_for(self, function: str, arg: Any = None, timeout_s: float = 15.0) -> Any:
         """Poll ``function(arg)`` until it returns something truthy; its last value (for the assertion) either way."""

@@ -101,20 +101,25 @@ class Rapport:
         return client, call
 
     async def media_call(
-        self, rep_name: str = "rep1", *, available: bool = True, identified: bool = True, **fields: Any
+        self,
+        rep_name: str = "rep1",
+        *,
+        available: bool = True,
+        identified: bool = True,
+        rep_heals: bool = False,
+        **fields: Any,
     ) -> MediaCall:
         """``rep_name`` accepts a new customer's call and both sides negotiate media (no frames waited for yet).
 
         ``identified``: each side sends its own colour and tone (``CUSTOMER``, ``REP``), so a test can tell whose
         media arrived; otherwise both send the moving test picture, which costs the encoder more.
+        ``rep_heals``: the rep's end skips a lost packet and asks for a keyframe, as a browser does.
         """
         rep = await self.rep(rep_name, available=available)
         customer, call = await self.customer(**fields)
         await rep.request({"type": "call.accept", "session_id": call["session_id"]})
-        if identified:
-            customer_media, rep_media = MediaClient(identity=CUSTOMER), MediaClient(identity=REP)
-        else:
-            customer_media, rep_media = MediaClient(), MediaClient()
+        customer_media = MediaClient(identity=CUSTOMER if identified else None)
+        rep_media = MediaClient(identity=REP if identified else None, heal_lost_video=rep_heals)
         self.media += [customer_media, rep_media]
         await customer_media.negotiate(customer)
         await rep_media.negotiate(rep)

@@ -34,6 +34,7 @@ let chat = null;
 let waitTicker = null;
 let callToken = null; // kept after the call ends, for the rating
 let answered = false;
+let leftForCallback = false; // the customer left the queue after asking for a callback
 
 const joinToken = location.pathname.startsWith("/join/") ? decodeURIComponent(location.pathname.slice(6)) : null;
 
@@ -256,7 +257,10 @@ function showPosition(msg) {
     return;
   }
   let remaining = msg.estimated_wait_s;
-  offerCallbackInstead(remaining, () => callToken, () => signaling?.send({ type: "call.end" }));
+  offerCallbackInstead(remaining, () => callToken, () => {
+    leftForCallback = true;
+    signaling?.send({ type: "call.end" });
+  });
   bindText(estimate, () => t("estimated", { wait: waitText(remaining) }));
   waitTicker = setInterval(() => {
     remaining = Math.max(0, remaining - 1);
@@ -326,8 +330,10 @@ function onEnded({ state, reason, callback } = {}) {
   resetAssist();
   // Nobody could take the call in time: say so, and offer a callback beside "call again".
   const timedOut = reason === "max_wait";
+  // Left the queue for a callback: the end screen itself confirms the request.
+  const textKey = leftForCallback ? "callback_thanks" : timedOut ? "max_wait_text" : state === "abandoned" ? "abandoned_text" : "ended_text";
   showEndScreen({
-    textKey: timedOut ? "max_wait_text" : state === "abandoned" ? "abandoned_text" : "ended_text",
+    textKey,
     endedAt: new Date(),
     // Only a call someone answered can be rated; leaving the queue cannot.
     rateable: Boolean(answered && state !== "abandoned" && callToken),
