@@ -78,6 +78,9 @@ function start() {
   });
   const on = (type, handle) => signaling.addEventListener(type, (ev) => handle(ev.detail));
   on("welcome", onWelcome);
+  // A status change needs the socket: until it is up (and while it is down) the toggle would only fail.
+  on("connected", () => ($("availability").disabled = false));
+  on("disconnected", () => ($("availability").disabled = true));
   on("queue.snapshot", onQueueSnapshot);
   on("queue.delta", onQueueDelta);
   on("queue.new", () => alertNewCustomer());
