@@ -5,15 +5,17 @@ If an aiortc upgrade moves one of them, these fail loudly, naming it, before any
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 
 import aiortc
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, rtp
+from aiortc import codecs as codecs_module
 from aiortc import rtcrtpreceiver as receiver_module
 from aiortc.jitterbuffer import JitterBuffer
+from aiortc.rate import RemoteBitrateEstimator
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpSendParameters
+from aiortc.rtcrtpreceiver import NackGenerator
 from aiortc.rtp import RtpPacket
 
 from server.media import seams
@@ -24,18 +26,27 @@ def test_the_pinned_aiortc_version() -> None:
     assert aiortc.__version__ == seams.AIORTC_VERSION, "re-check server/media/seams.py against this aiortc"
 
 
-def test_the_receivers_packet_path_ends_in_its_jitter_buffer() -> None:
+def test_the_receivers_packet_path_is_what_the_tap_does_in_its_place() -> None:
     handle = inspect.getsource(RTCRtpReceiver._handle_rtp_packet)
     assert list(inspect.signature(RTCRtpReceiver._handle_rtp_packet).parameters) == [
         "self",
         "packet",
         "arrival_time_ms",
     ]
-    # The order the tap relies on: stats and NACKs for the upstream leg first, RTX unwrapped, then the buffer.
+    # What the tap keeps of aiortc's handler, in its order: REMB, the source's time, RR statistics, RTX, NACKs.
     order = [
+        "if not self._enabled:",
+        "remb = self.__remote_bitrate_estimator.add(",
+        "fci=pack_remb_fci(*remb),",
+        "self.__active_ssrc[packet.ssrc] = clock.current_datetime()",
+        "codec = self.__codecs.get(packet.payload_type)",
+        "self.__remote_streams[packet.ssrc] = StreamStatistics(codec.clockRate)",
         "self.__remote_streams[packet.ssrc].add(packet)",
-        "packet = unwrap_rtx(",
+        "if is_rtx(codec):",
+        "original_ssrc = self.__rtx_ssrc.get(packet.ssrc)",
+        "packet = unwrap_rtx(packet, payload_type=apt, ssrc=original_ssrc)",
         "self.__nack_generator.add(packet)",
+        "sorted(self.__nack_generator.missing)",
         "packet._data = depayload(codec, packet.payload)",
         "self.__jitter_buffer.add(packet)",
     ]
@@ -46,12 +57,39 @@ def test_the_receivers_packet_path_ends_in_its_jitter_buffer() -> None:
     assert "await receiver._handle_rtp_packet(packet, arrival_time_ms=arrival_time_ms)" in inspect.getsource(
         RTCDtlsTransport._handle_rtp_data
     )
-    # No other use of the jitter buffer in the receiver: the tap need only have add().
+    # The transcoding path's healing replaces the jitter buffer, the receiver's only use of it.
     assert inspect.getsource(RTCRtpReceiver).count("self.__jitter_buffer.") == 1
     assert "JitterBuffer(capacity=512, is_video=True)" in inspect.getsource(RTCRtpReceiver.__init__)
     assert "self.__codecs[codec.payloadType] = codec" in inspect.getsource(RTCRtpReceiver.receive)
+    assert 'return codec.name.lower() == "rtx"' in inspect.getsource(codecs_module.is_rtx)
+    # What the frames' branch does in the depayloader's place (seams.depayload_for_jitter_buffer).
+    depayload = inspect.getsource(codecs_module.depayload)
+    assert "return vp8_depayload(payload)" in depayload and "return h264_depayload(payload)" in depayload
+    assert 'data=b"".join([x._data for x in packets])' in inspect.getsource(JitterBuffer)
     buffer = JitterBuffer(capacity=16, is_video=True)
     assert {"_origin", "_packets", "_capacity"} <= set(vars(buffer)) and hasattr(buffer, "_remove_frame")
+
+
+async def test_a_receiver_has_the_attributes_the_tap_reads() -> None:
+    pc = RTCPeerConnection(rtc_configuration(()))
+    try:
+        video = pc.addTransceiver("video").receiver
+        audio = pc.addTransceiver("audio").receiver
+        for receiver in (video, audio):
+            for name in (
+                seams.RECEIVER_CODECS,
+                seams.RECEIVER_ACTIVE_SSRC,
+                seams.RECEIVER_REMOTE_STREAMS,
+                seams.RECEIVER_RTX_SSRC,
+            ):
+                assert isinstance(getattr(receiver, name), dict), name
+            assert isinstance(getattr(receiver, seams.RECEIVER_RTCP_SSRC), int)  # set by addTransceiver
+        assert isinstance(getattr(video, seams.RECEIVER_NACK_GENERATOR), NackGenerator)
+        assert isinstance(getattr(video, seams.RECEIVER_BITRATE_ESTIMATOR), RemoteBitrateEstimator)
+        assert getattr(audio, seams.RECEIVER_NACK_GENERATOR) is None
+        assert getattr(audio, seams.RECEIVER_BITRATE_ESTIMATOR) is None
+    finally:
+        await pc.close()
 
 
 def test_the_receivers_requests_upstream() -> None:
@@ -79,6 +117,9 @@ def test_the_senders_hooks() -> None:
     assert "await transceiver.sender.send(self.__localRtp(transceiver))" in inspect.getsource(RTCPeerConnection)
     assert "self._tx_srtp.protect(data)" in inspect.getsource(RTCDtlsTransport._send_rtp)
     assert hasattr(rtp.HeaderExtensionsMap, "configure") and hasattr(rtp.HeaderExtensionsMap, "set")
+    # The header writer reads the negotiated ids where the map keeps them.
+    extensions = rtp.HeaderExtensionsMap()
+    assert isinstance(getattr(extensions, seams.EXTENSIONS_MAP_IDS), rtp.HeaderExtensions)
 
 
 async def test_a_sender_has_the_attributes_the_seams_read_and_write() -> None:
@@ -121,26 +162,50 @@ async def test_a_sender_has_the_attributes_the_seams_read_and_write() -> None:
         await pc.close()
 
 
-async def test_the_tap_gets_vetted_packets_and_nothing_is_reassembled() -> None:
+async def test_the_tap_keeps_the_upstream_bookkeeping_and_hands_packets_on() -> None:
     pc = RTCPeerConnection(rtc_configuration(()))
     try:
         receiver = pc.addTransceiver("video").receiver
-        codec = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90_000, payloadType=96)
-        getattr(receiver, seams.RECEIVER_CODECS)[96] = codec
-        got: list[tuple[int, str]] = []
+        vp8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90_000, payloadType=96)
+        rtx = RTCRtpCodecParameters(mimeType="video/rtx", clockRate=90_000, payloadType=97, parameters={"apt": 96})
+        getattr(receiver, seams.RECEIVER_CODECS).update({96: vp8, 97: rtx})
+        getattr(receiver, seams.RECEIVER_RTX_SSRC)[2] = 1  # RTX stream 2 repairs stream 1
+        got: list[tuple[int, int, str, bytes]] = []
+        nacked: list[tuple[int, list[int]]] = []
 
         async def on_packet(packet: RtpPacket, c: RTCRtpCodecParameters, _ms: int) -> None:
-            got.append((packet.sequence_number, c.mimeType))
+            got.append((packet.ssrc, packet.sequence_number, c.mimeType, packet.payload))
 
-        tap = seams.tap_receiver(receiver, on_packet)
-        assert getattr(receiver, seams.RECEIVER_JITTER_BUFFER) is tap
-        good = RtpPacket(payload_type=96, sequence_number=7, timestamp=0, ssrc=1, payload=b"\x10\x10\x02\x00")
-        await receiver._handle_rtp_packet(good, arrival_time_ms=0)
-        unknown = RtpPacket(payload_type=100, sequence_number=8, timestamp=0, ssrc=1, payload=b"\x10\x10")
-        await receiver._handle_rtp_packet(unknown, arrival_time_ms=0)
-        broken = RtpPacket(payload_type=96, sequence_number=9, timestamp=0, ssrc=1, payload=b"\x80")
-        await receiver._handle_rtp_packet(broken, arrival_time_ms=0)
-        await asyncio.sleep(0)
-        assert got == [(7, "video/VP8")], "unknown payload types and undecodable payloads stop in aiortc"
+        async def send_nack(media_ssrc: int, lost: list[int]) -> None:
+            nacked.append((media_ssrc, lost))
+
+        receiver._send_rtcp_nack = send_nack  # type: ignore[method-assign]
+        seams.tap_receiver(receiver, on_packet)
+
+        def packet(pt: int, seq: int, ssrc: int, payload: bytes) -> RtpPacket:
+            return RtpPacket(payload_type=pt, sequence_number=seq, timestamp=0, ssrc=ssrc, payload=payload)
+
+        frame = b"\x10\x10\x02\x00"
+        await receiver._handle_rtp_packet(packet(96, 7, 1, frame), arrival_time_ms=0)
+        await receiver._handle_rtp_packet(packet(96, 9, 1, frame), arrival_time_ms=1)  # 8 is missing
+        await receiver._handle_rtp_packet(packet(100, 10, 1, frame), arrival_time_ms=2)  # unknown payload type
+        await receiver._handle_rtp_packet(packet(97, 500, 2, b"\x00\x08" + frame), arrival_time_ms=3)  # 8, as RTX
+        await receiver._handle_rtp_packet(packet(97, 501, 2, b""), arrival_time_ms=4)  # padding-only probe
+        await receiver._handle_rtp_packet(packet(97, 502, 3, b"\x00\x08" + frame), arrival_time_ms=5)  # unknown
+        broken = b"\x90\xe0"  # a picture id announced and missing: the feed counts it malformed, not the tap
+        await receiver._handle_rtp_packet(packet(96, 10, 1, broken), arrival_time_ms=6)
+        assert got == [
+            (1, 7, "video/VP8", frame),
+            (1, 9, "video/VP8", frame),
+            (1, 8, "video/VP8", frame),
+            (1, 10, "video/VP8", broken),
+        ]
+        assert nacked == [(1, [8])], "the gap was asked of the source"
+        streams = getattr(receiver, seams.RECEIVER_REMOTE_STREAMS)
+        assert streams[1].packets_received == 3 and set(streams) == {1, 2, 3}, "RTCP RR statistics kept"
+        assert [s.source for s in receiver.getSynchronizationSources()] == [1, 2, 3]
+        receiver._enabled = False
+        await receiver._handle_rtp_packet(packet(96, 11, 1, frame), arrival_time_ms=7)
+        assert len(got) == 4, "a disabled receiver passes nothing on"
     finally:
         await pc.close()
