@@ -87,7 +87,7 @@ from bench.common import (
 )
 from server.config import Settings
 
-DEFAULT_COUNTS = (1, 2, 4, 8, 12, 16)
+DEFAULT_COUNTS = (1, 2, 4, 6, 8, 10, 12, 16)  # 10: the transit goal is measured there
 WORKER_STOP_TIMEOUT_S = 20.0
 IDLE_CPU_PCT = 15.0  # the server counts as idle again between runs below this
 IDLE_TIMEOUT_S = 10.0
@@ -536,7 +536,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run it inside a private network namespace; see bench/README.md.",
     )
     add = parser.add_argument
-    add("--n", type=positive_ints, default=DEFAULT_COUNTS, help="call counts (default 1,2,4,8,12,16)")
+    add("--n", type=positive_ints, default=DEFAULT_COUNTS, help="call counts (default 1,2,4,6,8,10,12,16)")
     add("--seconds", type=float, default=10.0, help="measuring window per N (default 10)")
     add("--warmup", type=float, default=4.0, help="seconds of flowing media before the window (default 4)")
     add(
