@@ -36,12 +36,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 HERE, ROOT = Path(__file__).resolve().parent, Path(__file__).resolve().parents[1]
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() not in (HERE, ROOT)]
 
 from emotion.backends import ProcessWorker  # noqa: E402
+from emotion.detector import Pixels, check_image  # noqa: E402
 from emotion.fastpath import FastFerDetector  # noqa: E402
 from emotion.types import FaceEmotion  # noqa: E402
 from emotion.worker import DEFAULT_DETECTOR, DetectorFactory  # noqa: E402
@@ -54,6 +56,8 @@ BEFORE_REF = "d6b98e6"
 class TensorFlowFastPath(FastFerDetector):
     """The fast path with fer's own ``FER`` (full TensorFlow's tf.lite interpreter): the worker before LiteRT."""
 
+    pixels: Pixels = "bgr"  # as the worker before LiteRT was sent
+
     def __init__(self) -> None:
         super().__init__()
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -62,6 +66,12 @@ class TensorFlowFastPath(FastFerDetector):
             from fer.fer import FER
 
             self._fer = FER()  # type: ignore[assignment]
+
+    def detect(self, bgr: np.ndarray) -> list[FaceEmotion]:
+        # fer's own classifier turns the crop from BGR to grey itself: it is given the BGR frame's crop.
+        image = check_image(bgr)
+        box = self.tracker.locate(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY))
+        return [] if box is None else self.classify(image, box)
 
 
 @dataclass
