@@ -70,19 +70,20 @@ def test_the_receivers_packet_path_is_what_the_tap_does_in_its_place() -> None:
     assert {"_origin", "_packets", "_capacity"} <= set(vars(buffer)) and hasattr(buffer, "_remove_frame")
 
 
+def assert_attributes(instance: object, names: tuple[str, ...], kind: type) -> None:
+    for name in names:
+        assert isinstance(getattr(instance, name), kind), name
+
+
 async def test_a_receiver_has_the_attributes_the_tap_reads() -> None:
     pc = RTCPeerConnection(rtc_configuration(()))
     try:
         video = pc.addTransceiver("video").receiver
         audio = pc.addTransceiver("audio").receiver
+        tables: tuple[str, ...] = (seams.RECEIVER_CODECS, seams.RECEIVER_ACTIVE_SSRC, seams.RECEIVER_REMOTE_STREAMS)
+        tables += (seams.RECEIVER_RTX_SSRC,)
         for receiver in (video, audio):
-            for name in (
-                seams.RECEIVER_CODECS,
-                seams.RECEIVER_ACTIVE_SSRC,
-                seams.RECEIVER_REMOTE_STREAMS,
-                seams.RECEIVER_RTX_SSRC,
-            ):
-                assert isinstance(getattr(receiver, name), dict), name
+            assert_attributes(receiver, tables, dict)
             assert isinstance(getattr(receiver, seams.RECEIVER_RTCP_SSRC), int)  # set by addTransceiver
         assert isinstance(getattr(video, seams.RECEIVER_NACK_GENERATOR), NackGenerator)
         assert isinstance(getattr(video, seams.RECEIVER_BITRATE_ESTIMATOR), RemoteBitrateEstimator)
@@ -126,13 +127,8 @@ async def test_a_sender_has_the_attributes_the_seams_read_and_write() -> None:
     pc = RTCPeerConnection(rtc_configuration(()))
     try:
         sender = pc.addTransceiver("video").sender
-        for name in (
-            seams.SENDER_NTP_TIMESTAMP,
-            seams.SENDER_RTP_TIMESTAMP,
-            seams.SENDER_PACKET_COUNT,
-            seams.SENDER_OCTET_COUNT,
-        ):
-            assert isinstance(getattr(sender, name), int), name
+        report = (seams.SENDER_NTP_TIMESTAMP, seams.SENDER_RTP_TIMESTAMP, seams.SENDER_PACKET_COUNT)
+        assert_attributes(sender, (*report, seams.SENDER_OCTET_COUNT), int)
         assert isinstance(sender._ssrc, int) and isinstance(sender._rtx_ssrc, int)
         seams.count_sent(sender, 1200, 90_000)
         seams.count_sent(sender, 300, None)
