@@ -57,7 +57,7 @@ from ..metrics import BucketCounts
 from . import seams
 from .feeds import FrameSink, ParticipantFeed, tag_codec
 from .healing import GapHealingJitterBuffer, is_keyframe
-from .rtp import HeaderWriter, RetransmissionCache, SentPacket, StreamRewriter, TimestampUnwrapper, keyframe_start
+from .rtp import RetransmissionCache, SentPacket, StreamRewriter, TimestampUnwrapper, keyframe_start
 
 log = logging.getLogger(__name__)
 
@@ -252,22 +252,12 @@ class RtpParticipantFeed(ParticipantFeed):
 
 @dataclass
 class OutCodec:
-    """How one sender writes packets of one codec: the peer's payload types, and its header extensions."""
+    """How one sender writes packets of one codec: the peer's payload types and header extension ids."""
 
     payload_type: int
     rtx_payload_type: int | None
-    writer: HeaderWriter
-
-    @property
-    def mid(self) -> str | None:
-        return self.writer.mid
-
-
-def header_writer(extensions: HeaderExtensionsMap, mid: str | None) -> HeaderWriter:
-    def fallback(mid: str | None, abs_send_time: int | None, audio_level: Any) -> tuple[int, bytes]:
-        return extensions.set(HeaderExtensions(mid=mid, abs_send_time=abs_send_time, audio_level=audio_level))
-
-    return HeaderWriter(seams.extension_ids(extensions), mid, fallback)
+    extensions: HeaderExtensionsMap
+    mid: str | None
 
 
 def out_codec(parameters: Any, codec: str) -> OutCodec | None:
@@ -283,7 +273,10 @@ def out_codec(parameters: Any, codec: str) -> OutCodec | None:
         ),
         None,
     )
-    return OutCodec(chosen.payloadType, rtx, header_writer(seams.header_extensions_map(parameters), parameters.muxId))
+    return OutCodec(chosen.payloadType, rtx, seams.header_extensions_map(parameters), parameters.muxId)
+
+
+HEADER = struct.Struct("!BBHII")
 
 
 def abs_send_time(now: float) -> int:
@@ -320,6 +313,7 @@ class RtpFeedTrack(MediaStreamTrack):
         self._ssrc = 0
         self._rtx_ssrc = 0
         self._rtx_seq = 0
+        self._extensions = HeaderExtensions()
         self._stopped = asyncio.Event()
         self.frames_out = 0
         self.packets_out = 0
@@ -395,11 +389,13 @@ class RtpFeedTrack(MediaStreamTrack):
             return
         seq, ts = numbers
         first_of_frame = seq == rewriter.highest_seq and ts != self._last_ts
-        level = packet.extensions.audio_level
-        sent = SentPacket(seq, ts, packet.marker, packet.payload, level)
-        data = out.writer.packet(
-            out.payload_type, packet.marker, seq, ts, self._ssrc, packet.payload, abs_send_time(time.time()), level
-        )
+        extensions = self._extensions
+        extensions.mid = out.mid
+        now = time.time()
+        extensions.abs_send_time = abs_send_time(now)
+        extensions.audio_level = packet.extensions.audio_level
+        sent = SentPacket(seq, ts, packet.marker, packet.payload, packet.extensions.audio_level)
+        data = self._serialize(out.payload_type, sent, self._ssrc, out.extensions)
         self.cache.put(sent)
         assert self.sender is not None
         try:
@@ -418,6 +414,14 @@ class RtpFeedTrack(MediaStreamTrack):
 
     _last_ts: int | None = None
 
+    def _serialize(self, payload_type: int, sent: SentPacket, ssrc: int, extensions: HeaderExtensionsMap) -> bytes:
+        profile, values = extensions.set(self._extensions)
+        first = 0x80 | (0x10 if values else 0)
+        header = HEADER.pack(first, (sent.marker << 7) | payload_type, sent.sequence_number, sent.timestamp, ssrc)
+        if values:
+            header += struct.pack("!HH", profile, len(values) >> 2) + values
+        return header + sent.payload
+
     async def _retransmit(self, seq: int) -> None:
         """A NACK asked for ``seq``: resend it from the cache (as RTX when negotiated), or ask the source."""
         sent = self.cache.get(seq)
@@ -429,23 +433,15 @@ class RtpFeedTrack(MediaStreamTrack):
             else:
                 self.feed.nack_upstream(upstream)
             return
-        now = abs_send_time(time.time())
+        self._extensions.mid = codec.mid
+        self._extensions.abs_send_time = abs_send_time(time.time())
+        self._extensions.audio_level = sent.audio_level
         if codec.rtx_payload_type is not None:
-            data = codec.writer.packet(
-                codec.rtx_payload_type,
-                sent.marker,
-                self._rtx_seq,
-                sent.timestamp,
-                self._rtx_ssrc,
-                RTX_OSN.pack(seq) + sent.payload,
-                now,
-                sent.audio_level,
-            )
+            rtx = SentPacket(self._rtx_seq, sent.timestamp, sent.marker, RTX_OSN.pack(seq) + sent.payload)
             self._rtx_seq = uint16_add(self._rtx_seq, 1)
+            data = self._serialize(codec.rtx_payload_type, rtx, self._rtx_ssrc, codec.extensions)
         else:
-            data = codec.writer.packet(
-                codec.payload_type, sent.marker, seq, sent.timestamp, self._ssrc, sent.payload, now, sent.audio_level
-            )
+            data = self._serialize(codec.payload_type, sent, self._ssrc, codec.extensions)
         self.retransmitted += 1
         with contextlib.suppress(ConnectionError):
             await seams.send_rtp(self.sender, data)

@@ -16,8 +16,6 @@ Hostile payloads never raise here: a packet whose payload cannot be what its cod
 from __future__ import annotations
 
 import random
-import struct
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -228,95 +226,3 @@ class TimestampUnwrapper:
         if delta > 0:
             self._newest = unwrapped
         return unwrapped - self._origin
-
-
-RTP_HEADER = struct.Struct("!BBHII")
-
-
-@dataclass(frozen=True)
-class ExtensionIds:
-    """The header extension ids a forwarded stream writes (None: not negotiated)."""
-
-    mid: int | None
-    abs_send_time: int | None
-    audio_level: int | None
-
-
-class HeaderWriter:
-    """Writes forwarded RTP packets with the mid, abs-send-time and audio-level extensions, byte for byte as
-    aiortc's ``HeaderExtensionsMap.set`` and ``pack_header_extensions`` would (RFC 8285), but with each layout's
-    struct made once: per packet only the numbers change. aiortc's general writer took about a tenth of a
-    forwarding worker's CPU. Layouts the one-byte form cannot hold (an id over 14, a mid over 16 bytes) go to
-    ``fallback(mid, abs_send_time, audio_level) -> (profile, value)``, aiortc's own.
-    """
-
-    def __init__(
-        self,
-        ids: ExtensionIds,
-        mid: str | None,
-        fallback: Callable[[str | None, int | None, Any], tuple[int, bytes]],
-    ) -> None:
-        self.ids = ids
-        self.mid = mid
-        self._mid = mid.encode("utf8") if mid is not None and ids.mid else b""
-        self._fallback = fallback
-        self._layouts: dict[tuple[bool, bool], struct.Struct | None] = {}
-        # aiortc writes an empty mid as a two-byte element: the fallback does too.
-        self.one_byte = bool(
-            all(i is None or 0 < i <= 14 for i in (ids.mid, ids.abs_send_time, ids.audio_level))
-            and len(self._mid) <= 16
-            and not (mid == "" and ids.mid)
-        )
-
-    def _layout(self, with_abs: bool, with_level: bool) -> struct.Struct | None:
-        key = (with_abs, with_level)
-        if key not in self._layouts:
-            size, form = 0, "!HH"
-            if self._mid:
-                form += f"B{len(self._mid)}s"
-                size += 1 + len(self._mid)
-            if with_abs:
-                form += "BBH"
-                size += 4
-            if with_level:
-                form += "BB"
-                size += 2
-            padding = -size % 4
-            self._layouts[key] = struct.Struct(form + "x" * padding) if size else None
-        return self._layouts[key]
-
-    def packet(
-        self,
-        payload_type: int,
-        marker: int,
-        seq: int,
-        ts: int,
-        ssrc: int,
-        payload: bytes,
-        abs_send_time: int | None,
-        audio_level: Any,
-    ) -> bytes:
-        ids = self.ids
-        with_abs = abs_send_time is not None and bool(ids.abs_send_time)
-        with_level = audio_level is not None and bool(ids.audio_level)
-        if not self.one_byte:
-            profile, value = self._fallback(self.mid, abs_send_time, audio_level)
-            extension = struct.pack("!HH", profile, len(value) >> 2) + value if value else b""
-        else:
-            layout = self._layout(with_abs, with_level)
-            if layout is None:
-                extension = b""
-            else:
-                words = (layout.size - 4) >> 2
-                fields: list[Any] = [0xBEDE, words]
-                if self._mid:
-                    fields += [(ids.mid or 0) << 4 | (len(self._mid) - 1), self._mid]
-                if with_abs:
-                    assert abs_send_time is not None
-                    fields += [(ids.abs_send_time or 0) << 4 | 2, abs_send_time >> 16 & 0xFF, abs_send_time & 0xFFFF]
-                if with_level:
-                    fields += [(ids.audio_level or 0) << 4, (0x80 if audio_level[0] else 0) | (audio_level[1] & 0x7F)]
-                extension = layout.pack(*fields)
-        first = 0x90 if extension else 0x80
-        header = RTP_HEADER.pack(first, (marker << 7) | payload_type, seq, ts, ssrc)
-        return b"".join((header, extension, payload))

@@ -25,7 +25,6 @@ Send side (``RTCRtpSender``):
 
 * ``send(parameters)``: called once the transport is up; :func:`capture_send_parameters` keeps the negotiated
   codecs, header extensions and mid, from which forwarded packets are written.
-* ``HeaderExtensionsMap.__ids``: the negotiated extension ids, for :class:`server.media.rtp.HeaderWriter`.
 * ``_ssrc``, ``_rtx_ssrc``, ``transport._send_rtp(data)`` (SRTP-protects and sends one packet).
 * ``_retransmit(seq)``: called per sequence number of a NACK; replaced per instance (:func:`on_retransmit`).
 * ``_send_keyframe()``: called on a PLI/FIR; replaced per instance (:func:`on_keyframe_request`).
@@ -50,15 +49,12 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpSendParameters
 from aiortc.rtcrtpreceiver import NackGenerator, StreamStatistics
 from aiortc.rtp import (
     RTCP_PSFB_APP,
-    HeaderExtensions,
     HeaderExtensionsMap,
     RtcpPsfbPacket,
     RtpPacket,
     pack_remb_fci,
     unwrap_rtx,
 )
-
-from .rtp import ExtensionIds
 
 AIORTC_VERSION = "1.16.0"
 
@@ -70,7 +66,6 @@ RECEIVER_RTX_SSRC = "_RTCRtpReceiver__rtx_ssrc"
 RECEIVER_NACK_GENERATOR = "_RTCRtpReceiver__nack_generator"
 RECEIVER_BITRATE_ESTIMATOR = "_RTCRtpReceiver__remote_bitrate_estimator"
 RECEIVER_RTCP_SSRC = "_RTCRtpReceiver__rtcp_ssrc"
-EXTENSIONS_MAP_IDS = "_HeaderExtensionsMap__ids"
 SOURCE_REFRESH_S = 1.0  # how often a source's last-seen time is renewed (aiortc lists sources seen in 10 s)
 SENDER_NTP_TIMESTAMP = "_RTCRtpSender__ntp_timestamp"
 SENDER_RTP_TIMESTAMP = "_RTCRtpSender__rtp_timestamp"
@@ -193,12 +188,6 @@ def header_extensions_map(parameters: RTCRtpSendParameters) -> HeaderExtensionsM
     extensions = HeaderExtensionsMap()
     extensions.configure(parameters)
     return extensions
-
-
-def extension_ids(extensions: HeaderExtensionsMap) -> ExtensionIds:
-    """The ids a map writes mid, abs-send-time and audio level with (None where not negotiated)."""
-    ids: HeaderExtensions = getattr(extensions, EXTENSIONS_MAP_IDS)
-    return ExtensionIds(mid=ids.mid, abs_send_time=ids.abs_send_time, audio_level=ids.audio_level)
 
 
 def sender_ssrcs(sender: RTCRtpSender) -> tuple[int, int]:

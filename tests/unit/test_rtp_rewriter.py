@@ -4,13 +4,9 @@ and hostile payloads that must never crash a call."""
 from __future__ import annotations
 
 import random
-from typing import Any
 
 import pytest
-from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
-from aiortc.rtp import HeaderExtensions, HeaderExtensionsMap, RtpPacket
 
-from server.media.forwarding import header_writer
 from server.media.rtp import (
     RetransmissionCache,
     SentPacket,
@@ -197,61 +193,3 @@ def test_timestamps_unwrap_for_the_recorder() -> None:
     assert times.map(0) == 3000
     assert times.map((1 << 32) - 1500) == 1500, "a late one from before the wrap"
     assert times.map(3000) == 6000
-
-
-EXTENSION_URIS = {
-    "mid": "urn:ietf:params:rtp-hdrext:sdes:mid",
-    "abs_send_time": "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time",
-    "audio_level": "urn:ietf:params:rtp-hdrext:ssrc-audio-level",
-}
-
-
-def extensions_map(ids: dict[str, int]) -> HeaderExtensionsMap:
-    extensions = HeaderExtensionsMap()
-    negotiated = [RTCRtpHeaderExtensionParameters(id=i, uri=EXTENSION_URIS[n]) for n, i in ids.items()]
-    extensions.configure(RTCRtpParameters(headerExtensions=negotiated))
-    return extensions
-
-
-def aiortc_packet(
-    ids: dict[str, int], mid: str | None, pt: int, seq: int, ts: int, ssrc: int, payload: bytes, abs_t: Any, level: Any
-) -> bytes:
-    """What aiortc writes for the same packet: RtpPacket.serialize with a configured HeaderExtensionsMap."""
-    extensions = extensions_map(ids)
-    packet = RtpPacket(payload_type=pt, marker=seq & 1, sequence_number=seq, timestamp=ts, ssrc=ssrc, payload=payload)
-    packet.extensions = HeaderExtensions(mid=mid, abs_send_time=abs_t, audio_level=level)
-    return packet.serialize(extensions)
-
-
-@pytest.mark.parametrize(
-    ("ids", "mid"),
-    [
-        ({"mid": 1, "abs_send_time": 3, "audio_level": 2}, "0"),
-        ({"mid": 4, "abs_send_time": 2}, "video-17"),
-        ({"abs_send_time": 14}, None),
-        ({"mid": 9, "abs_send_time": 15, "audio_level": 1}, "1"),  # an id over 14: aiortc's two-byte form
-        ({"mid": 1, "abs_send_time": 3}, "a-mid-longer-than-16-bytes"),  # two-byte form too
-        ({"mid": 1, "abs_send_time": 3}, ""),  # an empty element: two-byte form
-        ({}, "0"),  # nothing negotiated: no extension at all
-    ],
-)
-def test_the_header_writer_writes_what_aiortc_writes(ids: dict[str, int], mid: str | None) -> None:
-    rng = random.Random(7)
-    extensions = extensions_map(ids)
-    writer = header_writer(extensions, mid)
-    assert writer.one_byte == (
-        all(i <= 14 for i in ids.values()) and (mid is None or 0 < len(mid) <= 16 or "mid" not in ids)
-    )
-    for _ in range(300):
-        pt, seq, ts, ssrc = (
-            rng.randrange(96, 128),
-            rng.randrange(1 << 16),
-            rng.randrange(1 << 32),
-            rng.randrange(1 << 32),
-        )
-        payload = rng.randbytes(rng.randrange(0, 40))
-        abs_t = rng.choice([None, rng.randrange(1 << 24)])
-        level = rng.choice([None, (rng.random() < 0.5, rng.randrange(128))])
-        ours = writer.packet(pt, seq & 1, seq, ts, ssrc, payload, abs_t, level)
-        assert ours == aiortc_packet(ids, mid, pt, seq, ts, ssrc, payload, abs_t, level)
-        assert RtpPacket.parse(ours, extensions).payload == payload
